@@ -1,0 +1,145 @@
+"""The ``netsim`` command: run, trace, validate, schema.
+
+A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
+and a message naming what is wrong and where; no traceback reaches the user for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from netsim import __version__
+from netsim.mail import ConservationError, Kind, Outcome, Tracer
+from netsim.scenario import Scenario, ScenarioError, load_scenario
+from netsim.scenario.docs import json_schema, scenario_markdown
+from netsim.world import simulate, write_results
+
+USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Something the user asked for cannot be done; the message says what and where."""
+
+
+def _scenario_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", nargs="?", help="scenario YAML file (default: the embedded "
+                        "default world)")
+    parser.add_argument("--seed", type=int, help="base seed (overrides the scenario's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a scenario field, e.g. "
+                        "users.mua_587_share=0.8 (repeatable)")
+
+
+def _load(args: argparse.Namespace) -> Scenario:
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    return load_scenario(args.scenario, overrides)
+
+
+def _format_counts(summary: dict) -> str:
+    outcomes = [o.value for o in Outcome if o is not Outcome.PENDING] + [Outcome.PENDING.value]
+    head = f"{'kind':<8}" + "".join(f"{o:>11}" for o in outcomes) + f"{'total':>11}"
+    lines = [head, "-" * len(head)]
+    for kind in Kind:
+        row = summary["counts"][kind.value]
+        lines.append(f"{kind.value:<8}" + "".join(f"{row[o]:>11}" for o in outcomes)
+                     + f"{sum(row.values()):>11}")
+    sim = summary["sim"]
+    lines.append("")
+    lines.append(f"messages {sim['messages']}, recipients {sim['recipients']}, sessions "
+                 f"{sim['sessions']}, events {sim['events']}, simulated {sim['sim_seconds']:g} s "
+                 f"in {sim['wall_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenario = _load(args)
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    result = simulate(scenario)
+    try:
+        write_results(result, out)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write results ({exc.strerror or exc})") from None
+    print(f"scenario {scenario.name}, seed {scenario.seed}\n")
+    print(_format_counts(result.summary))
+    print(f"\nresults in {out}/ (summary.json, recipients.parquet, scenario.yaml)")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    scenario = _load(args)
+    tracer = Tracer(message_id=args.message, first_kind=args.first)
+    simulate(scenario, tracer=tracer)
+    if not tracer.followed:
+        what = f"message {args.message}" if args.message is not None else \
+            f"a {args.first} message"
+        raise UserError(f"{what} does not occur in scenario {scenario.name} "
+                        f"(seed {scenario.seed})")
+    print(tracer.render())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    subscribers = sum(i.subscribers for i in scenario.isps)
+    print(f"{args.scenario}: valid scenario {scenario.name!r}: {len(scenario.isps)} ISPs, "
+          f"{subscribers} subscribers, {len(scenario.visited_networks)} visited and "
+          f"{len(scenario.hosting_networks)} hosting networks, {scenario.duration_s:g} s")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(scenario_markdown() if args.markdown else json_schema())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netsim", description="Simulate Internet mail: SMTP, POP3, "
+                                "spam, OP25B and the submission port.")
+    p.add_argument("--version", action="version", version=f"netsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="simulate a scenario and write its results")
+    _scenario_args(run)
+    run.add_argument("--out", help="results folder (default: results/<scenario name>)")
+    run.set_defaults(func=cmd_run)
+    trace = sub.add_parser("trace", help="print one message's journey, as on the wire")
+    _scenario_args(trace)
+    which = trace.add_mutually_exclusive_group(required=True)
+    which.add_argument("--message", type=int, metavar="ID", help="message id (as in "
+                       "recipients.parquet)")
+    which.add_argument("--first", choices=[k.value for k in Kind], help="the first message "
+                       "of this kind")
+    trace.set_defaults(func=cmd_trace)
+    validate = sub.add_parser("validate", help="check a scenario file and explain each error")
+    validate.add_argument("scenario", help="scenario YAML file")
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="print the JSON Schema of a scenario")
+    schema.add_argument("--markdown", action="store_true", help="print the scenario reference "
+                        "(docs/scenario.md) instead")
+    schema.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScenarioError as exc:
+        print(f"netsim: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except UserError as exc:
+        print(f"netsim: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except ConservationError as exc:
+        print(f"netsim: internal error, results not written: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The mail layer: mail servers, queues, maildrops and sessions, as SimPy adapters around the
+sans-I/O protocol engines."""
+
+from netsim.mail.ledger import ConservationError, Ledger, Outcome
+from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
+from netsim.mail.policy import MECHANISMS, InboundPolicy, Policy, mechanism
+from netsim.mail.queue import OutboundQueue, RetryPolicy
+from netsim.mail.server import Listener, MailServer, ServerSettings
+from netsim.mail.session import pop3_session, smtp_session
+from netsim.mail.trace import TraceLine, Tracer
+
+__all__ = [
+    "MECHANISMS", "ConservationError", "InboundPolicy", "Kind", "Ledger", "Listener", "Mail",
+    "MailServer", "OutboundQueue", "Outcome", "Policy", "RetryPolicy", "SenderType",
+    "ServerSettings", "TraceLine", "Tracer", "domain_of", "local_part", "mechanism",
+    "pop3_session", "smtp_session",
+]

@@ -1,0 +1,199 @@
+"""The ledger: one row per message recipient, and the conservation law over it.
+
+Rows are stored column by column (plain lists of small integer codes and floats), so a run
+holds no Python object per recipient beyond a few list slots, and the table converts to
+Arrow without copying field by field. Outcomes are final once set: setting one twice is a
+bug and raises at once, which is what makes the conservation check meaningful.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from enum import StrEnum
+
+import pyarrow as pa
+
+from netsim.mail.message import Kind, Mail, SenderType, domain_of
+
+
+class Outcome(StrEnum):
+    """Final states of a recipient (MODEL.md), plus ``pending`` while it is still queued."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    JUNKED = "junked"
+    BLOCKED = "blocked"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+OUTCOMES = tuple(Outcome)
+KINDS = tuple(Kind)
+_NAN = math.nan
+
+
+class ConservationError(AssertionError):
+    """Recipients were lost or counted twice: the run's figures cannot be trusted."""
+
+
+class Vocabulary:
+    """Strings to small integer codes, for categorical columns."""
+
+    def __init__(self, words: Iterable[str] = ()):
+        self.words: list[str] = []
+        self._codes: dict[str, int] = {}
+        for word in words:
+            self.code(word)
+
+    def code(self, word: str) -> int:
+        found = self._codes.get(word)
+        if found is None:
+            found = self._codes[word] = len(self.words)
+            self.words.append(word)
+        return found
+
+    def column(self, codes: list[int]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                              pa.array(self.words, pa.string()))
+
+
+class Ledger:
+    """Every recipient of every message, from creation to its final outcome."""
+
+    def __init__(self) -> None:
+        self.vocab = {name: Vocabulary(words) for name, words in (
+            ("kind", [k.value for k in Kind]), ("sender", [s.value for s in SenderType]),
+            ("outcome", [o.value for o in Outcome]), ("origin_isp", []),
+            ("origin_network", []), ("path", []), ("rcpt_domain", []), ("stopped_by", [""]))}
+        self._kind = {k: self.vocab["kind"].code(k.value) for k in Kind}
+        self._outcome = {o: self.vocab["outcome"].code(o.value) for o in Outcome}
+        self.message_id: list[int] = []
+        self.rcpt_index: list[int] = []
+        self.kind: list[int] = []
+        self.sender: list[int] = []
+        self.origin_isp: list[int] = []
+        self.origin_network: list[int] = []
+        self.path: list[int] = []
+        self.first_hop_port: list[int] = []
+        self.rcpt_domain: list[int] = []
+        self.outcome: list[int] = []
+        self.reply_code: list[int] = []
+        self.stopped_by: list[int] = []
+        self.created_s: list[float] = []
+        self.delivered_s: list[float] = []
+        self.retrieved_s: list[float] = []
+        self.attempted = dict.fromkeys(Kind, 0)
+        self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
+        self._pending = self._outcome[Outcome.PENDING]
+
+    def __len__(self) -> int:
+        return len(self.message_id)
+
+    def add(self, mail: Mail, recipients: Iterable[str], *, origin_isp: str, origin_network: str,
+            path: str, first_hop_port: int) -> None:
+        """Open one row per recipient of a new message (each starts ``pending``)."""
+        v = self.vocab
+        codes = (self._kind[mail.kind], v["sender"].code(mail.sender.value),
+                 v["origin_isp"].code(origin_isp), v["origin_network"].code(origin_network),
+                 v["path"].code(path))
+        for i, address in enumerate(recipients):
+            mail.rows[address] = len(self.message_id)
+            self.message_id.append(mail.id)
+            self.rcpt_index.append(i)
+            self.kind.append(codes[0])
+            self.sender.append(codes[1])
+            self.origin_isp.append(codes[2])
+            self.origin_network.append(codes[3])
+            self.path.append(codes[4])
+            self.first_hop_port.append(first_hop_port)
+            self.rcpt_domain.append(v["rcpt_domain"].code(domain_of(address)))
+            self.outcome.append(self._pending)
+            self.reply_code.append(0)
+            self.stopped_by.append(0)
+            self.created_s.append(mail.created)
+            self.delivered_s.append(_NAN)
+            self.retrieved_s.append(_NAN)
+        self.attempted[mail.kind] += len(mail.rows)
+
+    def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
+               stopped_by: str = "") -> None:
+        """Record a recipient's final outcome; a second outcome for one row is a bug."""
+        if self.outcome[row] != self._pending:
+            raise ConservationError(
+                f"recipient row {row} (message {self.message_id[row]}) already has outcome "
+                f"{self.vocab['outcome'].words[self.outcome[row]]}; cannot also be {outcome}")
+        if outcome is Outcome.PENDING:
+            raise ValueError("pending is not a final outcome")
+        self.outcome[row] = self._outcome[outcome]
+        self.reply_code[row] = code
+        if stopped_by:
+            self.stopped_by[row] = self.vocab["stopped_by"].code(stopped_by)
+        if outcome in (Outcome.DELIVERED, Outcome.JUNKED):
+            self.delivered_s[row] = at
+        kind = KINDS[self.kind[row]]
+        self.finished[kind][outcome] += 1
+
+    def retrieved(self, row: int, at: float) -> None:
+        """Record the first POP3 retrieval of a delivered recipient."""
+        if math.isnan(self.retrieved_s[row]):
+            self.retrieved_s[row] = at
+
+    def pending_rows(self) -> set[int]:
+        pending = self._pending
+        return {row for row, code in enumerate(self.outcome) if code == pending}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{kind: {outcome: n}}`` over recipients, every outcome listed."""
+        out = {}
+        for kind in Kind:
+            done = self.finished[kind]
+            row = {o.value: done[o] for o in OUTCOMES[1:]}
+            row[Outcome.PENDING.value] = self.attempted[kind] - sum(done.values())
+            out[kind.value] = row
+        return out
+
+    def check_conservation(self, held: set[int]) -> None:
+        """MODEL.md's law: per kind, attempted = delivered + junked + blocked + rejected +
+        expired + pending; and the pending rows are exactly those some queue still holds."""
+        pending = self.pending_rows()
+        problems = []
+        by_kind = dict.fromkeys(Kind, 0)
+        for row in pending:
+            by_kind[KINDS[self.kind[row]]] += 1
+        for kind in Kind:
+            total = sum(self.finished[kind].values()) + by_kind[kind]
+            if total != self.attempted[kind]:
+                problems.append(f"{kind}: attempted {self.attempted[kind]} != outcomes {total}")
+        lost = pending - held
+        if lost:
+            problems.append(f"{len(lost)} pending recipient(s) held by no queue "
+                            f"(rows {sorted(lost)[:10]})")
+        ghosts = held - pending
+        if ghosts:
+            problems.append(f"{len(ghosts)} recipient(s) still queued but already final "
+                            f"(rows {sorted(ghosts)[:10]})")
+        if problems:
+            raise ConservationError("conservation of recipients broken: " + "; ".join(problems))
+
+    def to_arrow(self) -> pa.Table:
+        """The ledger as an Arrow table, categorical columns dictionary-encoded."""
+        v = self.vocab
+        return pa.table({
+            "message_id": pa.array(self.message_id, pa.int64()),
+            "rcpt_index": pa.array(self.rcpt_index, pa.int16()),
+            "kind": v["kind"].column(self.kind),
+            "sender": v["sender"].column(self.sender),
+            "origin_isp": v["origin_isp"].column(self.origin_isp),
+            "origin_network": v["origin_network"].column(self.origin_network),
+            "path": v["path"].column(self.path),
+            "first_hop_port": pa.array(self.first_hop_port, pa.int32()),
+            "rcpt_domain": v["rcpt_domain"].column(self.rcpt_domain),
+            "outcome": v["outcome"].column(self.outcome),
+            "reply_code": pa.array(self.reply_code, pa.int16()),
+            "stopped_by": v["stopped_by"].column(self.stopped_by),
+            "created_s": pa.array(self.created_s, pa.float64()),
+            # NaN (never happened) becomes null, which Arrow compares and pandas reads as NaN
+            "delivered_s": pa.array(self.delivered_s, pa.float64(), from_pandas=True),
+            "retrieved_s": pa.array(self.retrieved_s, pa.float64(), from_pandas=True),
+        })

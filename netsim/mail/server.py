@@ -1,0 +1,166 @@
+"""A mail server as a SimPy component around the sans-I/O SMTP and POP3 engines.
+
+One logical mail system per ISP: MX for its domain on 25, submission with AUTH on 587 where
+offered, POP3 on 110, a bounded number of concurrent sessions, per-user maildrops and an
+outbound queue. Accounts are implicit: user ``i`` of the ISP is ``user<i>@<domain>``, so a
+server with a million users stores nothing per user until mail arrives for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import simpy
+
+from netsim.mail.hooks import POP3Hooks, SMTPHooks
+from netsim.mail.ledger import Ledger, Outcome
+from netsim.mail.mailbox import Maildrops
+from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
+from netsim.mail.policy import InboundPolicy, default_policies
+from netsim.mail.queue import OutboundQueue, RetryPolicy
+from netsim.mail.trace import Tracer
+from netsim.net import Network, Resolver
+from netsim.protocols import POP3Server, SMTPServer, StoredMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    session_slots: int
+    processing_s: float
+    submission_port: bool
+    relay_for_own_networks: bool
+    max_recipients: int
+    message_size_limit: int
+    server_bandwidth_bps: float
+
+
+class Listener(NamedTuple):
+    """What ``Network.listen`` binds: the server and the port's role."""
+
+    server: MailServer
+    port: int
+
+
+class MailServer:
+    """The mail system of one ISP (``mail.<domain>``)."""
+
+    def __init__(self, env: simpy.Environment, *, isp: str, domain: str, address: int,
+                 users: int, own_subnets: frozenset[int], settings: ServerSettings,
+                 network: Network, resolver: Resolver, ledger: Ledger, retry: RetryPolicy,
+                 ids: Callable[[], int], tracer: Tracer | None = None):
+        self.env = env
+        self.isp = isp
+        self.domain = domain
+        self.hostname = f"mail.{domain}"
+        self.address = address
+        self.users = users
+        self.own_subnets = own_subnets
+        self.settings = settings
+        self.processing_s = settings.processing_s
+        self.relay_for_own_networks = settings.relay_for_own_networks
+        self.network = network
+        self.ledger = ledger
+        self.tracer = tracer
+        self.next_id = ids
+        self.slots = simpy.Resource(env, settings.session_slots)
+        self.maildrops = Maildrops()
+        self.policies: list[InboundPolicy] = default_policies()
+        self.queue = OutboundQueue(self, resolver, retry)
+        self.on_new_mail: Callable[[int], None] = lambda user: None
+        self.stats_sessions = 0
+        self._pop3_sessions = 0
+        for port in (25, 587, 110) if settings.submission_port else (25, 110):
+            network.listen(address, port, Listener(self, port))
+
+    # -- accounts ----------------------------------------------------------------------
+    def address_of(self, user: int) -> str:
+        return f"user{user}@{self.domain}"
+
+    def user_index(self, name: str) -> int | None:
+        """The index of an account name (``user7`` or ``user7@domain``), None if unknown."""
+        if "@" in name:
+            if domain_of(name) != self.domain:
+                return None
+            name = local_part(name)
+        digits = name[4:]
+        if name.startswith("user") and digits.isdigit() and (digits == "0" or digits[0] != "0"):
+            index = int(digits)
+            return index if index < self.users else None
+        return None
+
+    def password(self, user: int) -> str:
+        """The account's password (plain text, as POP3 and AUTH PLAIN carry it)."""
+        return f"pw-{self.domain}-{user}"
+
+    def is_own_client(self, client_address: object) -> bool:
+        return (isinstance(client_address, int)
+                and self.network.plan.subnet_of(client_address).index in self.own_subnets)
+
+    def bandwidth_bps(self, client_address: int) -> float:
+        return min(self.settings.server_bandwidth_bps,
+                   self.network.plan.subnet_of(client_address).bandwidth_bps)
+
+    # -- engines -----------------------------------------------------------------------
+    def smtp_engine(self, port: int, client_address: int) -> tuple[SMTPServer, SMTPHooks]:
+        hooks = SMTPHooks(self)
+        engine = SMTPServer(self.hostname, hooks, client_address=client_address, port=port,
+                            auth_required=(port == 587),
+                            max_recipients=self.settings.max_recipients,
+                            max_message_size=self.settings.message_size_limit)
+        return engine, hooks
+
+    def pop3_engine(self, port: int, client_address: int) -> tuple[POP3Server, POP3Hooks]:
+        self._pop3_sessions += 1
+        hooks = POP3Hooks(self)
+        engine = POP3Server(self.hostname, hooks, client_address=client_address, port=port,
+                            timestamp=f"<{self._pop3_sessions}.{self.isp}@{self.hostname}>")
+        return engine, hooks
+
+    # -- custody -------------------------------------------------------------------------
+    def accept(self, mail: Mail, recipients: list[str], at: float) -> None:
+        """Take responsibility for accepted recipients: local ones into maildrops, the rest
+        into the outbound queue."""
+        remote = []
+        for address in recipients:
+            if domain_of(address) == self.domain:
+                self.deliver_local(mail, address, at)
+            else:
+                remote.append(address)
+        if remote:
+            self.queue.enqueue(mail, remote, at)
+
+    def deliver_local(self, mail: Mail, address: str, at: float) -> None:
+        user = self.user_index(address)
+        if user is None:   # a policy lets nothing through for unknown users
+            raise AssertionError(f"{self.hostname}: no mailbox for {address}")
+        row = mail.rows[address]
+        self.ledger.finish(row, Outcome.DELIVERED, at)
+        if self.tracer is not None and self.tracer.wants(mail):
+            self.tracer.log(at, "outcome", f"{address}: delivered to maildrop at {self.hostname}")
+        if self.maildrops.add(user, StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))):
+            self.on_new_mail(user)
+
+    def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
+             code: int, stopped_by: str) -> None:
+        """Final failure of recipients in this server's custody; bounce to the sender."""
+        for address, row in rows.items():
+            self.ledger.finish(row, outcome, at, code=code, stopped_by=stopped_by)
+            if self.tracer is not None and self.tracer.wants(mail):
+                self.tracer.log(at, "outcome", f"{address}: {outcome} ({stopped_by}, {code})")
+        if mail.mail_from:   # never bounce a bounce
+            self.bounce(mail, at)
+
+    def bounce(self, mail: Mail, at: float) -> None:
+        """A delivery status notification from MAILER-DAEMON to the original sender."""
+        dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", 2_000, at,
+                   parent=mail.id)
+        self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network="static",
+                        path="bounce", first_hop_port=0)
+        if self.tracer is not None:
+            self.tracer.created(dsn)
+        self.accept(dsn, [mail.mail_from], at)
+
+    def held_rows(self) -> set[int]:
+        return self.queue.held_rows()

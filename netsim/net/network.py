@@ -1,0 +1,109 @@
+"""Connection set-up: ACLs at the source's egress and the destination's ingress, then a listener.
+
+Nothing here waits: ``connect`` returns the verdict and what it costs the client in time,
+and the SimPy layer applies the delay. A dropped SYN costs the client its connect timeout;
+a reset (an ACL's reject, or no listener on the port) costs one round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from netsim.net.acl import ACL, Action, Rule
+from netsim.net.addresses import AddressPlan, Subnet, text
+from netsim.net.topology import Topology
+
+
+class Verdict(StrEnum):
+    """How a TCP connection attempt ends."""
+
+    OPEN = "open"
+    DROPPED = "dropped"    # an ACL dropped the SYN
+    REJECTED = "rejected"  # an ACL answered with a reset
+    REFUSED = "refused"    # reached the host, nothing listens on the port
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """The outcome of one connection attempt.
+
+    ``delay_s`` is what the attempt costs the client: for an open connection the TCP
+    handshake (one round trip), after which the client can send.
+    """
+
+    verdict: Verdict
+    delay_s: float
+    one_way_s: float
+    src: int
+    dst: int
+    port: int
+    rule: Rule | None = None
+    where: str = ""          # "egress:<isp>" or "ingress:<isp>" for an ACL verdict
+    listener: Any = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.verdict is Verdict.OPEN
+
+    @property
+    def rtt_s(self) -> float:
+        return 2 * self.one_way_s
+
+    def describe(self) -> str:
+        """``10.1.0.5 → 198.51.100.1:25 open`` and, for a filtered attempt, the rule."""
+        line = f"{text(self.src)} → {text(self.dst)}:{self.port} {self.verdict}"
+        if self.rule is not None:
+            line += f" by {self.rule.name} ({self.where}, {self.rule.action})"
+        return line
+
+
+class Network:
+    """The world's IP layer: address plan, latencies, filters and listening sockets."""
+
+    def __init__(self, plan: AddressPlan, topology: Topology, *, connect_timeout_s: float):
+        self.plan = plan
+        self.topology = topology
+        self.connect_timeout_s = connect_timeout_s
+        self.egress = [ACL() for _ in topology.isps]
+        self.ingress = [ACL() for _ in topology.isps]
+        self._listeners: dict[tuple[int, int], Any] = {}
+
+    def listen(self, address: int, port: int, listener: Any) -> None:
+        """Bind a listener (any object the mail layer understands) to address:port."""
+        self.plan.subnet_of(address)  # the address must exist in the plan
+        self._listeners[(address, port)] = listener
+
+    def listener(self, address: int, port: int) -> Any:
+        return self._listeners.get((address, port))
+
+    def one_way(self, src: int, dst: int) -> float:
+        return self.topology.one_way(self.plan.subnet_of(src), self.plan.subnet_of(dst))
+
+    def bottleneck_bps(self, src: int, dst: int) -> float:
+        """The slower of the two ends' access rates."""
+        return min(self.plan.subnet_of(src).bandwidth_bps, self.plan.subnet_of(dst).bandwidth_bps)
+
+    def connect(self, src: int, dst: int, port: int, now: float) -> Connection:
+        """Try a TCP connection from src to dst:port at simulated time ``now``."""
+        src_net = self.plan.subnet_of(src)
+        dst_net = self.plan.subnet_of(dst)
+        one_way = self.topology.one_way(src_net, dst_net)
+        for acl, where in ((self.egress[src_net.isp], _where("egress", self, src_net)),
+                           (self.ingress[dst_net.isp], _where("ingress", self, dst_net))):
+            rule = acl.first_match(src_net.index, dst_net.index, dst, port, now)
+            if rule is not None and rule.action is not Action.ACCEPT:
+                if rule.action is Action.DROP:
+                    return Connection(Verdict.DROPPED, self.connect_timeout_s, one_way,
+                                      src, dst, port, rule, where)
+                return Connection(Verdict.REJECTED, 2 * one_way, one_way, src, dst, port,
+                                  rule, where)
+        listener = self._listeners.get((dst, port))
+        if listener is None:
+            return Connection(Verdict.REFUSED, 2 * one_way, one_way, src, dst, port)
+        return Connection(Verdict.OPEN, 2 * one_way, one_way, src, dst, port, listener=listener)
+
+
+def _where(point: str, network: Network, subnet: Subnet) -> str:
+    return f"{point}:{network.topology.isps[subnet.isp]}"

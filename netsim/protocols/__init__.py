@@ -1,0 +1,149 @@
+"""Sans-I/O SMTP and POP3 engines, and the byte layer beside them.
+
+No SimPy, no clock, no sockets: engines take command events and return replies. The
+simulation drives them with structured events; :mod:`netsim.protocols.wire` drives the same
+engines with bytes. SMTP reply constants live in :mod:`netsim.protocols.replies`, POP3 ones in
+:mod:`netsim.protocols.pop3_replies`.
+
+SMTP and POP3 share some command names (NOOP, RSET, QUIT, unknown, invalid): the SMTP ones
+are exported as ``Noop``, ``Rset``, ``Quit``, ``Unknown``, ``Invalid`` and the POP3 ones as
+``POP3Noop``, ``POP3Rset``, ``POP3Quit``, ``POP3Unknown``, ``POP3Invalid``.
+"""
+
+from . import pop3_commands, pop3_replies, replies, smtp_commands
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .loopback import Transcript, pop3_exchange, smtp_exchange
+from .pop3_client import POP3Client, POP3ClientState, RetrievedMessage, apop_digest
+from .pop3_commands import (
+    Apop,
+    Capa,
+    Dele,
+    List,
+    Pass,
+    POP3Command,
+    Retr,
+    Stat,
+    Stls,
+    Top,
+    Uidl,
+    User,
+)
+from .pop3_commands import Invalid as POP3Invalid
+from .pop3_commands import Noop as POP3Noop
+from .pop3_commands import Quit as POP3Quit
+from .pop3_commands import Rset as POP3Rset
+from .pop3_commands import Unknown as POP3Unknown
+from .pop3_replies import POP3_REPLIES, POP3Reply
+from .pop3_server import POP3_TRANSITIONS, POP3Server, POP3State
+from .pop3_session import POP3ServerHooks, POP3Session, StoredMessage
+from .replies import REPLIES, Reply, greeting, relay_denied, user_unknown, with_text
+from .smtp_client import ClientState, Credentials, SMTPClient
+from .smtp_commands import (
+    Auth,
+    AuthResponse,
+    Content,
+    Data,
+    Ehlo,
+    Helo,
+    Invalid,
+    Mail,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    SMTPCommand,
+    Unknown,
+)
+from .smtp_server import SEQUENCE_ERRORS, TRANSITIONS, SMTPServer, SMTPState
+from .smtp_session import DefaultHooks, Envelope, SMTPServerHooks, SMTPSession
+from .wire import (
+    POP3WireServer,
+    SMTPWireServer,
+    encode_command,
+    encode_content,
+    encode_pop3_reply,
+    encode_reply,
+    parse_pop3_command,
+    parse_smtp_command,
+)
+
+__all__ = [
+    "POP3_REPLIES",
+    "POP3_TRANSITIONS",
+    "REPLIES",
+    "SEQUENCE_ERRORS",
+    "TRANSITIONS",
+    "Apop",
+    "Auth",
+    "AuthResponse",
+    "Capa",
+    "ClientState",
+    "Content",
+    "Credentials",
+    "Data",
+    "DefaultHooks",
+    "Dele",
+    "Ehlo",
+    "Envelope",
+    "Helo",
+    "Invalid",
+    "List",
+    "LocalProtocolError",
+    "Mail",
+    "Noop",
+    "POP3Client",
+    "POP3ClientState",
+    "POP3Command",
+    "POP3Invalid",
+    "POP3Noop",
+    "POP3Quit",
+    "POP3Reply",
+    "POP3Rset",
+    "POP3Server",
+    "POP3ServerHooks",
+    "POP3Session",
+    "POP3State",
+    "POP3Unknown",
+    "POP3WireServer",
+    "Pass",
+    "ProtocolError",
+    "Quit",
+    "Rcpt",
+    "RemoteProtocolError",
+    "Reply",
+    "Retr",
+    "RetrievedMessage",
+    "Rset",
+    "SMTPClient",
+    "SMTPCommand",
+    "SMTPServer",
+    "SMTPServerHooks",
+    "SMTPSession",
+    "SMTPState",
+    "SMTPWireServer",
+    "Stat",
+    "Stls",
+    "StoredMessage",
+    "Top",
+    "Transcript",
+    "Uidl",
+    "Unknown",
+    "User",
+    "apop_digest",
+    "encode_command",
+    "encode_content",
+    "encode_pop3_reply",
+    "encode_reply",
+    "greeting",
+    "parse_pop3_command",
+    "parse_smtp_command",
+    "pop3_commands",
+    "pop3_exchange",
+    "pop3_replies",
+    "relay_denied",
+    "replies",
+    "smtp_commands",
+    "smtp_exchange",
+    "user_unknown",
+    "with_text",
+]

@@ -1,0 +1,66 @@
+"""SASL PLAIN (RFC 4616) and LOGIN encodings, shared by the SMTP client and server.
+
+Only the encodings live here; the exchange (334 prompts, ``*`` to cancel) is the engines'.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+__all__ = [
+    "LOGIN_PASSWORD_PROMPT",
+    "LOGIN_USERNAME_PROMPT",
+    "MECHANISMS",
+    "b64decode",
+    "b64encode",
+    "decode_plain",
+    "encode_plain",
+]
+
+#: The mechanisms the engines implement.
+MECHANISMS = ("PLAIN", "LOGIN")
+LOGIN_USERNAME_PROMPT = "VXNlcm5hbWU6"  # base64 of "Username:"
+LOGIN_PASSWORD_PROMPT = "UGFzc3dvcmQ6"  # base64 of "Password:"
+
+
+def b64encode(text: str) -> str:
+    """Base64 of the UTF-8 encoding of ``text``; ``"="`` for the empty string (RFC 4954)."""
+    if not text:
+        return "="
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def b64decode(data: str) -> str | None:
+    """Decode strict base64 to UTF-8 text; ``"="`` is the empty string.
+
+    Returns:
+        The text, or ``None`` if ``data`` is not valid base64 or not UTF-8.
+    """
+    if data == "=":
+        return ""
+    try:
+        raw = binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+
+
+def encode_plain(username: str, password: str, authzid: str = "") -> str:
+    """The base64 PLAIN message ``authzid NUL authcid NUL passwd``."""
+    return b64encode(f"{authzid}\0{username}\0{password}")
+
+
+def decode_plain(data: str) -> tuple[str, str, str] | None:
+    """Split a base64 PLAIN message into ``(authzid, username, password)``.
+
+    Returns:
+        The three parts, or ``None`` if the data is not valid base64 or lacks two NULs.
+    """
+    text = b64decode(data)
+    if text is None:
+        return None
+    parts = text.split("\0")
+    if len(parts) != 3 or not parts[1]:
+        return None
+    return parts[0], parts[1], parts[2]

@@ -1,0 +1,167 @@
+"""Reading scenarios: YAML in, ``--set`` overrides, validation, errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from netsim.scenario.schema import Scenario
+
+DEFAULT_SCENARIO = "default"
+
+
+@dataclass(frozen=True)
+class ScenarioProblem:
+    """One thing wrong with a scenario: where (a dotted field path) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ScenarioError(Exception):
+    """A scenario the user gave cannot be used; every problem is listed, none is a traceback."""
+
+    def __init__(self, source: str, problems: list[ScenarioProblem]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s):"] + [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def packaged_scenario_text(name: str = DEFAULT_SCENARIO) -> str:
+    """The text of a scenario shipped inside the package (``netsim/data/<name>.yaml``)."""
+    return resources.files("netsim").joinpath("data", f"{name}.yaml").read_text("utf-8")
+
+
+def read_raw(path: str | Path | None) -> tuple[str, dict[str, Any]]:
+    """Parse a scenario file (or the embedded default world when ``path`` is None) into a dict."""
+    if path is None:
+        source, text = f"<embedded {DEFAULT_SCENARIO} world>", packaged_scenario_text()
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ScenarioError(source, [ScenarioProblem("", exc.strerror or str(exc))]) from None
+        except UnicodeDecodeError:
+            raise ScenarioError(source, [ScenarioProblem("", "is not UTF-8 text")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        problems = [ScenarioProblem(where, f"not valid YAML: {problem}")]
+        raise ScenarioError(source, problems) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [ScenarioProblem("", "a scenario must be a YAML mapping")])
+    return source, data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides; list items are addressed by index or by name."""
+    data = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            problems.append(ScenarioProblem(f"--set {item}", "expected dotted.key=value"))
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        try:
+            _set_path(data, key.split("."), value)
+        except (KeyError, IndexError, TypeError) as exc:
+            problems.append(ScenarioProblem(f"--set {key}", str(exc.args[0]) if exc.args else ""))
+    if problems:
+        raise ScenarioError(source, problems)
+    return data
+
+
+def _set_path(node: Any, parts: list[str], value: Any) -> None:
+    *parents, last = parts
+    for i, part in enumerate(parents):
+        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
+    if isinstance(node, list):
+        node[_list_index(node, last, ".".join(parts))] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise TypeError(f"{'.'.join(parents)} is not a mapping or a list")
+
+
+def _child(node: Any, part: str, where: str, *, create: bool) -> Any:
+    if isinstance(node, dict):
+        if part not in node or node[part] is None:
+            if not create:
+                raise KeyError(f"no field {where}")
+            node[part] = {}
+        return node[part]
+    if isinstance(node, list):
+        return node[_list_index(node, part, where)]
+    raise TypeError(f"{where} is inside a value that is not a mapping or a list")
+
+
+def _list_index(items: list[Any], part: str, where: str) -> int:
+    if part.isdigit():
+        if int(part) >= len(items):
+            raise IndexError(f"{where}: index out of range (the list has {len(items)} items)")
+        return int(part)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    raise KeyError(f"{where}: no list item named {part!r}")
+
+
+def validate(data: dict[str, Any], source: str) -> Scenario:
+    """Validate a raw scenario dict, turning pydantic's errors into ScenarioProblems."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = [ScenarioProblem(_dotted(err["loc"]), _message(err)) for err in exc.errors()]
+        raise ScenarioError(source, problems) from None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check its spelling; see docs/scenario.md)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    if "input" in err and err["type"] not in ("model_type",) and not isinstance(
+            err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def load_scenario(path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario; ``path=None`` gives the embedded default world."""
+    source, data = read_raw(path)
+    if overrides:
+        data = apply_overrides(data, overrides, source)
+    return validate(data, source)
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The resolved scenario as YAML: every field, defaults included, so a run can be repeated."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

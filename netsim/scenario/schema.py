@@ -1,0 +1,302 @@
+"""The scenario: every parameter of a world, validated before anything runs.
+
+Each field says its unit and where its default comes from; docs/scenario.md is generated from
+these descriptions (``netsim schema --markdown``), so the two cannot drift apart. Unknown keys
+are rejected everywhere: a misspelt parameter must not silently keep its default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+Seconds = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    """Base of every scenario section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("must be lower-case letters, digits and '-', at most 63 characters")
+    return value
+
+
+class MailServerConfig(Strict):
+    """One ISP's logical mail system (``mail.<domain>``, also the MX of the domain)."""
+
+    session_slots: int = Field(
+        50, ge=1, description="Concurrent SMTP+POP3 sessions the server serves; further clients "
+        "wait for a slot [sessions]. Postfix default_process_limit is 100; halved for a small ISP.")
+    processing_s: Seconds = Field(
+        0.001, description="Server time to process one command [s]. Assumed; sets the M/M/c "
+        "service time together with the round trips.")
+    submission_port: bool = Field(
+        True, description="Listen on 587 for submission with SMTP AUTH (RFC 6409, RFC 5068).")
+    relay_for_own_networks: bool = Field(
+        True, description="Relay mail from the ISP's own networks on port 25 without AUTH "
+        "(Postfix mynetworks). Off means AUTH is required on 25 too.")
+    max_recipients: int = Field(
+        100, ge=1, description="Recipients per transaction before 452 (RFC 5321 §4.5.3.1.8: "
+        "at least 100).")
+    message_size_limit: int = Field(
+        10_240_000, ge=65_536, description="Largest message accepted, else 552 [bytes] "
+        "(Postfix message_size_limit).")
+
+
+class ISPConfig(Strict):
+    """An ISP: an autonomous system with subscribers, a dynamic pool and a server network."""
+
+    name: str = Field(description="Short name, used in results and in links.")
+    domain: str = Field(description="Mail domain of the ISP's subscribers (e.g. isp-a.example).")
+    subscribers: int = Field(ge=0, description="Subscriber hosts (one mail user each) [hosts].")
+    dynamic_pool: ipaddress.IPv4Network = Field(
+        description="Prefix of the subscribers' dynamically assigned addresses.")
+    server_network: ipaddress.IPv4Network = Field(
+        description="Prefix of the ISP's static server network; the mail server takes its "
+        "first host address.")
+    core_latency_s: Seconds = Field(
+        0.002, description="One-way latency across the ISP's own core [s]. Assumed.")
+    access_latency_s: Seconds = Field(
+        0.005, description="One-way latency of a subscriber's access link [s]. Assumed "
+        "(DSL/cable last mile).")
+    access_bandwidth_bps: float = Field(
+        10e6, gt=0, description="A subscriber connection's upstream rate [bit/s]. Assumed.")
+    mail_server: MailServerConfig = Field(default_factory=MailServerConfig,
+                                          description="The ISP's mail server.")
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not _DOMAIN.match(value):
+            raise ValueError("is not a valid lower-case domain name")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_fits(self) -> ISPConfig:
+        if self.subscribers > self.dynamic_pool.num_addresses - 2:
+            raise ValueError(
+                f"{self.subscribers} subscribers do not fit in dynamic_pool {self.dynamic_pool} "
+                f"({self.dynamic_pool.num_addresses - 2} host addresses)")
+        return self
+
+
+class LinkConfig(Strict):
+    """An edge of the ISP graph."""
+
+    a: str = Field(description="One ISP's name.")
+    b: str = Field(description="The other ISP's name.")
+    latency_s: float = Field(gt=0, description="One-way latency of the link [s]. Public RTTs: "
+                             "Dallas–New York 38 ms, New York–Paris 78 ms (REFERENCE.md).")
+
+
+class GeneratedTopology(Strict):
+    """A generated ISP graph (networkx, seeded from the run's ``topology`` stream)."""
+
+    generator: Literal["barabasi_albert", "waxman", "complete"] = Field(
+        "barabasi_albert", description="networkx generator: Barabási–Albert preferential "
+        "attachment (internet-like degree tail), Waxman (geometric), or complete.")
+    attach: int = Field(2, ge=1, description="Barabási–Albert: edges from each new node.")
+    latency_min_s: float = Field(0.002, gt=0, description="Smallest link latency [s].")
+    latency_max_s: float = Field(0.040, gt=0, description="Largest link latency [s]; link "
+                                 "latencies are uniform between the two.")
+
+
+class VisitedNetworkConfig(Strict):
+    """A shared network (hotel, café) whose upstream ISP's egress policy applies."""
+
+    name: str = Field(description="Short name.")
+    prefix: ipaddress.IPv4Network = Field(description="Address prefix of the network.")
+    upstream: str = Field(description="Name of the ISP the network is attached to.")
+    access_latency_s: Seconds = Field(0.010, description="One-way latency of the shared "
+                                      "access link [s]. Assumed.")
+
+    _name = field_validator("name")(_check_name)
+
+
+class HostingNetworkConfig(Strict):
+    """A hosting network of static addresses (rented servers), attached to an upstream ISP."""
+
+    name: str = Field(description="Short name.")
+    prefix: ipaddress.IPv4Network = Field(description="Address prefix of the network.")
+    upstream: str = Field(description="Name of the ISP the network is attached to.")
+    access_latency_s: Seconds = Field(0.001, description="One-way latency inside the data "
+                                      "centre [s]. Assumed.")
+
+    _name = field_validator("name")(_check_name)
+
+
+class DNSConfig(Strict):
+    """Authoritative data is derived from the ISPs; these set the resolvers' behaviour."""
+
+    ttl_s: Seconds = Field(3600, description="TTL of MX and A records [s]. Common operator "
+                           "default.")
+    negative_ttl_s: Seconds = Field(900, description="How long NXDOMAIN is cached [s] "
+                                    "(RFC 2308 negative caching). Assumed.")
+    lookup_mean_s: float = Field(0.150, gt=0, description="Mean latency of an uncached lookup "
+                                 "[s] (REFERENCE.md: mean about 150 ms).")
+    lookup_p90_s: float = Field(0.275, gt=0, description="90th percentile of uncached lookup "
+                                "latency [s] (REFERENCE.md: 90 % within 275 ms). Equal to the "
+                                "mean gives a fixed latency.")
+    cached_lookup_s: Seconds = Field(0.0005, description="Latency of an answer from the "
+                                     "resolver's cache [s]. Assumed.")
+    servfail_rate: Share = Field(0.001, description="Share of uncached lookups answered "
+                                 "SERVFAIL (temporary: the sender queues and retries). Assumed.")
+
+    @model_validator(mode="after")
+    def _tail(self) -> DNSConfig:
+        if self.lookup_p90_s < self.lookup_mean_s:
+            raise ValueError("lookup_p90_s must not be below lookup_mean_s")
+        return self
+
+
+class SMTPConfig(Strict):
+    """Timing of SMTP clients and queues."""
+
+    connect_timeout_s: Seconds = Field(30, description="How long a client waits for a dropped "
+                                       "SYN before giving up [s] (Postfix smtp_connect_timeout).")
+    queue_run_s: Seconds = Field(300, description="Postfix queue_run_delay [s]; kept for "
+                                 "reference, retries follow the backoff below.")
+    backoff_min_s: float = Field(300, gt=0, description="First retry delay after a temporary "
+                                 "failure [s] (Postfix minimal_backoff_time 300 s).")
+    backoff_max_s: float = Field(4000, gt=0, description="Largest retry delay [s] (Postfix "
+                                 "maximal_backoff_time 4000 s); delays double up to it.")
+    queue_lifetime_s: float = Field(432_000, gt=0, description="Give up and bounce after "
+                                    "[s] (Postfix maximal_queue_lifetime 5 d; RFC 5321: 4–5 d).")
+    server_bandwidth_bps: float = Field(100e6, gt=0, description="Rate of a server-to-server "
+                                        "connection [bit/s]. Assumed.")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> SMTPConfig:
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("backoff_max_s must not be below backoff_min_s")
+        return self
+
+
+class UsersConfig(Strict):
+    """Legitimate mail users: one per subscriber."""
+
+    sends_per_day: float = Field(4.0, ge=0, description="Mean messages a user sends a day "
+                                 "[1/d]. Consumers send far fewer than corporate users' 29 "
+                                 "(Radicati 2003): a parameter.")
+    rate_sigma: float = Field(1.0, ge=0, description="Log-normal sigma of per-user send rates "
+                              "(heavy tail across users; 0 gives every user the mean).")
+    recipients_pmf: tuple[float, ...] = Field(
+        (0.93, 0.036, 0.012, 0.022), description="Probability of 1, 2, 3, … recipients "
+        "(a university MX 2013: 93 % one, 3.6 % two, 1.2 % three; rest spread to four).")
+    other_isp_share: Share = Field(0.7, description="Share of recipients at another ISP. "
+                                   "Assumed.")
+    mistyped_user_share: Share = Field(0.01, description="Share of recipients whose user part "
+                                       "is mistyped (550 5.1.1 user unknown). Assumed.")
+    mistyped_domain_share: Share = Field(0.002, description="Share of recipients whose domain "
+                                         "is mistyped (NXDOMAIN). Assumed.")
+    mua_587_share: Share = Field(0.5, description="Share of users whose MUA submits on 587 "
+                                 "with AUTH; the rest use 25 without AUTH.")
+    pop3_check_interval_s: float = Field(600, gt=0, description="How often a user's MUA checks "
+                                         "mail by POP3 [s]. Assumed: every 10 minutes.")
+    size_median_bytes: float = Field(12_000, gt=0, description="Median legitimate message "
+                                     "size [bytes] (about 6–8× spam's 2 KB, REFERENCE.md).")
+    size_sigma: float = Field(1.0, ge=0, description="Log-normal sigma of message sizes.")
+    mua_retries: int = Field(2, ge=0, description="Times a MUA retries a submission that got a "
+                             "temporary failure before it reports the mail as not sent.")
+    mua_retry_s: Seconds = Field(300, description="Delay between MUA retries [s]. Assumed.")
+
+    @field_validator("recipients_pmf")
+    @classmethod
+    def _pmf(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(p < 0 for p in value) or abs(sum(value) - 1) > 1e-6:
+            raise ValueError("must be non-negative probabilities that sum to 1")
+        return value
+
+    @model_validator(mode="after")
+    def _shares(self) -> UsersConfig:
+        if self.mistyped_user_share + self.mistyped_domain_share > 1:
+            raise ValueError("mistyped_user_share + mistyped_domain_share exceed 1")
+        return self
+
+
+class Scenario(Strict):
+    """A whole world and how long to run it."""
+
+    name: str = Field("scenario", description="Scenario name; results go to results/<name>/.")
+    seed: int = Field(1, ge=0, description="Base seed of every random stream.")
+    duration_s: float = Field(86_400, gt=0, description="Simulated time [s]; one day by default.")
+    isps: list[ISPConfig] = Field(min_length=1, description="The ISPs.")
+    links: list[LinkConfig] | None = Field(None, description="ISP graph given edge by edge.")
+    topology: GeneratedTopology | None = Field(None, description="ISP graph generated instead "
+                                               "of given; exactly one of links and topology.")
+    visited_networks: list[VisitedNetworkConfig] = Field(
+        default_factory=list, description="Shared networks (hotels, cafés) behind an ISP.")
+    hosting_networks: list[HostingNetworkConfig] = Field(
+        default_factory=list, description="Networks of rented static addresses.")
+    dns: DNSConfig = Field(default_factory=DNSConfig, description="Resolver behaviour.")
+    smtp: SMTPConfig = Field(default_factory=SMTPConfig, description="SMTP timing and queues.")
+    users: UsersConfig = Field(default_factory=UsersConfig,
+                               description="Legitimate mail users.")
+
+    _name = field_validator("name")(_check_name)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = [isp.name for isp in self.isps]
+        _unique(names, "ISP name")
+        _unique([isp.domain for isp in self.isps], "domain")
+        extra = [n.name for n in self.visited_networks] + [n.name for n in self.hosting_networks]
+        _unique(names + extra, "network name")
+        attached: list[VisitedNetworkConfig | HostingNetworkConfig] = [
+            *self.visited_networks, *self.hosting_networks]
+        for net in attached:
+            if net.upstream not in names:
+                raise ValueError(f"network {net.name!r}: upstream ISP {net.upstream!r} does not "
+                                 f"exist (ISPs: {', '.join(names)})")
+        _disjoint(self)
+        if (self.links is None) == (self.topology is None) and len(self.isps) > 1:
+            raise ValueError("give exactly one of 'links' and 'topology'")
+        if self.links is not None:
+            graph = nx.Graph()
+            graph.add_nodes_from(names)
+            for i, link in enumerate(self.links):
+                for end in (link.a, link.b):
+                    if end not in names:
+                        raise ValueError(f"links[{i}]: ISP {end!r} does not exist")
+                if link.a == link.b:
+                    raise ValueError(f"links[{i}]: a link needs two different ISPs")
+                graph.add_edge(link.a, link.b)
+            if not nx.is_connected(graph):
+                parts = [sorted(c) for c in nx.connected_components(graph)]
+                raise ValueError(f"the ISP graph is not connected: {parts}")
+        return self
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} appears twice")
+        seen.add(value)
+
+
+def _disjoint(scenario: Scenario) -> None:
+    prefixes: list[tuple[str, ipaddress.IPv4Network]] = []
+    for isp in scenario.isps:
+        prefixes += [(f"{isp.name}.dynamic_pool", isp.dynamic_pool),
+                     (f"{isp.name}.server_network", isp.server_network)]
+    prefixes += [(n.name, n.prefix) for n in scenario.visited_networks]
+    prefixes += [(n.name, n.prefix) for n in scenario.hosting_networks]
+    for i, (name_a, a) in enumerate(prefixes):
+        for name_b, b in prefixes[i + 1:]:
+            if a.overlaps(b):
+                raise ValueError(f"prefixes overlap: {name_a} {a} and {name_b} {b}")

@@ -1,0 +1,33 @@
+"""Shared fixtures: small scenarios built in code, so each test says what its world is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from netsim.scenario import Scenario
+
+
+def tiny_scenario(**changes: Any) -> Scenario:
+    """Two ISPs, a few subscribers each, one hour; ``changes`` override top-level fields."""
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 7,
+        "duration_s": 3600,
+        "isps": [
+            {"name": "isp-a", "domain": "isp-a.example", "subscribers": 40,
+             "dynamic_pool": "10.1.0.0/24", "server_network": "192.0.2.0/28"},
+            {"name": "isp-b", "domain": "isp-b.example", "subscribers": 30,
+             "dynamic_pool": "10.2.0.0/24", "server_network": "198.51.100.0/28"},
+        ],
+        "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.010}],
+        "users": {"sends_per_day": 48.0},
+    }
+    data.update(changes)
+    return Scenario.model_validate(data)
+
+
+@pytest.fixture
+def tiny() -> Scenario:
+    return tiny_scenario()

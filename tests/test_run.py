@@ -1,0 +1,126 @@
+"""Whole runs: the default world, result files, reproducibility, the conservation law."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from netsim.cli import main
+from netsim.mail import ConservationError, Kind, Ledger, Mail, Outcome, SenderType
+from netsim.scenario import load_scenario, scenario_yaml
+from netsim.world import simulate
+from tests.conftest import tiny_scenario
+
+COLUMNS = {"message_id", "rcpt_index", "kind", "sender", "origin_isp", "origin_network", "path",
+           "first_hop_port", "rcpt_domain", "outcome", "reply_code", "stopped_by", "created_s",
+           "delivered_s", "retrieved_s"}
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    return simulate(load_scenario())
+
+
+def test_default_world_conserves_recipients_and_delivers(default_run):
+    counts = default_run.summary["counts"]
+    frame = default_run.recipients_frame()
+    for kind in Kind:
+        assert sum(counts[kind.value].values()) == int((frame["kind"] == kind.value).sum())
+    legit = counts["legit"]
+    attempted = sum(legit.values())
+    assert attempted > 5_000
+    assert legit["delivered"] / attempted > 0.95
+    # mistyped users and domains are rejected and bounced, not lost
+    assert legit["rejected"] > 0 and sum(counts["bounce"].values()) > 0
+    stopped = frame.loc[frame["outcome"] == "rejected", "stopped_by"].value_counts()
+    assert {"user_unknown", "nxdomain"} <= set(stopped.index)
+
+
+def test_default_world_summary_shape(default_run):
+    s = default_run.summary
+    assert set(s) >= {"netsim_version", "scenario", "seed", "params", "counts", "sim"}
+    assert set(s["sim"]) == {"messages", "recipients", "sessions", "events", "sim_seconds",
+                             "wall_seconds"}
+    assert s["sim"]["recipients"] == default_run.recipients.num_rows
+    assert set(default_run.recipients.column_names) == COLUMNS
+    frame = default_run.recipients_frame()
+    delivered = frame[frame["outcome"] == "delivered"]
+    assert (delivered["delivered_s"] >= delivered["created_s"]).all()
+    # most delivered mail is collected by POP3 within the day, after it was delivered
+    got = delivered.dropna(subset=["retrieved_s"])
+    assert len(got) > 0.9 * len(delivered)
+    assert (got["retrieved_s"] > got["delivered_s"]).all()
+
+
+def test_same_seed_same_results_different_seed_different():
+    first, second = simulate(tiny_scenario()), simulate(tiny_scenario())
+    assert first.summary["counts"] == second.summary["counts"]
+    assert first.recipients.equals(second.recipients)
+    other = simulate(tiny_scenario(seed=8))
+    assert not other.recipients.equals(first.recipients)
+
+
+def test_cli_run_writes_results(tmp_path, capsys):
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(scenario_yaml(tiny_scenario()))
+    out = tmp_path / "out"
+    assert main(["run", str(scenario_file), "--out", str(out), "--seed", "3",
+                 "--set", "users.mua_587_share=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "delivered" in printed and "legit" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 3 and summary["params"]["users"]["mua_587_share"] == 1
+    table = pq.read_table(out / "recipients.parquet")
+    assert table.num_rows == summary["sim"]["recipients"]
+    assert set(table.column("first_hop_port").to_pylist()) == {587}
+    # the written scenario repeats the run exactly
+    again = load_scenario(out / "scenario.yaml")
+    assert again.seed == 3
+    assert simulate(again).recipients.equals(table)
+    assert yaml.safe_load((out / "scenario.yaml").read_text())["users"]["mua_587_share"] == 1
+    assert not list(out.glob("*.tmp"))
+
+
+def test_out_that_is_a_file_is_a_user_error(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["run", "--out", str(target), "--set", "duration_s=10"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def _mail(ledger: Ledger, n: int = 2) -> Mail:
+    mail = Mail(1, Kind.LEGIT, SenderType.USER, "a@x.example", 100, 0.0)
+    ledger.add(mail, [f"u{i}@y.example" for i in range(n)], origin_isp="x",
+               origin_network="dynamic", path="mua:25", first_hop_port=25)
+    return mail
+
+
+def test_conservation_catches_a_lost_recipient():
+    ledger = Ledger()
+    mail = _mail(ledger)
+    ledger.finish(mail.rows["u0@y.example"], Outcome.DELIVERED, 1.0)
+    ledger.check_conservation({mail.rows["u1@y.example"]})     # held by a queue: fine
+    with pytest.raises(ConservationError, match="held by no queue"):
+        ledger.check_conservation(set())                         # nobody holds it: lost
+
+
+def test_conservation_catches_a_double_outcome_and_a_ghost():
+    ledger = Ledger()
+    mail = _mail(ledger)
+    row = mail.rows["u0@y.example"]
+    ledger.finish(row, Outcome.REJECTED, 1.0, code=550, stopped_by="user_unknown")
+    with pytest.raises(ConservationError, match="already has outcome rejected"):
+        ledger.finish(row, Outcome.DELIVERED, 2.0)
+    with pytest.raises(ConservationError, match="still queued but already final"):
+        ledger.check_conservation({row, mail.rows["u1@y.example"]})
+
+
+def test_counts_list_every_outcome():
+    ledger = Ledger()
+    _mail(ledger, 3)
+    counts = ledger.counts()
+    assert counts["legit"] == {"delivered": 0, "junked": 0, "blocked": 0, "rejected": 0,
+                               "expired": 0, "pending": 3}

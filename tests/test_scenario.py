@@ -1,0 +1,152 @@
+"""Scenario files: the embedded default, overrides, and every kind of bad input.
+
+Bad input exits with status 2, names the file and the field path, prints no traceback and
+writes no results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netsim.cli import main
+from netsim.scenario import ScenarioError, load_scenario, scenario_yaml
+from netsim.scenario.docs import scenario_markdown
+from netsim.scenario.load import packaged_scenario_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_world_is_complete():
+    s = load_scenario()
+    assert len(s.isps) >= 3
+    assert len({i.domain for i in s.isps}) == len(s.isps)
+    assert s.visited_networks and s.hosting_networks
+    assert 2000 <= sum(i.subscribers for i in s.isps) <= 10_000
+    assert s.duration_s == 86_400
+
+
+def test_overrides_by_index_and_by_name():
+    s = load_scenario(overrides=["isps.isp-b.subscribers=12", "isps.0.access_latency_s=0.02",
+                                 "users.mua_587_share=0.9", "seed=42"])
+    assert (s.isps[1].subscribers, s.isps[0].access_latency_s) == (12, 0.02)
+    assert (s.users.mua_587_share, s.seed) == (0.9, 42)
+
+
+def test_resolved_scenario_round_trips():
+    s = load_scenario()
+    again = load_scenario_from_text(scenario_yaml(s))
+    assert again == s
+
+
+def load_scenario_from_text(text: str):
+    from netsim.scenario.load import validate
+    return validate(yaml.safe_load(text), "<text>")
+
+
+def _default_data() -> dict:
+    return yaml.safe_load(packaged_scenario_text())
+
+
+def _write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def _mutate(change):
+    data = _default_data()
+    change(data)
+    return data
+
+
+BAD = {
+    "unknown key": (_mutate(lambda d: d["isps"][0].update(subscriberz=3)),
+                    "isps[0].subscriberz: unknown field"),
+    "wrong type": (_mutate(lambda d: d["isps"][1].update(subscribers="many")),
+                   "isps[1].subscribers: Input should be a valid integer"),
+    "negative count": (_mutate(lambda d: d["isps"][2].update(subscribers=-5)),
+                       "isps[2].subscribers: Input should be greater than or equal to 0"),
+    "share above one": (_mutate(lambda d: d.update(users={"mua_587_share": 1.5})),
+                        "users.mua_587_share: Input should be less than or equal to 1"),
+    "domain twice": (_mutate(lambda d: d["isps"][1].update(domain="isp-a.example")),
+                     "domain 'isp-a.example' appears twice"),
+    "disconnected graph": (_mutate(lambda d: d.update(links=d["links"][:1])),
+                           "the ISP graph is not connected"),
+    "link to nowhere": (_mutate(lambda d: d["links"][0].update(b="isp-z")),
+                        "links[0]: ISP 'isp-z' does not exist"),
+    "upstream missing": (_mutate(lambda d: d["visited_networks"][0].update(upstream="isp-q")),
+                         "upstream ISP 'isp-q' does not exist"),
+    "overlapping prefixes": (_mutate(lambda d: d["hosting_networks"][0].update(
+        prefix="10.1.2.0/24")), "prefixes overlap"),
+    "bad prefix": (_mutate(lambda d: d["isps"][0].update(dynamic_pool="10.1.0.0/33")),
+                   "isps[0].dynamic_pool"),
+    "pool too small": (_mutate(lambda d: d["isps"][0].update(dynamic_pool="10.1.0.0/28")),
+                       "do not fit in dynamic_pool"),
+    "not yaml": ("isps: [unclosed\n  - name: x\n", "not valid YAML"),
+    "not a mapping": ("- just\n- a list\n", "a scenario must be a YAML mapping"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_exits_2_names_file_and_field(case, tmp_path, capsys):
+    data, expected = BAD[case]
+    path = _write(tmp_path, data)
+    out = tmp_path / "out"
+    status = main(["run", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert str(path) in err and expected in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_validate_explains_every_error(tmp_path, capsys):
+    data = _mutate(lambda d: (d["isps"][0].update(subscriberz=1),
+                              d["isps"][1].update(subscribers=-1)))
+    assert main(["validate", str(_write(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "isps[0].subscriberz" in err and "isps[1].subscribers" in err
+
+
+def test_validate_accepts_a_good_file(tmp_path, capsys):
+    path = _write(tmp_path, packaged_scenario_text())
+    assert main(["validate", str(path)]) == 0
+    assert "valid scenario 'default'" in capsys.readouterr().out
+
+
+def test_missing_file_and_bad_override(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    assert main(["run", "--set", "isps.isp-z.subscribers=3"]) == 2
+    assert "no list item named 'isp-z'" in capsys.readouterr().err
+    assert main(["run", "--set", "novalue"]) == 2
+    assert "expected dotted.key=value" in capsys.readouterr().err
+
+
+def test_load_errors_are_scenario_errors():
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(overrides=["users.recipients_pmf=[0.5, 0.2]"])
+    assert "sum to 1" in str(info.value)
+
+
+def test_schema_command_prints_json_schema(capsys):
+    assert main(["schema"]) == 0
+    assert '"additionalProperties": false' in capsys.readouterr().out
+
+
+def test_docs_scenario_md_is_current():
+    """docs/scenario.md is generated; regenerate with `netsim schema --markdown`."""
+    assert (ROOT / "docs" / "scenario.md").read_text("utf-8") == scenario_markdown() + "\n"
+
+
+def test_every_field_is_documented():
+    from netsim.scenario.schema import Strict
+    stack = [Strict]
+    while stack:
+        model = stack.pop()
+        stack += model.__subclasses__()
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
