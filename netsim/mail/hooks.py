@@ -25,6 +25,10 @@ class SMTPHooks:
         self.at = 0.0
 
     def on_connect(self, session: SMTPSession) -> Reply | None:
+        for policy in self.server.policies:
+            reply = policy.check_connect(self.server, session)
+            if reply is not None:
+                return reply
         return None
 
     def check_mail(self, session: SMTPSession, reverse_path: str) -> Reply | None:
@@ -53,7 +57,8 @@ class SMTPHooks:
                 return reply
         mail = envelope.payload
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
-        self.server.accept(mail, list(envelope.rcpt_to), self.at)
+        junk = session.extra.pop("folder", None) == "junk"
+        self.server.accept(mail, list(envelope.rcpt_to), self.at, junk=junk)
         return S250_QUEUED
 
 

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 
 class InboundPolicy(Protocol):
-    """What a policy may look at; each method returns a refusal or None."""
+    """What a policy may look at; each method returns a refusal or None.
+
+    ``check_data`` may instead file the message as junk by setting
+    ``session.extra["folder"] = "junk"`` and returning None.
+    """
+
+    def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None: ...
 
     def check_mail(self, server: MailServer, session: SMTPSession, reverse_path: str,
                    ) -> Reply | None: ...
@@ -40,6 +46,9 @@ class InboundPolicy(Protocol):
 
 class Policy:
     """A policy with no objections; subclasses override what they check."""
+
+    def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None:
+        return None
 
     def check_mail(self, server: MailServer, session: SMTPSession, reverse_path: str,
                    ) -> Reply | None:

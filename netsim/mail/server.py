@@ -119,26 +119,30 @@ class MailServer:
         return engine, hooks
 
     # -- custody -------------------------------------------------------------------------
-    def accept(self, mail: Mail, recipients: list[str], at: float) -> None:
-        """Take responsibility for accepted recipients: local ones into maildrops, the rest
-        into the outbound queue."""
+    def accept(self, mail: Mail, recipients: list[str], at: float, *, junk: bool = False,
+               ) -> None:
+        """Take responsibility for accepted recipients: local ones into maildrops (or the
+        junk folder, which POP3 does not serve), the rest into the outbound queue."""
         remote = []
         for address in recipients:
             if domain_of(address) == self.domain:
-                self.deliver_local(mail, address, at)
+                self.deliver_local(mail, address, at, junk=junk)
             else:
                 remote.append(address)
         if remote:
             self.queue.enqueue(mail, remote, at)
 
-    def deliver_local(self, mail: Mail, address: str, at: float) -> None:
+    def deliver_local(self, mail: Mail, address: str, at: float, *, junk: bool = False) -> None:
         user = self.user_index(address)
         if user is None:   # a policy lets nothing through for unknown users
             raise AssertionError(f"{self.hostname}: no mailbox for {address}")
         row = mail.rows[address]
-        self.ledger.finish(row, Outcome.DELIVERED, at)
+        self.ledger.finish(row, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
         if self.tracer is not None and self.tracer.wants(mail):
-            self.tracer.log(at, "outcome", f"{address}: delivered to maildrop at {self.hostname}")
+            where = "junk folder" if junk else "maildrop"
+            self.tracer.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}")
+        if junk:
+            return
         if self.maildrops.add(user, StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))):
             self.on_new_mail(user)
 
