@@ -61,7 +61,7 @@ def test_submission_port_requires_auth_and_auth_allows_relay_from_anywhere():
 
 def test_auth_required_on_25_when_the_isp_does_not_relay_for_its_networks():
     isps = tiny_scenario().model_dump(mode="json")["isps"]
-    isps[0]["mail_server"] = {"relay_for_own_networks": False}
+    isps[0]["policies"] = {"auth_on_25": True}
     world = _world(isps=isps)
     home = world.dynamic_pool(0).host(1)
     assert _rcpt_codes(world, home, 25, [LOCAL, REMOTE]) == {LOCAL: 250, REMOTE: 554}
@@ -69,7 +69,7 @@ def test_auth_required_on_25_when_the_isp_does_not_relay_for_its_networks():
 
 def test_no_listener_on_587_when_the_isp_offers_no_submission_port():
     isps = tiny_scenario().model_dump(mode="json")["isps"]
-    isps[1]["mail_server"] = {"submission_port": False}
+    isps[1]["policies"] = {"submission": None}
     world = _world(isps=isps)
     conn = world.network.connect(world.dynamic_pool(1).host(0), world.servers[1].address, 587, 0)
     assert conn.verdict is Verdict.REFUSED

@@ -1,6 +1,13 @@
 """The mail layer: mail servers, queues, maildrops and sessions, as SimPy adapters around the
 sans-I/O protocol engines."""
 
+from netsim.mail.defences import (
+    Blocklist,
+    ContentFilter,
+    Greylisting,
+    RateLimit,
+    listed_subnets,
+)
 from netsim.mail.ledger import ConservationError, Ledger, Outcome
 from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
 from netsim.mail.policy import MECHANISMS, InboundPolicy, Policy, mechanism
@@ -10,8 +17,30 @@ from netsim.mail.session import pop3_session, smtp_session
 from netsim.mail.trace import TraceLine, Tracer
 
 __all__ = [
-    "MECHANISMS", "ConservationError", "InboundPolicy", "Kind", "Ledger", "Listener", "Mail",
-    "MailServer", "OutboundQueue", "Outcome", "Policy", "RetryPolicy", "SenderType",
-    "ServerSettings", "TraceLine", "Tracer", "domain_of", "local_part", "mechanism",
-    "pop3_session", "smtp_session",
+    "MECHANISMS",
+    "Blocklist",
+    "ConservationError",
+    "ContentFilter",
+    "Greylisting",
+    "InboundPolicy",
+    "Kind",
+    "Ledger",
+    "Listener",
+    "Mail",
+    "MailServer",
+    "OutboundQueue",
+    "Outcome",
+    "Policy",
+    "RateLimit",
+    "RetryPolicy",
+    "SenderType",
+    "ServerSettings",
+    "TraceLine",
+    "Tracer",
+    "domain_of",
+    "listed_subnets",
+    "local_part",
+    "mechanism",
+    "pop3_session",
+    "smtp_session",
 ]

@@ -83,6 +83,8 @@ class Ledger:
         self.created_s: list[float] = []
         self.delivered_s: list[float] = []
         self.retrieved_s: list[float] = []
+        self.finished_s: list[float] = []
+        self.left_origin: list[bool] = []
         self.attempted = dict.fromkeys(Kind, 0)
         self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
         self._pending = self._outcome[Outcome.PENDING]
@@ -114,6 +116,8 @@ class Ledger:
             self.created_s.append(mail.created)
             self.delivered_s.append(_NAN)
             self.retrieved_s.append(_NAN)
+            self.finished_s.append(_NAN)
+            self.left_origin.append(False)
         self.attempted[mail.kind] += len(mail.rows)
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
@@ -126,6 +130,7 @@ class Ledger:
         if outcome is Outcome.PENDING:
             raise ValueError("pending is not a final outcome")
         self.outcome[row] = self._outcome[outcome]
+        self.finished_s[row] = at
         self.reply_code[row] = code
         if stopped_by:
             self.stopped_by[row] = self.vocab["stopped_by"].code(stopped_by)
@@ -133,6 +138,10 @@ class Ledger:
             self.delivered_s[row] = at
         kind = KINDS[self.kind[row]]
         self.finished[kind][outcome] += 1
+
+    def left(self, row: int) -> None:
+        """Mark a recipient as taken over by a server outside its origin network's ISP."""
+        self.left_origin[row] = True
 
     def retrieved(self, row: int, at: float) -> None:
         """Record the first POP3 retrieval of a delivered recipient."""
@@ -196,4 +205,6 @@ class Ledger:
             # NaN (never happened) becomes null, which Arrow compares and pandas reads as NaN
             "delivered_s": pa.array(self.delivered_s, pa.float64(), from_pandas=True),
             "retrieved_s": pa.array(self.retrieved_s, pa.float64(), from_pandas=True),
+            "finished_s": pa.array(self.finished_s, pa.float64(), from_pandas=True),
+            "left_origin": pa.array(self.left_origin, pa.bool_()),
         })

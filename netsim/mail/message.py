@@ -39,6 +39,7 @@ class Mail:
     mail_from: str            # "" is the null reverse path of a bounce
     size: int
     created: float
+    origin: str = ""          # the ISP (or hosting network) it came from
     rows: dict[str, int] = field(default_factory=dict)
     parent: int | None = None  # the message a bounce reports on
 

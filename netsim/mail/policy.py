@@ -8,16 +8,21 @@ Each refusal is a named reply, and ``MECHANISMS`` names what stopped a recipient
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Protocol
 
 from netsim.mail.message import domain_of, local_part
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
+    S450_GREYLISTED,
+    S451_RATE_LIMITED,
     S452_TOO_MANY_RCPTS,
     S530_AUTH_REQUIRED,
     S535_AUTH_INVALID,
+    S550_CONTENT_REJECTED,
     S550_USER_UNKNOWN,
     S552_SIZE_EXCEEDED,
+    S554_BLOCKLISTED,
     S554_RELAY_DENIED,
 )
 
@@ -76,17 +81,21 @@ class LocalRecipients(Policy):
 
 class RelayControl(Policy):
     """Relay to other domains only for authenticated clients, or for the ISP's own networks
-    on port 25 where the ISP allows it (Postfix ``permit_mynetworks, permit_sasl_authenticated,
-    reject_unauth_destination``). Never for strangers."""
+    on port 25 until ``auth_on_25_from`` (Postfix ``permit_mynetworks,
+    permit_sasl_authenticated, reject_unauth_destination``). Never for strangers."""
+
+    def __init__(self, auth_on_25_from: float = math.inf):
+        self.auth_on_25_from = auth_on_25_from
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
         if domain_of(forward_path) == server.domain or session.authenticated_user:
             return None
-        if (session.port == 25 and server.relay_for_own_networks
+        if (session.port == 25 and server.env.now < self.auth_on_25_from
                 and server.is_own_client(session.client_address)):
             return None
         return S554_RELAY_DENIED
+
 
 
 def default_policies() -> list[InboundPolicy]:
@@ -101,6 +110,11 @@ MECHANISMS: dict[Reply, str] = {
     S550_USER_UNKNOWN: "user_unknown",
     S552_SIZE_EXCEEDED: "message_size",
     S452_TOO_MANY_RCPTS: "too_many_recipients",
+    # receiver defences (netsim.mail.defences)
+    S554_BLOCKLISTED: "blocklist",
+    S450_GREYLISTED: "greylisting",
+    S550_CONTENT_REJECTED: "content_filter",
+    S451_RATE_LIMITED: "rate_limit",
 }
 
 

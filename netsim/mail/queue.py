@@ -12,19 +12,19 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import simpy
 
 from netsim.mail.ledger import Outcome
 from netsim.mail.message import Mail, domain_of
+from netsim.mail.outbox import attempt
 from netsim.mail.policy import mechanism
-from netsim.mail.session import smtp_session
-from netsim.net import Answer, RCode, Resolver
-from netsim.protocols import Reply, SMTPClient
+from netsim.mail.routing import RouteStatus, resolve_mx
+from netsim.net import Resolver
+from netsim.protocols import Reply
 
 if TYPE_CHECKING:
     from netsim.mail.server import MailServer
-
-MX_ADDRESSES_TRIED = 2   # RFC 5321 §5.1: try at least two addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +54,13 @@ class QueueEntry:
 class OutboundQueue:
     """The deferred and active queue of one MailServer."""
 
-    def __init__(self, server: MailServer, resolver: Resolver, retry: RetryPolicy):
+    def __init__(self, server: MailServer, resolver: Resolver, retry: RetryPolicy,
+                 rng: np.random.Generator):
         self.server = server
         self.env: simpy.Environment = server.env
         self.resolver = resolver
         self.retry = retry
+        self.rng = rng
         self.entries: set[QueueEntry] = set()
 
     def enqueue(self, mail: Mail, recipients: list[str], at: float) -> None:
@@ -82,69 +84,39 @@ class OutboundQueue:
             if not entry.pending:
                 break
             if self.env.now - entry.queued_at >= self.retry.queue_lifetime_s:
-                self._finish(entry, entry.pending, Outcome.EXPIRED, code=0,
-                             stopped_by="queue_lifetime")
+                self._fail(entry, dict(entry.pending), Outcome.EXPIRED, self.env.now, code=0,
+                           cause="queue_lifetime")
                 break
             yield self.env.timeout(self.retry.delay(entry.attempts))
         self.entries.discard(entry)
 
     def _attempt(self, entry: QueueEntry) -> Generator[simpy.Event, Any, None]:
-        """One delivery attempt: resolve, connect to MX hosts in order, run SMTP."""
-        server, mail = self.server, entry.mail
+        """One delivery attempt: resolve, try the MX addresses in order, run SMTP."""
+        server, mail, env = self.server, entry.mail, self.env
         trace = server.tracer if server.tracer is not None and server.tracer.wants(mail) else None
-        mx = yield from self._query(entry.domain, "MX", trace)
-        if mx.rcode is RCode.NXDOMAIN:
-            self._finish(entry, entry.pending, Outcome.REJECTED, code=550, stopped_by="nxdomain")
+        route = yield from resolve_mx(env, self.resolver, entry.domain, self.rng, trace,
+                                      server.hostname)
+        if route.status is RouteStatus.NXDOMAIN:
+            self._fail(entry, dict(entry.pending), Outcome.REJECTED, env.now, code=550,
+                       cause="nxdomain")
             return
-        if mx.rcode is RCode.SERVFAIL:
+        for address in route.addresses:
+            conn, refused = yield from attempt(
+                env, server.network, server.address, address, 25, mail, entry.pending,
+                helo=server.hostname, trace=trace)
+            if not conn.is_open:
+                continue   # try the next MX address; all failing is a temporary failure
+            failed: dict[Reply, dict[str, int]] = {}
+            for rcpt, reply in refused.items():
+                if reply.is_permanent:
+                    failed.setdefault(reply, {})[rcpt] = entry.pending[rcpt]
+            for reply, rows in failed.items():
+                self._fail(entry, rows, Outcome.REJECTED, env.now, code=reply.code,
+                           cause=mechanism(reply))
             return
-        # No MX records: the domain itself is the implicit MX (RFC 5321 §5.1).
-        hosts = [r.exchange for r in mx.records] if mx.records else [entry.domain]  # type: ignore[union-attr]
-        tried = 0
-        for host in hosts:
-            a = yield from self._query(host, "A", trace)
-            for address in a.records if a.rcode is RCode.NOERROR else ():
-                if tried == MX_ADDRESSES_TRIED:
-                    return
-                tried += 1
-                conn = server.network.connect(server.address, address, 25,  # type: ignore[arg-type]
-                                              self.env.now)
-                if trace is not None:
-                    trace.log(self.env.now, "connect", conn.describe())
-                yield self.env.timeout(conn.delay_s)
-                if not conn.is_open:
-                    continue
-                client = SMTPClient(server.hostname, mail.mail_from, list(entry.pending),
-                                    size=mail.size, payload=mail)
-                yield from smtp_session(
-                    self.env, conn, client, trace=trace, text_lines=mail.text_lines,
-                    on_settled=lambda c, at: self._settle(entry, c, at))
-                return
 
-    def _query(self, name: str, rtype: str, trace: Any) -> Generator[simpy.Event, Any, Answer]:
-        answer, latency = self.resolver.query(name, rtype, self.env.now)
-        yield self.env.timeout(latency)
-        if trace is not None:
-            trace.log(self.env.now, "dns", f"{self.server.hostname} resolver: "
-                      f"{answer.describe()}")
-        return answer
-
-    def _settle(self, entry: QueueEntry, client: SMTPClient, at: float) -> None:
-        """Apply per-recipient replies: 2xx leaves our custody, 5xx fails, 4xx stays queued."""
-        failed: dict[Reply, dict[str, int]] = {}
-        for address, reply in client.rcpt_replies.items():
-            if reply.code < 400:
-                del entry.pending[address]
-            elif reply.code >= 500:
-                failed.setdefault(reply, {})[address] = entry.pending.pop(address)
-        for reply, rows in failed.items():
-            self.server.fail(entry.mail, rows, Outcome.REJECTED, at, code=reply.code,
-                             stopped_by=mechanism(reply))
-
-    def _finish(self, entry: QueueEntry, rows: dict[str, int], outcome: Outcome, *, code: int,
-                stopped_by: str) -> None:
-        done = dict(rows)
-        rows.clear()
-        self.server.fail(entry.mail, done, outcome, self.env.now, code=code,
-                         stopped_by=stopped_by)
-
+    def _fail(self, entry: QueueEntry, rows: dict[str, int], outcome: Outcome, at: float, *,
+              code: int, cause: str) -> None:
+        for address in rows:
+            del entry.pending[address]
+        self.server.fail(entry.mail, rows, outcome, at, code=code, stopped_by=cause)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import simpy
 
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
@@ -29,8 +30,6 @@ from netsim.protocols import POP3Server, SMTPServer, StoredMessage
 class ServerSettings:
     session_slots: int
     processing_s: float
-    submission_port: bool
-    relay_for_own_networks: bool
     max_recipients: int
     message_size_limit: int
     server_bandwidth_bps: float
@@ -49,17 +48,17 @@ class MailServer:
     def __init__(self, env: simpy.Environment, *, isp: str, domain: str, address: int,
                  users: int, own_subnets: frozenset[int], settings: ServerSettings,
                  network: Network, resolver: Resolver, ledger: Ledger, retry: RetryPolicy,
-                 ids: Callable[[], int], tracer: Tracer | None = None):
+                 rng: np.random.Generator, ids: Callable[[], int],
+                 tracer: Tracer | None = None, hostname: str | None = None):
         self.env = env
         self.isp = isp
         self.domain = domain
-        self.hostname = f"mail.{domain}"
+        self.hostname = hostname or f"mail.{domain}"
         self.address = address
         self.users = users
         self.own_subnets = own_subnets
         self.settings = settings
         self.processing_s = settings.processing_s
-        self.relay_for_own_networks = settings.relay_for_own_networks
         self.network = network
         self.ledger = ledger
         self.tracer = tracer
@@ -67,12 +66,15 @@ class MailServer:
         self.slots = simpy.Resource(env, settings.session_slots)
         self.maildrops = Maildrops()
         self.policies: list[InboundPolicy] = default_policies()
-        self.queue = OutboundQueue(self, resolver, retry)
+        self.queue = OutboundQueue(self, resolver, retry, rng)
         self.on_new_mail: Callable[[int], None] = lambda user: None
         self.stats_sessions = 0
+        self.pop3_security = "plaintext"   # or "apop", "stls", "pop3s"
         self._pop3_sessions = 0
-        for port in (25, 587, 110) if settings.submission_port else (25, 110):
-            network.listen(address, port, Listener(self, port))
+
+    def listen(self, port: int) -> None:
+        """Start accepting connections on a port (25 and 587 SMTP, 110 and 995 POP3)."""
+        self.network.listen(self.address, port, Listener(self, port))
 
     # -- accounts ----------------------------------------------------------------------
     def address_of(self, user: int) -> str:
@@ -106,7 +108,7 @@ class MailServer:
     def smtp_engine(self, port: int, client_address: int) -> tuple[SMTPServer, SMTPHooks]:
         hooks = SMTPHooks(self)
         engine = SMTPServer(self.hostname, hooks, client_address=client_address, port=port,
-                            auth_required=(port == 587),
+                            auth_required=(port == 587), tls=(port == 465),
                             max_recipients=self.settings.max_recipients,
                             max_message_size=self.settings.message_size_limit)
         return engine, hooks
@@ -115,7 +117,8 @@ class MailServer:
         self._pop3_sessions += 1
         hooks = POP3Hooks(self)
         engine = POP3Server(self.hostname, hooks, client_address=client_address, port=port,
-                            timestamp=f"<{self._pop3_sessions}.{self.isp}@{self.hostname}>")
+                            timestamp=f"<{self._pop3_sessions}.{self.isp}@{self.hostname}>",
+                            stls=self.pop3_security == "stls", tls=(port == 995))
         return engine, hooks
 
     # -- custody -------------------------------------------------------------------------
@@ -124,6 +127,9 @@ class MailServer:
         """Take responsibility for accepted recipients: local ones into maildrops (or the
         junk folder, which POP3 does not serve), the rest into the outbound queue."""
         remote = []
+        if mail.origin != self.isp:
+            for address in recipients:
+                self.ledger.left(mail.rows[address])
         for address in recipients:
             if domain_of(address) == self.domain:
                 self.deliver_local(mail, address, at, junk=junk)
@@ -159,8 +165,8 @@ class MailServer:
     def bounce(self, mail: Mail, at: float) -> None:
         """A delivery status notification from MAILER-DAEMON to the original sender."""
         dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", 2_000, at,
-                   parent=mail.id)
-        self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network="static",
+                   origin=self.isp, parent=mail.id)
+        self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network=self.isp,
                         path="bounce", first_hop_port=0)
         if self.tracer is not None:
             self.tracer.created(dsn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,17 +42,75 @@ class MailServerConfig(Strict):
     processing_s: Seconds = Field(
         0.001, description="Server time to process one command [s]. Assumed; sets the M/M/c "
         "service time together with the round trips.")
-    submission_port: bool = Field(
-        True, description="Listen on 587 for submission with SMTP AUTH (RFC 6409, RFC 5068).")
-    relay_for_own_networks: bool = Field(
-        True, description="Relay mail from the ISP's own networks on port 25 without AUTH "
-        "(Postfix mynetworks). Off means AUTH is required on 25 too.")
+    pop3_security: Literal["plaintext", "apop", "stls", "pop3s"] = Field(
+        "plaintext", description="How POP3 logins travel: USER/PASS in plain text on 110, APOP "
+        "(RFC 1939: digest, no password on the wire), STLS (RFC 2595) or POP3S on 995 "
+        "(RFC 8314). Only plaintext can be captured by an eavesdropper.")
+    submission_security: Literal["plaintext", "tls"] = Field(
+        "plaintext", description="Whether SMTP AUTH on submission travels in plain text or "
+        "inside TLS (STARTTLS or 465, RFC 8314). Only plaintext can be captured.")
     max_recipients: int = Field(
         100, ge=1, description="Recipients per transaction before 452 (RFC 5321 §4.5.3.1.8: "
         "at least 100).")
     message_size_limit: int = Field(
         10_240_000, ge=65_536, description="Largest message accepted, else 552 [bytes] "
         "(Postfix message_size_limit).")
+
+
+class Switch(Strict):
+    """A policy that is in force from ``start_s`` on."""
+
+    start_s: Seconds = Field(0, description="Simulated time the policy comes into force [s].")
+
+
+class OP25BPolicy(Switch):
+    """Outbound Port 25 Blocking at the ISP's egress."""
+
+    action: Literal["drop", "reject"] = Field(
+        "drop", description="Drop the SYN (the client waits its connect timeout) or reset it "
+        "(one round trip).")
+
+
+class RateLimitPolicy(Switch):
+    """Per-account submission rate limit (Postfix policy daemons; token bucket)."""
+
+    recipients_per_hour: float = Field(100, gt=0, description="Recipients an account may "
+                                       "submit an hour before 451 4.7.1 [1/h]. Assumed.")
+
+
+def _switch(value: object) -> object:
+    """``true`` turns a policy on with its defaults, ``false`` turns it off."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class ISPPolicies(Strict):
+    """An ISP's policies; each is null (off) or a mapping (on, with an optional start time)."""
+
+    op25b: OP25BPolicy | None = Field(None, description="Outbound Port 25 Blocking: port 25 "
+                                      "from the dynamic pool (and visited networks behind the "
+                                      "ISP) to anything but the ISP's own mail server.")
+    submission: Switch | None = Field(default_factory=Switch, description="Offer port 587 with "
+                                      "SMTP AUTH (RFC 6409; RFC 5068 asks every provider to).")
+    auth_on_25: Switch | None = Field(None, description="Require AUTH for relaying on port 25 "
+                                      "too, instead of relaying for the ISP's own networks.")
+    inbound_25_block: Switch | None = Field(None, description="Block port 25 from outside "
+                                            "into the dynamic pool (no servers at home).")
+    rate_limit: RateLimitPolicy | None = Field(None, description="Per-account submission "
+                                               "rate limit.")
+
+    _switches = field_validator("op25b", "submission", "auth_on_25", "inbound_25_block",
+                                "rate_limit", mode="before")(_switch)
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "none": {"op25b": None},
+    "op25b": {"op25b": {}, "submission": None},
+    "op25b+587": {"op25b": {}, "submission": {}},
+}
 
 
 class ISPConfig(Strict):
@@ -73,8 +131,13 @@ class ISPConfig(Strict):
         "(DSL/cable last mile).")
     access_bandwidth_bps: float = Field(
         10e6, gt=0, description="A subscriber connection's upstream rate [bit/s]. Assumed.")
+    bot_fraction: Share = Field(0.0, description="Share of subscriber hosts infected by "
+                                "bots. Public estimates vary widely by country: a parameter.")
     mail_server: MailServerConfig = Field(default_factory=MailServerConfig,
                                           description="The ISP's mail server.")
+    policies: ISPPolicies = Field(default_factory=ISPPolicies, description="The ISP's "
+                                  "policies; a preset (scenario `policy`) overrides op25b and "
+                                  "submission.")
 
     _name = field_validator("name")(_check_name)
 
@@ -123,6 +186,9 @@ class VisitedNetworkConfig(Strict):
     upstream: str = Field(description="Name of the ISP the network is attached to.")
     access_latency_s: Seconds = Field(0.010, description="One-way latency of the shared "
                                       "access link [s]. Assumed.")
+    eavesdrop_probability: Share = Field(0.0, description="Probability that a plaintext login "
+                                         "(POP3 USER/PASS, SMTP AUTH) crossing this network is "
+                                         "captured. Not published: sweep it.")
 
     _name = field_validator("name")(_check_name)
 
@@ -210,6 +276,9 @@ class UsersConfig(Strict):
     size_median_bytes: float = Field(12_000, gt=0, description="Median legitimate message "
                                      "size [bytes] (about 6–8× spam's 2 KB, REFERENCE.md).")
     size_sigma: float = Field(1.0, ge=0, description="Log-normal sigma of message sizes.")
+    roaming_share: Share = Field(0.0, description="Share of users who are, at any moment, on "
+                                 "a visited network (their MUA settings unchanged). Not "
+                                 "published (REFERENCE.md): sweep it.")
     mua_retries: int = Field(2, ge=0, description="Times a MUA retries a submission that got a "
                              "temporary failure before it reports the mail as not sent.")
     mua_retry_s: Seconds = Field(300, description="Delay between MUA retries [s]. Assumed.")
@@ -226,6 +295,127 @@ class UsersConfig(Strict):
         if self.mistyped_user_share + self.mistyped_domain_share > 1:
             raise ValueError("mistyped_user_share + mistyped_domain_share exceed 1")
         return self
+
+
+Strategy = Literal["direct", "isp_relay", "open_relay", "stolen_587"]
+
+
+class BotnetConfig(Strict):
+    """A botnet: infected subscriber hosts with heavy-tailed rates and a list of strategies."""
+
+    name: str = Field(description="Short name.")
+    share: Share = Field(description="Share of all infected hosts that belong to this botnet; "
+                         "the shares of all botnets sum to 1.")
+    strategies: list[Strategy] = Field(
+        min_length=1, description="Ordered strategies: direct (the recipient's MX on 25), "
+        "isp_relay (the bot's own ISP server on 25), open_relay, stolen_587 (a stolen "
+        "credential on its owner's submission port).")
+    adaptive: bool = Field(False, description="Move to the next strategy after repeated "
+                           "failure; a bot with no strategy left stops, and the botnet gives "
+                           "its work to the bots that still deliver.")
+    failures_to_adapt: int = Field(5, ge=1, description="Consecutive failed sessions before "
+                                   "an adaptive bot moves on [sessions]. Assumed.")
+    rate_median_per_day: float = Field(
+        300, ge=0, description="Median spam recipients a bot attempts a day [1/d]. Storm "
+        "about 180/d, top-10 botnets 2009 about 27,000/d (REFERENCE.md).")
+    rate_sigma: float = Field(2.1, ge=0, description="Log-normal sigma of per-bot rates: 2.1 "
+                              "puts the 5th and 95th percentiles 1000× apart (REFERENCE.md: "
+                              "three orders of magnitude).")
+    recipients_per_session: float = Field(25, ge=1, description="Mean recipients per SMTP "
+                                          "session (Pathak et al.: about 25).")
+    retry_4xx: Share = Field(0.05, description="Probability a bot retries after a 4xx; bot "
+                             "engines often do not (REFERENCE.md).")
+    retry_delay_s: Seconds = Field(300, description="Delay of a bot's retry [s]. Assumed.")
+
+    _name = field_validator("name")(_check_name)
+
+
+class SpammerServerConfig(Strict):
+    """Spammer-owned servers on a hosting network, sending direct to MX from static addresses."""
+
+    network: str = Field(description="Name of the hosting network they live in.")
+    count: int = Field(1, ge=0, description="Number of servers.")
+    rate_per_day: float = Field(20_000, ge=0, description="Spam recipients each server "
+                                "attempts a day [1/d]. Assumed.")
+    recipients_per_session: float = Field(50, ge=1, description="Mean recipients per session.")
+
+
+class OpenRelayConfig(Strict):
+    """Misconfigured servers that relay mail for anyone."""
+
+    network: str = Field(description="Network they live in: a hosting network, or an ISP's "
+                         "dynamic pool written `<isp>.dynamic` (an insecure server at home).")
+    count: int = Field(1, ge=0, description="Number of open relays.")
+
+
+class SpamConfig(Strict):
+    """Who sends spam and how."""
+
+    botnets: list[BotnetConfig] = Field(default_factory=list, description="Botnets; "
+                                        "infected hosts come from each ISP's bot_fraction.")
+    spammer_servers: list[SpammerServerConfig] = Field(default_factory=list,
+                                                       description="Spammer-owned servers.")
+    open_relays: list[OpenRelayConfig] = Field(default_factory=list,
+                                               description="Open relays.")
+    invalid_recipient_share: Share = Field(
+        0.2, description="Share of harvested addresses that do not exist (550 5.1.1). "
+        "Assumed; only about 30 % of Cutwail's spam was accepted (Stone-Gross 2011).")
+    size_median_bytes: float = Field(2_000, gt=0, description="Median spam size [bytes] "
+                                     "(about 2 KB in 2008, REFERENCE.md).")
+    size_sigma: float = Field(0.5, ge=0, description="Log-normal sigma of spam sizes.")
+    compromised_share: Share = Field(0.0, description="Share of accounts whose password "
+                                     "spammers hold from the start (phished, guessed).")
+
+    @model_validator(mode="after")
+    def _shares(self) -> SpamConfig:
+        if self.botnets and abs(sum(b.share for b in self.botnets) - 1) > 1e-6:
+            raise ValueError("botnets: the shares must sum to 1")
+        _unique([b.name for b in self.botnets], "botnet name")
+        return self
+
+
+class BlocklistConfig(Strict):
+    """A DNS blocklist of end-user address ranges (PBL-like), checked on inbound port 25."""
+
+    listed: list[Literal["dynamic", "visited"]] = Field(
+        ["dynamic"], description="Kinds of networks the list covers.")
+
+
+class GreylistingConfig(Strict):
+    """Temporary refusal of unknown (client, sender, recipient) triplets."""
+
+    delay_s: Seconds = Field(300, description="A retry is accepted after [s] (postgrey "
+                             "default 300 s).")
+    retry_window_s: Seconds = Field(172_800, description="A retry later than this starts "
+                                    "over [s] (postgrey default 2 d).")
+
+
+class ContentFilterConfig(Strict):
+    """A content filter at the receiving server."""
+
+    detection_rate: Share = Field(0.9, description="Share of spam caught. Assumed.")
+    false_positive_rate: Share = Field(0.001, description="Share of other mail caught. "
+                                       "Assumed.")
+    action: Literal["reject", "junk"] = Field("junk", description="Refuse with 550 5.7.1, or "
+                                              "deliver to the junk folder.")
+
+
+class DefencesConfig(Strict):
+    """Receiver defences, at every ISP's mail server; each off unless given."""
+
+    blocklist: BlocklistConfig | None = Field(None, description="PBL-like blocklist.")
+    greylisting: GreylistingConfig | None = Field(None, description="Greylisting.")
+    content_filter: ContentFilterConfig | None = Field(None, description="Content filter.")
+
+    _switches = field_validator("blocklist", "greylisting", "content_filter",
+                                mode="before")(_switch)
+
+
+class PresetApplication(Strict):
+    """A policy preset applied to some ISPs."""
+
+    preset: Literal["none", "op25b", "op25b+587"] = Field(description="Preset name.")
+    isps: list[str] = Field(min_length=1, description="ISP names it applies to.")
 
 
 class Scenario(Strict):
@@ -246,6 +436,40 @@ class Scenario(Strict):
     smtp: SMTPConfig = Field(default_factory=SMTPConfig, description="SMTP timing and queues.")
     users: UsersConfig = Field(default_factory=UsersConfig,
                                description="Legitimate mail users.")
+    spam: SpamConfig = Field(default_factory=SpamConfig, description="Spam senders.")
+    defences: DefencesConfig = Field(default_factory=DefencesConfig,
+                                     description="Receiver defences.")
+    policy: Literal["none", "op25b", "op25b+587"] | None = Field(
+        None, description="A policy preset applied to every ISP (after policy_presets): none "
+        "(no blocking; submission as the ISP has it), op25b (blocking without a submission "
+        "port: what broke travellers), op25b+587 (blocking, and 587 with AUTH).")
+    policy_presets: list[PresetApplication] = Field(
+        default_factory=list, description="Presets applied to lists of ISPs, in order.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_presets(cls, data: Any) -> Any:
+        """Expand presets into each ISP's policies, so the resolved scenario shows them."""
+        if not isinstance(data, dict) or not isinstance(data.get("isps"), list):
+            return data
+        applications = [(a.get("preset"), a.get("isps")) for a in
+                        data.get("policy_presets") or [] if isinstance(a, dict)]
+        if data.get("policy") is not None:
+            applications.append((data["policy"], None))
+        if not applications:
+            return data
+        data = dict(data)
+        isps = [dict(i) if isinstance(i, dict) else i for i in data["isps"]]
+        for preset, names in applications:
+            if preset not in PRESETS:
+                continue   # field validation reports it
+            for isp in isps:
+                if isinstance(isp, dict) and (names is None or isp.get("name") in names):
+                    policies = dict(isp.get("policies") or {})
+                    policies.update(PRESETS[preset])
+                    isp["policies"] = policies
+        data["isps"] = isps
+        return data
 
     _name = field_validator("name")(_check_name)
 
@@ -263,6 +487,22 @@ class Scenario(Strict):
                 raise ValueError(f"network {net.name!r}: upstream ISP {net.upstream!r} does not "
                                  f"exist (ISPs: {', '.join(names)})")
         _disjoint(self)
+        hosting = {n.name for n in self.hosting_networks}
+        for i, server in enumerate(self.spam.spammer_servers):
+            if server.network not in hosting:
+                raise ValueError(f"spam.spammer_servers[{i}].network: {server.network!r} is not "
+                                 f"a hosting network ({', '.join(sorted(hosting)) or 'none'})")
+        pools = hosting | {f"{n}.dynamic" for n in names}
+        for i, relay in enumerate(self.spam.open_relays):
+            if relay.network not in pools:
+                raise ValueError(f"spam.open_relays[{i}].network: {relay.network!r} is neither "
+                                 f"a hosting network nor <isp>.dynamic")
+        for i, application in enumerate(self.policy_presets):
+            for name in application.isps:
+                if name not in names:
+                    raise ValueError(f"policy_presets[{i}].isps: ISP {name!r} does not exist")
+        if any(isp.bot_fraction > 0 for isp in self.isps) and not self.spam.botnets:
+            raise ValueError("some ISP has bot_fraction > 0 but spam.botnets is empty")
         if (self.links is None) == (self.topology is None) and len(self.isps) > 1:
             raise ValueError("give exactly one of 'links' and 'topology'")
         if self.links is not None:

@@ -7,6 +7,7 @@ import numpy as np
 import simpy
 
 from netsim.mail import Ledger, MailServer, RetryPolicy, ServerSettings, Tracer
+from netsim.mail.outbox import Outbox
 from netsim.net import (
     AddressPlan,
     NetKind,
@@ -19,6 +20,9 @@ from netsim.net import (
     graph_from_links,
 )
 from netsim.scenario import Scenario
+from netsim.world.credentials import CredentialPool, pop3_capture_process, seed_compromised
+from netsim.world.policies import apply_policies
+from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation
 
@@ -54,9 +58,24 @@ class World:
         self.network = Network(self.plan, self.topology,
                                connect_timeout_s=scenario.smtp.connect_timeout_s)
         self.zones = Zones()
-        self.servers = [self._server(i) for i in range(len(scenario.isps))]
-        self.recipient_choice = [self._recipient_choice(i) for i in range(len(scenario.isps))]
-        self.populations = [UserPopulation(self, i) for i in range(len(scenario.isps))]
+        self.resolvers: list[Resolver] = []
+        self.outbox = Outbox()
+        self.credentials = CredentialPool()
+        isps = range(len(scenario.isps))
+        self.servers = [self._server(i) for i in isps]
+        apply_policies(self)
+        self.relays = self._open_relays()
+        self.recipient_choice = [self._recipient_choice(i) for i in isps]
+        self.populations = [UserPopulation(self, i) for i in isps]
+        seed_compromised(self)
+        for i in isps:
+            capture = pop3_capture_process(self, i)
+            if capture is not None:
+                self.env.process(capture)
+        sessions = SpamSessions(self)
+        self.botnets = build_botnets(self, sessions)
+        self.spammers = [SpammerServers(self, cfg, k, sessions)
+                         for k, cfg in enumerate(scenario.spam.spammer_servers)]
 
     def next_id(self) -> int:
         """A new message id; ids count messages from 1 in creation order."""
@@ -68,11 +87,9 @@ class World:
 
     def held_rows(self) -> set[int]:
         """Every recipient some queue or MUA outbox still holds."""
-        held: set[int] = set()
-        for server in self.servers:
+        held = self.outbox.held_rows()
+        for server in [*self.servers, *self.relays]:
             held |= server.held_rows()
-        for population in self.populations:
-            held |= population.held_rows()
         return held
 
     def _recipient_choice(self, isp: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -127,12 +144,47 @@ class World:
                             lookup_p90_s=d.lookup_p90_s, cached_lookup_s=d.cached_lookup_s,
                             servfail_rate=d.servfail_rate)
         m = isp.mail_server
-        settings = ServerSettings(m.session_slots, m.processing_s, m.submission_port,
-                                  m.relay_for_own_networks, m.max_recipients,
+        settings = ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
                                   m.message_size_limit, s.smtp.server_bandwidth_bps)
-        retry = RetryPolicy(s.smtp.backoff_min_s, s.smtp.backoff_max_s, s.smtp.queue_lifetime_s)
+        self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
                           users=isp.subscribers,
                           own_subnets=frozenset({dynamic.index, static.index}),
                           settings=settings, network=self.network, resolver=resolver,
-                          ledger=self.ledger, retry=retry, ids=self.next_id, tracer=self.tracer)
+                          ledger=self.ledger, retry=self._retry(),
+                          rng=self.streams[f"mx.{isp.name}"], ids=self.next_id,
+                          tracer=self.tracer)
+
+    def _retry(self) -> RetryPolicy:
+        smtp = self.scenario.smtp
+        return RetryPolicy(smtp.backoff_min_s, smtp.backoff_max_s, smtp.queue_lifetime_s)
+
+    def _open_relays(self) -> list[MailServer]:
+        """Misconfigured servers that relay for anyone: no policies at all."""
+        relays: list[MailServer] = []
+        rng = self.streams["spam.open_relays"]
+        for cfg in self.scenario.spam.open_relays:
+            net = self.plan.by_name[cfg.network]
+            size = net.prefix.num_addresses - 2
+            # at home: a random subscriber's host; in hosting: the top of the range, clear of
+            # the spammer servers, which take the bottom
+            hosts = (rng.choice(size, size=cfg.count, replace=False)
+                     if net.kind is NetKind.DYNAMIC else range(size - 1, size - 1 - cfg.count, -1))
+            for host in hosts:
+                name = f"relay{len(relays) + 1}.{cfg.network.replace('.', '-')}.example"
+                origin = self.scenario.isps[net.isp].name if net.kind is NetKind.DYNAMIC \
+                    else net.name
+                m = self.scenario.isps[net.isp].mail_server
+                relay = MailServer(
+                    self.env, isp=origin, domain=name, address=net.host(int(host)), users=0,
+                    own_subnets=frozenset(), settings=ServerSettings(
+                        m.session_slots, m.processing_s, m.max_recipients,
+                        m.message_size_limit, self.scenario.smtp.server_bandwidth_bps),
+                    network=self.network, resolver=self.resolvers[net.isp],
+                    ledger=self.ledger, retry=self._retry(),
+                    rng=self.streams[f"mx.{name}"], ids=self.next_id, tracer=self.tracer,
+                    hostname=name)
+                relay.policies = []
+                relay.listen(25)
+                relays.append(relay)
+        return relays

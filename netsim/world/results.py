@@ -33,10 +33,12 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_results(result: RunResult, out: Path) -> None:
-    """summary.json, recipients.parquet and scenario.yaml in ``out``."""
+    """summary.json, recipients.parquet, timeseries.parquet and scenario.yaml in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)   # the old set is no longer complete
     write_text(out / "scenario.yaml", scenario_yaml(result.scenario))
     _atomic_write(out / "recipients.parquet",
                   lambda tmp: pq.write_table(result.recipients, tmp))
+    _atomic_write(out / "timeseries.parquet",
+                  lambda tmp: pq.write_table(result.timeseries, tmp))
     write_text(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")

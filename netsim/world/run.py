@@ -12,6 +12,7 @@ import pyarrow as pa
 import netsim
 from netsim.mail import Tracer
 from netsim.scenario import Scenario
+from netsim.world import report
 from netsim.world.build import World
 
 
@@ -22,10 +23,15 @@ class RunResult:
     scenario: Scenario
     summary: dict[str, Any]
     recipients: pa.Table
+    timeseries: pa.Table
 
     def recipients_frame(self) -> pd.DataFrame:
         """One row per message recipient (MODEL.md "What is measured")."""
         return self.recipients.to_pandas()
+
+    def timeseries_frame(self) -> pd.DataFrame:
+        """Hourly counts by kind, origin ISP and outcome."""
+        return self.timeseries.to_pandas()
 
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
@@ -37,6 +43,8 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     world.env.run(until=scenario.duration_s)
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
+    table = world.ledger.to_arrow()
+    frame = table.to_pandas()
     summary = {
         "netsim_version": netsim.__version__,
         "scenario": scenario.name,
@@ -44,6 +52,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "replication": replication,
         "params": scenario.model_dump(mode="json"),
         "counts": world.ledger.counts(),
+        "stopped_by": report.stopped_by(frame),
+        "spam_by_origin": report.spam_by_origin(frame),
+        "legit_delivery": report.legit_delivery(frame),
+        "credentials": world.credentials.summary(),
         "sim": {
             "messages": world.messages_created,
             "recipients": len(world.ledger),
@@ -53,4 +65,4 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "wall_seconds": round(wall, 3),
         },
     }
-    return RunResult(scenario, summary, world.ledger.to_arrow())
+    return RunResult(scenario, summary, table, report.timeseries(frame))

@@ -16,17 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import simpy
 
-from netsim.mail import (
-    Kind,
-    Mail,
-    Outcome,
-    SenderType,
-    mechanism,
-    pop3_session,
-    smtp_session,
-)
-from netsim.net import text
-from netsim.protocols import Credentials, POP3Client, SMTPClient
+from netsim.mail import Kind, Mail, Outcome, SenderType, pop3_session
+from netsim.mail.outbox import attempt, blocked, finish, refuse
+from netsim.net import NetKind, Subnet, text
+from netsim.protocols import Credentials, POP3Client
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -65,13 +58,21 @@ class UserPopulation:
         self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * interval
         self.checking = np.zeros(n, dtype=bool)
         self.rcpt_pmf = np.cumsum(self.cfg.recipients_pmf)
-        self.outbox: dict[int, tuple[Mail, dict[str, int]]] = {}
+        self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
+        self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
+        self.roam_rng = streams[f"users.roam.{self.name}"]
+        self.server_security = world.scenario.isps[isp].mail_server.submission_security
         self.server.on_new_mail = self.mail_arrived
         if n and self.cumulative_rate[-1] > 0:
             self.env.process(self.send_loop())
 
-    def held_rows(self) -> set[int]:
-        return {row for _, pending in self.outbox.values() for row in pending.values()}
+    def location(self, user: int) -> tuple[int, Subnet]:
+        """Where the user is now: home, or (roaming_share of the time) a visited network."""
+        if self.visited and self.roam_rng.random() < self.cfg.roaming_share:
+            k = int(self.roam_rng.integers(len(self.visited)))
+            net = self.visited[k]
+            return net.host(int(self.roam_rng.integers(net.prefix.num_addresses - 2))), net
+        return self.pool.host(user), self.pool
 
     # -- sending -------------------------------------------------------------------------
     def send_loop(self) -> Process:
@@ -81,10 +82,11 @@ class UserPopulation:
             yield self.env.timeout(rng.exponential(1 / total))
             user = min(int(np.searchsorted(self.cumulative_rate, rng.random() * total,
                                            side="right")), self.size - 1)
-            mail = self.compose(user, rng)
-            self.env.process(self.submit(user, mail))
+            where = self.location(user)
+            mail = self.compose(user, rng, where)
+            self.env.process(self.submit(user, mail, where))
 
-    def compose(self, user: int, rng: np.random.Generator) -> Mail:
+    def compose(self, user: int, rng: np.random.Generator, where: tuple[int, Subnet]) -> Mail:
         """A new message from ``user`` with drawn recipients and size, ready to submit."""
         cfg = self.cfg
         count = 1 + int(np.searchsorted(self.rcpt_pmf, rng.random(), side="right"))
@@ -94,24 +96,30 @@ class UserPopulation:
             if address not in recipients:
                 recipients.append(address)
         size = max(300, int(rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma)))
-        return self.new_mail(user, recipients, size)
+        return self.new_mail(user, recipients, size, where)
 
-    def new_mail(self, user: int, recipients: list[str], size: int) -> Mail:
-        """Open the ledger rows of a message from ``user``; the caller submits it."""
+    def new_mail(self, user: int, recipients: list[str], size: int,
+                 where: tuple[int, Subnet]) -> Mail:
+        """Open the ledger rows of a message from ``user`` at ``where``; the caller submits."""
         world = self.world
-        mail = Mail(world.next_id(), Kind.LEGIT, SenderType.USER, self.server.address_of(user),
-                    size, self.env.now)
+        sender = SenderType.USER if where[1] is self.pool else SenderType.ROAMING
+        mail = Mail(world.next_id(), Kind.LEGIT, sender, self.server.address_of(user),
+                    size, self.env.now, origin=self.name)
         port = 587 if self.mua_587[user] else 25
-        world.ledger.add(mail, recipients, origin_isp=self.name, origin_network="dynamic",
+        world.ledger.add(mail, recipients, origin_isp=self.name, origin_network=where[1].name,
                          path=f"mua:{port}", first_hop_port=port)
         if world.tracer is not None:
             world.tracer.created(mail)
         return mail
 
-    def send(self, user: int, recipients: list[str], size: int) -> Mail:
-        """Send one message now, as ``user`` would from their MUA (for scripts and tests)."""
-        mail = self.new_mail(user, recipients, size)
-        self.env.process(self.submit(user, mail))
+    def send(self, user: int, recipients: list[str], size: int,
+             source: Subnet | None = None) -> Mail:
+        """Send one message now, as ``user`` would from their MUA (for scripts and tests);
+        ``source`` puts the user on a visited network instead of at home."""
+        net = source or self.pool
+        where = (net.host(user if net is self.pool else 0), net)
+        mail = self.new_mail(user, recipients, size, where)
+        self.env.process(self.submit(user, mail, where))
         return mail
 
     def _recipient(self, user: int, rng: np.random.Generator) -> str:
@@ -131,58 +139,43 @@ class UserPopulation:
             return f"user{pick}@{mistyped(server.domain)}"
         return server.address_of(user=pick)
 
-    def submit(self, user: int, mail: Mail) -> Process:
-        """The MUA submits to the user's own server as configured (25, or 587 with AUTH)."""
-        env, world, cfg = self.env, self.world, self.cfg
-        server = self.server
+    def submit(self, user: int, mail: Mail, where: tuple[int, Subnet]) -> Process:
+        """The MUA submits to the user's own server as configured (25, or 587 with AUTH),
+        from wherever the user is; a temporary failure is retried a few times."""
+        env, world, cfg, server = self.env, self.world, self.cfg, self.server
         port = 587 if self.mua_587[user] else 25
-        source = self.pool.host(user)
-        pending = dict(mail.rows)
-        self.outbox[mail.id] = (mail, pending)
+        source, net = where
+        pending = world.outbox.hold(mail)
         trace = world.tracer if world.tracer is not None and world.tracer.wants(mail) else None
         credentials = Credentials(f"user{user}", server.password(user)) if port == 587 else None
-        helo = f"h{text(source).replace('.', '-')}.dyn.{server.domain}"
-        for attempt in range(cfg.mua_retries + 1):
-            if attempt:
+        helo = f"h{text(source).replace('.', '-')}.{net.name}.example"
+        for round_ in range(cfg.mua_retries + 1):
+            if round_:
                 yield env.timeout(cfg.mua_retry_s)
-            conn = world.network.connect(source, server.address, port, env.now)
-            if trace is not None:
-                trace.log(env.now, "connect", f"MUA {conn.describe()}")
-            yield env.timeout(conn.delay_s)
+            conn, refused = yield from attempt(env, world.network, source, server.address, port,
+                                               mail, pending, helo=helo, credentials=credentials,
+                                               trace=trace, label="MUA ")
             if not conn.is_open:
-                cause = conn.rule.name if conn.rule is not None else "connection_refused"
-                self._finish(mail, pending, Outcome.BLOCKED, 0, cause, trace)
+                blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
-            client = SMTPClient(helo, mail.mail_from, list(pending), size=mail.size,
-                                payload=mail, credentials=credentials)
-            yield from smtp_session(env, conn, client, trace=trace, text_lines=mail.text_lines,
-                                    on_settled=lambda c, at: self._settle(mail, pending, c, at,
-                                                                          trace))
+            if credentials is not None:
+                self._exposed(user, net)
+            refuse(world.ledger, mail, pending,
+                   {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
                 break
         if pending:
-            self._finish(mail, pending, Outcome.EXPIRED, 0, "mua_gave_up", trace)
-        del self.outbox[mail.id]
+            finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED, env.now,
+                   cause="mua_gave_up", trace=trace)
+        world.outbox.drop(mail)
 
-    def _settle(self, mail: Mail, pending: dict[str, int], client: SMTPClient, at: float,
-                trace: Any) -> None:
-        for address, reply in client.rcpt_replies.items():
-            if reply.code < 400:
-                del pending[address]
-            elif reply.code >= 500:
-                row = pending.pop(address)
-                self.world.ledger.finish(row, Outcome.REJECTED, at, code=reply.code,
-                                         stopped_by=mechanism(reply))
-                if trace is not None:
-                    trace.log(at, "outcome", f"{address}: rejected at submission ({reply.code})")
-
-    def _finish(self, mail: Mail, pending: dict[str, int], outcome: Outcome, code: int,
-                cause: str, trace: Any) -> None:
-        for address, row in pending.items():
-            self.world.ledger.finish(row, outcome, self.env.now, code=code, stopped_by=cause)
-            if trace is not None:
-                trace.log(self.env.now, "outcome", f"{address}: {outcome} ({cause})")
-        pending.clear()
+    def _exposed(self, user: int, net: Subnet) -> None:
+        """Plaintext SMTP AUTH crossed a shared network: an eavesdropper may capture it."""
+        if net.kind is not NetKind.VISITED or self.server_security == "tls":
+            return
+        p = self.eavesdrop[self.visited.index(net)]
+        if p > 0 and self.roam_rng.random() < p:
+            self.world.credentials.add((self.isp, user), "smtp")
 
     # -- retrieval -----------------------------------------------------------------------
     def mail_arrived(self, user: int) -> None:
@@ -203,13 +196,19 @@ class UserPopulation:
         if world.tracer is not None and any(world.tracer.wants(cast(tuple[Mail, int], m.payload)[0])
                                              for m in waiting):
             trace = world.tracer
-        source = self.pool.host(user)
-        conn = world.network.connect(source, server.address, 110, env.now)
+        # Where the user checks from matters for latency; captures of roaming logins are
+        # counted by the aggregated capture process (netsim.world.credentials).
+        source, _ = self.location(user)
+        security = server.pop3_security
+        port = 995 if security == "pop3s" else 110
+        conn = world.network.connect(source, server.address, port, env.now)
         if trace is not None:
             trace.log(env.now, "connect", f"MUA {conn.describe()}")
         yield env.timeout(conn.delay_s)
         if conn.is_open:
-            client = POP3Client(f"user{user}", server.password(user), delete=True)
+            client = POP3Client(f"user{user}", server.password(user), delete=True,
+                                use_apop=security == "apop", use_stls=security == "stls",
+                                tls=security == "pop3s")
             yield from pop3_session(env, conn, client, trace=trace)
         self.checking[user] = False
         if server.maildrops.count(user):

@@ -1,0 +1,101 @@
+"""The sending side of SMTP: what a client host holds, one delivery attempt, and its results.
+
+MUAs, bots and spammer servers hold their recipients in an Outbox until a server accepts
+them or they fail; mail servers hold theirs in their queue. Either way every recipient is
+in exactly one custody until its outcome is final, which is what the conservation check
+verifies at the end of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from netsim.mail.ledger import Ledger, Outcome
+from netsim.mail.message import Mail
+from netsim.mail.policy import mechanism
+from netsim.mail.session import smtp_session
+from netsim.mail.trace import Tracer
+from netsim.net import Connection, Network
+from netsim.protocols import Credentials, Reply, SMTPClient
+
+
+class Outbox:
+    """Recipients held by client hosts, by message id."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, dict[str, int]] = {}
+
+    def hold(self, mail: Mail) -> dict[str, int]:
+        """Take custody of every recipient of a new message; returns the live pending map."""
+        pending = self._held[mail.id] = dict(mail.rows)
+        return pending
+
+    def drop(self, mail: Mail) -> None:
+        """Forget a message whose recipients all left our custody."""
+        pending = self._held.pop(mail.id)
+        if pending:
+            raise AssertionError(f"message {mail.id} dropped with {len(pending)} recipients held")
+
+    def held_rows(self) -> set[int]:
+        return {row for pending in self._held.values() for row in pending.values()}
+
+
+def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: int,
+            mail: Mail, pending: dict[str, int], *, helo: str,
+            credentials: Credentials | None = None, trace: Tracer | None = None,
+            label: str = "") -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
+    """Connect and run one SMTP session for the pending recipients.
+
+    Accepted recipients leave ``pending`` at the instant the server takes them. Returns the
+    connection and the refusals: recipient → reply (4xx and 5xx); recipients refused stay in
+    ``pending`` for the caller to retry or fail.
+    """
+    conn = network.connect(src, dst, port, env.now)
+    if trace is not None:
+        trace.log(env.now, "connect", f"{label}{conn.describe()}")
+    yield env.timeout(conn.delay_s)
+    refused: dict[str, Reply] = {}
+    if not conn.is_open:
+        return conn, refused
+
+    def settle(client: SMTPClient, at: float) -> None:
+        for address, reply in client.rcpt_replies.items():
+            if reply.code < 400:
+                del pending[address]
+            else:
+                refused[address] = reply
+
+    client = SMTPClient(helo, mail.mail_from, list(pending), size=mail.size, payload=mail,
+                        credentials=credentials)
+    yield from smtp_session(env, conn, client, trace=trace, text_lines=mail.text_lines,
+                            on_settled=settle)
+    return conn, refused
+
+
+def finish(ledger: Ledger, mail: Mail, pending: dict[str, int], addresses: list[str],
+           outcome: Outcome, at: float, *, code: int = 0, cause: str = "",
+           trace: Tracer | None = None) -> None:
+    """Record final outcomes for recipients still held, and release them."""
+    for address in addresses:
+        ledger.finish(pending.pop(address), outcome, at, code=code, stopped_by=cause)
+        if trace is not None:
+            detail = f"{cause}, {code}" if code else cause
+            trace.log(at, "outcome", f"{address}: {outcome} ({detail})")
+
+
+def refuse(ledger: Ledger, mail: Mail, pending: dict[str, int], refused: dict[str, Reply],
+           at: float, trace: Tracer | None = None) -> None:
+    """Fail every refused recipient as rejected, with its reply code and mechanism."""
+    for address, reply in refused.items():
+        finish(ledger, mail, pending, [address], Outcome.REJECTED, at, code=reply.code,
+               cause=mechanism(reply), trace=trace)
+
+
+def blocked(ledger: Ledger, mail: Mail, pending: dict[str, int], conn: Connection, at: float,
+            trace: Tracer | None = None) -> None:
+    """Every pending recipient of a connection that never opened: blocked, by what."""
+    cause = conn.rule.name if conn.rule is not None else "connection_refused"
+    finish(ledger, mail, pending, list(pending), Outcome.BLOCKED, at, cause=cause, trace=trace)

@@ -1,0 +1,94 @@
+"""Stolen credentials: accounts compromised from the start, and logins captured on shared
+networks. The pool feeds the ``stolen_587`` strategy.
+
+Capture opportunities are every plaintext login a roaming user makes on a visited network
+with an eavesdropper: POP3 checks (every few minutes, mail or not) and SMTP AUTH on
+submission. POP3 logins are an aggregated Poisson process per ISP, thinned by the capture
+probability, so only captures cost events; SMTP AUTH is captured in the submissions that
+the simulation runs anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+
+
+class CredentialPool:
+    """Accounts (isp index, user index) whose passwords spammers hold."""
+
+    def __init__(self) -> None:
+        self.accounts: list[tuple[int, int]] = []
+        self._known: set[tuple[int, int]] = set()
+        self.compromised = 0
+        self.captured_pop3 = 0
+        self.captured_smtp = 0
+        self.used_sessions = 0
+        self.used_accounts: set[tuple[int, int]] = set()
+
+    def add(self, account: tuple[int, int], how: str) -> None:
+        if account in self._known:
+            return
+        self._known.add(account)
+        self.accounts.append(account)
+        if how == "compromised":
+            self.compromised += 1
+        elif how == "pop3":
+            self.captured_pop3 += 1
+        else:
+            self.captured_smtp += 1
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int] | None:
+        """A credential for one session, or None while the pool is empty."""
+        if not self.accounts:
+            return None
+        account = self.accounts[int(rng.integers(len(self.accounts)))]
+        self.used_sessions += 1
+        self.used_accounts.add(account)
+        return account
+
+    def summary(self) -> dict[str, int]:
+        return {"compromised": self.compromised, "captured_pop3": self.captured_pop3,
+                "captured_smtp_auth": self.captured_smtp, "pool": len(self.accounts),
+                "used_sessions": self.used_sessions, "accounts_used": len(self.used_accounts)}
+
+
+def seed_compromised(world: World) -> None:
+    """Put ``spam.compromised_share`` of each ISP's accounts into the pool at time 0."""
+    share = world.scenario.spam.compromised_share
+    if share <= 0:
+        return
+    rng = world.streams["spam.compromised"]
+    for isp, cfg in enumerate(world.scenario.isps):
+        count = round(share * cfg.subscribers)
+        for user in np.sort(rng.choice(cfg.subscribers, size=count, replace=False)):
+            world.credentials.add((isp, int(user)), "compromised")
+
+
+def pop3_capture_process(world: World, isp: int) -> Generator[simpy.Event, Any, None] | None:
+    """Captures of roaming users' plaintext POP3 logins, or None when none can happen."""
+    s = world.scenario
+    if s.isps[isp].mail_server.pop3_security != "plaintext" or not s.visited_networks:
+        return None
+    probabilities = np.array([v.eavesdrop_probability for v in s.visited_networks])
+    if probabilities.sum() == 0 or s.users.roaming_share == 0 or not s.isps[isp].subscribers:
+        return None
+    users = s.isps[isp].subscribers
+    # Logins by roaming users per second; each lands on a visited network chosen uniformly
+    # and is captured with that network's probability.
+    logins = users * s.users.roaming_share / s.users.pop3_check_interval_s
+    rate = logins * probabilities.mean()
+    rng = world.streams[f"credentials.pop3.{s.isps[isp].name}"]
+
+    def process() -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield world.env.timeout(rng.exponential(1 / rate))
+            world.credentials.add((isp, int(rng.integers(users))), "pop3")
+
+    return process()

@@ -1,0 +1,80 @@
+"""ISP policies and receiver defences, turned into ACL rules, listeners and server policies.
+
+Where is OP25B decided? Here: one ACL rule at the ISP's egress (``netsim.net.acl.op25b_rule``)
+whose source is the ISP's dynamic pool and the visited networks behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from netsim.mail import MailServer
+from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit, listed_subnets
+from netsim.mail.policy import LocalRecipients, RelayControl
+from netsim.net import Action, NetKind, Rule, op25b_rule
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+
+
+def apply_policies(world: World) -> None:
+    """Install every ISP's policies and the scenario's receiver defences."""
+    s = world.scenario
+    plan = world.plan
+    for i, isp in enumerate(s.isps):
+        p = isp.policies
+        server = world.servers[i]
+        server.pop3_security = isp.mail_server.pop3_security
+        server.listen(25)
+        server.listen(995 if isp.mail_server.pop3_security == "pop3s" else 110)
+        if p.submission is not None:
+            _listen_from(world.env, server, 587, p.submission.start_s)
+        if p.op25b is not None:
+            access = [world.dynamic_pool(i).index] + [
+                n.index for n in plan.subnets if n.kind is NetKind.VISITED and n.isp == i]
+            world.network.egress[i].append(op25b_rule(
+                isp.name, access, [server.address], action=Action(p.op25b.action),
+                active_from=p.op25b.start_s))
+        if p.inbound_25_block is not None:
+            outside = frozenset(n.index for n in plan.subnets if not (
+                n.isp == i and n.kind in (NetKind.DYNAMIC, NetKind.STATIC)))
+            world.network.ingress[i].append(Rule(
+                "inbound_25_block", Action.DROP, frozenset({25}), src_subnets=outside,
+                dst_subnets=frozenset({world.dynamic_pool(i).index}),
+                active_from=p.inbound_25_block.start_s))
+        auth_from = p.auth_on_25.start_s if p.auth_on_25 is not None else math.inf
+        server.policies = [RelayControl(auth_from), LocalRecipients()]
+        if p.rate_limit is not None:
+            server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
+                                             p.rate_limit.start_s))
+        _defences(world, server)
+
+
+def _defences(world: World, server: MailServer) -> None:
+    d = world.scenario.defences
+    if d.blocklist is not None:
+        kinds = [NetKind(k) for k in d.blocklist.listed]
+        server.policies.insert(0, Blocklist(listed_subnets(world.plan, kinds)))
+    if d.greylisting is not None:
+        server.policies.append(Greylisting(d.greylisting.delay_s, d.greylisting.retry_window_s))
+    if d.content_filter is not None:
+        c = d.content_filter
+        server.policies.append(ContentFilter(c.detection_rate, c.false_positive_rate, c.action,
+                                             world.streams[f"defences.content.{server.isp}"]))
+
+
+def _listen_from(env: simpy.Environment, server: MailServer, port: int, start_s: float) -> None:
+    """Open a port now, or when the policy comes into force (before that: refused)."""
+    if start_s <= 0:
+        server.listen(port)
+        return
+
+    def later() -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(start_s)
+        server.listen(port)
+
+    env.process(later())

@@ -1,0 +1,71 @@
+"""What a run reports beyond the counts: stopped_by, spam by origin and strategy, legitimate
+delivery for home and roaming users by MUA port, credentials, and the hourly series.
+
+Computed once, after the run, from the recipient table (never on the simulation's hot path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+INTERVAL_S = 3600
+
+
+def stopped_by(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """``{kind: {mechanism: recipients}}`` over final outcomes that name a mechanism."""
+    stopped = frame[frame["stopped_by"] != ""]
+    counts = stopped.groupby(["kind", "stopped_by"], observed=True).size().reset_index()
+    out: dict[str, dict[str, int]] = {}
+    for kind, cause, n in counts.itertuples(index=False):
+        out.setdefault(str(kind), {})[str(cause)] = int(n)
+    return out
+
+
+def spam_by_origin(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Spam by origin (ISP or hosting network) and strategy: attempted, what left the origin
+    ISP's network, and every outcome."""
+    spam = frame[frame["kind"] == "spam"]
+    rows = []
+    for (origin, strategy), group in spam.groupby(["origin_isp", "path"], observed=True):
+        outcomes = group["outcome"].value_counts()
+        rows.append({"origin": str(origin), "strategy": str(strategy),
+                     "attempted": len(group), "left_origin": int(group["left_origin"].sum()),
+                     **{str(o): int(n) for o, n in outcomes.items() if n}})
+    return rows
+
+
+def legit_delivery(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """Legitimate delivery ratio (delivered ÷ attempted) for home and roaming users, by the
+    MUA's submission port."""
+    legit = frame[(frame["kind"] == "legit")]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for who, group in (("home", legit[legit["sender"] == "user"]),
+                       ("roaming", legit[legit["sender"] == "roaming"])):
+        out[who] = {}
+        for port, by_port in group.groupby("first_hop_port"):
+            delivered = int((by_port["outcome"] == "delivered").sum())
+            out[who][str(port)] = {"attempted": len(by_port), "delivered": delivered,
+                                   "ratio": round(delivered / len(by_port), 6)}
+    return out
+
+
+def timeseries(frame: pd.DataFrame) -> pa.Table:
+    """Hourly counts: ``interval`` (hour index), kind, origin ISP, outcome, count. Recipients
+    are counted as ``created`` in the hour they were attempted and under their outcome in the
+    hour it became final; pending ones only as created."""
+    created = frame.assign(outcome="created", at=frame["created_s"])
+    final = frame[frame["outcome"] != "pending"].assign(at=lambda f: f["finished_s"])
+    both = pd.concat([created[["kind", "origin_isp", "outcome", "at"]],
+                      final[["kind", "origin_isp", "outcome", "at"]]], ignore_index=True)
+    both["kind"] = both["kind"].astype(str)
+    both["origin_isp"] = both["origin_isp"].astype(str)
+    both["outcome"] = both["outcome"].astype(str)
+    both["interval"] = np.floor(both["at"] / INTERVAL_S).astype(np.int32)
+    counts = (both.groupby(["interval", "kind", "origin_isp", "outcome"]).size()
+              .rename("count").reset_index())
+    counts["count"] = counts["count"].astype(np.int64)
+    return pa.Table.from_pandas(counts, preserve_index=False)

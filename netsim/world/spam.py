@@ -1,0 +1,264 @@
+"""Spam senders: botnets of infected subscriber hosts, and spammer-owned servers.
+
+Each botnet is one SimPy process: sessions arrive at the botnet's total rate and each picks
+a bot in proportion to its (heavy-tailed) rate, so per-bot state lives in numpy arrays and
+cost grows with sessions, not bots. A session carries many recipients of one harvested
+domain and follows the bot's current strategy:
+
+- ``direct``: the recipient domain's MX on port 25 (what OP25B stops);
+- ``isp_relay``: the bot's own ISP server on port 25 (relayed for its own networks);
+- ``open_relay``: a misconfigured server that relays for anyone;
+- ``stolen_587``: a stolen credential on its owner's submission port.
+
+An adaptive bot moves to its next strategy after ``failures_to_adapt`` sessions in a row
+that delivered nothing; a bot with no strategy left stops, and the botnet keeps its total
+rate by giving the work to the bots still active (displacement). Spammer servers send
+``direct`` from static hosting addresses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail.outbox import attempt, blocked, finish, refuse
+from netsim.mail.routing import RouteStatus, resolve_mx
+from netsim.net import text
+from netsim.protocols import Credentials, Reply
+from netsim.scenario.schema import BotnetConfig, SpammerServerConfig
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+
+Process = Generator[simpy.Event, Any, None]
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends one spam session, from where, how."""
+
+    origin: str          # origin ISP (or hosting network) name
+    network: str         # origin network name
+    address: int
+    isp: int             # index of the ISP whose resolver and own server the host uses
+    sender: SenderType
+    strategy: str
+    retry_4xx: float
+    retry_delay_s: float
+
+
+class SpamSessions:
+    """Composes spam sessions and runs them; shared by botnets and spammer servers."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.cfg = world.scenario.spam
+        s = world.scenario
+        counts = np.array([i.subscribers for i in s.isps], dtype=float)
+        self.target_cumulative = np.cumsum(counts) / counts.sum() if counts.sum() else None
+        self.rng = world.streams["spam.compose"]
+        self.retry_rng = world.streams["spam.retry"]
+
+    def compose(self, sender: Sender, recipients: int) -> Mail | None:
+        """A spam message to ``recipients`` harvested addresses of one domain."""
+        world, rng = self.world, self.rng
+        if self.target_cumulative is None:
+            return None
+        target = world.servers[int(np.searchsorted(self.target_cumulative, rng.random(),
+                                                    side="right"))]
+        addresses: list[str] = []
+        for _ in range(recipients):
+            user = int(rng.integers(target.users))
+            address = (f"x{user}@{target.domain}" if rng.random() < self.cfg.invalid_recipient_share
+                       else target.address_of(user))
+            if address not in addresses:
+                addresses.append(address)
+        forged = world.servers[int(rng.integers(len(world.servers)))]
+        size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
+                                          self.cfg.size_sigma)))
+        mail = Mail(world.next_id(), Kind.SPAM, sender.sender,
+                    forged.address_of(int(rng.integers(max(forged.users, 1)))), size,
+                    world.env.now, origin=sender.origin)
+        world.ledger.add(mail, addresses, origin_isp=sender.origin,
+                         origin_network=sender.network, path=sender.strategy,
+                         first_hop_port=587 if sender.strategy == "stolen_587" else 25)
+        if world.tracer is not None:
+            world.tracer.created(mail)
+        return mail
+
+    def run(self, sender: Sender, mail: Mail, dst: int | None,
+            credentials: Credentials | None) -> Generator[simpy.Event, Any, bool]:
+        """Send one spam session; True if a server accepted any recipient. ``dst`` None
+        means the recipient domain's MX."""
+        world, env = self.world, self.world.env
+        pending = world.outbox.hold(mail)
+        trace = world.tracer if world.tracer is not None and world.tracer.wants(mail) else None
+        port = 587 if credentials is not None else 25
+        helo = f"h{text(sender.address).replace('.', '-')}.example"
+        accepted = 0
+        for round_ in range(2):   # a first try and at most one retry after a 4xx
+            target = dst
+            if target is None:
+                server = world.servers[sender.isp]
+                domain = next(iter(pending)).rpartition("@")[2]
+                route = yield from resolve_mx(env, server.queue.resolver, domain,
+                                              world.streams["spam.mx"], trace, "bot")
+                if route.status is not RouteStatus.OK or not route.addresses:
+                    finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED,
+                           env.now, cause="dns_failure", trace=trace)
+                    break
+                target = route.addresses[0]
+            before = len(pending)
+            conn, refused = yield from attempt(env, world.network, sender.address, target,
+                                               port, mail, pending, helo=helo,
+                                               credentials=credentials, trace=trace)
+            if not conn.is_open:
+                blocked(world.ledger, mail, pending, conn, env.now, trace)
+                break
+            accepted += before - len(pending)
+            refuse(world.ledger, mail, pending,
+                   {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
+            if not pending:
+                break
+            if round_ == 0 and self.retry_rng.random() < sender.retry_4xx:
+                yield env.timeout(sender.retry_delay_s)
+                continue
+            # temporary refusals the sender never retries end here, with their 4xx code
+            refuse(world.ledger, mail, pending, {a: refused.get(a, _GAVE_UP) for a in pending},
+                   env.now, trace)
+            break
+        world.outbox.drop(mail)
+        return accepted > 0
+
+
+_GAVE_UP = Reply(451, "4.3.0", "temporary failure, not retried")
+
+
+class Botnet:
+    """One botnet's bots and their sending process."""
+
+    def __init__(self, world: World, cfg: BotnetConfig, bots: list[tuple[int, int]],
+                 sessions: SpamSessions, index: int):
+        self.world, self.cfg, self.sessions = world, cfg, sessions
+        self.isp = np.array([b[0] for b in bots], dtype=np.int32)
+        self.user = np.array([b[1] for b in bots], dtype=np.int64)
+        rng = world.streams[f"bots.rate.{cfg.name}"]
+        self.rate = cfg.rate_median_per_day * np.exp(
+            cfg.rate_sigma * rng.standard_normal(len(bots)))
+        self.strategy = np.zeros(len(bots), dtype=np.int8)
+        self.failures = np.zeros(len(bots), dtype=np.int32)
+        self.active = np.ones(len(bots), dtype=bool)
+        self._cumulative = np.cumsum(self.rate)
+        self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
+        if len(bots) and self.sessions_per_s > 0:
+            world.env.process(self.run())
+
+    def run(self) -> Process:
+        cfg, world = self.cfg, self.world
+        rng = world.streams[f"bots.send.{cfg.name}"]
+        while self._cumulative[-1] > 0:
+            yield world.env.timeout(rng.exponential(1 / self.sessions_per_s))
+            bot = int(np.searchsorted(self._cumulative, rng.random() * self._cumulative[-1],
+                                      side="right"))
+            recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
+            world.env.process(self.session(min(bot, len(self.rate) - 1), recipients))
+
+    def session(self, bot: int, recipients: int) -> Process:
+        world, cfg = self.world, self.cfg
+        isp, user = int(self.isp[bot]), int(self.user[bot])
+        strategy = cfg.strategies[int(self.strategy[bot])]
+        pool = world.dynamic_pool(isp)
+        sender = Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
+                        SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s)
+        dst, credentials = self._route(strategy, isp)
+        success = False
+        if dst is not False:
+            mail = self.sessions.compose(sender, recipients)
+            if mail is not None:
+                success = yield from self.sessions.run(sender, mail, dst, credentials)
+        self._learn(bot, success)
+
+    def _route(self, strategy: str, isp: int) -> tuple[int | bool | None, Credentials | None]:
+        """Destination address (None: the MX; False: the strategy is not available now)."""
+        world = self.world
+        if strategy == "direct":
+            return None, None
+        if strategy == "isp_relay":
+            return world.servers[isp].address, None
+        if strategy == "open_relay":
+            if not world.relays:
+                return False, None
+            relay = world.relays[int(self.sessions.rng.integers(len(world.relays)))]
+            return relay.address, None
+        account = world.credentials.draw(self.sessions.rng)
+        if account is None:
+            return False, None
+        owner = world.servers[account[0]]
+        return owner.address, Credentials(f"user{account[1]}", owner.password(account[1]))
+
+    def _learn(self, bot: int, success: bool) -> None:
+        if success:
+            self.failures[bot] = 0
+            return
+        self.failures[bot] += 1
+        if not self.cfg.adaptive or self.failures[bot] < self.cfg.failures_to_adapt:
+            return
+        self.failures[bot] = 0
+        if self.strategy[bot] + 1 < len(self.cfg.strategies):
+            self.strategy[bot] += 1
+        elif self.active[bot]:
+            # out of strategies: the bot stops and its share of the work goes to the others
+            self.active[bot] = False
+            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0))
+
+
+def build_botnets(world: World, sessions: SpamSessions) -> list[Botnet]:
+    """Infect each ISP's hosts at its bot_fraction and share them among the botnets."""
+    cfg = world.scenario.spam
+    if not cfg.botnets:
+        return []
+    rng = world.streams["bots.infect"]
+    members: list[list[tuple[int, int]]] = [[] for _ in cfg.botnets]
+    shares = np.cumsum([b.share for b in cfg.botnets])
+    for isp, isp_cfg in enumerate(world.scenario.isps):
+        count = round(isp_cfg.bot_fraction * isp_cfg.subscribers)
+        for user in np.sort(rng.choice(isp_cfg.subscribers, size=count, replace=False)):
+            net = min(int(np.searchsorted(shares, rng.random(), side="right")),
+                      len(cfg.botnets) - 1)
+            members[net].append((isp, int(user)))
+    return [Botnet(world, b, members[i], sessions, i) for i, b in enumerate(cfg.botnets)]
+
+
+class SpammerServers:
+    """Spammer-owned servers of one hosting network: direct to MX from static addresses."""
+
+    def __init__(self, world: World, cfg: SpammerServerConfig, index: int,
+                 sessions: SpamSessions):
+        self.world, self.cfg, self.sessions = world, cfg, sessions
+        self.net = world.plan.by_name[cfg.network]
+        self.index = index
+        rate = cfg.count * cfg.rate_per_day / cfg.recipients_per_session / 86_400
+        if cfg.count and rate > 0:
+            world.env.process(self.run(rate))
+
+    def run(self, sessions_per_s: float) -> Process:
+        world, cfg = self.world, self.cfg
+        rng = world.streams[f"spammers.{self.index}"]
+        while True:
+            yield world.env.timeout(rng.exponential(1 / sessions_per_s))
+            host = int(rng.integers(cfg.count))
+            recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
+            sender = Sender(cfg.network, cfg.network, self.net.host(host), self.net.isp,
+                            SenderType.SPAMMER_SERVER, "direct", 1.0, 300.0)
+            mail = self.sessions.compose(sender, recipients)
+            if mail is not None:
+                world.env.process(self._send(sender, mail))
+
+    def _send(self, sender: Sender, mail: Mail) -> Process:
+        yield from self.sessions.run(sender, mail, None, None)

@@ -1,0 +1,183 @@
+"""Spam, OP25B and the submission port: the behaviour issue-level studies rest on.
+
+Small seeded worlds; each test states its world. Every run checks the conservation of
+recipients (``simulate`` raises otherwise), so each test also checks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from netsim.cli import main
+from netsim.scenario import Scenario, load_scenario
+from netsim.world import simulate
+
+ISPS = [("isp-a", "10.1.0.0/22", "192.0.2.0/28"), ("isp-b", "10.2.0.0/22", "198.51.100.0/28"),
+        ("isp-c", "10.3.0.0/22", "203.0.113.0/28")]
+
+
+def world(*, bots: float = 0.05, botnets: list[dict[str, Any]] | None = None,
+          policies: dict[str, Any] | None = None, **changes: Any) -> Scenario:
+    """Three ISPs of 300 users, a hotel behind isp-b, six hours."""
+    data: dict[str, Any] = {
+        "name": "spam-test", "seed": 11, "duration_s": 6 * 3600,
+        "isps": [{"name": n, "domain": f"{n}.example", "subscribers": 300, "dynamic_pool": pool,
+                  "server_network": static, "bot_fraction": bots,
+                  "policies": dict(policies or {})} for n, pool, static in ISPS],
+        "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.01},
+                  {"a": "isp-b", "b": "isp-c", "latency_s": 0.02}],
+        "visited_networks": [{"name": "hotel", "prefix": "172.16.0.0/24", "upstream": "isp-b"}],
+        "users": {"sends_per_day": 6.0},
+        "spam": {"botnets": botnets if botnets is not None else
+                 [{"name": "direct", "share": 1.0, "strategies": ["direct"],
+                   "rate_median_per_day": 2000, "rate_sigma": 0.5}]},
+    }
+    for key, value in changes.items():
+        data[key] = value
+    return Scenario.model_validate(data)
+
+
+def frame(scenario: Scenario) -> pd.DataFrame:
+    f = simulate(scenario).recipients_frame()
+    f["rcpt_isp"] = f["rcpt_domain"].astype(str).str.removesuffix(".example")
+    f["cross"] = f["rcpt_isp"] != f["origin_isp"].astype(str)
+    return f
+
+
+def test_op25b_everywhere_stops_direct_bots_and_spares_home_users():
+    before = frame(world())
+    after = frame(world(policy="op25b+587"))
+    spam = after[(after["kind"] == "spam") & after["cross"]]
+    assert len(spam) > 1000
+    blocked = (spam["outcome"] == "blocked").mean()
+    assert blocked >= 0.99
+    assert set(spam.loc[spam["outcome"] == "blocked", "stopped_by"]) == {"op25b"}
+    # spam to the bot's own ISP goes to the ISP's own server, which OP25B spares
+    own = after[(after["kind"] == "spam") & ~after["cross"]]
+    assert (own["outcome"] == "blocked").sum() == 0
+    # home users' legitimate mail is unaffected: the same delivery ratio as without OP25B
+    def home_ratio(f: pd.DataFrame) -> float:
+        legit = f[(f["kind"] == "legit") & (f["sender"] == "user")]
+        return float((legit["outcome"] == "delivered").mean())
+    assert home_ratio(after) == pytest.approx(home_ratio(before), abs=0.005)
+    assert (before[before["kind"] == "spam"]["outcome"] == "blocked").sum() == 0
+
+
+def test_op25b_on_some_isps_stops_only_their_spam():
+    f = frame(world(policy_presets=[{"preset": "op25b+587", "isps": ["isp-a", "isp-b"]}]))
+    spam = f[(f["kind"] == "spam") & f["cross"]]
+    blocked = spam.groupby(spam["origin_isp"].astype(str))["outcome"].apply(
+        lambda s: (s == "blocked").mean())
+    assert blocked["isp-a"] >= 0.99 and blocked["isp-b"] >= 0.99
+    assert blocked["isp-c"] == 0
+    left = spam.groupby(spam["origin_isp"].astype(str))["left_origin"].mean()
+    assert left["isp-a"] == 0 and left["isp-c"] > 0.5
+
+
+def test_roaming_users_need_587_behind_an_op25b_upstream():
+    roam = {"sends_per_day": 6.0, "roaming_share": 0.3}
+    f = frame(world(bots=0.0, botnets=[], users=roam, policy="op25b+587"))
+    legit = f[(f["kind"] == "legit") & (f["sender"] == "roaming")]
+    # the hotel's upstream isp-b blocks port 25 to every server but its own
+    abroad = legit[legit["origin_isp"] != "isp-b"]
+    by_port = abroad.groupby("first_hop_port")["outcome"].apply(
+        lambda s: (s == "delivered").mean())
+    assert by_port[25] < 0.02 and by_port[587] > 0.97
+    assert set(abroad.loc[(abroad["first_hop_port"] == 25), "stopped_by"]) == {"op25b"}
+    # without OP25B the same travellers on 25 reach their server, but it will not relay
+    # for a stranger's address: only mail to their own domain gets through
+    f0 = frame(world(bots=0.0, botnets=[], users=roam, policy="none"))
+    on25 = f0[(f0["kind"] == "legit") & (f0["sender"] == "roaming")
+              & (f0["first_hop_port"] == 25)]
+    assert "op25b" not in set(on25["stopped_by"])
+    assert (on25.loc[on25["cross"], "stopped_by"] == "relay_denied").mean() > 0.9
+
+
+ADAPTIVE = [{"name": "adaptive", "share": 1.0, "strategies": ["direct", "stolen_587"],
+             "adaptive": True, "failures_to_adapt": 3, "rate_median_per_day": 2000,
+             "rate_sigma": 0.5}]
+
+
+def _stolen(f: pd.DataFrame) -> pd.DataFrame:
+    return f[(f["kind"] == "spam") & (f["path"] == "stolen_587")]
+
+
+def test_adaptive_bots_bring_spam_back_through_587_and_rate_limits_cut_it():
+    common = {"bots": 0.05, "botnets": ADAPTIVE, "policy": "op25b+587",
+              "spam": {"botnets": ADAPTIVE, "compromised_share": 0.01}}
+    common.pop("botnets")
+    f = frame(world(**common))
+    stolen = _stolen(f)
+    assert len(stolen) > 1000
+    delivered = (stolen["outcome"] == "delivered").sum()
+    assert delivered > 0.5 * len(stolen)
+    limited = frame(world(**common, policies={"rate_limit": {"recipients_per_hour": 10}}))
+    stolen_limited = _stolen(limited)
+    cut = (stolen_limited["outcome"] == "delivered").sum()
+    assert cut < 0.2 * delivered
+    assert (stolen_limited["stopped_by"] == "rate_limit").sum() > 0
+
+
+def test_credentials_are_captured_on_shared_networks_unless_pop3_hides_them():
+    def captured(security: str) -> dict[str, int]:
+        s = world(bots=0.0, botnets=[], users={"sends_per_day": 2.0, "roaming_share": 0.2},
+                  visited_networks=[{"name": "hotel", "prefix": "172.16.0.0/24",
+                                     "upstream": "isp-b", "eavesdrop_probability": 0.05}])
+        data = s.model_dump(mode="json")
+        for isp in data["isps"]:
+            isp["mail_server"]["pop3_security"] = security
+            isp["mail_server"]["submission_security"] = "tls"
+        return simulate(Scenario.model_validate(data)).summary["credentials"]
+
+    plain = captured("plaintext")
+    assert plain["captured_pop3"] > 50
+    for secure in ("apop", "stls", "pop3s"):
+        assert captured(secure)["captured_pop3"] == 0
+
+
+def test_greylisting_stops_non_retrying_bots_and_delays_legit_by_the_retry_interval():
+    bots = [{"name": "quick", "share": 1.0, "strategies": ["direct"], "retry_4xx": 0.0,
+             "rate_median_per_day": 500, "rate_sigma": 0.5}]
+    f = frame(world(botnets=bots, spam={"botnets": bots, "invalid_recipient_share": 0.0},
+                    defences={"greylisting": {"delay_s": 300}}))
+    spam = f[(f["kind"] == "spam") & f["cross"]]
+    assert (spam["outcome"] == "delivered").sum() == 0
+    assert (spam["stopped_by"] == "greylisting").mean() > 0.95
+    legit = f[(f["kind"] == "legit") & f["cross"] & (f["outcome"] == "delivered")]
+    delay = legit["delivered_s"] - legit["created_s"]
+    # a new (server, sender, recipient) triplet waits for the sending server's first retry,
+    # 300 s; a triplet that has passed before goes straight through
+    waited = delay[delay >= 300]
+    assert len(waited) > 0.9 * len(delay)
+    assert waited.max() < 302
+    assert delay[delay < 300].max() < 2
+
+
+def test_bad_spam_and_policy_input_exits_2(tmp_path, capsys):
+    cases = {
+        "spam.botnets[0].strategies[0]": lambda d: d["spam"]["botnets"][0].update(
+            strategies=["teleport"]),
+        "policy": lambda d: d.update(policy="block-everything"),
+        "policy_presets[0].isps: ISP 'isp-z'": lambda d: d.update(
+            policy_presets=[{"preset": "op25b", "isps": ["isp-z"]}]),
+        "policy_presets[0].preset": lambda d: d.update(
+            policy_presets=[{"preset": "op99", "isps": ["isp-a"]}]),
+        "isps[0].bot_fraction": lambda d: d["isps"][0].update(bot_fraction=1.5),
+        "users.roaming_share": lambda d: d["users"].update(roaming_share=-0.1),
+        "upstream ISP 'nowhere'": lambda d: d["visited_networks"][0].update(upstream="nowhere"),
+        "isps[1].policies.op25b.action": lambda d: d["isps"][1]["policies"].update(
+            op25b={"action": "explode"}),
+    }
+    for expected, change in cases.items():
+        data = load_scenario().model_dump(mode="json")
+        change(data)
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(data))
+        assert main(["validate", str(path)]) == 2, expected
+        err = capsys.readouterr().err
+        assert expected in err, (expected, err)
+        assert "Traceback" not in err
