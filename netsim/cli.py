@@ -48,12 +48,41 @@ def _format_counts(summary: dict) -> str:
         row = summary["counts"][kind.value]
         lines.append(f"{kind.value:<8}" + "".join(f"{row[o]:>11}" for o in outcomes)
                      + f"{sum(row.values()):>11}")
+    lines.append("")
+    lines += _format_extras(summary)
     sim = summary["sim"]
     lines.append("")
     lines.append(f"messages {sim['messages']}, recipients {sim['recipients']}, sessions "
                  f"{sim['sessions']}, events {sim['events']}, simulated {sim['sim_seconds']:g} s "
                  f"in {sim['wall_seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def _format_extras(summary: dict) -> list[str]:
+    lines = []
+    stopped = summary["stopped_by"]
+    for kind in ("legit", "spam"):
+        if stopped.get(kind):
+            causes = ", ".join(f"{c} {n}" for c, n in sorted(stopped[kind].items(),
+                                                             key=lambda kv: -kv[1]))
+            lines.append(f"{kind} stopped by: {causes}")
+    delivery = summary["legit_delivery"]
+    parts = [f"{who} on {port}: {d['ratio']:.1%} of {d['attempted']}"
+             for who in ("home", "roaming") for port, d in sorted(delivery[who].items())]
+    if parts:
+        lines.append("legit delivered: " + "; ".join(parts))
+    spam = sorted(summary["spam_by_origin"], key=lambda r: -r["attempted"])
+    if spam:
+        lines.append("spam by origin and strategy: attempted / left origin ISP / delivered")
+        for r in spam:
+            lines.append(f"  {r['origin']:<10} {r['strategy']:<11} {r['attempted']:>9} "
+                         f"{r['left_origin']:>9} {r.get('delivered', 0):>9}")
+    c = summary["credentials"]
+    if c["pool"]:
+        lines.append(f"credentials: {c['compromised']} compromised, {c['captured_pop3']} "
+                     f"captured from POP3, {c['captured_smtp_auth']} from SMTP AUTH; "
+                     f"{c['used_sessions']} spam sessions used {c['accounts_used']} of them")
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -68,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: cannot write results ({exc.strerror or exc})") from None
     print(f"scenario {scenario.name}, seed {scenario.seed}\n")
     print(_format_counts(result.summary))
-    print(f"\nresults in {out}/ (summary.json, recipients.parquet, scenario.yaml)")
+    print(f"\nresults in {out}/ (summary.json, recipients.parquet, timeseries.parquet, "
+          "scenario.yaml)")
     return 0
 
 

@@ -181,3 +181,71 @@ def test_bad_spam_and_policy_input_exits_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert expected in err, (expected, err)
         assert "Traceback" not in err
+
+
+def test_op25b_comes_into_force_at_its_start_time():
+    start = 3 * 3600
+    result = simulate(world(policies={"op25b": {"start_s": start, "action": "reject"}}))
+    series = result.timeseries_frame()
+    blocked = series[(series["kind"] == "spam") & (series["outcome"] == "blocked")]
+    assert blocked["count"].sum() > 0
+    assert blocked["interval"].min() == start // 3600
+    f = result.recipients_frame()
+    spam = f[f["kind"] == "spam"]
+    # before the start, direct spam reached other ISPs' servers
+    assert spam.loc[spam["created_s"] < start, "left_origin"].sum() > 0
+    assert spam.loc[spam["created_s"] > start + 60, "left_origin"].sum() == 0
+
+
+def test_timeseries_counts_add_up_to_the_recipient_table():
+    result = simulate(world())
+    series = result.timeseries_frame()
+    f = result.recipients_frame()
+    created = series[series["outcome"] == "created"].groupby("kind")["count"].sum()
+    assert created.to_dict() == {k: n for k, n in f["kind"].astype(str).value_counts().items()}
+    final = series[series["outcome"] != "created"]["count"].sum()
+    assert final == (f["outcome"] != "pending").sum()
+
+
+def test_auth_on_25_stops_isp_relay_bots():
+    relay = [{"name": "relayers", "share": 1.0, "strategies": ["isp_relay"],
+              "rate_median_per_day": 1000, "rate_sigma": 0.5}]
+    f = frame(world(botnets=relay, spam={"botnets": relay}))
+    spam = f[(f["kind"] == "spam") & f["cross"]]
+    assert (spam["outcome"] == "delivered").mean() > 0.7
+    f = frame(world(botnets=relay, spam={"botnets": relay}, policies={"auth_on_25": True}))
+    spam = f[(f["kind"] == "spam") & f["cross"]]
+    assert (spam["outcome"] == "delivered").sum() == 0
+    assert (spam["stopped_by"] == "relay_denied").mean() == 1.0
+
+
+def test_inbound_25_block_shields_an_open_relay_at_home():
+    users = [{"name": "abusers", "share": 1.0, "strategies": ["open_relay"],
+              "rate_median_per_day": 1000, "rate_sigma": 0.5}]
+    spam = {"botnets": users, "open_relays": [{"network": "isp-a.dynamic", "count": 1}]}
+    open_home = frame(world(botnets=users, spam=spam))
+    reached = open_home[(open_home["kind"] == "spam") & (open_home["origin_isp"] != "isp-a")]
+    assert (reached["outcome"] != "blocked").mean() > 0.9
+    shielded = frame(world(botnets=users, spam=spam, policy_presets=[], isps=[
+        {**i, "policies": {"inbound_25_block": True}} if i["name"] == "isp-a" else i
+        for i in world().model_dump(mode="json")["isps"]]))
+    reached = shielded[(shielded["kind"] == "spam") & (shielded["origin_isp"] != "isp-a")]
+    # still pending only: SYNs sent in the last connect timeout (30 s) before the end
+    in_flight = reached["outcome"] == "pending"
+    assert (reached.loc[in_flight, "created_s"] > 6 * 3600 - 31).all()
+    assert set(reached.loc[~in_flight, "outcome"]) == {"blocked"}
+    assert set(reached.loc[~in_flight, "stopped_by"]) == {"inbound_25_block"}
+
+
+def test_blocklist_and_content_filter_from_the_scenario():
+    f = frame(world(defences={"blocklist": True}))
+    spam = f[(f["kind"] == "spam") & f["cross"]]
+    assert (spam["stopped_by"] == "blocklist").mean() == 1.0
+    legit = f[(f["kind"] == "legit") & (f["sender"] == "user")]
+    assert (legit["stopped_by"] == "blocklist").sum() == 0   # servers are not listed
+    f = frame(world(defences={"content_filter": {"detection_rate": 0.9,
+                                                 "false_positive_rate": 0.0}}))
+    spam = f[(f["kind"] == "spam") & f["cross"] & (f["outcome"].isin(["delivered", "junked"]))]
+    assert (spam["outcome"] == "junked").mean() == pytest.approx(0.9, abs=0.05)
+    legit = f[f["kind"] == "legit"]
+    assert (legit["outcome"] == "junked").sum() == 0

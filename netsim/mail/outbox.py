@@ -81,9 +81,10 @@ def finish(ledger: Ledger, mail: Mail, pending: dict[str, int], addresses: list[
     """Record final outcomes for recipients still held, and release them."""
     for address in addresses:
         ledger.finish(pending.pop(address), outcome, at, code=code, stopped_by=cause)
-        if trace is not None:
-            detail = f"{cause}, {code}" if code else cause
-            trace.log(at, "outcome", f"{address}: {outcome} ({detail})")
+    if trace is not None and addresses:
+        detail = f"{cause}, {code}" if code else cause
+        who = addresses[0] if len(addresses) == 1 else f"{len(addresses)} recipients"
+        trace.log(at, "outcome", f"{who}: {outcome} ({detail})")
 
 
 def refuse(ledger: Ledger, mail: Mail, pending: dict[str, int], refused: dict[str, Reply],
