@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import simpy
 
-from netsim.mail import Kind, Mail, Outcome, SenderType, pop3_session
-from netsim.mail.outbox import attempt, blocked, finish, refuse
+from netsim.mail import Kind, Mail, SenderType, pop3_session
+from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.net import NetKind, Subnet, text
-from netsim.protocols import Credentials, POP3Client
+from netsim.protocols import Credentials, POP3Client, Reply
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -149,6 +149,7 @@ class UserPopulation:
         trace = world.tracer if world.tracer is not None and world.tracer.wants(mail) else None
         credentials = Credentials(f"user{user}", server.password(user)) if port == 587 else None
         helo = f"h{text(source).replace('.', '-')}.{net.name}.example"
+        refused: dict[str, Reply] = {}
         for round_ in range(cfg.mua_retries + 1):
             if round_:
                 yield env.timeout(cfg.mua_retry_s)
@@ -164,9 +165,8 @@ class UserPopulation:
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
                 break
-        if pending:
-            finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED, env.now,
-                   cause="mua_gave_up", trace=trace)
+        # the user gives up on what is still refused with a 4xx after the last retry
+        refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now, trace)
         world.outbox.drop(mail)
 
     def _exposed(self, user: int, net: Subnet) -> None:
