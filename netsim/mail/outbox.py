@@ -16,7 +16,7 @@ import simpy
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.message import Mail
 from netsim.mail.policy import mechanism
-from netsim.mail.session import smtp_session
+from netsim.mail.session import label, smtp_session
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network
 from netsim.protocols import Credentials, Reply, SMTPClient
@@ -46,7 +46,7 @@ class Outbox:
 def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: int,
             mail: Mail, pending: dict[str, int], *, helo: str,
             credentials: Credentials | None = None, trace: Tracer | None = None,
-            label: str = "") -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
+            prefix: str = "") -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
     """Connect and run one SMTP session for the pending recipients.
 
     Accepted recipients leave ``pending`` at the instant the server takes them. Returns the
@@ -55,7 +55,8 @@ def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: 
     """
     conn = network.connect(src, dst, port, env.now)
     if trace is not None:
-        trace.log(env.now, "connect", f"{label}{conn.describe()}")
+        trace.log(env.now, "connect", f"{prefix}{conn.describe()}", label(network, src),
+                  label(network, dst))
     yield env.timeout(conn.delay_s)
     refused: dict[str, Reply] = {}
     if not conn.is_open:
@@ -84,7 +85,7 @@ def finish(ledger: Ledger, mail: Mail, pending: dict[str, int], addresses: list[
     if trace is not None and addresses:
         detail = f"{cause}, {code}" if code else cause
         who = addresses[0] if len(addresses) == 1 else f"{len(addresses)} recipients"
-        trace.log(at, "outcome", f"{who}: {outcome} ({detail})")
+        trace.log(at, "outcome", f"{who}: {outcome} ({detail})", mail.mail_from or "<>")
 
 
 def refuse(ledger: Ledger, mail: Mail, pending: dict[str, int], refused: dict[str, Reply],

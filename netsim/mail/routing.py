@@ -39,7 +39,7 @@ def query(env: simpy.Environment, resolver: Resolver, name: str, rtype: str,
     answer, latency = resolver.query(name, rtype, env.now)
     yield env.timeout(latency)
     if trace is not None:
-        trace.log(env.now, "dns", f"{who} resolver: {answer.describe()}")
+        trace.log(env.now, "dns", f"{who} resolver: {answer.describe()}", who, "DNS")
     return answer
 
 

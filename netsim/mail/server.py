@@ -146,7 +146,8 @@ class MailServer:
         self.ledger.finish(row, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
         if self.tracer is not None and self.tracer.wants(mail):
             where = "junk folder" if junk else "maildrop"
-            self.tracer.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}")
+            self.tracer.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}",
+                            self.hostname)
         if junk:
             return
         if self.maildrops.add(user, StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))):
@@ -158,7 +159,8 @@ class MailServer:
         for address, row in rows.items():
             self.ledger.finish(row, outcome, at, code=code, stopped_by=stopped_by)
             if self.tracer is not None and self.tracer.wants(mail):
-                self.tracer.log(at, "outcome", f"{address}: {outcome} ({stopped_by}, {code})")
+                self.tracer.log(at, "outcome", f"{address}: {outcome} ({stopped_by}, {code})",
+                                self.hostname)
         if mail.mail_from:   # never bounce a bounce
             self.bounce(mail, at)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from netsim.mail.trace import Tracer
-from netsim.net import Connection
+from netsim.net import Connection, Network, text
 from netsim.protocols import Content, POP3Client, Retr, SMTPClient
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
         reply = engine.greeting()
         wait = one_way + proc
         if trace is not None:
-            _log_replies(trace, env.now + wait, reply.wire_lines())
+            party = label(server.network, conn.src)
+            _log_replies(trace, env.now + wait, reply.wire_lines(), server.hostname, party)
         yield env.timeout(wait)
         command = client.receive(reply)
         settled = False
@@ -63,23 +64,30 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
                 sent = ([*(text_lines() if text_lines else []), "."]
                         if isinstance(command, Content) else [command.to_line()])
                 for line in sent:
-                    trace.log(env.now, "smtp", f"C: {line}")
+                    trace.log(env.now, "smtp", f"C: {line}", party, server.hostname)
             reply = engine.handle(command)
             nxt = client.receive(reply)
             if not settled and len(client.rcpt_replies) == recipients:
                 settled = True
                 on_settled(client, hooks.at)
             if trace is not None:
-                _log_replies(trace, hooks.at + one_way, reply.wire_lines())
+                _log_replies(trace, hooks.at + one_way, reply.wire_lines(), server.hostname,
+                             party)
             yield env.timeout(2 * one_way + transfer + proc)
             command = nxt
         if not settled:
             on_settled(client, env.now)
 
 
-def _log_replies(trace: Tracer, at: float, lines: list[str]) -> None:
+def _log_replies(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
     for line in lines:
-        trace.log(at, "smtp", f"S: {line}")
+        trace.log(at, "smtp", f"S: {line}", src, dst)
+
+
+def label(network: Network, address: int) -> str:
+    """A party's name in a trace: a mail server's hostname, else the host's address."""
+    listener = network.listener(address, 25)
+    return listener.server.hostname if listener is not None else text(address)
 
 
 def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *,
@@ -96,14 +104,17 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
         hooks.at = env.now + proc
         reply = engine.greeting()
         if trace is not None:
-            _log_pop3(trace, env.now + one_way + proc, reply.wire_lines())
+            party = label(server.network, conn.src)
+            _log_pop3(trace, env.now + one_way + proc, reply.wire_lines(), server.hostname,
+                      party)
         yield env.timeout(one_way + proc)
         command = client.receive(reply)
         try:
             while command is not None:
                 hooks.at = env.now + one_way + proc
                 if trace is not None:
-                    trace.log(env.now, "pop3", f"C: {command.to_line()}")
+                    trace.log(env.now, "pop3", f"C: {command.to_line()}", party,
+                              server.hostname)
                 reply = engine.handle(command)
                 transfer = hooks.last_size * 8 / bps if isinstance(command, Retr) else 0.0
                 hooks.last_size = 0
@@ -112,13 +123,13 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
                     server.ledger.retrieved(row, arrive)
                 hooks.retrieved.clear()
                 if trace is not None:
-                    _log_pop3(trace, arrive, reply.wire_lines())
+                    _log_pop3(trace, arrive, reply.wire_lines(), server.hostname, party)
                 yield env.timeout(2 * one_way + proc + transfer)
                 command = client.receive(reply)
         finally:
             hooks.release()
 
 
-def _log_pop3(trace: Tracer, at: float, lines: list[str]) -> None:
+def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
     for line in lines:
-        trace.log(at, "pop3", f"S: {line}")
+        trace.log(at, "pop3", f"S: {line}", src, dst)

@@ -13,9 +13,15 @@ from netsim.mail.message import Mail
 
 @dataclass(frozen=True, slots=True)
 class TraceLine:
+    """One event of the journey. ``src`` and ``dst`` name the parties (a host's address or a
+    server's hostname, ``DNS`` for a resolver) so the journey can be drawn as a sequence
+    chart; either may be empty."""
+
     at: float
     topic: str    # "message", "dns", "connect", "smtp", "pop3", "outcome"
     text: str
+    src: str = ""
+    dst: str = ""
 
 
 @dataclass
@@ -36,18 +42,22 @@ class Tracer:
             who = mail.mail_from or "<>"
             self.log(mail.created, "message",
                      f"message {mail.id} ({mail.kind}, {mail.size} bytes) from {who} to "
-                     f"{', '.join(mail.rows)}")
+                     f"{', '.join(mail.rows)}", src=who)
 
     def wants(self, mail: Mail) -> bool:
         return mail.id in self.followed
 
-    def log(self, at: float, topic: str, text: str) -> None:
-        self.lines.append(TraceLine(at, topic, text))
+    def log(self, at: float, topic: str, text: str, src: str = "", dst: str = "") -> None:
+        self.lines.append(TraceLine(at, topic, text, src, dst))
+
+    def ordered(self) -> list[TraceLine]:
+        """The lines in time order; times computed along different paths differ in the last
+        bits, so they are rounded, and lines of one instant keep the order they were logged
+        in (a command before its reply)."""
+        order = sorted(range(len(self.lines)), key=lambda i: (round(self.lines[i].at, 9), i))
+        return [self.lines[i] for i in order]
 
     def render(self) -> str:
         """The journey, in time order, one line per event."""
-        # Times computed along different paths differ in the last bits: round them, and keep
-        # the order of logging among lines of the same instant (a command before its reply).
-        order = sorted(range(len(self.lines)), key=lambda i: (round(self.lines[i].at, 9), i))
-        return "\n".join(f"{self.lines[i].at:12.6f}  {self.lines[i].topic:<8} "
-                         f"{self.lines[i].text}" for i in order)
+        return "\n".join(f"{line.at:12.6f}  {line.topic:<8} {line.text}"
+                         for line in self.ordered())

@@ -155,7 +155,7 @@ class UserPopulation:
                 yield env.timeout(cfg.mua_retry_s)
             conn, refused = yield from attempt(env, world.network, source, server.address, port,
                                                mail, pending, helo=helo, credentials=credentials,
-                                               trace=trace, label="MUA ")
+                                               trace=trace, prefix="MUA ")
             if not conn.is_open:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
@@ -203,7 +203,8 @@ class UserPopulation:
         port = 995 if security == "pop3s" else 110
         conn = world.network.connect(source, server.address, port, env.now)
         if trace is not None:
-            trace.log(env.now, "connect", f"MUA {conn.describe()}")
+            trace.log(env.now, "connect", f"MUA {conn.describe()}", text(source),
+                      server.hostname)
         yield env.timeout(conn.delay_s)
         if conn.is_open:
             client = POP3Client(f"user{user}", server.password(user), delete=True,
