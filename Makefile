@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the policy-comparison study on the embedded default world (a few minutes).
 run: $(STAMP)
-	$(BIN)/netsim run
+	$(BIN)/netsim sweep experiments/policy-comparison.yaml --jobs 2
 
 test: $(STAMP)
 	$(BIN)/pytest -q

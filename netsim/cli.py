@@ -115,6 +115,53 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from netsim.experiments import metric_table, plan, run_plan, write_report
+    from netsim.experiments.runner import ExecutorError, connect_dask
+    from netsim.scenario.load import parse_overrides
+
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    overrides = parse_overrides(args.overrides, args.study)
+    study_plan = plan(args.study, replications=args.reps, overrides=overrides)
+    out = Path(args.out) if args.out else Path("results") / study_plan.study.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    client = None
+    if args.executor == "dask":
+        try:
+            client = connect_dask(args.scheduler)
+        except ExecutorError as exc:
+            raise UserError(str(exc)) from None
+    elif args.scheduler:
+        raise UserError("--scheduler goes with --executor dask")
+    try:
+        ran = run_plan(study_plan, out, jobs=args.jobs, executor=args.executor, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    report = write_report(out)
+    import pandas as pd
+
+    print(f"study {study_plan.study.name}: {len(study_plan.runs)} runs ({ran} simulated now, "
+          f"{len(study_plan.runs) - ran} already done)\n")
+    print(metric_table(pd.read_parquet(out / "runs.parquet"), study_plan.study))
+    print(f"results in {out}/: runs.parquet, timeseries.parquet, figures/, {report.name}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from netsim.experiments import write_report
+
+    out = Path(args.dir)
+    missing = [n for n in ("study.json", "runs.parquet", "timeseries.parquet")
+               if not (out / n).exists()]
+    if missing:
+        raise UserError(f"{out}: not a sweep's results folder (missing {', '.join(missing)})")
+    print(f"wrote {write_report(out)}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     subscribers = sum(i.subscribers for i in scenario.isps)
@@ -146,6 +193,21 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--first", choices=[k.value for k in Kind], help="the first message "
                        "of this kind")
     trace.set_defaults(func=cmd_trace)
+    sweep = sub.add_parser("sweep", help="run a study: arms × grid × replications, with "
+                           "figures and a report")
+    sweep.add_argument("study", help="study file, e.g. experiments/policy-comparison.yaml")
+    sweep.add_argument("--out", help="results folder (default: results/<study name>)")
+    sweep.add_argument("--reps", type=int, help="replications (overrides the study's)")
+    sweep.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
+    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
+    sweep.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a field of the base scenario")
+    sweep.set_defaults(func=cmd_sweep)
+    report = sub.add_parser("report", help="rebuild a sweep's figures and report.md from its "
+                            "stored results")
+    report.add_argument("dir", help="the sweep's results folder")
+    report.set_defaults(func=cmd_report)
     validate = sub.add_parser("validate", help="check a scenario file and explain each error")
     validate.add_argument("scenario", help="scenario YAML file")
     validate.set_defaults(func=cmd_validate)

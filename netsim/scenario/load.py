@@ -69,9 +69,9 @@ def read_raw(path: str | Path | None) -> tuple[str, dict[str, Any]]:
     return source, data
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` overrides; list items are addressed by index or by name."""
-    data = copy.deepcopy(data)
+def parse_overrides(overrides: list[str], source: str) -> dict[str, Any]:
+    """``dotted.key=value`` strings to a mapping; values are read as YAML scalars."""
+    values: dict[str, Any] = {}
     problems = []
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -79,16 +79,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
             problems.append(ScenarioProblem(f"--set {item}", "expected dotted.key=value"))
             continue
         try:
-            value = yaml.safe_load(text)
+            values[key] = yaml.safe_load(text)
         except yaml.YAMLError:
-            value = text
+            values[key] = text
+    if problems:
+        raise ScenarioError(source, problems)
+    return values
+
+
+def set_values(data: dict[str, Any], values: dict[str, Any], source: str,
+               where: str = "--set") -> dict[str, Any]:
+    """A copy of ``data`` with each dotted key set; list items by index or by name."""
+    data = copy.deepcopy(data)
+    problems = []
+    for key, value in values.items():
         try:
             _set_path(data, key.split("."), value)
         except (KeyError, IndexError, TypeError) as exc:
-            problems.append(ScenarioProblem(f"--set {key}", str(exc.args[0]) if exc.args else ""))
+            problems.append(ScenarioProblem(f"{where} {key}",
+                                            str(exc.args[0]) if exc.args else ""))
     if problems:
         raise ScenarioError(source, problems)
     return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides; list items are addressed by index or by name."""
+    return set_values(data, parse_overrides(overrides, source), source)
 
 
 def _set_path(node: Any, parts: list[str], value: Any) -> None:

@@ -411,6 +411,15 @@ class DefencesConfig(Strict):
                                 mode="before")(_switch)
 
 
+class PolicyAdoption(Strict):
+    """A preset adopted by a share of the ISPs, in the order they are listed."""
+
+    preset: Literal["none", "op25b", "op25b+587"] = Field("op25b+587",
+                                                          description="Preset name.")
+    share: Share = Field(description="Share of ISPs that adopt it: the first "
+                         "round(share × ISPs) in the scenario's order.")
+
+
 class PresetApplication(Strict):
     """A policy preset applied to some ISPs."""
 
@@ -445,6 +454,9 @@ class Scenario(Strict):
         "port: what broke travellers), op25b+587 (blocking, and 587 with AUTH).")
     policy_presets: list[PresetApplication] = Field(
         default_factory=list, description="Presets applied to lists of ISPs, in order.")
+    policy_adoption: PolicyAdoption | None = Field(
+        None, description="A preset adopted by a share of the ISPs (applied after "
+        "policy_presets, before policy); the adoption-sweep study varies its share.")
 
     @model_validator(mode="before")
     @classmethod
@@ -452,8 +464,14 @@ class Scenario(Strict):
         """Expand presets into each ISP's policies, so the resolved scenario shows them."""
         if not isinstance(data, dict) or not isinstance(data.get("isps"), list):
             return data
-        applications = [(a.get("preset"), a.get("isps")) for a in
-                        data.get("policy_presets") or [] if isinstance(a, dict)]
+        applications: list[tuple[Any, Any]] = [
+            (a.get("preset"), a.get("isps")) for a in data.get("policy_presets") or []
+            if isinstance(a, dict)]
+        adoption = data.get("policy_adoption")
+        if isinstance(adoption, dict) and isinstance(adoption.get("share"), (int, float)):
+            count = round(adoption["share"] * len(data["isps"]))
+            adopters = [i.get("name") for i in data["isps"][:count] if isinstance(i, dict)]
+            applications.append((adoption.get("preset", "op25b+587"), adopters))
         if data.get("policy") is not None:
             applications.append((data["policy"], None))
         if not applications:

@@ -53,19 +53,35 @@ def legit_delivery(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]
     return out
 
 
+def legit_delay(frame: pd.DataFrame) -> dict[str, float]:
+    """How long delivered legitimate mail took [s]: to the maildrop, and to the recipient's
+    first POP3 retrieval."""
+    legit = frame[(frame["kind"] == "legit") & (frame["outcome"] == "delivered")]
+    delivery = (legit["delivered_s"] - legit["created_s"]).dropna()
+    retrieval = (legit["retrieved_s"] - legit["created_s"]).dropna()
+    out: dict[str, float] = {}
+    for name, values in (("delivery", delivery), ("retrieval", retrieval)):
+        if len(values):
+            out[f"{name}_mean_s"] = round(float(values.mean()), 6)
+            out[f"{name}_median_s"] = round(float(values.median()), 6)
+            out[f"{name}_p90_s"] = round(float(values.quantile(0.9)), 6)
+    return out
+
+
 def timeseries(frame: pd.DataFrame) -> pa.Table:
-    """Hourly counts: ``interval`` (hour index), kind, origin ISP, outcome, count. Recipients
-    are counted as ``created`` in the hour they were attempted and under their outcome in the
-    hour it became final; pending ones only as created."""
+    """Hourly counts: ``interval`` (hour index), kind, origin ISP, strategy (the submission
+    path), outcome, count. Recipients are counted as ``created`` in the hour they were
+    attempted and under their outcome in the hour it became final; pending ones only as
+    created."""
+    columns = ["kind", "origin_isp", "path", "outcome", "at"]
     created = frame.assign(outcome="created", at=frame["created_s"])
     final = frame[frame["outcome"] != "pending"].assign(at=lambda f: f["finished_s"])
-    both = pd.concat([created[["kind", "origin_isp", "outcome", "at"]],
-                      final[["kind", "origin_isp", "outcome", "at"]]], ignore_index=True)
-    both["kind"] = both["kind"].astype(str)
-    both["origin_isp"] = both["origin_isp"].astype(str)
-    both["outcome"] = both["outcome"].astype(str)
+    both = pd.concat([created[columns], final[columns]], ignore_index=True)
+    both = both.rename(columns={"path": "strategy"})
+    for column in ("kind", "origin_isp", "strategy", "outcome"):
+        both[column] = both[column].astype(str)
     both["interval"] = np.floor(both["at"] / INTERVAL_S).astype(np.int32)
-    counts = (both.groupby(["interval", "kind", "origin_isp", "outcome"]).size()
+    counts = (both.groupby(["interval", "kind", "origin_isp", "strategy", "outcome"]).size()
               .rename("count").reset_index())
     counts["count"] = counts["count"].astype(np.int64)
     return pa.Table.from_pandas(counts, preserve_index=False)

@@ -55,6 +55,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "stopped_by": report.stopped_by(frame),
         "spam_by_origin": report.spam_by_origin(frame),
         "legit_delivery": report.legit_delivery(frame),
+        "legit_delay": report.legit_delay(frame),
         "credentials": world.credentials.summary(),
         "sim": {
             "messages": world.messages_created,

@@ -1,0 +1,257 @@
+"""The studies' figures, drawn from runs.parquet and timeseries.parquet alone.
+
+Every figure shows means over replications with 95 % t intervals (bands or error bars), its
+axes carry units, and an arm has the same colour in every figure of every study.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from netsim.experiments.stats import mean_interval
+from netsim.experiments.study import Study
+
+_PALETTE = [tuple(c[:3]) for c in plt.get_cmap("tab10")(np.arange(10))]
+_KNOWN = {"none": 7, "op25b": 1, "op25b+587": 0}
+
+
+def arm_colour(arm: str) -> tuple[float, ...]:
+    """The colour of an arm: fixed for the presets, else a stable hash of the name."""
+    index = _KNOWN.get(arm, zlib.crc32(arm.encode()) % len(_PALETTE))
+    return _PALETTE[index]
+
+
+def _intervals(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    """Mean and 95 % interval of ``value`` over replications, per group."""
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        ci = mean_interval(group[value].to_numpy(dtype=float))
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                     "mean": ci.mean, "low": ci.low, "high": ci.high})
+    return pd.DataFrame(rows)
+
+
+def _hourly(ts: pd.DataFrame, study: Study, kind: str, outcome: str) -> pd.DataFrame:
+    """Per arm, grid point, replication and hour: the count (hours with none are zeros)."""
+    labels = ["arm", *study.grid, "replication"]
+    selected = ts[(ts["kind"] == kind) & (ts["outcome"] == outcome)]
+    counts = selected.groupby([*labels, "interval"])["count"].sum()
+    hours = np.arange(int(ts["interval"].max()) + 1 if len(ts) else 0)
+    runs = ts[labels].drop_duplicates()
+    index = pd.MultiIndex.from_tuples(
+        [(*run, h) for run in runs.itertuples(index=False) for h in hours],
+        names=[*labels, "interval"])
+    return counts.reindex(index, fill_value=0).rename("count").reset_index()
+
+
+def _grid_label(study: Study, row: pd.Series) -> str:
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in study.grid)
+
+
+def _band(ax: Axes, x: np.ndarray, ci: pd.DataFrame, colour: object, label: str,
+          style: str = "-") -> None:
+    ax.plot(x, ci["mean"], style, color=colour, label=label)
+    ax.fill_between(x, ci["low"], ci["high"], color=colour, alpha=0.2, linewidth=0)
+
+
+def spam_per_hour(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    hourly = _hourly(ts, study, "spam", "delivered")
+    points = hourly[list(study.grid)].drop_duplicates() if study.grid else pd.DataFrame([{}])
+    fig, axes = plt.subplots(1, len(points), figsize=(6 * len(points), 4), squeeze=False,
+                             sharey=True)
+    for ax, (_, point) in zip(axes[0], points.iterrows(), strict=True):
+        part = hourly
+        for key in study.grid:
+            part = part[part[key] == point[key]]
+        for arm in study.arms:
+            ci = _intervals(part[part["arm"] == arm], ["interval"], "count")
+            if len(ci):
+                _band(ax, ci["interval"].to_numpy() + 0.5, ci, arm_colour(arm), arm)
+        ax.set_xlabel("simulated time [h]")
+        ax.set_title(_grid_label(study, point) if study.grid else "")
+    axes[0][0].set_ylabel("spam delivered to inboxes [recipients/h]")
+    axes[0][0].legend(title="arm")
+    fig.suptitle("Spam delivered per hour (mean, 95 % CI)")
+    return fig
+
+
+def _grouped_bars(ax: Axes, runs: pd.DataFrame, study: Study, metrics: dict[str, str],
+                  scale: float = 1.0) -> None:
+    arms = list(study.arms)
+    width = 0.8 / len(arms)
+    x = np.arange(len(metrics))
+    for i, arm in enumerate(arms):
+        cis = [mean_interval(runs.loc[runs["arm"] == arm, m].to_numpy(dtype=float) * scale)
+               if m in runs else mean_interval([]) for m in metrics]
+        means = np.array([c.mean for c in cis])
+        errors = np.array([[c.mean - c.low, c.high - c.mean] for c in cis]).T
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, color=arm_colour(arm),
+               label=arm, yerr=np.nan_to_num(errors), capsize=3)
+    ax.set_xticks(x, list(metrics.values()))
+
+
+def spam_outcomes(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    metrics = {f"spam_{o}": o for o in ("delivered", "junked", "blocked", "rejected",
+                                        "expired", "pending")}
+    _grouped_bars(ax, runs, study, metrics)
+    ax.set_ylabel("spam recipients per run")
+    ax.set_title("What happened to spam (mean, 95 % CI)")
+    ax.legend(title="arm")
+    return fig
+
+
+def legit_delivery(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    metrics = {f"{who}_{port}_delivery_ratio": f"{who}\nMUA on {port}"
+               for who in ("home", "roaming") for port in (25, 587)}
+    _grouped_bars(ax, runs, study, metrics, scale=100)
+    ax.set_ylabel("legitimate mail delivered [%]")
+    ax.set_ylim(0, 105)
+    ax.set_title("Legitimate delivery by where users are and how their MUA submits")
+    ax.legend(title="arm", loc="lower right")
+    return fig
+
+
+def _sweep(ax: Axes, runs: pd.DataFrame, study: Study, metric: str, arm: str,
+           label: str, colour: object, style: str = "-", scale: float = 1.0) -> None:
+    key = next(iter(study.grid))
+    part = runs[runs["arm"] == arm].assign(value=lambda f: f[metric] * scale)
+    ci = _intervals(part, [key], "value")
+    if len(ci):
+        _band(ax, ci[key].to_numpy(dtype=float), ci, colour, label, style + "o")
+
+
+def _grid_axis(study: Study) -> str:
+    key = next(iter(study.grid), "")
+    return {"policy_adoption.share": "share of ISPs blocking port 25",
+            "users.roaming_share": "share of users on visited networks"}.get(key, key)
+
+
+def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm in study.arms:
+        _sweep(ax, runs, study, "spam_delivered", arm, arm, arm_colour(arm))
+    ax.set_xlabel(_grid_axis(study))
+    ax.set_ylabel("spam delivered to inboxes [recipients/run]")
+    ax.set_title("Spam delivered as OP25B adoption grows (mean, 95 % CI)")
+    ax.legend(title="arm")
+    return fig
+
+
+def displacement(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    arm = study.baseline_arm
+    prefix = "spam_left_origin_from_"
+    origins = sorted(str(c).removeprefix(prefix) for c in runs if str(c).startswith(prefix))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(origins), 1)))
+    for colour, origin in zip(colours, origins, strict=False):
+        _sweep(ax, runs, study, f"spam_left_origin_from_{origin}", arm, origin, colour)
+    ax.set_xlabel(_grid_axis(study))
+    ax.set_ylabel("spam leaving the origin network [recipients/run]")
+    ax.set_title(f"Where spam comes from as adoption grows (arm {arm})")
+    ax.legend(title="origin", fontsize="small", ncol=2)
+    return fig
+
+
+def traveller(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm in study.arms:
+        for port, style in ((25, "--"), (587, "-")):
+            _sweep(ax, runs, study, f"roaming_{port}_delivery_ratio", arm,
+                   f"{arm}, MUA on {port}", arm_colour(arm), style, scale=100)
+    ax.set_xlabel(_grid_axis(study))
+    ax.set_ylabel("roaming users' mail delivered [%]")
+    ax.set_ylim(-5, 105)
+    ax.set_title("The traveller: delivery from visited networks (mean, 95 % CI)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    spam = ts[(ts["kind"] == "spam") & (ts["outcome"] == "delivered")]
+    strategies = sorted(spam["strategy"].unique())
+    arms = list(study.arms)
+    fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 4), squeeze=False,
+                             sharey=True)
+    colours = dict(zip(strategies, plt.get_cmap("Set2")(np.arange(8)), strict=False))
+    hours = np.arange(int(ts["interval"].max()) + 1 if len(ts) else 0)
+    for ax, arm in zip(axes[0], arms, strict=True):
+        part = spam[spam["arm"] == arm]
+        reps = max(int(runs.loc[runs["arm"] == arm, "replication"].nunique()), 1)
+        points = max(len(study.grid_points()), 1)
+        stacks = [part[part["strategy"] == s].groupby("interval")["count"].sum()
+                  .reindex(hours, fill_value=0).to_numpy() / (reps * points)
+                  for s in strategies]
+        if stacks:
+            ax.stackplot(hours + 0.5, stacks, labels=strategies,
+                         colors=[colours[s] for s in strategies])
+        ax.set_title(arm, color=arm_colour(arm))
+        ax.set_xlabel("simulated time [h]")
+    axes[0][0].set_ylabel("spam delivered [recipients/h, mean of runs]")
+    axes[0][0].legend(title="strategy", loc="upper left", fontsize="small")
+    fig.suptitle("Spam by strategy as botnets adapt")
+    return fig
+
+
+def credentials(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _grouped_bars(left, runs, study, {"credentials_captured_pop3": "captured\n(POP3)",
+                                      "credentials_captured_smtp_auth": "captured\n(SMTP AUTH)",
+                                      "credentials_accounts_used": "accounts\nabused"})
+    left.set_ylabel("accounts per run")
+    left.set_title("Credentials captured and abused")
+    left.legend(title="arm")
+    _grouped_bars(right, runs, study, {"spam_attempted_via_stolen_587": "attempted",
+                                       "spam_delivered_via_stolen_587": "delivered"})
+    right.set_ylabel("spam recipients per run")
+    right.set_title("Spam through stolen submission accounts")
+    return fig
+
+
+def defences(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _grouped_bars(left, runs, study, {"spam_delivered": "spam\ndelivered",
+                                      "spam_junked": "spam\njunked"})
+    left.set_ylabel("spam recipients per run")
+    left.set_title("Spam reaching inboxes and junk folders")
+    left.legend(title="arm")
+    _grouped_bars(right, runs, study, {"legit_delivery_median_s": "median",
+                                       "legit_delivery_p90_s": "90th percentile"})
+    right.set_ylabel("legitimate delivery time [s]")
+    right.set_title("What defences cost legitimate mail")
+    return fig
+
+
+DRAW: dict[str, Callable[[pd.DataFrame, pd.DataFrame, Study], Figure]] = {
+    "spam_per_hour": spam_per_hour, "spam_outcomes": spam_outcomes,
+    "legit_delivery": legit_delivery, "adoption": adoption, "displacement": displacement,
+    "traveller": traveller, "strategies_over_time": strategies_over_time,
+    "credentials": credentials, "defences": defences,
+}
+
+
+def draw_figures(runs: pd.DataFrame, ts: pd.DataFrame, study: Study, folder: Path,
+                 ) -> list[Path]:
+    """Every figure the study asks for, as PNG and SVG; returns the PNG paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in study.figures:
+        fig = DRAW[name](runs, ts, study)
+        fig.tight_layout()
+        for suffix in (".png", ".svg"):
+            fig.savefig(folder / f"{name}{suffix}", dpi=120)
+        plt.close(fig)
+        written.append(folder / f"{name}.png")
+    return written

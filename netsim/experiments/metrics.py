@@ -1,0 +1,54 @@
+"""A run's summary flattened into one tidy row of metrics (runs.parquet columns).
+
+Counts are recipients unless named otherwise; ``*_ratio`` columns are shares in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def flatten(summary: dict[str, Any]) -> dict[str, float]:
+    """Every summary figure as ``name → number``."""
+    row: dict[str, float] = {}
+    for kind, outcomes in summary["counts"].items():
+        row[f"{kind}_attempted"] = sum(outcomes.values())
+        for outcome, n in outcomes.items():
+            row[f"{kind}_{outcome}"] = n
+    for kind, causes in summary["stopped_by"].items():
+        for cause, n in causes.items():
+            row[f"{kind}_stopped_{cause}"] = n
+    spam = summary["counts"]["spam"]
+    tried = sum(spam.values())
+    row["spam_delivered_ratio"] = spam["delivered"] / tried if tried else float("nan")
+    legit = summary["counts"]["legit"]
+    attempted = sum(legit.values())
+    row["legit_delivery_ratio"] = legit["delivered"] / attempted if attempted else float("nan")
+    for who, ports in summary["legit_delivery"].items():
+        delivered = sum(p["delivered"] for p in ports.values())
+        tried = sum(p["attempted"] for p in ports.values())
+        row[f"{who}_delivery_ratio"] = delivered / tried if tried else float("nan")
+        for port, d in ports.items():
+            row[f"{who}_{port}_attempted"] = d["attempted"]
+            row[f"{who}_{port}_delivery_ratio"] = d["ratio"]
+    row["spam_left_origin"] = 0
+    for r in summary["spam_by_origin"]:
+        for key in ("attempted", "left_origin", "delivered", "blocked"):
+            n = r.get(key, 0)
+            row[f"spam_{key}_from_{r['origin']}"] = row.get(
+                f"spam_{key}_from_{r['origin']}", 0) + n
+            row[f"spam_{key}_via_{r['strategy']}"] = row.get(
+                f"spam_{key}_via_{r['strategy']}", 0) + n
+        row["spam_left_origin"] += r["left_origin"]
+    for key, seconds in summary["legit_delay"].items():
+        row[f"legit_{key}"] = seconds
+    for key, n in summary["credentials"].items():
+        row[f"credentials_{key}"] = n
+    for key, n in summary["sim"].items():
+        row[f"sim_{key}"] = n
+    return row
+
+
+def is_count(column: str) -> bool:
+    """Counts missing from a run are zeros; ratios and times missing are undefined."""
+    return not column.endswith(("_ratio", "_s"))

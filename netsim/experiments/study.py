@@ -1,0 +1,172 @@
+"""Study files: a base scenario, named arms, an optional grid, replications, figures.
+
+A study expands into runs: every arm × grid point × replication. Replication r of every arm
+and grid point draws from the same named streams (common random numbers), so differences
+between arms are paired. Every run's scenario is validated before any simulation starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from netsim.scenario import ScenarioError, ScenarioProblem
+from netsim.scenario.load import read_raw, set_values, validate
+from netsim.scenario.schema import Strict
+
+FIGURES = ("spam_per_hour", "spam_outcomes", "legit_delivery", "adoption", "displacement",
+           "traveller", "strategies_over_time", "credentials", "defences")
+
+
+class Study(Strict):
+    """One study (experiments/<name>.yaml)."""
+
+    name: str = Field(description="Short name; results go to results/<name>/.")
+    title: str = Field("", description="Title of the report.")
+    description: str = Field("", description="What the study asks, for the report.")
+    scenario: str = Field("default", description="`default` (the embedded world) or a scenario "
+                          "file, relative to the study file.")
+    set: dict[str, Any] = Field(default_factory=dict, description="Overrides of the base "
+                                "scenario, dotted key → value.")
+    seed: int = Field(1, ge=0, description="Base seed of every run.")
+    replications: int = Field(3, ge=1, description="Replications of every arm and grid point.")
+    arms: dict[str, dict[str, Any]] = Field(min_length=1, description="Named overlays, "
+                                            "dotted key → value.")
+    baseline: str | None = Field(None, description="Arm the others are compared with "
+                                 "(paired differences); default: the first arm.")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="Parameters to vary "
+                                       "in every arm: dotted key → values.")
+    figures: list[str] = Field(default_factory=lambda: ["spam_per_hour", "spam_outcomes"],
+                               description=f"Figures to draw: {', '.join(FIGURES)}.")
+    table: list[str] = Field(default_factory=lambda: ["spam_delivered", "legit_delivery_ratio"],
+                             description="Metrics (runs.parquet columns) in the report's "
+                             "tables.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+            raise ValueError("must be lower-case letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("figures")
+    @classmethod
+    def _figures(cls, value: list[str]) -> list[str]:
+        unknown = [f for f in value if f not in FIGURES]
+        if unknown:
+            raise ValueError(f"unknown figure(s) {unknown}; known: {', '.join(FIGURES)}")
+        return value
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+        return value
+
+    @model_validator(mode="after")
+    def _baseline(self) -> Study:
+        for arm in self.arms:
+            if not re.fullmatch(r"[A-Za-z0-9+_.-]{1,40}", arm):
+                raise ValueError(f"arm name {arm!r}: letters, digits and + _ . - only")
+        if self.baseline is not None and self.baseline not in self.arms:
+            raise ValueError(f"baseline: unknown arm {self.baseline!r} (arms: "
+                             f"{', '.join(self.arms)})")
+        return self
+
+    @property
+    def baseline_arm(self) -> str:
+        return self.baseline or next(iter(self.arms))
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        return [dict(zip(keys, values, strict=True))
+                for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: plain, picklable data (it crosses process and machine boundaries)."""
+
+    study: str
+    arm: str
+    grid: dict[str, Any]
+    grid_index: int
+    replication: int
+    seed: int
+    scenario: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.arm}__g{self.grid_index}__r{self.replication}"
+
+    @property
+    def scenario_hash(self) -> str:
+        text = json.dumps(self.scenario, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def labels(self) -> dict[str, Any]:
+        return {"study": self.study, "arm": self.arm, **self.grid,
+                "replication": self.replication, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Plan:
+    study: Study
+    source: str
+    runs: list[RunSpec]
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; errors name the file and the field."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise ScenarioError(source, [ScenarioProblem("", exc.strerror or str(exc))]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, [ScenarioProblem("", f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [ScenarioProblem("", "a study must be a YAML mapping")])
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        problems = [ScenarioProblem(".".join(str(p) for p in e["loc"]),
+                                    str(e["msg"]).removeprefix("Value error, "))
+                    for e in exc.errors()]
+        raise ScenarioError(source, problems) from None
+
+
+def plan(path: str | Path, *, replications: int | None = None,
+         overrides: dict[str, Any] | None = None) -> Plan:
+    """Expand a study into its runs, validating every distinct scenario first."""
+    study = load_study(path)
+    if replications is not None:
+        if replications < 1:
+            raise ScenarioError(str(path), [ScenarioProblem("--reps", "must be at least 1")])
+        study = study.model_copy(update={"replications": replications})
+    base_path = None if study.scenario == "default" else Path(path).parent / study.scenario
+    _, base = read_raw(base_path)
+    base = set_values(base, study.set, str(path), "set:")
+    if overrides:
+        base = set_values(base, overrides, str(path))
+    base["seed"] = study.seed
+    runs = []
+    for arm, overlay in study.arms.items():
+        arm_data = set_values(base, overlay, str(path), f"arms.{arm}:")
+        for g, point in enumerate(study.grid_points()):
+            data = set_values(arm_data, point, str(path), "grid:")
+            where = f"{path} (arm {arm}" + (f", grid {point}" if point else "") + ")"
+            validate(data, where)
+            runs += [RunSpec(study.name, arm, point, g, r, study.seed, data)
+                     for r in range(study.replications)]
+    return Plan(study, str(path), runs)

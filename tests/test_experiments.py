@@ -1,0 +1,187 @@
+"""Studies: expansion, confidence intervals, sweeps that resume, executors, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from netsim.cli import main
+from netsim.experiments import mean_interval, paired_difference, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
+TINY = ["--set", "duration_s=1800"]
+
+
+def test_confidence_interval_known_case():
+    # mean 3, s = 1.5811, t(0.975, 4) = 2.7764: half-width 2.7764 · 1.5811 / √5 = 1.9632
+    ci = mean_interval([1, 2, 3, 4, 5])
+    assert (ci.mean, ci.n) == (3.0, 5)
+    assert ci.low == pytest.approx(1.0368, abs=1e-4)
+    assert ci.high == pytest.approx(4.9632, abs=1e-4)
+    one = mean_interval([7.0])
+    assert one.mean == 7.0 and np.isnan(one.low)
+
+
+def test_paired_difference_removes_shared_noise():
+    base = np.array([10.0, 50.0, 200.0, 35.0])
+    treatment = base + np.array([1.0, 1.2, 0.8, 1.0])
+    paired = paired_difference(treatment, base)
+    assert paired.mean == pytest.approx(1.0)
+    assert paired.high - paired.low < 1.0        # the shared spread cancels
+    unpaired = mean_interval(treatment).high - mean_interval(treatment).low
+    assert unpaired > 100
+    with pytest.raises(ValueError, match="differ in size"):
+        paired_difference([1, 2], [1])
+
+
+def test_plan_expands_arms_grid_and_replications_with_common_seeds():
+    p = plan(ROOT / "experiments" / "traveller.yaml", replications=2)
+    assert len(p.runs) == 3 * 4 * 2
+    first = [r for r in p.runs if r.replication == 0]
+    assert {r.seed for r in p.runs} == {p.study.seed}
+    assert {r.scenario["seed"] for r in first} == {p.study.seed}
+    arms = {r.arm: r.scenario["policy"] for r in first}
+    assert arms == {"none": "none", "op25b": "op25b", "op25b+587": "op25b+587"}
+    assert len({r.run_id for r in p.runs}) == len(p.runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES, ids=[s.stem for s in STUDIES])
+def test_every_study_runs_at_a_tiny_scale(study, tmp_path, capsys):
+    out = tmp_path / study.stem
+    assert main(["sweep", str(study), "--reps", "2", "--jobs", "2", "--out", str(out),
+                 *TINY]) == 0
+    printed = capsys.readouterr().out
+    spec = yaml.safe_load(study.read_text())
+    runs = pd.read_parquet(out / "runs.parquet")
+    points = int(np.prod([len(v) for v in spec.get("grid", {}).values()]))
+    assert len(runs) == len(spec["arms"]) * points * 2
+    assert not runs.duplicated(["arm", *spec.get("grid", {}), "replication"]).any()
+    for figure in spec["figures"]:
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 5_000
+        assert (out / "figures" / f"{figure}.svg").exists()
+    report = (out / "report.md").read_text()
+    assert spec["title"] in report and "95 %" in report
+    for metric in spec["table"]:
+        assert metric in printed
+    assert len(pd.read_parquet(out / "timeseries.parquet")) > 0
+
+
+def _tiny_study(tmp_path: Path, **changes) -> Path:
+    data = {"name": "tiny", "scenario": "default", "seed": 9, "replications": 2,
+            "set": {"duration_s": 1200}, "arms": {"none": {"policy": "none"},
+                                                  "op25b": {"policy": "op25b"}},
+            "figures": ["spam_outcomes"], "table": ["spam_delivered"]}
+    data.update(changes)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_sweep_resumes_without_rerunning_or_duplicating(tmp_path, capsys):
+    study, out = _tiny_study(tmp_path), tmp_path / "out"
+    assert main(["sweep", str(study), "--out", str(out)]) == 0
+    first = pd.read_parquet(out / "runs.parquet")
+    assert "4 simulated now" in capsys.readouterr().out
+    rows = sorted((out / "runs").glob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in rows}
+    rows[1].unlink()                                 # as if its run had never finished
+    (out / "runs" / "op25b__g0__r1.json").write_text("{trunc")   # a torn write
+    assert main(["sweep", str(study), "--out", str(out)]) == 0
+    assert "2 simulated now, 2 already done" in capsys.readouterr().out
+    again = pd.read_parquet(out / "runs.parquet")
+    assert len(again) == 4
+    keep = [c for c in first.columns if c != "sim_wall_seconds"]
+    pd.testing.assert_frame_equal(first[keep], again[keep])
+    untouched = [p for p in rows if p.name not in (rows[1].name, "op25b__g0__r1.json")]
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in untouched)
+
+
+def test_a_killed_sweep_resumes(tmp_path):
+    study, out = _tiny_study(tmp_path, replications=4), tmp_path / "out"
+    command = [sys.executable, "-m", "netsim.cli", "sweep", str(study), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = {p.name for p in (out / "runs").glob("*.json")}
+    assert 2 <= len(done) < 8
+    for part in (out / "runs").glob("*.json"):
+        json.loads(part.read_text())                # every row on disk is whole
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert f"{8 - len(done)} simulated now, {len(done)} already done" in result.stdout
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert len(runs) == 8 and not runs.duplicated(["arm", "replication"]).any()
+
+
+def test_report_rebuilds_from_stored_results(tmp_path, capsys):
+    study, out = _tiny_study(tmp_path), tmp_path / "out"
+    assert main(["sweep", str(study), "--out", str(out)]) == 0
+    (out / "report.md").unlink()
+    (out / "figures" / "spam_outcomes.png").unlink()
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").exists() and (out / "figures" / "spam_outcomes.png").exists()
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == before
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a sweep's results folder" in capsys.readouterr().err
+
+
+def test_dask_executor_matches_local_bit_for_bit(tmp_path):
+    pytest.importorskip("distributed")
+    study = _tiny_study(tmp_path)
+    assert main(["sweep", str(study), "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
+    assert main(["sweep", str(study), "--out", str(tmp_path / "dask"),
+                 "--executor", "dask"]) == 0
+    local = pd.read_parquet(tmp_path / "local" / "runs.parquet")
+    dask = pd.read_parquet(tmp_path / "dask" / "runs.parquet")
+    keep = [c for c in local.columns if c != "sim_wall_seconds"]   # the machine's, not the run's
+    pd.testing.assert_frame_equal(local[keep], dask[keep], check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / "timeseries.parquet"),
+                                  pd.read_parquet(tmp_path / "dask" / "timeseries.parquet"),
+                                  check_exact=True)
+
+
+BAD_STUDIES = {
+    "unknown arm": ({"baseline": "op99"}, "baseline: unknown arm 'op99'"),
+    "zero replications": ({"replications": 0}, "replications"),
+    "unknown grid key": ({"grid": {"users.roaming_shares": [0.1]}},
+                         "users.roaming_shares: unknown field"),
+    "unknown scenario field in an arm": ({"arms": {"x": {"isps.isp-a.subscriberz": 3}}},
+                                         "isps[0].subscriberz: unknown field"),
+    "bad value in an arm": ({"arms": {"x": {"policy": "op99"}}}, "(arm x)"),
+    "unknown figure": ({"figures": ["pie"]}, "unknown figure"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STUDIES))
+def test_bad_study_exits_2_before_any_simulation(case, tmp_path, capsys):
+    changes, expected = BAD_STUDIES[case]
+    out = tmp_path / "out"
+    assert main(["sweep", str(_tiny_study(tmp_path, **changes)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_sweep_options_exit_2(tmp_path, capsys):
+    study, out = _tiny_study(tmp_path), tmp_path / "out"
+    assert main(["sweep", str(study), "--reps", "0", "--out", str(out)]) == 2
+    assert "--reps: must be at least 1" in capsys.readouterr().err
+    assert main(["sweep", str(study), "--executor", "dask", "--scheduler",
+                 "tcp://127.0.0.1:9", "--out", str(out)]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists()
