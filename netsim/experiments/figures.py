@@ -61,8 +61,11 @@ def _grid_label(study: Study, row: pd.Series) -> str:
 
 def _band(ax: Axes, x: np.ndarray, ci: pd.DataFrame, colour: object, label: str,
           style: str = "-") -> None:
+    """The mean as a line and its interval as a band; every quantity drawn here is
+    non-negative, so the band is clipped at zero."""
     ax.plot(x, ci["mean"], style, color=colour, label=label)
-    ax.fill_between(x, ci["low"], ci["high"], color=colour, alpha=0.2, linewidth=0)
+    ax.fill_between(x, np.maximum(ci["low"], 0), ci["high"], color=colour, alpha=0.2,
+                    linewidth=0)
 
 
 def spam_per_hour(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
@@ -126,7 +129,9 @@ def legit_delivery(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure
 
 def _sweep(ax: Axes, runs: pd.DataFrame, study: Study, metric: str, arm: str,
            label: str, colour: object, style: str = "-", scale: float = 1.0) -> None:
-    key = next(iter(study.grid))
+    key = next(iter(study.grid), None)
+    if key is None or metric not in runs:
+        return   # nothing to sweep, or no run produced this metric
     part = runs[runs["arm"] == arm].assign(value=lambda f: f[metric] * scale)
     ci = _intervals(part, [key], "value")
     if len(ci):
@@ -151,17 +156,20 @@ def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
 
 
 def displacement(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
-    arm = study.baseline_arm
-    prefix = "spam_left_origin_from_"
-    origins = sorted(str(c).removeprefix(prefix) for c in runs if str(c).startswith(prefix))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(origins), 1)))
-    for colour, origin in zip(colours, origins, strict=False):
-        _sweep(ax, runs, study, f"spam_left_origin_from_{origin}", arm, origin, colour)
-    ax.set_xlabel(_grid_axis(study))
-    ax.set_ylabel("spam leaving the origin network [recipients/run]")
-    ax.set_title(f"Where spam comes from as adoption grows (arm {arm})")
-    ax.legend(title="origin", fontsize="small", ncol=2)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for arm in study.arms:
+        _sweep(left, runs, study, "spam_left_origin_per_open_isp", arm, arm, arm_colour(arm))
+        _sweep(right, runs, study, "spam_left_origin_from_blocking_isps", arm, arm,
+               arm_colour(arm))
+    left.set_ylabel("spam leaving each ISP [recipients/run]")
+    left.set_title("ISPs that do not block port 25 (per ISP)")
+    right.set_ylabel("spam leaving [recipients/run]")
+    right.set_title("ISPs that block port 25 (all together)")
+    for ax in (left, right):
+        ax.set_xlabel(_grid_axis(study))
+    left.legend(title="arm")
+    fig.suptitle("Displacement: where the spam that leaves its ISP comes from "
+                 "(mean, 95 % CI)")
     return fig
 
 

@@ -40,6 +40,15 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
             row[f"spam_{key}_via_{r['strategy']}"] = row.get(
                 f"spam_{key}_via_{r['strategy']}", 0) + n
         row["spam_left_origin"] += r["left_origin"]
+    # displacement: spam leaving ISPs that block port 25 and ISPs that do not, per ISP
+    isps = summary["params"]["isps"]
+    blocking = {i["name"] for i in isps if i["policies"]["op25b"] is not None}
+    open_isps = {i["name"] for i in isps} - blocking
+    for group, names in (("blocking", blocking), ("open", open_isps)):
+        left = sum(r["left_origin"] for r in summary["spam_by_origin"] if r["origin"] in names)
+        row[f"spam_left_origin_from_{group}_isps"] = left
+        row[f"spam_left_origin_per_{group}_isp"] = left / len(names) if names else float("nan")
+        row[f"{group}_isps"] = len(names)
     for key, seconds in summary["legit_delay"].items():
         row[f"legit_{key}"] = seconds
     for key, n in summary["credentials"].items():
@@ -50,5 +59,6 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def is_count(column: str) -> bool:
-    """Counts missing from a run are zeros; ratios and times missing are undefined."""
-    return not column.endswith(("_ratio", "_s"))
+    """Counts missing from a run are zeros; ratios, times and per-ISP means missing are
+    undefined."""
+    return not column.endswith(("_ratio", "_s", "_isp"))

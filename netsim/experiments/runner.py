@@ -1,8 +1,9 @@
 """Running a study: every missing run, on local processes or a Dask cluster, written
 atomically, then gathered into runs.parquet and timeseries.parquet.
 
-Each finished run is written as two files under DIR/runs/: its timeseries, then its metrics
-row (JSON), the row last, so a row's presence means the run is complete. A rerun skips runs
+Each finished run is written as two files under DIR/runs/: its timeseries, then its record
+(JSON: labels and the run's summary), the record last, so its presence means the run is
+complete. A rerun skips runs
 whose row is there and whose scenario is unchanged; a kill loses only the runs in flight.
 """
 
@@ -38,19 +39,20 @@ class ExecutorError(Exception):
 @dataclass(frozen=True)
 class RunOutput:
     run_id: str
-    row: dict[str, Any]
-    timeseries: bytes   # Arrow IPC stream: picklable and compact
+    record: dict[str, Any]   # labels, scenario hash and the run's whole summary
+    timeseries: bytes        # Arrow IPC stream: picklable and compact
 
 
 def run_one(spec: RunSpec) -> RunOutput:
     """Simulate one run (in whatever process or machine executes it)."""
     scenario = validate(spec.scenario, f"run {spec.run_id}")
     result = simulate(scenario, replication=spec.replication)
-    row = {**spec.labels(), "scenario_hash": spec.scenario_hash, **flatten(result.summary)}
+    record = {"labels": spec.labels(), "scenario_hash": spec.scenario_hash,
+              "summary": result.summary}
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, result.timeseries.schema) as writer:
         writer.write_table(result.timeseries)
-    return RunOutput(spec.run_id, row, sink.getvalue())
+    return RunOutput(spec.run_id, record, sink.getvalue())
 
 
 def _row_path(out: Path, spec: RunSpec) -> Path:
@@ -77,7 +79,7 @@ def _store(out: Path, spec: RunSpec, output: RunOutput) -> None:
     tmp = series.with_suffix(".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, series)
-    write_text(_row_path(out, spec), json.dumps(output.row, default=float) + "\n")
+    write_text(_row_path(out, spec), json.dumps(output.record) + "\n")
 
 
 def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput]]:
@@ -134,8 +136,14 @@ def run_plan(plan: Plan, out: Path, *, jobs: int = 1, executor: str = "local",
 
 
 def gather(plan: Plan, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """runs.parquet and timeseries.parquet from the stored runs of the plan, in plan order."""
-    rows = [json.loads(_row_path(out, spec).read_text()) for spec in plan.runs]
+    """runs.parquet and timeseries.parquet from the stored runs of the plan, in plan order.
+    Metrics are computed here from each run's stored summary, so a new metric needs no
+    new simulation."""
+    rows = []
+    for spec in plan.runs:
+        record = json.loads(_row_path(out, spec).read_text())
+        rows.append({**record["labels"], "scenario_hash": record["scenario_hash"],
+                     **flatten(record["summary"])})
     runs = pd.DataFrame(rows)
     for column in runs.columns:
         if column not in ("study", "arm", "scenario_hash", *plan.study.grid) and is_count(column):
