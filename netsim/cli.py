@@ -15,9 +15,10 @@ from netsim import __version__
 from netsim.mail import ConservationError, Kind, Outcome, Tracer
 from netsim.scenario import Scenario, ScenarioError, load_scenario
 from netsim.scenario.docs import json_schema, scenario_markdown
-from netsim.world import simulate, write_results
+from netsim.world import World, simulate, write_results
 
 USER_ERROR = 2
+CHART_SUFFIXES = (".svg", ".png", ".pdf")
 
 
 class UserError(Exception):
@@ -112,6 +113,35 @@ def cmd_trace(args: argparse.Namespace) -> int:
         raise UserError(f"{what} does not occur in scenario {scenario.name} "
                         f"(seed {scenario.seed})")
     print(tracer.render())
+    if args.svg:
+        from netsim.charts import draw_sequence  # matplotlib only when drawing
+
+        out = _chart_path(args.svg, "--svg")
+        try:
+            draw_sequence(tracer.ordered(), out)
+        except OSError as exc:
+            raise UserError(f"--svg {out}: cannot write the chart ({exc.strerror or exc})"
+                            ) from None
+    return 0
+
+
+def _chart_path(name: str, option: str) -> Path:
+    out = Path(name)
+    if out.suffix.lower() not in CHART_SUFFIXES:
+        raise UserError(f"{option} {out}: a chart is .svg, .png or .pdf")
+    return out
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from netsim.charts import draw_world  # matplotlib only when drawing
+
+    scenario = _load(args)
+    out = _chart_path(args.out or f"{scenario.name}.svg", "--out")
+    try:
+        draw_world(World(scenario), out)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write the chart ({exc.strerror or exc})") from None
+    print(f"world map in {out}")
     return 0
 
 
@@ -192,7 +222,15 @@ def parser() -> argparse.ArgumentParser:
                        "recipients.parquet)")
     which.add_argument("--first", choices=[k.value for k in Kind], help="the first message "
                        "of this kind")
+    trace.add_argument("--svg", metavar="FILE", help="also draw the journey as a sequence "
+                       "chart (.svg, .png or .pdf)")
     trace.set_defaults(func=cmd_trace)
+    draw = sub.add_parser("draw", help="draw the world: ISPs, links and latencies, policies, "
+                          "visited and hosting networks")
+    _scenario_args(draw)
+    draw.add_argument("--out", metavar="FILE", help="picture to write: .svg, .png or .pdf "
+                      "(default: <scenario name>.svg)")
+    draw.set_defaults(func=cmd_draw)
     sweep = sub.add_parser("sweep", help="run a study: arms × grid × replications, with "
                            "figures and a report")
     sweep.add_argument("study", help="study file, e.g. experiments/policy-comparison.yaml")

@@ -45,3 +45,17 @@ def test_trace_follows_the_bounce_of_a_mistyped_recipient(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "S: 550 5.1.1" in out and "rejected (user_unknown, 550)" in out
     assert "(bounce," in out and "from <>" in out
+
+
+def test_trace_svg_and_draw_write_charts(tmp_path, capsys):
+    path = _scenario_file(tmp_path)
+    chart = tmp_path / "journey.svg"
+    assert main(["trace", path, "--first", "legit", "--svg", str(chart)]) == 0
+    assert "MAIL FROM" in chart.read_text()
+    world = tmp_path / "world.png"
+    assert main(["draw", path, "--out", str(world)]) == 0
+    assert world.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["draw", path, "--out", str(tmp_path / "world.txt")]) == 2
+    assert "a chart is .svg, .png or .pdf" in capsys.readouterr().err
+    assert main(["trace", path, "--first", "legit", "--svg", str(tmp_path / "x.gif")]) == 2

@@ -33,6 +33,7 @@ class ServerSettings:
     max_recipients: int
     message_size_limit: int
     server_bandwidth_bps: float
+    scan_mean_s: float = 0.0
 
 
 class Listener(NamedTuple):
@@ -49,7 +50,8 @@ class MailServer:
                  users: int, own_subnets: frozenset[int], settings: ServerSettings,
                  network: Network, resolver: Resolver, ledger: Ledger, retry: RetryPolicy,
                  rng: np.random.Generator, ids: Callable[[], int],
-                 tracer: Tracer | None = None, hostname: str | None = None):
+                 tracer: Tracer | None = None, hostname: str | None = None,
+                 scan_rng: np.random.Generator | None = None):
         self.env = env
         self.isp = isp
         self.domain = domain
@@ -68,9 +70,19 @@ class MailServer:
         self.policies: list[InboundPolicy] = default_policies()
         self.queue = OutboundQueue(self, resolver, retry, rng)
         self.on_new_mail: Callable[[int], None] = lambda user: None
+        self.scan_rng = scan_rng
         self.stats_sessions = 0
+        self.stats_wait_s = 0.0        # total time SMTP clients waited for a session slot
+        self.stats_smtp_sessions = 0
         self.pop3_security = "plaintext"   # or "apop", "stls", "pop3s"
         self._pop3_sessions = 0
+
+    def scan_time(self) -> float:
+        """Time to scan one message after the final dot (exponential; 0 when off)."""
+        mean = self.settings.scan_mean_s
+        if mean <= 0 or self.scan_rng is None:
+            return 0.0
+        return float(self.scan_rng.exponential(mean))
 
     def listen(self, port: int) -> None:
         """Start accepting connections on a port (25 and 587 SMTP, 110 and 995 POP3)."""

@@ -44,8 +44,11 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     bps = server.bandwidth_bps(conn.src)
     recipients = len(client.rcpt_to)
     server.stats_sessions += 1
+    server.stats_smtp_sessions += 1
+    asked = env.now
     with server.slots.request() as slot:
         yield slot
+        server.stats_wait_s += env.now - asked
         engine, hooks = server.smtp_engine(port, conn.src)
         hooks.at = env.now + proc
         reply = engine.greeting()
@@ -57,12 +60,15 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
         command = client.receive(reply)
         settled = False
         while command is not None:
+            content = isinstance(command, Content)
             transfer = command.size * 8 / bps if isinstance(command, Content) else 0.0
+            # the server scans a message before it answers the final dot
+            work = proc + (server.scan_time() if content else 0.0)
             arrive = env.now + one_way + transfer
-            hooks.at = arrive + proc
+            hooks.at = arrive + work
             if trace is not None:
                 sent = ([*(text_lines() if text_lines else []), "."]
-                        if isinstance(command, Content) else [command.to_line()])
+                        if content else [command.to_line()])
                 for line in sent:
                     trace.log(env.now, "smtp", f"C: {line}", party, server.hostname)
             reply = engine.handle(command)
@@ -73,7 +79,7 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             if trace is not None:
                 _log_replies(trace, hooks.at + one_way, reply.wire_lines(), server.hostname,
                              party)
-            yield env.timeout(2 * one_way + transfer + proc)
+            yield env.timeout(2 * one_way + transfer + work)
             command = nxt
         if not settled:
             on_settled(client, env.now)

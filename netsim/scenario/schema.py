@@ -42,6 +42,10 @@ class MailServerConfig(Strict):
     processing_s: Seconds = Field(
         0.001, description="Server time to process one command [s]. Assumed; sets the M/M/c "
         "service time together with the round trips.")
+    scan_mean_s: Seconds = Field(
+        0.0, description="Mean time to scan a message after the final dot before the reply, "
+        "exponentially distributed; the session keeps its slot meanwhile [s]. 0: no scanning "
+        "delay. Assumed.")
     pop3_security: Literal["plaintext", "apop", "stls", "pop3s"] = Field(
         "plaintext", description="How POP3 logins travel: USER/PASS in plain text on 110, APOP "
         "(RFC 1939: digest, no password on the wire), STLS (RFC 2595) or POP3S on 995 "
@@ -131,6 +135,8 @@ class ISPConfig(Strict):
         "(DSL/cable last mile).")
     access_bandwidth_bps: float = Field(
         10e6, gt=0, description="A subscriber connection's upstream rate [bit/s]. Assumed.")
+    server_latency_s: Seconds = Field(
+        0.0005, description="One-way latency inside the ISP's server network [s]. Assumed.")
     bot_fraction: Share = Field(0.0, description="Share of subscriber hosts infected by "
                                 "bots. Public estimates vary widely by country: a parameter.")
     mail_server: MailServerConfig = Field(default_factory=MailServerConfig,

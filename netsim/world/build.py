@@ -26,8 +26,6 @@ from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation
 
-SERVER_ACCESS_LATENCY_S = 0.0005   # one-way latency inside an ISP's server network; assumed
-
 
 class CountingEnvironment(simpy.Environment):
     """A SimPy environment that counts the events it processes."""
@@ -120,7 +118,7 @@ class World:
                                isp.dynamic_pool, i, isp.access_latency_s,
                                isp.access_bandwidth_bps))
             nets.append(Subnet(len(nets), f"{isp.name}.static", NetKind.STATIC,
-                               isp.server_network, i, SERVER_ACCESS_LATENCY_S,
+                               isp.server_network, i, isp.server_latency_s,
                                s.smtp.server_bandwidth_bps))
         for v in s.visited_networks:
             nets.append(Subnet(len(nets), v.name, NetKind.VISITED, v.prefix, index[v.upstream],
@@ -145,7 +143,8 @@ class World:
                             servfail_rate=d.servfail_rate)
         m = isp.mail_server
         settings = ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
-                                  m.message_size_limit, s.smtp.server_bandwidth_bps)
+                                  m.message_size_limit, s.smtp.server_bandwidth_bps,
+                                  m.scan_mean_s)
         self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
                           users=isp.subscribers,
@@ -153,7 +152,7 @@ class World:
                           settings=settings, network=self.network, resolver=resolver,
                           ledger=self.ledger, retry=self._retry(),
                           rng=self.streams[f"mx.{isp.name}"], ids=self.next_id,
-                          tracer=self.tracer)
+                          tracer=self.tracer, scan_rng=self.streams[f"scan.{isp.name}"])
 
     def _retry(self) -> RetryPolicy:
         smtp = self.scenario.smtp
@@ -179,7 +178,8 @@ class World:
                     self.env, isp=origin, domain=name, address=net.host(int(host)), users=0,
                     own_subnets=frozenset(), settings=ServerSettings(
                         m.session_slots, m.processing_s, m.max_recipients,
-                        m.message_size_limit, self.scenario.smtp.server_bandwidth_bps),
+                        m.message_size_limit, self.scenario.smtp.server_bandwidth_bps,
+                        m.scan_mean_s),
                     network=self.network, resolver=self.resolvers[net.isp],
                     ledger=self.ledger, retry=self._retry(),
                     rng=self.streams[f"mx.{name}"], ids=self.next_id, tracer=self.tracer,
