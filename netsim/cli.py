@@ -192,6 +192,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from netsim.verify import CHECKS, run_checks
+
+    unknown = [n for n in args.checks if n not in CHECKS]
+    if unknown:
+        raise UserError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+    failed = 0
+    for check in run_checks(args.checks or None):
+        print(check.line(), flush=True)
+        failed += not check.ok
+    print(f"{len(args.checks or CHECKS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     subscribers = sum(i.subscribers for i in scenario.isps)
@@ -246,6 +260,10 @@ def parser() -> argparse.ArgumentParser:
                             "stored results")
     report.add_argument("dir", help="the sweep's results folder")
     report.set_defaults(func=cmd_report)
+    check = sub.add_parser("check", help="verify the simulator against theory: one line a "
+                           "check, with the measured figure and its bound")
+    check.add_argument("checks", nargs="*", metavar="CHECK", help="checks to run (default: all)")
+    check.set_defaults(func=cmd_check)
     validate = sub.add_parser("validate", help="check a scenario file and explain each error")
     validate.add_argument("scenario", help="scenario YAML file")
     validate.set_defaults(func=cmd_validate)

@@ -43,9 +43,9 @@ class World:
     """Everything one run simulates. Built from a validated scenario; run with ``env.run``."""
 
     def __init__(self, scenario: Scenario, *, replication: int = 0,
-                 tracer: Tracer | None = None):
+                 tracer: Tracer | None = None, env: CountingEnvironment | None = None):
         self.scenario = scenario
-        self.env = CountingEnvironment()
+        self.env = env if env is not None else CountingEnvironment()
         self.streams = Streams(scenario.seed, replication)
         self.ledger = Ledger()
         self.tracer = tracer
