@@ -58,7 +58,7 @@ def poisson_sending() -> Check:
     z = (len(created) - expected) / math.sqrt(expected)
     gaps = np.diff(np.sort(created))
     p = float(stats.kstest(gaps, "expon", args=(0, 1 / rate)).pvalue)
-    ok = abs(z) < 3.29 and p > 0.001
+    ok = bool(abs(z) < 3.29 and p > 0.001)
     return Check("poisson sending", f"n={len(created)}, KS p={p:.3f}",
                  f"λT={expected:.0f} ± 3.29√λT, p > 0.001", ok, f"z={z:+.2f}")
 
@@ -122,7 +122,7 @@ def op25b_proportionality() -> Check:
     reached = float(from_open.mean())   # sessions pick bots by rate: a share of attempts
     n = len(cross)
     sigma = math.sqrt(open_share * (1 - open_share) / n) * math.sqrt(25)  # sessions of ~25
-    ok = abs(reached - open_share) < 3.29 * sigma + 0.01 and left_blocking == 0
+    ok = bool(abs(reached - open_share) < 3.29 * sigma + 0.01 and left_blocking == 0)
     return Check("OP25B ∝ open bot share", f"{reached:.3f} of cross-ISP spam",
                  f"{open_share:.3f} ± {3.29 * sigma + 0.01:.3f}", ok,
                  f"{left_blocking} left a blocking ISP")
@@ -155,11 +155,11 @@ def retry_schedule() -> Check:
     gaps = list(np.diff(attempts))
     rows = world.ledger.to_arrow().to_pylist()
     expired_at = rows[0]["finished_s"]
-    ok = (len(gaps) == len(expected) and max(abs(g - e) for g, e in zip(gaps, expected,
-                                                                          strict=True)) < 1e-9
-          and rows[0]["outcome"] == "expired"
-          and expired_at == attempts[-1] + timeout
-          and rows[1]["kind"] == "bounce")
+    ok = bool(len(gaps) == len(expected)
+              and max(abs(g - e) for g, e in zip(gaps, expected, strict=True)) < 1e-9
+              and rows[0]["outcome"] == "expired"
+              and expired_at == attempts[-1] + timeout
+              and rows[1]["kind"] == "bounce")
     return Check("retry schedule and expiry", f"gaps {', '.join(f'{g:.4f}' for g in gaps)} s",
                  "30 s + 300·2^k (≤4000) + 2 cache hits", ok,
                  f"expired at {expired_at:.1f} s, bounced")
@@ -186,8 +186,8 @@ def greylisting_non_retrying() -> Check:
     legit = frame[(frame["kind"] == "legit") & (frame["outcome"] == "delivered")]
     delay = (legit["delivered_s"] - legit["created_s"]).to_numpy()
     waited = delay[delay >= 300]
-    ok = ((cross["outcome"] == "delivered").sum() == 0 and len(waited) > 0
-          and float(waited.max()) < 300 + 2)
+    ok = bool((cross["outcome"] == "delivered").sum() == 0 and len(waited) > 0
+              and float(waited.max()) < 300 + 2)
     return Check("greylisting vs non-retrying", f"{int((cross['outcome'] == 'delivered').sum())}"
                  f" spam delivered; legit waits {waited.min():.1f}–{waited.max():.1f} s",
                  "0 delivered; waits in [300, 302) s", ok)
