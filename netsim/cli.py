@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netsim import __version__
+from netsim.errors import UserError
 from netsim.mail import ConservationError, Kind, Outcome, Tracer
 from netsim.scenario import Scenario, ScenarioError, load_scenario
 from netsim.scenario.docs import json_schema, scenario_markdown
@@ -19,10 +20,6 @@ from netsim.world import World, simulate, write_results
 
 USER_ERROR = 2
 CHART_SUFFIXES = (".svg", ".png", ".pdf")
-
-
-class UserError(Exception):
-    """Something the user asked for cannot be done; the message says what and where."""
 
 
 def _scenario_args(parser: argparse.ArgumentParser) -> None:
@@ -271,7 +268,17 @@ def parser() -> argparse.ArgumentParser:
     schema.add_argument("--markdown", action="store_true", help="print the scenario reference "
                         "(docs/scenario.md) instead")
     schema.set_defaults(func=cmd_schema)
+    _register_lab(sub)
     return p
+
+
+def _register_lab(sub: argparse._SubParsersAction) -> None:
+    """The live lab's commands (serve, send, fetch), when the lab is installed."""
+    try:
+        from netsim.lab.commands import register
+    except ImportError:
+        return
+    register(sub, _scenario_args, _load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
