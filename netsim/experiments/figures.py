@@ -7,7 +7,7 @@ axes carry units, and an arm has the same colour in every figure of every study.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,10 +23,29 @@ _PALETTE = [tuple(c[:3]) for c in plt.get_cmap("tab10")(np.arange(10))]
 _KNOWN = {"none": 7, "op25b": 1, "op25b+587": 0}
 
 
-def arm_colour(arm: str) -> tuple[float, ...]:
-    """The colour of an arm: fixed for the presets, else a stable hash of the name."""
-    index = _KNOWN.get(arm, zlib.crc32(arm.encode()) % len(_PALETTE))
-    return _PALETTE[index]
+def arm_colours(arms: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """Distinct colours for a study's arms: the presets always have theirs; every other arm
+    takes, in the study's order, the first free colour from a stable hash of its name."""
+    taken = {_KNOWN[a] for a in arms if a in _KNOWN}
+    out = {}
+    for arm in arms:
+        index = _KNOWN.get(arm)
+        if index is None:
+            index = zlib.crc32(arm.encode()) % len(_PALETTE)
+            while index in taken and len(taken) < len(_PALETTE):
+                index = (index + 1) % len(_PALETTE)
+            taken.add(index)
+        out[arm] = _PALETTE[index]
+    return out
+
+
+def arm_colour(arm: str, arms: Sequence[str] | None = None) -> tuple[float, ...]:
+    """The colour of an arm among a study's ``arms`` (the same in every figure)."""
+    return arm_colours(arms if arms is not None else [arm])[arm]
+
+
+def _colour(study: Study, arm: str) -> tuple[float, ...]:
+    return arm_colour(arm, list(study.arms))
 
 
 def _intervals(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
@@ -77,7 +96,7 @@ def spam_per_hour(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
         for arm in study.arms:
             ci = _intervals(part[part["arm"] == arm], ["interval"], "count")
             if len(ci):
-                _band(ax, ci["interval"].to_numpy() + 0.5, ci, arm_colour(arm), arm)
+                _band(ax, ci["interval"].to_numpy() + 0.5, ci, _colour(study, arm), arm)
         ax.set_xlabel("simulated time [h]")
         ax.set_title(_grid_label(study, point) if study.grid else "")
     axes[0][0].set_ylabel("spam delivered to inboxes [recipients/h]")
@@ -95,8 +114,9 @@ def _grouped_bars(ax: Axes, runs: pd.DataFrame, study: Study, metrics: dict[str,
         cis = [mean_interval(runs.loc[runs["arm"] == arm, m].to_numpy(dtype=float) * scale)
                if m in runs else mean_interval([]) for m in metrics]
         means = np.array([c.mean for c in cis])
-        errors = np.array([[c.mean - c.low, c.high - c.mean] for c in cis]).T
-        ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, color=arm_colour(arm),
+        # every quantity drawn is non-negative: the lower whisker stops at zero
+        errors = np.array([[min(c.mean - c.low, c.mean), c.high - c.mean] for c in cis]).T
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, color=_colour(study, arm),
                label=arm, yerr=np.nan_to_num(errors), capsize=3)
     ax.set_xticks(x, list(metrics.values()))
 
@@ -144,7 +164,7 @@ def _grid_axis(study: Study) -> str:
 def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm in study.arms:
-        _sweep(ax, runs, study, "spam_delivered", arm, arm, arm_colour(arm))
+        _sweep(ax, runs, study, "spam_delivered", arm, arm, _colour(study, arm))
     ax.set_xlabel(_grid_axis(study))
     ax.set_ylabel("spam delivered to inboxes [recipients/run]")
     ax.set_title("Spam delivered as OP25B adoption grows (mean, 95 % CI)")
@@ -155,9 +175,9 @@ def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
 def displacement(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     for arm in study.arms:
-        _sweep(left, runs, study, "spam_left_origin_per_open_isp", arm, arm, arm_colour(arm))
+        _sweep(left, runs, study, "spam_left_origin_per_open_isp", arm, arm, _colour(study, arm))
         _sweep(right, runs, study, "spam_left_origin_from_blocking_isps", arm, arm,
-               arm_colour(arm))
+               _colour(study, arm))
     left.set_ylabel("spam leaving each ISP [recipients/run]")
     left.set_title("ISPs that do not block port 25 (per ISP)")
     right.set_ylabel("spam leaving [recipients/run]")
@@ -175,7 +195,7 @@ def traveller(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     for arm in study.arms:
         for port, style in ((25, "--"), (587, "-")):
             _sweep(ax, runs, study, f"roaming_{port}_delivery_ratio", arm,
-                   f"{arm}, MUA on {port}", arm_colour(arm), style, scale=100)
+                   f"{arm}, MUA on {port}", _colour(study, arm), style, scale=100)
     ax.set_xlabel(_grid_axis(study))
     ax.set_ylabel("roaming users' mail delivered [%]")
     ax.set_ylim(-5, 105)
@@ -202,7 +222,7 @@ def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> 
         if stacks:
             ax.stackplot(hours + 0.5, stacks, labels=strategies,
                          colors=[colours[s] for s in strategies])
-        ax.set_title(arm, color=arm_colour(arm))
+        ax.set_title(arm, color=_colour(study, arm))
         ax.set_xlabel("simulated time [h]")
     axes[0][0].set_ylabel("spam delivered [recipients/h, mean of runs]")
     axes[0][0].legend(title="strategy", loc="upper left", fontsize="small")
