@@ -240,8 +240,6 @@ class SMTPConfig(Strict):
 
     connect_timeout_s: Seconds = Field(30, description="How long a client waits for a dropped "
                                        "SYN before giving up [s] (Postfix smtp_connect_timeout).")
-    queue_run_s: Seconds = Field(300, description="Postfix queue_run_delay [s]; kept for "
-                                 "reference, retries follow the backoff below.")
     backoff_min_s: float = Field(300, gt=0, description="First retry delay after a temporary "
                                  "failure [s] (Postfix minimal_backoff_time 300 s).")
     backoff_max_s: float = Field(4000, gt=0, description="Largest retry delay [s] (Postfix "
