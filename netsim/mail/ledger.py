@@ -1,17 +1,20 @@
 """The ledger: one row per message recipient, and the conservation law over it.
 
-Rows are stored column by column (plain lists of small integer codes and floats), so a run
-holds no Python object per recipient beyond a few list slots, and the table converts to
-Arrow without copying field by field. Outcomes are final once set: setting one twice is a
-bug and raises at once, which is what makes the conservation check meaningful.
+Rows are stored column by column in typed arrays (``array.array``: small integer codes and
+8-byte floats), so a run holds no Python object per recipient, a row costs about 60 bytes,
+and the table converts to Arrow without copying field by field. Outcomes are final once set:
+setting one twice is a bug and raises at once, which is what makes the conservation check
+meaningful.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from enum import StrEnum
 
+import numpy as np
 import pyarrow as pa
 
 from netsim.mail.message import Kind, Mail, SenderType, domain_of
@@ -31,6 +34,9 @@ class Outcome(StrEnum):
 OUTCOMES = tuple(Outcome)
 KINDS = tuple(Kind)
 _NAN = math.nan
+
+
+_NUMPY_TYPES = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64}
 
 
 class ConservationError(AssertionError):
@@ -53,10 +59,6 @@ class Vocabulary:
             self.words.append(word)
         return found
 
-    def column(self, codes: list[int]) -> pa.DictionaryArray:
-        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
-                                              pa.array(self.words, pa.string()))
-
 
 class Ledger:
     """Every recipient of every message, from creation to its final outcome."""
@@ -68,23 +70,23 @@ class Ledger:
             ("origin_network", []), ("path", []), ("rcpt_domain", []), ("stopped_by", [""]))}
         self._kind = {k: self.vocab["kind"].code(k.value) for k in Kind}
         self._outcome = {o: self.vocab["outcome"].code(o.value) for o in Outcome}
-        self.message_id: list[int] = []
-        self.rcpt_index: list[int] = []
-        self.kind: list[int] = []
-        self.sender: list[int] = []
-        self.origin_isp: list[int] = []
-        self.origin_network: list[int] = []
-        self.path: list[int] = []
-        self.first_hop_port: list[int] = []
-        self.rcpt_domain: list[int] = []
-        self.outcome: list[int] = []
-        self.reply_code: list[int] = []
-        self.stopped_by: list[int] = []
-        self.created_s: list[float] = []
-        self.delivered_s: list[float] = []
-        self.retrieved_s: list[float] = []
-        self.finished_s: list[float] = []
-        self.left_origin: list[bool] = []
+        self.message_id = array("q")
+        self.rcpt_index = array("i")
+        self.kind = array("b")
+        self.sender = array("b")
+        self.origin_isp = array("i")
+        self.origin_network = array("i")
+        self.path = array("i")
+        self.first_hop_port = array("i")
+        self.rcpt_domain = array("i")
+        self.outcome = array("b")
+        self.reply_code = array("h")
+        self.stopped_by = array("i")
+        self.created_s = array("d")
+        self.delivered_s = array("d")
+        self.retrieved_s = array("d")
+        self.finished_s = array("d")
+        self.left_origin = array("b")
         self.attempted = dict.fromkeys(Kind, 0)
         self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
         self._pending = self._outcome[Outcome.PENDING]
@@ -117,7 +119,7 @@ class Ledger:
             self.delivered_s.append(_NAN)
             self.retrieved_s.append(_NAN)
             self.finished_s.append(_NAN)
-            self.left_origin.append(False)
+            self.left_origin.append(0)
         self.attempted[mail.kind] += len(mail.rows)
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
@@ -141,7 +143,7 @@ class Ledger:
 
     def left(self, row: int) -> None:
         """Mark a recipient as taken over by a server outside its origin network's ISP."""
-        self.left_origin[row] = True
+        self.left_origin[row] = 1
 
     def retrieved(self, row: int, at: float) -> None:
         """Record the first POP3 retrieval of a delivered recipient."""
@@ -149,8 +151,8 @@ class Ledger:
             self.retrieved_s[row] = at
 
     def pending_rows(self) -> set[int]:
-        pending = self._pending
-        return {row for row, code in enumerate(self.outcome) if code == pending}
+        codes = np.frombuffer(self.outcome, dtype=np.int8)
+        return set(np.flatnonzero(codes == self._pending).tolist())
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {outcome: n}}`` over recipients, every outcome listed."""
@@ -188,23 +190,35 @@ class Ledger:
     def to_arrow(self) -> pa.Table:
         """The ledger as an Arrow table, categorical columns dictionary-encoded."""
         v = self.vocab
-        return pa.table({
-            "message_id": pa.array(self.message_id, pa.int64()),
-            "rcpt_index": pa.array(self.rcpt_index, pa.int16()),
-            "kind": v["kind"].column(self.kind),
-            "sender": v["sender"].column(self.sender),
-            "origin_isp": v["origin_isp"].column(self.origin_isp),
-            "origin_network": v["origin_network"].column(self.origin_network),
-            "path": v["path"].column(self.path),
-            "first_hop_port": pa.array(self.first_hop_port, pa.int32()),
-            "rcpt_domain": v["rcpt_domain"].column(self.rcpt_domain),
-            "outcome": v["outcome"].column(self.outcome),
-            "reply_code": pa.array(self.reply_code, pa.int16()),
-            "stopped_by": v["stopped_by"].column(self.stopped_by),
-            "created_s": pa.array(self.created_s, pa.float64()),
+
+        def ints(column: array, dtype: type = np.int32) -> np.ndarray:
+            stored = _NUMPY_TYPES[column.typecode]
+            return np.frombuffer(column, dtype=stored).astype(dtype)
+
+        def floats(column: array) -> pa.Array:
             # NaN (never happened) becomes null, which Arrow compares and pandas reads as NaN
-            "delivered_s": pa.array(self.delivered_s, pa.float64(), from_pandas=True),
-            "retrieved_s": pa.array(self.retrieved_s, pa.float64(), from_pandas=True),
-            "finished_s": pa.array(self.finished_s, pa.float64(), from_pandas=True),
-            "left_origin": pa.array(self.left_origin, pa.bool_()),
+            return pa.array(np.frombuffer(column, dtype=np.float64), from_pandas=True)
+
+        def categories(name: str, column: array) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(ints(column)),
+                                                  pa.array(v[name].words, pa.string()))
+
+        return pa.table({
+            "message_id": pa.array(ints(self.message_id, np.int64)),
+            "rcpt_index": pa.array(ints(self.rcpt_index, np.int16)),
+            "kind": categories("kind", self.kind),
+            "sender": categories("sender", self.sender),
+            "origin_isp": categories("origin_isp", self.origin_isp),
+            "origin_network": categories("origin_network", self.origin_network),
+            "path": categories("path", self.path),
+            "first_hop_port": pa.array(ints(self.first_hop_port)),
+            "rcpt_domain": categories("rcpt_domain", self.rcpt_domain),
+            "outcome": categories("outcome", self.outcome),
+            "reply_code": pa.array(ints(self.reply_code, np.int16)),
+            "stopped_by": categories("stopped_by", self.stopped_by),
+            "created_s": floats(self.created_s),
+            "delivered_s": floats(self.delivered_s),
+            "retrieved_s": floats(self.retrieved_s),
+            "finished_s": floats(self.finished_s),
+            "left_origin": pa.array(ints(self.left_origin, np.int8).astype(bool)),
         })
