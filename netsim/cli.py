@@ -189,6 +189,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from netsim.experiments.bench import format_table, run_bench
+
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be positive")
+    figures = run_bench(args.scale, args.duration or 86_400)
+    print(json.dumps(figures) if args.json else format_table(figures))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from netsim.verify import CHECKS, run_checks
 
@@ -257,6 +269,14 @@ def parser() -> argparse.ArgumentParser:
                             "stored results")
     report.add_argument("dir", help="the sweep's results folder")
     report.set_defaults(func=cmd_report)
+    bench = sub.add_parser("bench", help="benchmark a generated country against SimPy's floor")
+    bench.add_argument("--scale", choices=["small", "medium", "national"], default="small",
+                       help="small: 10,000 subscribers; medium: 100,000; national: 1,000,000")
+    bench.add_argument("--duration", type=float, metavar="SECONDS",
+                       help="simulated time (default: one day)")
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON "
+                       "object")
+    bench.set_defaults(func=cmd_bench)
     check = sub.add_parser("check", help="verify the simulator against theory: one line a "
                            "check, with the measured figure and its bound")
     check.add_argument("checks", nargs="*", metavar="CHECK", help="checks to run (default: all)")

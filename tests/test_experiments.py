@@ -185,3 +185,27 @@ def test_bad_sweep_options_exit_2(tmp_path, capsys):
                  "tcp://127.0.0.1:9", "--out", str(out)]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bench_small_world_reports_its_figures(capsys):
+    assert main(["bench", "--scale", "small", "--duration", "900", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) >= {"messages_per_s", "floor_events_per_s", "ratio", "peak_rss_mb",
+                            "bytes_per_subscriber", "messages", "wall_s"}
+    assert figures["subscribers"] == pytest.approx(10_000, rel=0.01)
+    assert figures["messages"] > 0 and figures["events"] > figures["messages"]
+    assert figures["ratio"] == pytest.approx(figures["messages_per_s"]
+                                             / figures["floor_events_per_s"], rel=1e-3)
+    assert main(["bench", "--duration", "-1"]) == 2
+
+
+def test_bench_world_has_every_policy_somewhere():
+    from netsim.experiments.bench import bench_scenario
+
+    scenario = bench_scenario("national", 3600)
+    assert len(scenario.isps) >= 50
+    assert sum(i.subscribers for i in scenario.isps) == pytest.approx(1_000_000, rel=0.001)
+    for policy in ("op25b", "submission", "auth_on_25", "inbound_25_block", "rate_limit"):
+        assert any(getattr(i.policies, policy) is not None for i in scenario.isps), policy
+    assert any(i.policies.op25b is None for i in scenario.isps)
+    assert scenario.visited_networks and scenario.spam.spammer_servers
