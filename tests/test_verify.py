@@ -89,7 +89,8 @@ def test_a_new_component_does_not_shift_the_others_draws():
     times = [sorted(f.loc[(f["kind"] == "legit"), "created_s"]) for f in legit]
     assert times[0] == times[1]
     spam = [f[(f["kind"] == "spam") & (f["sender"] == "bot")] for f in legit]
-    assert sorted(spam[0]["created_s"].unique()) == sorted(spam[1]["created_s"].unique())
+    for column in ("created_s", "rcpt_domain", "path"):
+        assert list(spam[0][column]) == list(spam[1][column]), column
 
 
 # --- properties of every valid scenario ------------------------------------------------

@@ -51,6 +51,7 @@ class Sender:
     strategy: str
     retry_4xx: float
     retry_delay_s: float
+    rng: np.random.Generator   # the sending component's own stream: others never shift it
 
 
 class SpamSessions:
@@ -62,12 +63,10 @@ class SpamSessions:
         s = world.scenario
         counts = np.array([i.subscribers for i in s.isps], dtype=float)
         self.target_cumulative = np.cumsum(counts) / counts.sum() if counts.sum() else None
-        self.rng = world.streams["spam.compose"]
-        self.retry_rng = world.streams["spam.retry"]
 
     def compose(self, sender: Sender, recipients: int) -> Mail | None:
         """A spam message to ``recipients`` harvested addresses of one domain."""
-        world, rng = self.world, self.rng
+        world, rng = self.world, sender.rng
         if self.target_cumulative is None:
             return None
         target = world.servers[int(np.searchsorted(self.target_cumulative, rng.random(),
@@ -108,7 +107,7 @@ class SpamSessions:
                 server = world.servers[sender.isp]
                 domain = next(iter(pending)).rpartition("@")[2]
                 route = yield from resolve_mx(env, server.queue.resolver, domain,
-                                              world.streams["spam.mx"], trace, "bot")
+                                              sender.rng, trace, "bot")
                 if route.status is not RouteStatus.OK or not route.addresses:
                     finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED,
                            env.now, cause="dns_failure", trace=trace)
@@ -126,7 +125,7 @@ class SpamSessions:
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
                 break
-            if round_ == 0 and self.retry_rng.random() < sender.retry_4xx:
+            if round_ == 0 and sender.rng.random() < sender.retry_4xx:
                 yield env.timeout(sender.retry_delay_s)
                 continue
             # temporary refusals the sender never retries end here, with their 4xx code
@@ -155,6 +154,7 @@ class Botnet:
         self.failures = np.zeros(len(bots), dtype=np.int32)
         self.active = np.ones(len(bots), dtype=bool)
         self._cumulative = np.cumsum(self.rate)
+        self.rng = world.streams[f"bots.compose.{cfg.name}"]
         self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
         if len(bots) and self.sessions_per_s > 0:
             world.env.process(self.run())
@@ -175,7 +175,7 @@ class Botnet:
         strategy = cfg.strategies[int(self.strategy[bot])]
         pool = world.dynamic_pool(isp)
         sender = Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
-                        SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s)
+                        SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng)
         dst, credentials = self._route(strategy, isp)
         success = False
         if dst is not False:
@@ -194,9 +194,9 @@ class Botnet:
         if strategy == "open_relay":
             if not world.relays:
                 return False, None
-            relay = world.relays[int(self.sessions.rng.integers(len(world.relays)))]
+            relay = world.relays[int(self.rng.integers(len(world.relays)))]
             return relay.address, None
-        account = world.credentials.draw(self.sessions.rng)
+        account = world.credentials.draw(self.rng)
         if account is None:
             return False, None
         owner = world.servers[account[0]]
@@ -250,12 +250,13 @@ class SpammerServers:
     def run(self, sessions_per_s: float) -> Process:
         world, cfg = self.world, self.cfg
         rng = world.streams[f"spammers.{self.index}"]
+        compose = world.streams[f"spammers.compose.{self.index}"]
         while True:
             yield world.env.timeout(rng.exponential(1 / sessions_per_s))
             host = int(rng.integers(cfg.count))
             recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
             sender = Sender(cfg.network, cfg.network, self.net.host(host), self.net.isp,
-                            SenderType.SPAMMER_SERVER, "direct", 1.0, 300.0)
+                            SenderType.SPAMMER_SERVER, "direct", 1.0, 300.0, compose)
             mail = self.sessions.compose(sender, recipients)
             if mail is not None:
                 world.env.process(self._send(sender, mail))
