@@ -57,8 +57,9 @@ async def _connect(target: Target, echo: Echo, outcome: Outcome,
                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
     echo("*", f"connect {target.source} → {target.host}:{target.port}")
     try:
-        return await asyncio.wait_for(asyncio.open_connection(
-            target.host, target.port, local_addr=(target.source, 0)), target.timeout_s)
+        async with asyncio.timeout(target.timeout_s):
+            return await asyncio.open_connection(target.host, target.port,
+                                                 local_addr=(target.source, 0))
     except TimeoutError:
         outcome.problem = "no connection in time"
     except ConnectionRefusedError:

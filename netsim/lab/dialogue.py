@@ -69,7 +69,8 @@ def parse_reply(lines: list[str]) -> Reply:
 
 async def _line(reader: asyncio.StreamReader, timeout: float) -> str:
     # readline raises ValueError past the reader's limit (64 KiB): a broken server
-    raw = await asyncio.wait_for(reader.readline(), timeout)
+    async with asyncio.timeout(timeout):
+        raw = await reader.readline()
     if not raw.endswith(b"\n"):
         raise ConnectionError("the server closed the connection")
     return raw.rstrip(b"\r\n").decode("utf-8", "replace")
@@ -112,7 +113,8 @@ async def run_smtp_client(client: SMTPClient, reader: asyncio.StreamReader,
             else:
                 echo("C", command.to_line())
             writer.write(encode_command(command))
-            await asyncio.wait_for(writer.drain(), timeout)
+            async with asyncio.timeout(timeout):
+                await writer.drain()
             command = client.receive(await read_reply(reader, timeout, echo))
     except (OSError, TimeoutError, ValueError, RemoteProtocolError) as exc:
         echo("!", _why(exc))
@@ -162,7 +164,8 @@ async def run_pop3_client(client: POP3Client, reader: asyncio.StreamReader,
         while command is not None:
             echo("C", command.to_line())
             writer.write(encode_command(command))
-            await asyncio.wait_for(writer.drain(), timeout)
+            async with asyncio.timeout(timeout):
+                await writer.drain()
             reply = await read_pop3_reply(reader, timeout, echo, _multiline(command))
             command = client.receive(reply)
     except (OSError, TimeoutError, ValueError, RemoteProtocolError) as exc:

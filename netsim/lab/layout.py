@@ -46,9 +46,8 @@ class PortMap:
     offset: int = 10000
 
     def __post_init__(self) -> None:
-        if self.mode == "offset" and not 1 <= self.offset <= 65535 - 587 - 100 * 256:
-            raise UserError(f"--offset {self.offset}: must be between 1 and "
-                            f"{65535 - 587 - 100 * 256}")
+        if self.mode == "offset" and not 1 <= self.offset <= 65535 - 587:
+            raise UserError(f"--offset {self.offset}: must be between 1 and {65535 - 587}")
 
     def lab_port(self, port: int) -> int:
         """The port the lab binds for a standard port (0: any free port)."""
@@ -60,7 +59,13 @@ class PortMap:
         """With ``--bind-all``: the port on every interface for server number ``server``
         (0-based); ``k * 100`` above the lab port never meets another service's port."""
         base = self.lab_port(port)
-        return 0 if base == 0 else base + EXPOSED_STEP * (server + 1)
+        if base == 0:
+            return 0
+        exposed = base + EXPOSED_STEP * (server + 1)
+        if exposed > 65535:
+            raise UserError(f"--bind-all: port {exposed} for server {server + 1} is beyond "
+                            "65535; choose a smaller --offset")
+        return exposed
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from netsim.lab.addresses import text
 from netsim.lab.dialogue import run_smtp_client
 from netsim.lab.layout import LabLayout
 from netsim.lab.store import Postmaster
@@ -157,14 +158,16 @@ class Relay:
                 return self._fail_all(item, f"5.4.6 mail for {item.domain} loops back to "
                                             f"myself ({exchanger})")
             target = self.endpoint(address)
+            log.info("relay %s: %s MX → %s → %s (lab %s)", own.hostname, item.domain,
+                     exchanger, text(address), self.layout.addresses.lab_text(address))
             if target is None:
                 log.info("relay %s: no lab server listens at %s (%s)", own.hostname,
                          self.layout.addresses.lab_text(address), exchanger)
                 continue
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                    *target, local_addr=(self.layout.hosts[item.server], 0)),
-                    self.settings.timeout_s)
+                async with asyncio.timeout(self.settings.timeout_s):
+                    reader, writer = await asyncio.open_connection(
+                        *target, local_addr=(self.layout.hosts[item.server], 0))
             except (OSError, TimeoutError) as exc:
                 log.info("relay %s → %s:%d: %s", own.hostname, target[0], target[1],
                          exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout")

@@ -1,62 +1,28 @@
 """The live lab: each ISP's mail server of a scenario on real sockets (asyncio).
 
-A second adapter around the same engines the simulation drives: a connection's bytes go
-through :class:`~netsim.protocols.SMTPWireServer` / :class:`~netsim.protocols.POP3WireServer`
-to the engines, whose hooks are the world's own (see :mod:`netsim.lab.hooks`). This module
-only moves bytes, maps addresses, admits or refuses connections, and enforces the limits of
-a real server:
-
-- a client's loopback address is mapped back into the scenario; the world's filters decide
-  (``world.network.connect``): a dropped SYN (OP25B's default) becomes a connection that is
-  accepted but never greeted, held silently for the scenario's connect timeout and then
-  closed; a rejected one, or a port the ISP does not offer, is reset at once;
-- at most ``session_slots`` sessions a server (SMTP and POP3 together, as in the
-  simulation); one more is told ``421 4.3.2`` or ``-ERR [SYS/TEMP]`` and closed;
-- idle timeouts (SMTP 5 minutes, RFC 5321 §4.5.3.2.7: ``421`` then close; POP3 10 minutes,
-  RFC 1939 §3: closed without a word and without UPDATE);
-- line limits and the budget of bad commands live in the wire layer and the engines;
-- an exception in one connection is logged and closes that connection only.
+A second adapter around the same engines the simulation drives. :class:`Lab` builds the
+world (never run), listens on every server's services, and hands each connection to
+:class:`~netsim.lab.session.Sessions`; accepted mail goes to the
+:class:`~netsim.lab.store.Postmaster`, mail for other domains to the
+:class:`~netsim.lab.relay.Relay`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import logging
-import socket
-import struct
-import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 
 from netsim.errors import UserError
-from netsim.lab.addresses import text
-from netsim.lab.hooks import LabPOP3Hooks, LabSMTPHooks
 from netsim.lab.layout import LabClock, LabLayout, PortMap, Service, lab_world
 from netsim.lab.relay import Relay, RelaySettings
+from netsim.lab.session import Sessions
 from netsim.lab.store import Postmaster
-from netsim.net import Verdict
-from netsim.protocols import (
-    POP3Reply,
-    POP3Server,
-    POP3WireServer,
-    SMTPServer,
-    SMTPWireServer,
-    encode_pop3_reply,
-    encode_reply,
-)
-from netsim.protocols.replies import S421_SHUTTING_DOWN
 from netsim.scenario import Scenario
 
-__all__ = ["ERR_BUSY", "Lab", "LabSettings"]
-
-log = logging.getLogger("netsim.lab")
-
-#: POP3's answer to a session over the server's cap (RFC 2449 §8.1.2 response code).
-ERR_BUSY = POP3Reply(False, "[SYS/TEMP] too many sessions, try again later")
-MAX_HELD = 256  # filtered connections held open at once; more are reset
-READ_SIZE = 65536
+__all__ = ["Lab", "LabSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +74,12 @@ class Lab:
         self.exposed: dict[tuple[int, str], tuple[str, int]] = {}
         self._listeners: list[asyncio.Server] = []
         self._timers: list[asyncio.TimerHandle] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._active = [0] * len(self.layout.servers)
-        self._held = 0
-        self._pop3_sessions = 0
+        s = self.settings
+        hold = self.world.scenario.smtp.connect_timeout_s if s.drop_hold_s is None \
+            else s.drop_hold_s
+        self.sessions = Sessions(self.layout, self.postmaster, self.clock,
+                                 smtp_idle_s=s.smtp_idle_s, pop3_idle_s=s.pop3_idle_s,
+                                 max_errors=s.max_errors, drop_hold_s=hold)
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -147,18 +115,17 @@ class Lab:
             timer.cancel()
         for listener in self._listeners:
             listener.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sessions.close()
         for listener in self._listeners:
             with suppress(Exception):
-                await asyncio.wait_for(listener.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await listener.wait_closed()
         self._listeners.clear()
         return await self.relay.close()
 
     async def _listen(self, service: Service, host: str, port: int) -> tuple[str, int]:
         try:
-            listener = await asyncio.start_server(partial(self._connection, service), host,
+            listener = await asyncio.start_server(partial(self.sessions.handle, service), host,
                                                   port, reuse_address=True)
         except OSError as exc:
             raise UserError(_bind_error(host, port, exc)) from None
@@ -194,157 +161,6 @@ class Lab:
     def _smtp_endpoint(self, address: int) -> tuple[str, int] | None:
         server = self.layout.server_at(address)
         return None if server is None else self.bound.get((server, "smtp"))
-
-    # -- connections -----------------------------------------------------------------------
-    async def _connection(self, service: Service, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
-        peer = writer.get_extra_info("peername")
-        peer_host = str(peer[0]) if peer else "?"
-        try:
-            await self._admit(service, peer_host, reader, writer)
-        except Exception:  # bad input never stops the server: this connection only
-            log.exception("%s: session with %s failed", self._label(service), peer_host)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
-            if not writer.is_closing():
-                writer.close()
-
-    def _label(self, service: Service) -> str:
-        return f"{self.layout.servers[service.server].hostname}:{service.standard_port}"
-
-    def _who(self, peer_host: str, client: int | None) -> str:
-        if client is None:
-            return f"{peer_host} (outside the scenario)"
-        subnet = self.world.plan.subnet_of(client)
-        return f"{peer_host} ({text(client)}, {subnet.name})"
-
-    async def _admit(self, service: Service, peer_host: str, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
-        """The world's filters, then the session cap, then the session."""
-        server = self.layout.servers[service.server]
-        client = self.layout.addresses.client_address(peer_host)
-        label, who = self._label(service), self._who(peer_host, client)
-        network = self.world.network
-        if client is None:
-            opened = network.listener(server.address, service.scenario_port) is not None
-            verdict, why = (Verdict.OPEN if opened else Verdict.REFUSED), ""
-        else:
-            conn = network.connect(client, server.address, service.scenario_port,
-                                   self.clock.now)
-            verdict = conn.verdict
-            why = f" by {conn.rule.name} ({conn.where})" if conn.rule is not None else ""
-        if verdict is Verdict.DROPPED:
-            hold = self.settings.drop_hold_s
-            hold = self.world.scenario.smtp.connect_timeout_s if hold is None else hold
-            log.info("%s ← %s: dropped%s; no greeting, closed after %g s", label, who, why,
-                     hold)
-            await self._hold(reader, hold)
-            return
-        if verdict is not Verdict.OPEN:
-            log.info("%s ← %s: %s%s; connection reset", label, who, verdict, why)
-            _reset(writer)
-            return
-        i = service.server
-        if self._active[i] >= server.settings.session_slots:
-            log.warning("%s ← %s: all %d session slots busy; refused", label, who,
-                        server.settings.session_slots)
-            busy = (encode_pop3_reply(ERR_BUSY) if service.is_pop3 else encode_reply(
-                S421_SHUTTING_DOWN.with_text(f"{server.hostname} too many sessions, "
-                                             "try again later")))
-            await self._write(writer, busy, 5.0)
-            return
-        self._active[i] += 1
-        log.info("%s ← %s: session opened", label, who)
-        try:
-            ended = await self._converse(service, client, peer_host, reader, writer)
-        finally:
-            self._active[i] -= 1
-        log.info("%s ← %s: session ended (%s)", label, who, ended)
-
-    async def _converse(self, service: Service, client: int | None, peer_host: str,
-                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-        """Bytes between the socket and the wire server until either side ends."""
-        server = self.layout.servers[service.server]
-        address: object = peer_host if client is None else client
-        s = self.settings
-        pop3_hooks: LabPOP3Hooks | None = None
-        wire: SMTPWireServer | POP3WireServer
-        if service.is_pop3:
-            self._pop3_sessions += 1
-            pop3_hooks = LabPOP3Hooks(server)
-            stamp = f"<{self._pop3_sessions}.{int(time.time())}@{server.hostname}>"
-            wire = POP3WireServer(POP3Server(
-                server.hostname, pop3_hooks, client_address=address,
-                port=service.scenario_port, timestamp=stamp, max_errors=s.max_errors))
-            idle = s.pop3_idle_s
-        else:
-            engine = SMTPServer(
-                server.hostname, LabSMTPHooks(server, service.server, self.postmaster),
-                client_address=address, port=service.scenario_port,
-                auth_required=service.scenario_port == 587,
-                max_recipients=server.settings.max_recipients,
-                max_message_size=server.settings.message_size_limit, max_errors=s.max_errors)
-            engine.session.extra["peer"] = peer_host
-            wire = SMTPWireServer(engine)
-            idle = s.smtp_idle_s
-        try:
-            await self._write(writer, wire.greeting(), idle)
-            while not wire.closed:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), idle)
-                except TimeoutError:
-                    if not service.is_pop3:  # POP3's autologout timer closes silently
-                        await self._write(writer, encode_reply(S421_SHUTTING_DOWN.with_text(
-                            f"{server.hostname} Error: timeout exceeded")), 5.0)
-                    return f"idle for {idle:g} s"
-                if not data:
-                    return "client disconnected"
-                out = wire.receive_data(data)
-                if out:
-                    await self._write(writer, out, idle)
-            return "closed by the server"
-        except asyncio.CancelledError:
-            if not service.is_pop3 and not wire.closed:  # the lab stops
-                writer.write(encode_reply(S421_SHUTTING_DOWN))
-            raise
-        finally:
-            if pop3_hooks is not None:
-                pop3_hooks.release()  # unlock without deleting, unless QUIT committed
-
-    async def _hold(self, reader: asyncio.StreamReader, seconds: float) -> None:
-        """Keep a filtered connection open and silent, like a SYN that got no answer."""
-        if self._held >= MAX_HELD:
-            return
-        self._held += 1
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        try:
-            while (left := deadline - loop.time()) > 0:
-                try:
-                    if not await asyncio.wait_for(reader.read(READ_SIZE), left):
-                        return
-                except TimeoutError:
-                    return
-        finally:
-            self._held -= 1
-
-    @staticmethod
-    async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: float) -> None:
-        writer.write(data)
-        await asyncio.wait_for(writer.drain(), timeout)
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with a TCP reset, as a host does for a closed port or a REJECT rule."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> str:
