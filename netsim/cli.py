@@ -1,4 +1,4 @@
-"""The ``netsim`` command: run, trace, validate, schema.
+"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, validate, schema.
 
 A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
 and a message naming what is wrong and where; no traceback reaches the user for it.
