@@ -1,4 +1,5 @@
-"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, validate, schema.
+"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, validate, schema,
+and the live lab's serve, send and fetch.
 
 A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
 and a message naming what is wrong and where; no traceback reaches the user for it.
@@ -293,11 +294,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _register_lab(sub: argparse._SubParsersAction) -> None:
-    """The live lab's commands (serve, send, fetch), when the lab is installed."""
-    try:
-        from netsim.lab.commands import register
-    except ImportError:
-        return
+    """The live lab's commands: serve, send, fetch."""
+    from netsim.lab.commands import register
+
     register(sub, _scenario_args, _load)
 
 

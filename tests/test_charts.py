@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 from matplotlib.figure import Figure
@@ -235,17 +234,15 @@ def test_sequence_chart_stops_at_max_rows_and_says_how_much_is_left(tmp_path, le
     assert len(svg_ids(path, "arrow-")) + len(svg_ids(path, "note-")) == 10
 
 
-def bots(**changes: Any) -> Scenario:
-    isps = [{"name": n, "domain": f"{n}.example", "subscribers": 40, "bot_fraction": 0.1,
-             "dynamic_pool": pool, "server_network": net}
-            for n, pool, net in (("isp-a", "10.1.0.0/24", "192.0.2.0/28"),
-                                 ("isp-b", "10.2.0.0/24", "198.51.100.0/28"))]
-    return tiny_scenario(isps=isps, spam={"botnets": [
-        {"name": "direct", "share": 1.0, "strategies": ["direct"]}]}, **changes)
-
-
 def test_sequence_chart_of_spam_stopped_by_op25b(tmp_path):
-    lines = trace(bots(policy="op25b"), "spam")
+    # bots at a small isp-a: nearly all their spam is for isp-b, so OP25B drops the first
+    isps = [{"name": "isp-a", "domain": "isp-a.example", "subscribers": 10, "bot_fraction": 0.5,
+             "dynamic_pool": "10.1.0.0/24", "server_network": "192.0.2.0/28"},
+            {"name": "isp-b", "domain": "isp-b.example", "subscribers": 600,
+             "dynamic_pool": "10.2.0.0/22", "server_network": "198.51.100.0/28"}]
+    scenario = tiny_scenario(isps=isps, policy="op25b", spam={"botnets": [
+        {"name": "direct", "share": 1.0, "strategies": ["direct"]}]})
+    lines = trace(scenario, "spam")
     rows = sequence_rows(lines)
     blocked = [r for r in rows if r.blocked]
     assert len(blocked) == 1 and blocked[0].rule == "op25b" and blocked[0].role == "connect"

@@ -61,7 +61,8 @@ class Mail:
 
 
 def domain_of(address: str) -> str:
-    return address.rpartition("@")[2]
+    """The domain of an address, lower-cased: domains compare case-insensitively."""
+    return address.rpartition("@")[2].lower()
 
 
 def local_part(address: str) -> str:

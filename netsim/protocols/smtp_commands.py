@@ -11,6 +11,7 @@ Each event's ``to_line()`` is its wire text without CRLF, which is all a transcr
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from .replies import Reply
@@ -42,6 +43,22 @@ _SASL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 # Characters that can never appear unquoted in a path; spaces and controls end a token.
 _FORBIDDEN = frozenset('<>()[]\\,;: \t"') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+
+
+def _check_helo_name(name: str, what: str) -> None:
+    """A domain, or an address literal ``[192.0.2.1]`` / ``[IPv6:2001:db8::1]`` (RFC 5321
+    §4.1.3), which clients without a hostname send."""
+    if name.startswith("[") and name.endswith("]"):
+        inner = name[1:-1]
+        try:
+            if inner[:5].lower() == "ipv6:":
+                ipaddress.IPv6Address(inner[5:])
+            else:
+                ipaddress.IPv4Address(inner)
+        except ValueError:
+            raise ValueError(f"{what} is not a valid address literal: {name!r}") from None
+        return
+    _check_domain(name, what)
 
 
 def _check_domain(domain: str, what: str) -> None:
@@ -90,7 +107,7 @@ class Helo:
     domain: str
 
     def __post_init__(self) -> None:
-        _check_domain(self.domain, "HELO domain")
+        _check_helo_name(self.domain, "HELO domain")
 
     def to_line(self) -> str:
         """Wire text without CRLF."""
@@ -104,7 +121,7 @@ class Ehlo:
     domain: str
 
     def __post_init__(self) -> None:
-        _check_domain(self.domain, "EHLO domain")
+        _check_helo_name(self.domain, "EHLO domain")
 
     def to_line(self) -> str:
         """Wire text without CRLF."""

@@ -118,3 +118,16 @@ def test_bad_recipients(address: str) -> None:
 def test_invalid_construction(build: object) -> None:
     with pytest.raises(ValueError):
         build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", ["[192.0.2.1]", "[IPv6:2001:db8::1]", "mail.example"])
+def test_helo_accepts_domains_and_address_literals(name):
+    # RFC 5321 §4.1.3: a client without a name greets with an address literal
+    assert Ehlo(name).to_line() == f"EHLO {name}"
+    assert Helo(name).domain == name
+
+
+@pytest.mark.parametrize("name", ["[999.1.1.1]", "[IPv6:zz]", "[]", "a b"])
+def test_helo_rejects_malformed_literals(name):
+    with pytest.raises(ValueError):
+        Ehlo(name)

@@ -1,0 +1,252 @@
+"""One connection to the lab: the world's filters, the session cap, then the engines.
+
+A connection's bytes go through :class:`~netsim.protocols.SMTPWireServer` /
+:class:`~netsim.protocols.POP3WireServer` to the engines, whose hooks are the world's own (see
+:mod:`netsim.lab.hooks`). This module only moves bytes and enforces what a real server does:
+
+- a client's loopback address is mapped back into the scenario and the world's filters decide
+  (``world.network.connect``): a dropped SYN (OP25B's default) becomes a connection that is
+  accepted but never greeted, held silently for the scenario's connect timeout and then reset;
+  a rejected one, or a port the ISP does not offer, is reset at once;
+- at most ``session_slots`` sessions a server (SMTP and POP3 together, as in the
+  simulation); one more is told ``421 4.3.2`` or ``-ERR [SYS/TEMP]`` and closed;
+- idle timeouts (SMTP: ``421`` then close, RFC 5321 §4.5.3.2.7; POP3: closed without a word
+  and without UPDATE, RFC 1939 §3);
+- line limits and the budget of bad commands live in the wire layer and the engines;
+- an exception in one connection is logged and closes that connection only.
+
+Timeouts use ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11, ``wait_for``
+swallows a cancellation that arrives as its inner task completes, and a session would then
+outlive the lab's stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+from contextlib import suppress
+
+from netsim.lab.addresses import text
+from netsim.lab.hooks import LabPOP3Hooks, LabSMTPHooks
+from netsim.lab.layout import LabClock, LabLayout, Service
+from netsim.lab.store import Postmaster
+from netsim.net import Verdict
+from netsim.protocols import (
+    POP3Reply,
+    POP3Server,
+    POP3WireServer,
+    SMTPServer,
+    SMTPWireServer,
+    encode_pop3_reply,
+    encode_reply,
+)
+from netsim.protocols.replies import S421_SHUTTING_DOWN
+
+__all__ = ["ERR_BUSY", "Sessions"]
+
+log = logging.getLogger("netsim.lab")
+
+#: POP3's answer to a session over the server's cap (RFC 2449 §8.1.2 response code).
+ERR_BUSY = POP3Reply(False, "[SYS/TEMP] too many sessions, try again later")
+MAX_HELD = 256  # filtered connections held open at once; more are reset at once
+READ_SIZE = 65536
+
+
+class Sessions:
+    """Every connection of a lab's servers; :meth:`handle` is the listeners' callback.
+
+    Args:
+        layout: The lab's servers and addresses.
+        postmaster: Where accepted mail goes.
+        clock: The scenario clock the filters are asked at.
+        smtp_idle_s: SMTP idle timeout [s].
+        pop3_idle_s: POP3 idle timeout [s].
+        max_errors: Bad commands a session may send before 421 / -ERR and close.
+        drop_hold_s: How long a dropped connection is held unanswered [s].
+    """
+
+    def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock, *,
+                 smtp_idle_s: float, pop3_idle_s: float, max_errors: int,
+                 drop_hold_s: float) -> None:
+        self.layout = layout
+        self.world = layout.world
+        self.postmaster = postmaster
+        self.clock = clock
+        self.smtp_idle_s = smtp_idle_s
+        self.pop3_idle_s = pop3_idle_s
+        self.max_errors = max_errors
+        self.drop_hold_s = drop_hold_s
+        self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._active = [0] * len(layout.servers)
+        self._held = 0
+        self._pop3_sessions = 0
+
+    async def close(self) -> None:
+        """End every session: SMTP clients are told 421; a session deaf to cancellation is
+        cut off."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+        for writer in self._tasks.values():
+            writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+
+    async def handle(self, service: Service, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        """Serve one connection to ``service`` (the callback of ``asyncio.start_server``)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[task] = writer
+        peer = writer.get_extra_info("peername")
+        peer_host = str(peer[0]) if peer else "?"
+        try:
+            await self._admit(service, peer_host, reader, writer)
+        except asyncio.CancelledError:
+            pass  # the lab stops; ending quietly spares asyncio a noisy callback error
+        except Exception:  # bad input never stops the server: this connection only
+            log.exception("%s: session with %s failed", self._label(service), peer_host)
+        finally:
+            if task is not None:
+                self._tasks.pop(task, None)
+            if not writer.is_closing():
+                writer.close()
+
+    def _label(self, service: Service) -> str:
+        return f"{self.layout.servers[service.server].hostname}:{service.standard_port}"
+
+    def _who(self, peer_host: str, client: int | None) -> str:
+        if client is None:
+            return f"{peer_host} (outside the scenario)"
+        subnet = self.world.plan.subnet_of(client)
+        return f"{peer_host} ({text(client)}, {subnet.name})"
+
+    async def _admit(self, service: Service, peer_host: str, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        """The world's filters, then the session cap, then the session."""
+        server = self.layout.servers[service.server]
+        client = self.layout.addresses.client_address(peer_host)
+        label, who = self._label(service), self._who(peer_host, client)
+        network = self.world.network
+        if client is None:
+            opened = network.listener(server.address, service.scenario_port) is not None
+            verdict, why = (Verdict.OPEN if opened else Verdict.REFUSED), ""
+        else:
+            conn = network.connect(client, server.address, service.scenario_port,
+                                   self.clock.now)
+            verdict = conn.verdict
+            why = f" by {conn.rule.name} ({conn.where})" if conn.rule is not None else ""
+        if verdict is Verdict.DROPPED:
+            hold = self.drop_hold_s
+            log.info("%s ← %s: dropped%s; no greeting, reset after %g s", label, who, why,
+                     hold)
+            await self._hold(reader, hold)
+            _reset(writer)  # the client gives up, as its connect() would time out
+            return
+        if verdict is not Verdict.OPEN:
+            log.info("%s ← %s: %s%s; connection reset", label, who, verdict, why)
+            _reset(writer)
+            return
+        i = service.server
+        if self._active[i] >= server.settings.session_slots:
+            log.warning("%s ← %s: all %d session slots busy; refused", label, who,
+                        server.settings.session_slots)
+            busy = (encode_pop3_reply(ERR_BUSY) if service.is_pop3 else encode_reply(
+                S421_SHUTTING_DOWN.with_text(f"{server.hostname} too many sessions, "
+                                             "try again later")))
+            await self._write(writer, busy, 5.0)
+            return
+        self._active[i] += 1
+        log.info("%s ← %s: session opened", label, who)
+        try:
+            ended = await self._converse(service, client, peer_host, reader, writer)
+        finally:
+            self._active[i] -= 1
+        log.info("%s ← %s: session ended (%s)", label, who, ended)
+
+    async def _converse(self, service: Service, client: int | None, peer_host: str,
+                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """Bytes between the socket and the wire server until either side ends."""
+        server = self.layout.servers[service.server]
+        address: object = peer_host if client is None else client
+        pop3_hooks: LabPOP3Hooks | None = None
+        wire: SMTPWireServer | POP3WireServer
+        if service.is_pop3:
+            self._pop3_sessions += 1
+            pop3_hooks = LabPOP3Hooks(server)
+            stamp = f"<{self._pop3_sessions}.{int(time.time())}@{server.hostname}>"
+            wire = POP3WireServer(POP3Server(
+                server.hostname, pop3_hooks, client_address=address,
+                port=service.scenario_port, timestamp=stamp, max_errors=self.max_errors))
+            idle = self.pop3_idle_s
+        else:
+            engine = SMTPServer(
+                server.hostname, LabSMTPHooks(server, service.server, self.postmaster),
+                client_address=address, port=service.scenario_port,
+                auth_required=service.scenario_port == 587,
+                max_recipients=server.settings.max_recipients,
+                max_message_size=server.settings.message_size_limit, max_errors=self.max_errors)
+            engine.session.extra["peer"] = peer_host
+            wire = SMTPWireServer(engine)
+            idle = self.smtp_idle_s
+        try:
+            await self._write(writer, wire.greeting(), idle)
+            while not wire.closed:
+                try:
+                    async with asyncio.timeout(idle):
+                        data = await reader.read(READ_SIZE)
+                except TimeoutError:
+                    if not service.is_pop3:  # POP3's autologout timer closes silently
+                        await self._write(writer, encode_reply(S421_SHUTTING_DOWN.with_text(
+                            f"{server.hostname} Error: timeout exceeded")), 5.0)
+                    return f"idle for {idle:g} s"
+                if not data:
+                    return "client disconnected"
+                out = wire.receive_data(data)
+                if out:
+                    await self._write(writer, out, idle)
+            return "closed by the server"
+        except asyncio.CancelledError:
+            if not service.is_pop3 and not wire.closed:  # the lab stops
+                writer.write(encode_reply(S421_SHUTTING_DOWN))
+            raise
+        finally:
+            if pop3_hooks is not None:
+                pop3_hooks.release()  # unlock without deleting, unless QUIT committed
+
+    async def _hold(self, reader: asyncio.StreamReader, seconds: float) -> None:
+        """Keep a filtered connection open and silent, like a SYN that got no answer."""
+        if self._held >= MAX_HELD:
+            return
+        self._held += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        if not await reader.read(READ_SIZE):
+                            return
+                except TimeoutError:
+                    return
+        finally:
+            self._held -= 1
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: float) -> None:
+        writer.write(data)
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset, as a host does for a closed port or a REJECT rule."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

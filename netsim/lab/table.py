@@ -1,0 +1,79 @@
+"""What ``netsim serve`` prints on start: servers, networks, accounts."""
+
+from __future__ import annotations
+
+from netsim.lab.addresses import STRANGER, text
+from netsim.lab.server import Lab
+from netsim.scenario.schema import ISPConfig
+
+__all__ = ["ACCOUNTS_SHOWN", "banner"]
+
+ACCOUNTS_SHOWN = 3
+
+
+def _when(start_s: float) -> str:
+    return "" if start_s <= 0 else f" from {start_s:g} s"
+
+
+def policies(isp: ISPConfig) -> str:
+    """An ISP's policies in a few words, e.g. ``OP25B (drop), 587+AUTH``."""
+    p = isp.policies
+    out = []
+    if p.op25b is not None:
+        out.append(f"OP25B ({p.op25b.action}){_when(p.op25b.start_s)}")
+    if p.submission is not None:
+        out.append(f"587+AUTH{_when(p.submission.start_s)}")
+    if p.auth_on_25 is not None:
+        out.append(f"AUTH on 25{_when(p.auth_on_25.start_s)}")
+    if p.inbound_25_block is not None:
+        out.append(f"inbound 25 blocked{_when(p.inbound_25_block.start_s)}")
+    if p.rate_limit is not None:
+        out.append(f"{p.rate_limit.recipients_per_hour:g} rcpt/h{_when(p.rate_limit.start_s)}")
+    return ", ".join(out) or "no filters"
+
+
+def _ports(lab: Lab, server: int, where: dict[tuple[int, str], tuple[str, int]]) -> list[str]:
+    return [str(where[(server, name)][1]) if (server, name) in where else "-"
+            for name in ("smtp", "submission", "pop3")]
+
+
+def banner(lab: Lab) -> str:
+    """The table printed when the lab is listening."""
+    world, layout = lab.world, lab.layout
+    scenario = world.scenario
+    rows: list[tuple[str, ...]] = [
+        ("server", "address", "SMTP", "submission", "POP3", "domain", "policies")]
+    for i, server in enumerate(layout.servers):
+        rows.append((server.hostname, layout.hosts[i], *_ports(lab, i, lab.bound),
+                     server.domain, policies(scenario.isps[i])))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    lines = [f"netsim lab: scenario {scenario.name} (seed {scenario.seed}); scenario time "
+             f"{lab.settings.at:g} s is now and runs with the clock; Ctrl-C stops", ""]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
+              for r in rows]
+    pop3s = [s.hostname for i, s in enumerate(layout.servers)
+             if scenario.isps[i].mail_server.pop3_security in ("pop3s", "stls")]
+    if pop3s:
+        lines.append(f"(no TLS in the lab: POP3 of {', '.join(pop3s)} is served in plain text)")
+    if lab.exposed:
+        lines += ["", "ALSO ON EVERY INTERFACE (--bind-all): SMTP, submission, POP3 ports"]
+        lines += [f"  {s.hostname}: {' '.join(_ports(lab, i, lab.exposed))}"
+                  for i, s in enumerate(layout.servers)]
+    lines += ["", "networks: a client whose source address is in a lab range stands in that "
+              "network"]
+    for subnet in world.plan.subnets:
+        lab_range = layout.addresses.lab_prefix(subnet)
+        example = ""
+        if lab_range and subnet.prefix.num_addresses > 6:
+            host = subnet.host(4)
+            example = f"e.g. {layout.addresses.lab_text(host)} = {text(host)}"
+        lines.append(f"  {subnet.name:<16} {subnet.kind:<8} {subnet.prefix!s:<18} → "
+                     f"{lab_range or 'not mapped':<16} {example}")
+    lines.append(f"  {STRANGER} and anything else is outside every network: a stranger")
+    lines += ["", "accounts (POP3 USER/PASS and SMTP AUTH): user / password"]
+    for server in layout.servers:
+        shown = [f"{server.address_of(u)} / {server.password(u)}"
+                 for u in range(min(ACCOUNTS_SHOWN, server.users))]
+        more = f"  (user0..user{server.users - 1})" if server.users > ACCOUNTS_SHOWN else ""
+        lines.append(f"  {'   '.join(shown) or 'no accounts'}{more}")
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""The live lab against the standard library's clients: smtplib and poplib on real sockets.
+
+One lab serves the default world with OP25B and the submission port (``policy=op25b+587``)
+for the whole module, on ports the system picks; each test uses accounts of its own, so the
+tests do not see each other's mail. Source addresses stand the client in a network:
+127.0.0.1 is a stranger, 127.1.0.x is isp-a's dynamic pool, 127.7.0.x the hotel behind
+isp-b (see netsim/lab/addresses.py).
+"""
+
+from __future__ import annotations
+
+import poplib
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap, RelaySettings
+from netsim.scenario import load_scenario
+
+HELO = "pc.example"
+STRANGER = "127.0.0.1"
+ISP_A_POOL = "127.1.0.{}"   # isp-a.dynamic, 10.1.0.x
+HOTEL = "127.7.0.{}"        # the hotel network behind isp-b, 172.16.0.x
+MESSAGE = b"From: <{0}>\r\nSubject: test\r\n\r\nThis is a test mail\r\n.a line with a dot\r\n"
+
+
+def password(domain: str, user: int) -> str:
+    return f"pw-{domain}-{user}"
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll until ``check()`` is true (bounded)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[BackgroundLab]:
+    settings = LabSettings(ports=PortMap("ephemeral"), drop_hold_s=0.3,
+                           relay=RelaySettings(retry_min_s=0.2, retry_max_s=0.5))
+    background = BackgroundLab(load_scenario(None, ["policy=op25b+587"]), settings)
+    with background:
+        yield background
+
+
+@pytest.fixture
+def lab(running: BackgroundLab) -> Lab:
+    return running.lab
+
+
+def smtp(lab: Lab, isp: str, service: str, source: str = STRANGER) -> smtplib.SMTP:
+    host, port = lab.endpoint(isp, service)
+    return smtplib.SMTP(host, port, local_hostname=HELO, source_address=(source, 0),
+                        timeout=5)
+
+
+class SourcedPOP3(poplib.POP3):
+    """poplib's client from a chosen source address (poplib has no ``source_address``)."""
+
+    def __init__(self, host: str, port: int, source: str) -> None:
+        self.source = source
+        super().__init__(host, port, timeout=5)
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
+def pop3(lab: Lab, isp: str, source: str = STRANGER) -> poplib.POP3:
+    host, port = lab.endpoint(isp, "pop3")
+    return SourcedPOP3(host, port, source)
+
+
+def mailbox(running: BackgroundLab, isp: str, user: int) -> list[bytes]:
+    return running.call(lambda: running.lab.mailbox(isp, user))
+
+
+def test_ehlo_offers_size_auth_and_8bitmime(lab: Lab) -> None:
+    with smtp(lab, "isp-a", "smtp") as client:
+        code, _ = client.ehlo()
+        assert code == 250
+        assert client.has_extn("size") and client.has_extn("8bitmime")
+        assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        assert client.noop()[0] == 250
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_auth_on_submission(running: BackgroundLab, mechanism: str) -> None:
+    user = 10 if mechanism == "PLAIN" else 11
+    with smtp(running.lab, "isp-a", "submission") as client:
+        client.ehlo()
+        client.user, client.password = f"user{user}", password("isp-a.example", user)
+        auth = client.auth_plain if mechanism == "PLAIN" else client.auth_login
+        assert client.auth(mechanism, auth)[0] == 235
+        sender = f"user{user}@isp-a.example"
+        assert client.sendmail(sender, [f"user{user + 100}@isp-a.example"],
+                               MESSAGE.replace(b"{0}", sender.encode())) == {}
+    (message,) = mailbox(running, "isp-a", user + 100)
+    assert b"with ESMTPA" in message and b"\r\n.a line with a dot\r\n" in message
+
+
+def test_submission_requires_auth(lab: Lab) -> None:
+    with smtp(lab, "isp-a", "submission") as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.sendmail("user1@isp-a.example", ["user2@isp-a.example"], b"x\r\n")
+        assert refused.value.smtp_code == 530
+        with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+            client.login("user1", "wrong")
+        assert failed.value.smtp_code == 535
+
+
+def test_relay_denied_to_a_stranger(running: BackgroundLab) -> None:
+    with smtp(running.lab, "isp-a", "smtp") as client:
+        refused = client.sendmail("someone@elsewhere.example",
+                                  ["user1@isp-b.example", "user20@isp-a.example"], b"hi\r\n")
+        assert refused == {"user1@isp-b.example": (554, b"5.7.1 Relay access denied")}
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as unknown:
+            client.sendmail("someone@elsewhere.example", ["user99999@isp-a.example"], b"x\r\n")
+        assert unknown.value.recipients["user99999@isp-a.example"][0] == 550
+    assert len(mailbox(running, "isp-a", 20)) == 1
+
+
+def test_op25b_refuses_port_25_from_the_pool(running: BackgroundLab) -> None:
+    lab = running.lab
+    # isp-a's subscriber straight to isp-b's server on 25: OP25B drops it, no greeting comes
+    with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+        smtp(lab, "isp-b", "smtp", ISP_A_POOL.format(5))
+    # through its own server's submission port, with AUTH, the mail gets there
+    with smtp(lab, "isp-a", "submission", ISP_A_POOL.format(5)) as client:
+        client.login("user5@isp-a.example", password("isp-a.example", 5))
+        assert client.sendmail("user5@isp-a.example", ["user5@isp-b.example"],
+                               b"Subject: via 587\r\n\r\nhi\r\n") == {}
+    assert wait_for(lambda: len(mailbox(running, "isp-b", 5)) == 1)
+
+
+def test_submission_from_the_hotel_then_pop3(running: BackgroundLab) -> None:
+    lab = running.lab
+    # the hotel is behind isp-b, whose OP25B blocks port 25 to isp-a's server ...
+    with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+        smtp(lab, "isp-a", "smtp", HOTEL.format(9))
+    # ... but 587 with AUTH reaches it, and isp-a relays to isp-c over real SMTP
+    with smtp(lab, "isp-a", "submission", HOTEL.format(9)) as client:
+        client.login("user30", password("isp-a.example", 30))
+        client.sendmail("user30@isp-a.example", ["user31@isp-c.example"],
+                        MESSAGE.replace(b"{0}", b"user30@isp-a.example"))
+    assert wait_for(lambda: len(mailbox(running, "isp-c", 31)) == 1)
+    reader = pop3(lab, "isp-c", "127.5.0.31")   # at home in isp-c's pool
+    reader.user("user31")
+    reader.pass_(password("isp-c.example", 31))
+    count, size = reader.stat()
+    assert count == 1
+    _, listing, _ = reader.list()
+    assert listing == [f"1 {size}".encode()]
+    _, lines, _ = reader.retr(1)
+    assert b"This is a test mail" in lines and b".a line with a dot" in lines
+    assert lines[0].startswith(b"Received: from mail.isp-a.example (127.2.0.1 [192.0.2.1])")
+    assert reader.dele(1).startswith(b"+OK")
+    assert reader.quit().startswith(b"+OK")
+    assert mailbox(running, "isp-c", 31) == []
+
+
+def test_own_pool_relays_on_25_without_auth(running: BackgroundLab) -> None:
+    # OP25B spares the ISP's own server, which relays for its own networks
+    with smtp(running.lab, "isp-a", "smtp", ISP_A_POOL.format(40)) as client:
+        assert client.sendmail("user40@isp-a.example", ["user40@isp-b.example"],
+                               b"Subject: hi\r\n\r\nhello\r\n") == {}
+    assert wait_for(lambda: len(mailbox(running, "isp-b", 40)) == 1)
+
+
+def test_apop_and_top(running: BackgroundLab) -> None:
+    with smtp(running.lab, "isp-b", "smtp") as client:
+        client.sendmail("x@elsewhere.example", ["user50@isp-b.example"],
+                        b"Subject: one\r\n\r\nline 1\r\nline 2\r\n")
+    reader = pop3(running.lab, "isp-b")
+    assert reader.apop("user50", password("isp-b.example", 50)).startswith(b"+OK")
+    _, lines, _ = reader.top(1, 1)
+    assert lines[-2:] == [b"", b"line 1"]
+    reader.quit()   # nothing deleted
+    assert len(mailbox(running, "isp-b", 50)) == 1
+
+
+def test_maildrop_lock_is_exclusive(lab: Lab) -> None:
+    first = pop3(lab, "isp-b")
+    first.user("user60")
+    first.pass_(password("isp-b.example", 60))
+    second = pop3(lab, "isp-b")
+    second.user("user60")
+    with pytest.raises(poplib.error_proto, match="IN-USE"):
+        second.pass_(password("isp-b.example", 60))
+    first.quit()
+    second.user("user60")
+    assert second.pass_(password("isp-b.example", 60)).startswith(b"+OK")
+    second.quit()
+
+
+def test_rset_forgets_the_transaction(running: BackgroundLab) -> None:
+    with smtp(running.lab, "isp-b", "smtp") as client:
+        client.ehlo()
+        assert client.mail("x@elsewhere.example")[0] == 250
+        assert client.rcpt("user70@isp-b.example")[0] == 250
+        assert client.rset()[0] == 250
+        assert client.mail("y@elsewhere.example")[0] == 250   # not a nested MAIL
+        assert client.rcpt("user71@isp-b.example")[0] == 250
+        assert client.data(b"Subject: after RSET\r\n\r\nbody\r\n")[0] == 250
+    assert mailbox(running, "isp-b", 70) == []
+    assert len(mailbox(running, "isp-b", 71)) == 1
+
+
+def test_many_concurrent_clients(running: BackgroundLab) -> None:
+    errors: list[BaseException] = []
+
+    def one(n: int) -> None:
+        try:
+            with smtp(running.lab, "isp-b", "smtp", f"127.8.0.{n + 1}") as client:
+                client.sendmail("bulk@hosting.example", [f"user{200 + n}@isp-b.example"],
+                                f"Subject: {n}\r\n\r\nmessage {n}\r\n".encode())
+        except BaseException as exc:   # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    counts = running.call(lambda: [len(running.lab.mailbox("isp-b", 200 + n))
+                                   for n in range(30)])
+    assert counts == [1] * 30
+
+
+def test_pop3_refuses_a_wrong_password(lab: Lab) -> None:
+    reader = pop3(lab, "isp-a")
+    reader.user("user1")
+    with pytest.raises(poplib.error_proto, match="AUTH"):
+        reader.pass_("wrong")
+    reader.quit()
+
+
+def test_ehlo_with_an_address_literal(lab: Lab) -> None:
+    """smtplib greets with [127.0.0.1] on a host without a dotted name (RFC 5321 §4.1.3)."""
+    host, port = lab.endpoint("isp-a", "smtp")
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.recv(1000)
+        sock.sendall(b"EHLO [127.0.0.1]\r\n")
+        assert sock.recv(1000).startswith(b"250")
