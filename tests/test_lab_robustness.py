@@ -165,7 +165,7 @@ def test_idle_timeouts() -> None:
     with lab_thread(smtp_idle_s=0.3, pop3_idle_s=0.3) as background:
         client = Line(background.lab, "isp-a", "smtp")
         client.reply()
-        assert client.reply().startswith(b"421 4.3.2 mail.isp-a.example Error: timeout")
+        assert client.reply().startswith(b"421 4.4.2 mail.isp-a.example Error: timeout")
         assert client.line() == b""
         reader = Line(background.lab, "isp-a", "pop3")
         reader.line()

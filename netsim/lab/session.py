@@ -35,22 +35,18 @@ from netsim.lab.layout import LabClock, LabLayout, Service
 from netsim.lab.store import Postmaster
 from netsim.net import Verdict
 from netsim.protocols import (
-    POP3Reply,
-    POP3Server,
     POP3WireServer,
-    SMTPServer,
     SMTPWireServer,
     encode_pop3_reply,
     encode_reply,
 )
-from netsim.protocols.replies import S421_SHUTTING_DOWN
+from netsim.protocols.pop3_replies import ERR_BUSY
+from netsim.protocols.replies import S421_SHUTTING_DOWN, S421_TIMEOUT, S421_TOO_MANY_SESSIONS
 
-__all__ = ["ERR_BUSY", "Sessions"]
+__all__ = ["Sessions"]
 
 log = logging.getLogger("netsim.lab")
 
-#: POP3's answer to a session over the server's cap (RFC 2449 §8.1.2 response code).
-ERR_BUSY = POP3Reply(False, "[SYS/TEMP] too many sessions, try again later")
 MAX_HELD = 256  # filtered connections held open at once; more are reset at once
 READ_SIZE = 65536
 
@@ -82,7 +78,6 @@ class Sessions:
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._active = [0] * len(layout.servers)
         self._held = 0
-        self._pop3_sessions = 0
 
     async def close(self) -> None:
         """End every session: SMTP clients are told 421; a session deaf to cancellation is
@@ -156,8 +151,8 @@ class Sessions:
             log.warning("%s ← %s: all %d session slots busy; refused", label, who,
                         server.settings.session_slots)
             busy = (encode_pop3_reply(ERR_BUSY) if service.is_pop3 else encode_reply(
-                S421_SHUTTING_DOWN.with_text(f"{server.hostname} too many sessions, "
-                                             "try again later")))
+                S421_TOO_MANY_SESSIONS.with_text(f"{server.hostname} too many sessions, "
+                                                 "try again later")))
             await self._write(writer, busy, 5.0)
             return
         self._active[i] += 1
@@ -176,20 +171,16 @@ class Sessions:
         pop3_hooks: LabPOP3Hooks | None = None
         wire: SMTPWireServer | POP3WireServer
         if service.is_pop3:
-            self._pop3_sessions += 1
             pop3_hooks = LabPOP3Hooks(server)
-            stamp = f"<{self._pop3_sessions}.{int(time.time())}@{server.hostname}>"
-            wire = POP3WireServer(POP3Server(
-                server.hostname, pop3_hooks, client_address=address,
-                port=service.scenario_port, timestamp=stamp, max_errors=self.max_errors))
+            # the wall clock in the APOP timestamp keeps it unique across lab restarts
+            engine_pop3, _ = server.pop3_engine(service.scenario_port, address, pop3_hooks,
+                                                self.max_errors, stamp=str(int(time.time())))
+            wire = POP3WireServer(engine_pop3)
             idle = self.pop3_idle_s
         else:
-            engine = SMTPServer(
-                server.hostname, LabSMTPHooks(server, service.server, self.postmaster),
-                client_address=address, port=service.scenario_port,
-                auth_required=service.scenario_port == 587,
-                max_recipients=server.settings.max_recipients,
-                max_message_size=server.settings.message_size_limit, max_errors=self.max_errors)
+            engine, _ = server.smtp_engine(
+                service.scenario_port, address,
+                LabSMTPHooks(server, service.server, self.postmaster), self.max_errors)
             engine.session.extra["peer"] = peer_host
             wire = SMTPWireServer(engine)
             idle = self.smtp_idle_s
@@ -201,7 +192,7 @@ class Sessions:
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
                     if not service.is_pop3:  # POP3's autologout timer closes silently
-                        await self._write(writer, encode_reply(S421_SHUTTING_DOWN.with_text(
+                        await self._write(writer, encode_reply(S421_TIMEOUT.with_text(
                             f"{server.hostname} Error: timeout exceeded")), 5.0)
                     return f"idle for {idle:g} s"
                 if not data:

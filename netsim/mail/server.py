@@ -117,20 +117,28 @@ class MailServer:
                    self.network.plan.subnet_of(client_address).bandwidth_bps)
 
     # -- engines -----------------------------------------------------------------------
-    def smtp_engine(self, port: int, client_address: int) -> tuple[SMTPServer, SMTPHooks]:
-        hooks = SMTPHooks(self)
+    def smtp_engine(self, port: int, client_address: object, hooks: SMTPHooks | None = None,
+                    max_errors: int = 10) -> tuple[SMTPServer, SMTPHooks]:
+        """An SMTP engine for one session on ``port``, with this server's settings; the live
+        lab passes hooks of its own."""
+        hooks = hooks or SMTPHooks(self)
         engine = SMTPServer(self.hostname, hooks, client_address=client_address, port=port,
                             auth_required=(port == 587), tls=(port == 465),
                             max_recipients=self.settings.max_recipients,
-                            max_message_size=self.settings.message_size_limit)
+                            max_message_size=self.settings.message_size_limit,
+                            max_errors=max_errors)
         return engine, hooks
 
-    def pop3_engine(self, port: int, client_address: int) -> tuple[POP3Server, POP3Hooks]:
+    def pop3_engine(self, port: int, client_address: object, hooks: POP3Hooks | None = None,
+                    max_errors: int = 10, stamp: str = "") -> tuple[POP3Server, POP3Hooks]:
+        """A POP3 engine for one session; the APOP timestamp is unique per session."""
         self._pop3_sessions += 1
-        hooks = POP3Hooks(self)
+        hooks = hooks or POP3Hooks(self)
         engine = POP3Server(self.hostname, hooks, client_address=client_address, port=port,
-                            timestamp=f"<{self._pop3_sessions}.{self.isp}@{self.hostname}>",
-                            stls=self.pop3_security == "stls", tls=(port == 995))
+                            timestamp=f"<{self._pop3_sessions}.{stamp or self.isp}"
+                                      f"@{self.hostname}>",
+                            stls=self.pop3_security == "stls", tls=(port == 995),
+                            max_errors=max_errors)
         return engine, hooks
 
     # -- custody -------------------------------------------------------------------------

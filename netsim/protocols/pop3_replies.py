@@ -132,6 +132,7 @@ ERR_LINE_TOO_LONG = POP3Reply(False, "line too long")
 ERR_TOO_MANY_ERRORS = POP3Reply(False, "too many errors, closing connection")
 ERR_STLS_UNAVAILABLE = POP3Reply(False, "STLS not available")
 ERR_TLS_ACTIVE = POP3Reply(False, "command not permitted when TLS active")
+ERR_BUSY = POP3Reply(False, "[SYS/TEMP] too many sessions, try again later")  # RFC 2449 §8.1.2
 
 #: Every fixed reply above, by name.
 POP3_REPLIES: dict[str, POP3Reply] = {
