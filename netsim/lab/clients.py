@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from netsim.lab.dialogue import Echo, run_pop3_client, run_smtp_client
@@ -77,27 +78,36 @@ def _silence(outcome: Outcome, target: Target) -> None:
                            "from dynamic pools to other ISPs' servers)")
 
 
-async def send(target: Target, helo: str, mail_from: str, to: list[str], message: bytes,
-               credentials: Credentials | None, echo: Echo) -> Outcome:
-    """Send one message; ``echo`` sees every line of the dialogue."""
-    outcome = Outcome()
-    client = SMTPClient(helo, mail_from, to, size=len(message), payload=message,
-                        credentials=credentials)
-
+async def _exchange(target: Target, echo: Echo, outcome: Outcome,
+                    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter, Echo],
+                                  Awaitable[object]]) -> bool:
+    """Connect, run one client dialogue with every line echoed, close; False when the
+    connection never opened."""
     def watch(direction: str, line: str) -> None:
         outcome.connected = outcome.connected or direction == "S"
         echo(direction, line)
 
     streams = await _connect(target, echo, outcome)
     if streams is None:
-        return outcome
+        return False
     reader, writer = streams
     try:
-        await run_smtp_client(client, reader, writer, timeout=target.timeout_s, echo=watch)
+        await run(reader, writer, watch)
     finally:
         writer.close()
     _silence(outcome, target)
-    if outcome.connected:
+    return True
+
+
+async def send(target: Target, helo: str, mail_from: str, to: list[str], message: bytes,
+               credentials: Credentials | None, echo: Echo) -> Outcome:
+    """Send one message; ``echo`` sees every line of the dialogue."""
+    outcome = Outcome()
+    client = SMTPClient(helo, mail_from, to, size=len(message), payload=message,
+                        credentials=credentials)
+    opened = await _exchange(target, echo, outcome, lambda r, w, e: run_smtp_client(
+        client, r, w, timeout=target.timeout_s, echo=e))
+    if opened and outcome.connected:
         refused = {r: reply for r, reply in client.rcpt_replies.items() if not reply.is_positive}
         outcome.ok = not refused and set(client.accepted) == set(to)
         if not outcome.ok:
@@ -112,20 +122,9 @@ async def fetch(target: Target, user: str, password: str, *, apop: bool, keep: b
     """Log in, retrieve every message and (unless ``keep``) delete them at QUIT."""
     outcome = Outcome()
     client = POP3Client(user, password, use_apop=apop, delete=not keep)
-
-    def watch(direction: str, line: str) -> None:
-        outcome.connected = outcome.connected or direction == "S"
-        echo(direction, line)
-
-    streams = await _connect(target, echo, outcome)
-    if streams is None:
+    if not await _exchange(target, echo, outcome, lambda r, w, e: run_pop3_client(
+            client, r, w, timeout=target.timeout_s, echo=e)):
         return outcome
-    reader, writer = streams
-    try:
-        await run_pop3_client(client, reader, writer, timeout=target.timeout_s, echo=watch)
-    finally:
-        writer.close()
-    _silence(outcome, target)
     outcome.messages = ["\n".join(m.lines) for m in client.retrieved]
     outcome.ok = client.authenticated and client.failed_reply is None
     if outcome.connected and not outcome.ok:
