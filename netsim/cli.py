@@ -91,13 +91,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: exists and is not a folder")
     result = simulate(scenario)
     try:
-        write_results(result, out)
+        write_results(result, out, args.records)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write results ({exc.strerror or exc})") from None
     print(f"scenario {scenario.name}, seed {scenario.seed}\n")
     print(_format_counts(result.summary))
-    print(f"\nresults in {out}/ (summary.json, recipients.parquet, timeseries.parquet, "
-          "scenario.yaml)")
+    recipients = {"full": "recipients.parquet, ", "sample": "recipients.parquet (1 % of "
+                  "messages), ", "summary": ""}[args.records]
+    print(f"\nresults in {out}/ (summary.json, {recipients}timeseries.parquet, scenario.yaml)")
     return 0
 
 
@@ -238,6 +239,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a scenario and write its results")
     _scenario_args(run)
     run.add_argument("--out", help="results folder (default: results/<scenario name>)")
+    run.add_argument("--records", choices=["summary", "sample", "full"], default="full",
+                     help="recipients.parquet: every recipient (full), those of 1 %% of the "
+                     "messages (sample), or none (summary); the summary and the hourly series "
+                     "are exact at every level")
     run.set_defaults(func=cmd_run)
     trace = sub.add_parser("trace", help="print one message's journey, as on the wire")
     _scenario_args(trace)

@@ -124,3 +124,22 @@ def test_counts_list_every_outcome():
     counts = ledger.counts()
     assert counts["legit"] == {"delivered": 0, "junked": 0, "blocked": 0, "rejected": 0,
                                "expired": 0, "pending": 3}
+
+
+def test_record_levels_keep_the_summary_exact(tmp_path):
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(scenario_yaml(tiny_scenario()))
+    outs = {level: tmp_path / level for level in ("full", "sample", "summary")}
+    for level, out in outs.items():
+        assert main(["run", str(scenario_file), "--out", str(out), "--records", level]) == 0
+    summaries = {k: json.loads((o / "summary.json").read_text()) for k, o in outs.items()}
+    assert summaries["full"]["counts"] == summaries["sample"]["counts"] == \
+        summaries["summary"]["counts"]
+    series = [pq.read_table(o / "timeseries.parquet") for o in outs.values()]
+    assert series[0].equals(series[1]) and series[0].equals(series[2])
+    full = pq.read_table(outs["full"] / "recipients.parquet").to_pandas()
+    sample = pq.read_table(outs["sample"] / "recipients.parquet").to_pandas()
+    assert not (outs["summary"] / "recipients.parquet").exists()
+    assert set(sample["message_id"] % 100) == {0}
+    expected = full[full["message_id"] % 100 == 0].reset_index(drop=True)
+    assert sample.reset_index(drop=True).equals(expected)

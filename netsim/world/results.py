@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from netsim.scenario import scenario_yaml
@@ -32,13 +34,30 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
-def write_results(result: RunResult, out: Path) -> None:
-    """summary.json, recipients.parquet, timeseries.parquet and scenario.yaml in ``out``."""
+RECORD_LEVELS = ("summary", "sample", "full")
+SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
+
+
+def sampled(table: pa.Table, every: int = SAMPLE_EVERY) -> pa.Table:
+    """The rows of every ``every``-th message (by id): whole messages, a fixed 1/every share."""
+    keep = pc.equal(pc.remainder(table["message_id"], every), 0)
+    return table.filter(keep)
+
+
+def write_results(result: RunResult, out: Path, records: str = "full") -> None:
+    """summary.json, timeseries.parquet, scenario.yaml and, unless ``records`` is
+    ``summary``, recipients.parquet (every recipient, or those of a 1 % sample of messages).
+    The summary and the hourly series are exact at every level."""
+    if records not in RECORD_LEVELS:
+        raise ValueError(f"records must be one of {RECORD_LEVELS}, not {records!r}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)   # the old set is no longer complete
     write_text(out / "scenario.yaml", scenario_yaml(result.scenario))
-    _atomic_write(out / "recipients.parquet",
-                  lambda tmp: pq.write_table(result.recipients, tmp))
+    if records == "summary":
+        (out / "recipients.parquet").unlink(missing_ok=True)
+    else:
+        table = result.recipients if records == "full" else sampled(result.recipients)
+        _atomic_write(out / "recipients.parquet", lambda tmp: pq.write_table(table, tmp))
     _atomic_write(out / "timeseries.parquet",
                   lambda tmp: pq.write_table(result.timeseries, tmp))
     write_text(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")
