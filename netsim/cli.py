@@ -318,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConservationError as exc:
         print(f"netsim: internal error, results not written: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # finished sweep runs are on disk already: the same command resumes
+        print("netsim: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

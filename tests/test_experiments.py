@@ -209,3 +209,21 @@ def test_bench_world_has_every_policy_somewhere():
         assert any(getattr(i.policies, policy) is not None for i in scenario.isps), policy
     assert any(i.policies.op25b is None for i in scenario.isps)
     assert scenario.visited_networks and scenario.spam.spammer_servers
+
+
+def test_ctrl_c_stops_a_sweep_without_a_traceback_and_it_resumes(tmp_path):
+    study, out = _tiny_study(tmp_path, replications=4), tmp_path / "out"
+    command = [sys.executable, "-m", "netsim.cli", "sweep", str(study), "--out", str(out),
+               "--jobs", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 1:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    done = len(list((out / "runs").glob("*.json")))
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert f"{8 - done} simulated now, {done} already done" in result.stdout

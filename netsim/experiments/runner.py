@@ -88,10 +88,14 @@ def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput
             yield spec, run_one(spec)
         return
     # spawn: workers start clean, whatever threads the parent holds
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    try:
         futures = {pool.submit(run_one, spec): spec for spec in specs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+    finally:
+        # on an interruption, drop what has not started instead of waiting for it
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def connect_dask(scheduler: str | None) -> Any:
