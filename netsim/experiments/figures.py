@@ -58,10 +58,13 @@ def _intervals(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _hourly(ts: pd.DataFrame, study: Study, kind: str, outcome: str) -> pd.DataFrame:
+def _hourly(ts: pd.DataFrame, study: Study, kind: str, outcome: str,
+            strategy: str | None = None) -> pd.DataFrame:
     """Per arm, grid point, replication and hour: the count (hours with none are zeros)."""
     labels = ["arm", *study.grid, "replication"]
     selected = ts[(ts["kind"] == kind) & (ts["outcome"] == outcome)]
+    if strategy is not None:
+        selected = selected[selected["strategy"] == strategy]
     counts = selected.groupby([*labels, "interval"])["count"].sum()
     hours = np.arange(int(ts["interval"].max()) + 1 if len(ts) else 0)
     runs = ts[labels].drop_duplicates()
@@ -211,22 +214,18 @@ def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> 
     fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 4), squeeze=False,
                              sharey=True)
     colours = dict(zip(strategies, plt.get_cmap("Set2")(np.arange(8)), strict=False))
-    hours = np.arange(int(ts["interval"].max()) + 1 if len(ts) else 0)
+    for strategy in strategies:
+        hourly = _hourly(ts, study, "spam", "delivered", strategy)
+        for ax, arm in zip(axes[0], arms, strict=True):
+            ci = _intervals(hourly[hourly["arm"] == arm], ["interval"], "count")
+            if len(ci):
+                _band(ax, ci["interval"].to_numpy() + 0.5, ci, colours[strategy], strategy)
     for ax, arm in zip(axes[0], arms, strict=True):
-        part = spam[spam["arm"] == arm]
-        reps = max(int(runs.loc[runs["arm"] == arm, "replication"].nunique()), 1)
-        points = max(len(study.grid_points()), 1)
-        stacks = [part[part["strategy"] == s].groupby("interval")["count"].sum()
-                  .reindex(hours, fill_value=0).to_numpy() / (reps * points)
-                  for s in strategies]
-        if stacks:
-            ax.stackplot(hours + 0.5, stacks, labels=strategies,
-                         colors=[colours[s] for s in strategies])
         ax.set_title(arm, color=_colour(study, arm))
         ax.set_xlabel("simulated time [h]")
-    axes[0][0].set_ylabel("spam delivered [recipients/h, mean of runs]")
+    axes[0][0].set_ylabel("spam delivered [recipients/h]")
     axes[0][0].legend(title="strategy", loc="upper left", fontsize="small")
-    fig.suptitle("Spam by strategy as botnets adapt")
+    fig.suptitle("Spam by strategy as botnets adapt (mean, 95 % CI)")
     return fig
 
 
