@@ -198,7 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be positive")
-    figures = run_bench(args.scale, args.duration or 86_400)
+    figures = run_bench(args.scale, args.duration or 86_400, args.fidelity)
     print(json.dumps(figures) if args.json else format_table(figures))
     return 0
 
@@ -280,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
                        help="small: 10,000 subscribers; medium: 100,000; national: 1,000,000")
     bench.add_argument("--duration", type=float, metavar="SECONDS",
                        help="simulated time (default: one day)")
+    bench.add_argument("--fidelity", choices=["session", "command"], default="session",
+                       help="one event per session (default) or per SMTP/POP3 exchange")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON "
                        "object")
     bench.set_defaults(func=cmd_bench)

@@ -85,7 +85,7 @@ class POP3Hooks:
         user = self.server.user_index(username)
         if user is None:
             return None
-        drop = self.server.maildrops.open(user)
+        drop = self.server.maildrops.open(user, self.at)
         if drop is not None:
             self._user = user
         return drop

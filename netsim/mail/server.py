@@ -34,6 +34,7 @@ class ServerSettings:
     message_size_limit: int
     server_bandwidth_bps: float
     scan_mean_s: float = 0.0
+    per_command: bool = True   # fidelity: one event per exchange, or one per session
 
 
 class Listener(NamedTuple):
@@ -69,7 +70,8 @@ class MailServer:
         self.maildrops = Maildrops()
         self.policies: list[InboundPolicy] = default_policies()
         self.queue = OutboundQueue(self, resolver, retry, rng)
-        self.on_new_mail: Callable[[int], None] = lambda user: None
+        # called with the user and the delivery instant when a maildrop stops being empty
+        self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
         self.scan_rng = scan_rng
         self.stats_sessions = 0
         self.stats_wait_s = 0.0        # total time SMTP clients waited for a session slot
@@ -170,8 +172,9 @@ class MailServer:
                             self.hostname)
         if junk:
             return
-        if self.maildrops.add(user, StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))):
-            self.on_new_mail(user)
+        stored = StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))
+        if self.maildrops.add(user, stored, at):
+            self.on_new_mail(user, at)
 
     def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
              code: int, stopped_by: str) -> None:

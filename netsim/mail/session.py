@@ -9,6 +9,12 @@ Both engines are stepped at the moment a command is sent: the server's effects (
 a queued message) and the client's view of the reply happen in the same instant, so a message
 is never in two custodies at once; the times written to the ledger and the trace are computed
 exactly, as the instant each side would see it.
+
+Fidelity ``command`` makes every exchange one SimPy event. Fidelity ``session`` runs the whole
+dialogue through the engines in one step and makes only its end an event: the same engines,
+replies and computed instants, a fraction of the events. What differs is only what other
+processes can observe in between: policies read the clock at the session's start, and mail
+delivered during a POP3 session waits for the next one.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     one_way = conn.one_way_s
     proc = server.processing_s
     bps = server.bandwidth_bps(conn.src)
+    per_command = server.settings.per_command
     recipients = len(client.rcpt_to)
     server.stats_sessions += 1
     server.stats_smtp_sessions += 1
@@ -49,14 +56,19 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     with server.slots.request() as slot:
         yield slot
         server.stats_wait_s += env.now - asked
+        t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.smtp_engine(port, conn.src)
-        hooks.at = env.now + proc
+        hooks.at = t + proc
         reply = engine.greeting()
         wait = one_way + proc
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_replies(trace, env.now + wait, reply.wire_lines(), server.hostname, party)
-        yield env.timeout(wait)
+            _log_replies(trace, t + wait, reply.wire_lines(), server.hostname, party)
+        if per_command:
+            yield env.timeout(wait)
+            t = env.now
+        else:
+            t += wait
         command = client.receive(reply)
         settled = False
         while command is not None:
@@ -64,13 +76,13 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             transfer = command.size * 8 / bps if isinstance(command, Content) else 0.0
             # the server scans a message before it answers the final dot
             work = proc + (server.scan_time() if content else 0.0)
-            arrive = env.now + one_way + transfer
+            arrive = t + one_way + transfer
             hooks.at = arrive + work
             if trace is not None:
                 sent = ([*(text_lines() if text_lines else []), "."]
                         if content else [command.to_line()])
                 for line in sent:
-                    trace.log(env.now, "smtp", f"C: {line}", party, server.hostname)
+                    trace.log(t, "smtp", f"C: {line}", party, server.hostname)
             reply = engine.handle(command)
             nxt = client.receive(reply)
             if not settled and len(client.rcpt_replies) == recipients:
@@ -79,10 +91,16 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             if trace is not None:
                 _log_replies(trace, hooks.at + one_way, reply.wire_lines(), server.hostname,
                              party)
-            yield env.timeout(2 * one_way + transfer + work)
+            if per_command:
+                yield env.timeout(2 * one_way + transfer + work)
+                t = env.now
+            else:
+                t += 2 * one_way + transfer + work
             command = nxt
         if not settled:
-            on_settled(client, env.now)
+            on_settled(client, t)
+        if not per_command:
+            yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
 
 
 def _log_replies(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
@@ -103,24 +121,28 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
     one_way = conn.one_way_s
     proc = server.processing_s
     bps = server.bandwidth_bps(conn.src)
+    per_command = server.settings.per_command
     server.stats_sessions += 1
     with server.slots.request() as slot:
         yield slot
+        t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.pop3_engine(conn.port, conn.src)
-        hooks.at = env.now + proc
+        hooks.at = t + proc
         reply = engine.greeting()
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_pop3(trace, env.now + one_way + proc, reply.wire_lines(), server.hostname,
-                      party)
-        yield env.timeout(one_way + proc)
+            _log_pop3(trace, t + one_way + proc, reply.wire_lines(), server.hostname, party)
+        if per_command:
+            yield env.timeout(one_way + proc)
+            t = env.now
+        else:
+            t += one_way + proc
         command = client.receive(reply)
         try:
             while command is not None:
-                hooks.at = env.now + one_way + proc
+                hooks.at = t + one_way + proc
                 if trace is not None:
-                    trace.log(env.now, "pop3", f"C: {command.to_line()}", party,
-                              server.hostname)
+                    trace.log(t, "pop3", f"C: {command.to_line()}", party, server.hostname)
                 reply = engine.handle(command)
                 transfer = hooks.last_size * 8 / bps if isinstance(command, Retr) else 0.0
                 hooks.last_size = 0
@@ -130,10 +152,16 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
                 hooks.retrieved.clear()
                 if trace is not None:
                     _log_pop3(trace, arrive, reply.wire_lines(), server.hostname, party)
-                yield env.timeout(2 * one_way + proc + transfer)
+                if per_command:
+                    yield env.timeout(2 * one_way + proc + transfer)
+                    t = env.now
+                else:
+                    t += 2 * one_way + proc + transfer
                 command = client.receive(reply)
         finally:
             hooks.release()
+        if not per_command:
+            yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
 
 
 def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:

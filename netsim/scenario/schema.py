@@ -436,6 +436,11 @@ class Scenario(Strict):
 
     name: str = Field("scenario", description="Scenario name; results go to results/<name>/.")
     seed: int = Field(1, ge=0, description="Base seed of every random stream.")
+    fidelity: Literal["command", "session"] = Field(
+        "command", description="command: every SMTP/POP3 exchange is a simulated event; "
+        "session: each session's dialogue runs through the same engines in one step and only "
+        "its end is an event (several times fewer events; policies see the clock at the "
+        "session's start, and mail delivered during a POP3 session waits for the next).")
     duration_s: float = Field(86_400, gt=0, description="Simulated time [s]; one day by default.")
     isps: list[ISPConfig] = Field(min_length=1, description="The ISPs.")
     links: list[LinkConfig] | None = Field(None, description="ISP graph given edge by edge.")

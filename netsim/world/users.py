@@ -178,18 +178,19 @@ class UserPopulation:
             self.world.credentials.add((self.isp, user), "smtp")
 
     # -- retrieval -----------------------------------------------------------------------
-    def mail_arrived(self, user: int) -> None:
-        """A maildrop became non-empty: the user's MUA will collect it at its next check."""
+    def mail_arrived(self, user: int, at: float) -> None:
+        """Mail for ``user`` was delivered at ``at``: the MUA collects it at its next check."""
         if not self.checking[user]:
             self.checking[user] = True
-            self.env.process(self.check(user))
+            self.env.process(self.check(user, at))
 
-    def check(self, user: int) -> Process:
+    def check(self, user: int, after: float) -> Process:
         env, world, server = self.env, self.world, self.server
         interval = self.cfg.pop3_check_interval_s
         phase = float(self.check_phase[user])
-        # The next periodic check strictly after now.
-        wait = phase + (math.floor((env.now - phase) / interval) + 1) * interval - env.now
+        # The user's next periodic check strictly after the delivery.
+        after = max(after, env.now)
+        wait = phase + (math.floor((after - phase) / interval) + 1) * interval - env.now
         yield env.timeout(wait)
         waiting = server.maildrops.peek(user)
         trace = None
@@ -213,4 +214,4 @@ class UserPopulation:
             yield from pop3_session(env, conn, client, trace=trace)
         self.checking[user] = False
         if server.maildrops.count(user):
-            self.mail_arrived(user)
+            self.mail_arrived(user, env.now)
