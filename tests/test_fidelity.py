@@ -34,3 +34,15 @@ def test_session_fidelity_gives_the_same_outcomes_with_fewer_events():
     assert runs["session"].summary["counts"] == runs["command"].summary["counts"]
     events = {f: r.summary["sim"]["events"] for f, r in runs.items()}
     assert events["session"] < 0.6 * events["command"]
+
+
+def test_both_fidelities_agree_on_the_benchmark_country():
+    """Rate limits, adaptive bots, a content filter, policies in many ISPs: every
+    recipient's outcome is the same at both fidelities."""
+    from netsim.experiments.bench import bench_scenario
+
+    runs = {f: simulate(bench_scenario("small", 2 * 3600, f)) for f in ("command", "session")}
+    assert runs["command"].summary["counts"] == runs["session"].summary["counts"]
+    a, b = (runs[f].recipients_frame() for f in ("command", "session"))
+    assert (a["outcome"].astype(str) == b["outcome"].astype(str)).all()
+    assert (a["stopped_by"].astype(str) == b["stopped_by"].astype(str)).all()

@@ -20,6 +20,7 @@ Each refusal is a named reply; ``netsim.mail.policy.MECHANISMS`` names the mecha
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
@@ -112,7 +113,7 @@ class Greylisting(Policy):
         if key in self._passed:
             self.passed += 1
             return None
-        now = server.env.now
+        now = server.now
         pending = self._pending
         # A triplet not retried within the window is new again, so forgetting it is exact.
         while pending and now - next(iter(pending.values())) > self.retry_window_s:
@@ -137,7 +138,9 @@ class ContentFilter(Policy):
         false_positive_rate: Probability that anything else (legit mail, a bounce) is caught.
         action: ``"reject"`` refuses a caught message with 550; ``"junk"`` accepts it into
             the junk folder, which POP3 does not serve.
-        rng: The filter's own random stream, drawn once per examined message.
+        rng: The filter's own random stream; it is drawn once, for a key, and each
+            message's verdict is a keyed hash of its id: the same message gets the same
+            verdict whatever order messages are judged in (so both fidelities agree).
     """
 
     def __init__(self, detection_rate: float, false_positive_rate: float,
@@ -151,27 +154,33 @@ class ContentFilter(Policy):
         self.detection_rate = detection_rate
         self.false_positive_rate = false_positive_rate
         self.action = action
-        self.rng = rng
+        self._key = rng.bytes(16)
         self.examined = 0
         self.caught = 0
 
     def check_data(self, server: MailServer, session: SMTPSession, envelope: Envelope,
                    ) -> Reply | None:
-        # Outbound mail of own or authenticated clients is not filtered, and draws nothing:
-        # the stream then depends only on the inbound messages, so runs are reproducible.
+        # Outbound mail of own or authenticated clients is not filtered.
         if not _inbound(server, session):
             return None
         mail = envelope.payload
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
         self.examined += 1
         rate = self.detection_rate if mail.kind is Kind.SPAM else self.false_positive_rate
-        if self.rng.random() >= rate:
+        if self._uniform(mail.id) >= rate:
             return None
         self.caught += 1
         if self.action == "reject":
             return S550_CONTENT_REJECTED
         session.extra["folder"] = "junk"
         return None
+
+
+    def _uniform(self, message_id: int) -> float:
+        """A uniform number in [0, 1) fixed by the filter's key and the message."""
+        digest = hashlib.blake2b(message_id.to_bytes(8, "little"), key=self._key,
+                                 digest_size=8).digest()
+        return int.from_bytes(digest, "little") / 2**64
 
 
 class RateLimit(Policy):
@@ -198,7 +207,7 @@ class RateLimit(Policy):
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
         user = session.authenticated_user
-        now = server.env.now
+        now = server.now
         if not user or now < self.start_s:
             return None
         capacity = self.recipients_per_hour

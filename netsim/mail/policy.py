@@ -91,7 +91,7 @@ class RelayControl(Policy):
                    ) -> Reply | None:
         if domain_of(forward_path) == server.domain or session.authenticated_user:
             return None
-        if (session.port == 25 and server.env.now < self.auth_on_25_from
+        if (session.port == 25 and server.now < self.auth_on_25_from
                 and server.is_own_client(session.client_address)):
             return None
         return S554_RELAY_DENIED

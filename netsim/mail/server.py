@@ -73,11 +73,19 @@ class MailServer:
         # called with the user and the delivery instant when a maildrop stops being empty
         self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
         self.scan_rng = scan_rng
+        # the instant the server handles the current command; policies read it (``now``)
+        self.instant: float | None = None
         self.stats_sessions = 0
         self.stats_wait_s = 0.0        # total time SMTP clients waited for a session slot
         self.stats_smtp_sessions = 0
         self.pop3_security = "plaintext"   # or "apop", "stls", "pop3s"
         self._pop3_sessions = 0
+
+    @property
+    def now(self) -> float:
+        """When the server acts: the instant of the command it is handling (set by the
+        session adapter, so policies see the same time at either fidelity), else the clock."""
+        return self.env.now if self.instant is None else self.instant
 
     def scan_time(self) -> float:
         """Time to scan one message after the final dot (exponential; 0 when off)."""

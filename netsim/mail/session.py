@@ -12,9 +12,9 @@ exactly, as the instant each side would see it.
 
 Fidelity ``command`` makes every exchange one SimPy event. Fidelity ``session`` runs the whole
 dialogue through the engines in one step and makes only its end an event: the same engines,
-replies and computed instants, a fraction of the events. What differs is only what other
-processes can observe in between: policies read the clock at the session's start, and mail
-delivered during a POP3 session waits for the next one.
+replies and computed instants, a fraction of the events. Policies see each command's instant
+at either fidelity (``MailServer.now``); what differs is only what other processes can
+observe in between: mail delivered during a POP3 session waits for the next one.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
         server.stats_wait_s += env.now - asked
         t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.smtp_engine(port, conn.src)
-        hooks.at = t + proc
+        hooks.at = server.instant = t + proc
         reply = engine.greeting()
+        server.instant = None
         wait = one_way + proc
         if trace is not None:
             party = label(server.network, conn.src)
@@ -77,13 +78,14 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             # the server scans a message before it answers the final dot
             work = proc + (server.scan_time() if content else 0.0)
             arrive = t + one_way + transfer
-            hooks.at = arrive + work
+            hooks.at = server.instant = arrive + work
             if trace is not None:
                 sent = ([*(text_lines() if text_lines else []), "."]
                         if content else [command.to_line()])
                 for line in sent:
                     trace.log(t, "smtp", f"C: {line}", party, server.hostname)
             reply = engine.handle(command)
+            server.instant = None
             nxt = client.receive(reply)
             if not settled and len(client.rcpt_replies) == recipients:
                 settled = True

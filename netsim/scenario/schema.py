@@ -439,8 +439,8 @@ class Scenario(Strict):
     fidelity: Literal["command", "session"] = Field(
         "command", description="command: every SMTP/POP3 exchange is a simulated event; "
         "session: each session's dialogue runs through the same engines in one step and only "
-        "its end is an event (several times fewer events; policies see the clock at the "
-        "session's start, and mail delivered during a POP3 session waits for the next).")
+        "its end is an event (about half the events; the same outcomes, except that mail "
+        "delivered during a POP3 session waits for the next one).")
     duration_s: float = Field(86_400, gt=0, description="Simulated time [s]; one day by default.")
     isps: list[ISPConfig] = Field(min_length=1, description="The ISPs.")
     links: list[LinkConfig] | None = Field(None, description="ISP graph given edge by edge.")
