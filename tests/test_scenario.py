@@ -150,3 +150,11 @@ def test_every_field_is_documented():
         stack += model.__subclasses__()
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
+
+
+def test_a_prefix_must_be_written_as_text(tmp_path, capsys):
+    assert main(["run", "--set", "isps.0.dynamic_pool=true", "--set",
+                 "hosting_networks.hosting.prefix=5"]) == 2
+    err = capsys.readouterr().err
+    assert "isps[0].dynamic_pool: must be a prefix written like 10.1.0.0/16" in err
+    assert "hosting_networks[0].prefix" in err

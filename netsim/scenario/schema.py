@@ -27,6 +27,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _prefix_text(value: object) -> object:
+    """Prefixes are written as text (``10.1.0.0/16``); a number or a boolean is a mistake
+    that ``ipaddress`` would otherwise read as an address."""
+    if not isinstance(value, (str, ipaddress.IPv4Network)):
+        raise ValueError("must be a prefix written like 10.1.0.0/16")
+    return value
+
+
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError("must be lower-case letters, digits and '-', at most 63 characters")
@@ -146,6 +154,7 @@ class ISPConfig(Strict):
                                   "submission.")
 
     _name = field_validator("name")(_check_name)
+    _prefixes = field_validator("dynamic_pool", "server_network", mode="before")(_prefix_text)
 
     @field_validator("domain")
     @classmethod
@@ -197,6 +206,7 @@ class VisitedNetworkConfig(Strict):
                                          "captured. Not published: sweep it.")
 
     _name = field_validator("name")(_check_name)
+    _prefix = field_validator("prefix", mode="before")(_prefix_text)
 
 
 class HostingNetworkConfig(Strict):
@@ -209,6 +219,7 @@ class HostingNetworkConfig(Strict):
                                       "centre [s]. Assumed.")
 
     _name = field_validator("name")(_check_name)
+    _prefix = field_validator("prefix", mode="before")(_prefix_text)
 
 
 class DNSConfig(Strict):
