@@ -30,7 +30,7 @@ from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.net import text
-from netsim.protocols import Credentials, Reply
+from netsim.protocols import Credentials
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig
 
 if TYPE_CHECKING:
@@ -129,14 +129,11 @@ class SpamSessions:
                 yield env.timeout(sender.retry_delay_s)
                 continue
             # temporary refusals the sender never retries end here, with their 4xx code
-            refuse(world.ledger, mail, pending, {a: refused.get(a, _GAVE_UP) for a in pending},
-                   env.now, trace)
+            refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now,
+                   trace)
             break
         world.outbox.drop(mail)
         return accepted > 0
-
-
-_GAVE_UP = Reply(451, "4.3.0", "temporary failure, not retried")
 
 
 class Botnet:
