@@ -9,13 +9,12 @@ the stored value is updated on purpose only::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import struct
-from pathlib import Path
 
 from netsim.scenario import Scenario
+from netsim.verify.stored import print_or_update
 from netsim.world.build import CountingEnvironment, World
 
 FINGERPRINT_SCENARIO = {
@@ -68,15 +67,5 @@ def fingerprint(scenario: Scenario | None = None) -> dict[str, object]:
             "sha256": env.digest.hexdigest()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--update", metavar="FILE", help="write the fingerprint to FILE")
-    args = parser.parse_args()
-    value = fingerprint()
-    print(json.dumps(value, indent=2))
-    if args.update:
-        Path(args.update).write_text(json.dumps(value, indent=2) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    print_or_update(fingerprint, "fingerprint", __doc__)

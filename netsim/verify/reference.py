@@ -9,13 +9,12 @@ than the two intervals allow fails the test; updating the reference is a deliber
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from netsim.experiments import mean_interval, plan, run_plan
+from netsim.verify.stored import print_or_update
 
 STUDY = Path(__file__).resolve().parents[2] / "experiments" / "policy-comparison.yaml"
 REPLICATIONS = 4
@@ -55,15 +54,5 @@ def compare(current: dict[str, Any], reference: dict[str, Any]) -> list[str]:
     return problems
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--update", metavar="FILE", help="write the reference to FILE")
-    args = parser.parse_args()
-    figures = headline_figures()
-    print(json.dumps(figures, indent=2))
-    if args.update:
-        Path(args.update).write_text(json.dumps(figures, indent=2) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    print_or_update(headline_figures, "reference", __doc__)
