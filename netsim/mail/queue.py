@@ -20,6 +20,7 @@ from netsim.mail.message import Mail, domain_of
 from netsim.mail.outbox import attempt
 from netsim.mail.policy import mechanism
 from netsim.mail.routing import RouteStatus, resolve_mx
+from netsim.mail.trace import following
 from netsim.net import Resolver
 from netsim.protocols import Reply
 
@@ -93,7 +94,7 @@ class OutboundQueue:
     def _attempt(self, entry: QueueEntry) -> Generator[simpy.Event, Any, None]:
         """One delivery attempt: resolve, try the MX addresses in order, run SMTP."""
         server, mail, env = self.server, entry.mail, self.env
-        trace = server.tracer if server.tracer is not None and server.tracer.wants(mail) else None
+        trace = following(server.tracer, mail)
         route = yield from resolve_mx(env, self.resolver, entry.domain, self.rng, trace,
                                       server.hostname)
         if route.status is RouteStatus.NXDOMAIN:

@@ -21,7 +21,7 @@ from netsim.mail.mailbox import Maildrops
 from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
 from netsim.mail.policy import InboundPolicy, default_policies
 from netsim.mail.queue import OutboundQueue, RetryPolicy
-from netsim.mail.trace import Tracer
+from netsim.mail.trace import Tracer, following
 from netsim.net import Network, Resolver
 from netsim.protocols import POP3Server, SMTPServer, StoredMessage
 
@@ -174,10 +174,11 @@ class MailServer:
             raise AssertionError(f"{self.hostname}: no mailbox for {address}")
         row = mail.rows[address]
         self.ledger.finish(row, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
-        if self.tracer is not None and self.tracer.wants(mail):
+        trace = following(self.tracer, mail)
+        if trace is not None:
             where = "junk folder" if junk else "maildrop"
-            self.tracer.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}",
-                            self.hostname)
+            trace.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}",
+                      self.hostname)
         if junk:
             return
         stored = StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))
@@ -187,11 +188,12 @@ class MailServer:
     def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
              code: int, stopped_by: str) -> None:
         """Final failure of recipients in this server's custody; bounce to the sender."""
+        trace = following(self.tracer, mail)
         for address, row in rows.items():
             self.ledger.finish(row, outcome, at, code=code, stopped_by=stopped_by)
-            if self.tracer is not None and self.tracer.wants(mail):
-                self.tracer.log(at, "outcome", f"{address}: {outcome} ({stopped_by}, {code})",
-                                self.hostname)
+            if trace is not None:
+                trace.log(at, "outcome", f"{address}: {outcome} ({stopped_by}, {code})",
+                          self.hostname)
         if mail.mail_from:   # never bounce a bounce
             self.bounce(mail, at)
 

@@ -61,3 +61,8 @@ class Tracer:
         """The journey, in time order, one line per event."""
         return "\n".join(f"{line.at:12.6f}  {line.topic:<8} {line.text}"
                          for line in self.ordered())
+
+
+def following(tracer: Tracer | None, mail: Mail) -> Tracer | None:
+    """The tracer if it follows ``mail``, else None: what the processes pass on."""
+    return tracer if tracer is not None and tracer.wants(mail) else None

@@ -29,6 +29,7 @@ import simpy
 from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
+from netsim.mail.trace import following
 from netsim.net import text
 from netsim.protocols import Credentials
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig
@@ -97,7 +98,7 @@ class SpamSessions:
         means the recipient domain's MX."""
         world, env = self.world, self.world.env
         pending = world.outbox.hold(mail)
-        trace = world.tracer if world.tracer is not None and world.tracer.wants(mail) else None
+        trace = following(world.tracer, mail)
         port = 587 if credentials is not None else 25
         helo = f"h{text(sender.address).replace('.', '-')}.example"
         accepted = 0

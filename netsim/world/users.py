@@ -18,6 +18,7 @@ import simpy
 
 from netsim.mail import Kind, Mail, SenderType, pop3_session
 from netsim.mail.outbox import attempt, blocked, refuse
+from netsim.mail.trace import following
 from netsim.net import NetKind, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
 
@@ -146,7 +147,7 @@ class UserPopulation:
         port = 587 if self.mua_587[user] else 25
         source, net = where
         pending = world.outbox.hold(mail)
-        trace = world.tracer if world.tracer is not None and world.tracer.wants(mail) else None
+        trace = following(world.tracer, mail)
         credentials = Credentials(f"user{user}", server.password(user)) if port == 587 else None
         helo = f"h{text(source).replace('.', '-')}.{net.name}.example"
         refused: dict[str, Reply] = {}
@@ -192,10 +193,10 @@ class UserPopulation:
         after = max(after, env.now)
         wait = phase + (math.floor((after - phase) / interval) + 1) * interval - env.now
         yield env.timeout(wait)
-        waiting = server.maildrops.peek(user)
-        trace = None
-        if world.tracer is not None and any(world.tracer.wants(cast(tuple[Mail, int], m.payload)[0])
-                                             for m in waiting):
+        trace = None   # follow the session if it may carry a traced message
+        if world.tracer is not None and any(
+                world.tracer.wants(cast(tuple[Mail, int], m.payload)[0])
+                for m in server.maildrops.peek(user)):
             trace = world.tracer
         # Where the user checks from matters for latency; captures of roaming logins are
         # counted by the aggregated capture process (netsim.world.credentials).
