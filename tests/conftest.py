@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,3 +33,13 @@ def tiny_scenario(**changes: Any) -> Scenario:
 @pytest.fixture
 def tiny() -> Scenario:
     return tiny_scenario()
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll until ``check()`` is true, for at most ``seconds`` (for tests on real sockets)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()

@@ -13,13 +13,13 @@ import poplib
 import smtplib
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap, RelaySettings
 from netsim.scenario import load_scenario
+from tests.conftest import wait_for
 
 HELO = "pc.example"
 STRANGER = "127.0.0.1"
@@ -30,16 +30,6 @@ MESSAGE = b"From: <{0}>\r\nSubject: test\r\n\r\nThis is a test mail\r\n.a line w
 
 def password(domain: str, user: int) -> str:
     return f"pw-{domain}-{user}"
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Poll until ``check()`` is true (bounded)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 @pytest.fixture(scope="module")

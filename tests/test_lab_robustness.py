@@ -10,7 +10,7 @@ import re
 import smtplib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap, RelaySettings
 from netsim.scenario import Scenario
-from tests.conftest import tiny_scenario
+from tests.conftest import tiny_scenario, wait_for
 
 SMTP_LINE = re.compile(rb"^\d{3}[ -]")
 POP3_STATUS = re.compile(rb"^(\+OK|-ERR)( |$)")
@@ -73,15 +73,6 @@ class Line:
 
 def mailbox(background: BackgroundLab, isp: str, user: int) -> list[bytes]:
     return background.call(lambda: background.lab.mailbox(isp, user))
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def test_session_cap_refuses_with_421_and_err() -> None:
