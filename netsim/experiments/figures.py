@@ -229,33 +229,39 @@ def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> 
     return fig
 
 
-def credentials(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    _grouped_bars(left, runs, study, {"credentials_captured_pop3": "captured\n(POP3)",
-                                      "credentials_captured_smtp_auth": "captured\n(SMTP AUTH)",
-                                      "credentials_accounts_used": "accounts\nabused"})
-    left.set_ylabel("accounts per run")
-    left.set_title("Credentials captured and abused")
-    left.legend(title="arm")
-    _grouped_bars(right, runs, study, {"spam_attempted_via_stolen_587": "attempted",
-                                       "spam_delivered_via_stolen_587": "delivered"})
-    right.set_ylabel("spam recipients per run")
-    right.set_title("Spam through stolen submission accounts")
+Panel = tuple[dict[str, str], str, str]   # metrics → bar labels, y label, title
+
+
+def _bar_panels(runs: pd.DataFrame, study: Study, *panels: Panel) -> Figure:
+    """Side-by-side panels of grouped bars, one bar per arm, the legend in the first."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (metrics, ylabel, title) in zip(axes[0], panels, strict=True):
+        _grouped_bars(ax, runs, study, metrics)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+    axes[0][0].legend(title="arm")
     return fig
+
+
+def credentials(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    return _bar_panels(
+        runs, study,
+        ({"credentials_captured_pop3": "captured\n(POP3)",
+          "credentials_captured_smtp_auth": "captured\n(SMTP AUTH)",
+          "credentials_accounts_used": "accounts\nabused"},
+         "accounts per run", "Credentials captured and abused"),
+        ({"spam_attempted_via_stolen_587": "attempted",
+          "spam_delivered_via_stolen_587": "delivered"},
+         "spam recipients per run", "Spam through stolen submission accounts"))
 
 
 def defences(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    _grouped_bars(left, runs, study, {"spam_delivered": "spam\ndelivered",
-                                      "spam_junked": "spam\njunked"})
-    left.set_ylabel("spam recipients per run")
-    left.set_title("Spam reaching inboxes and junk folders")
-    left.legend(title="arm")
-    _grouped_bars(right, runs, study, {"legit_delivery_median_s": "median",
-                                       "legit_delivery_p90_s": "90th percentile"})
-    right.set_ylabel("legitimate delivery time [s]")
-    right.set_title("What defences cost legitimate mail")
-    return fig
+    return _bar_panels(
+        runs, study,
+        ({"spam_delivered": "spam\ndelivered", "spam_junked": "spam\njunked"},
+         "spam recipients per run", "Spam reaching inboxes and junk folders"),
+        ({"legit_delivery_median_s": "median", "legit_delivery_p90_s": "90th percentile"},
+         "legitimate delivery time [s]", "What defences cost legitimate mail"))
 
 
 DRAW: dict[str, Callable[[pd.DataFrame, pd.DataFrame, Study], Figure]] = {
