@@ -24,37 +24,31 @@ class SMTPHooks:
         self.server = server
         self.at = 0.0
 
-    def on_connect(self, session: SMTPSession) -> Reply | None:
+    def _consult(self, check: str, session: SMTPSession, *args: object) -> Reply | None:
+        """The first refusal among the server's policies, in order; None if none objects."""
         for policy in self.server.policies:
-            reply = policy.check_connect(self.server, session)
+            reply: Reply | None = getattr(policy, check)(self.server, session, *args)
             if reply is not None:
                 return reply
         return None
+
+    def on_connect(self, session: SMTPSession) -> Reply | None:
+        return self._consult("check_connect", session)
 
     def check_mail(self, session: SMTPSession, reverse_path: str) -> Reply | None:
-        for policy in self.server.policies:
-            reply = policy.check_mail(self.server, session, reverse_path)
-            if reply is not None:
-                return reply
-        return None
+        return self._consult("check_mail", session, reverse_path)
 
     def check_rcpt(self, session: SMTPSession, forward_path: str) -> Reply | None:
-        for policy in self.server.policies:
-            reply = policy.check_rcpt(self.server, session, forward_path)
-            if reply is not None:
-                return reply
-        return None
+        return self._consult("check_rcpt", session, forward_path)
 
     def authenticate(self, session: SMTPSession, mechanism: str, username: str,
                      password: str) -> bool:
-        user = self.server.user_index(username)
-        return user is not None and password == self.server.password(user)
+        return self.server.password_ok(username, password)
 
     def deliver(self, session: SMTPSession, envelope: Envelope) -> Reply:
-        for policy in self.server.policies:
-            reply = policy.check_data(self.server, session, envelope)
-            if reply is not None:
-                return reply
+        reply = self._consult("check_data", session, envelope)
+        if reply is not None:
+            return reply
         mail = envelope.payload
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
         junk = session.extra.pop("folder", None) == "junk"
@@ -73,8 +67,7 @@ class POP3Hooks:
         self._user: int | None = None
 
     def authenticate(self, session: POP3Session, username: str, password: str) -> bool:
-        user = self.server.user_index(username)
-        return user is not None and password == self.server.password(user)
+        return self.server.password_ok(username, password)
 
     def apop_secret(self, session: POP3Session, username: str) -> str | None:
         user = self.server.user_index(username)

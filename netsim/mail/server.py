@@ -118,6 +118,11 @@ class MailServer:
         """The account's password (plain text, as POP3 and AUTH PLAIN carry it)."""
         return f"pw-{self.domain}-{user}"
 
+    def password_ok(self, name: str, password: str) -> bool:
+        """Whether ``password`` is the account's (for POP3 and SMTP AUTH alike)."""
+        user = self.user_index(name)
+        return user is not None and password == self.password(user)
+
     def is_own_client(self, client_address: object) -> bool:
         return (isinstance(client_address, int)
                 and self.network.plan.subnet_of(client_address).index in self.own_subnets)
