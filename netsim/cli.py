@@ -280,8 +280,9 @@ def parser() -> argparse.ArgumentParser:
                        help="small: 10,000 subscribers; medium: 100,000; national: 1,000,000")
     bench.add_argument("--duration", type=float, metavar="SECONDS",
                        help="simulated time (default: one day)")
-    bench.add_argument("--fidelity", choices=["session", "command"], default="session",
-                       help="one event per session (default) or per SMTP/POP3 exchange")
+    bench.add_argument("--fidelity", choices=["flow", "session", "command"], default="flow",
+                       help="users' mail in bulk (default), one event per session, or one "
+                       "per SMTP/POP3 exchange")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON "
                        "object")
     bench.set_defaults(func=cmd_bench)

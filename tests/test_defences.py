@@ -65,6 +65,7 @@ def _send(world: World, source: int, rcpts: list[str], *, port: int = 25,
     """One full SMTP session from ``source`` to isp-b's server, with ledger rows."""
     engine, _ = world.servers[1].smtp_engine(port, source)
     mail = Mail(world.next_id(), kind, SenderType.USER, SENDER, 500, world.env.now)
+    mail.key = mail.id   # a key of its own, as every sender gives its messages
     world.ledger.add(mail, rcpts, origin_isp="isp-a", origin_network="test", path="test",
                      first_hop_port=port)
     client = SMTPClient("client.example", mail.mail_from, rcpts, size=500, payload=mail,
@@ -78,7 +79,7 @@ def _codes(client: SMTPClient) -> dict[str, int]:
 
 
 def _envelope(kind: Kind, message_id: int = 1) -> Envelope:
-    mail = Mail(message_id, kind, SenderType.USER, SENDER, 500, 0.0)
+    mail = Mail(message_id, kind, SenderType.USER, SENDER, 500, 0.0, key=message_id)
     return Envelope(SENDER, (LOCAL1,), 500, mail, "client.example", None)
 
 

@@ -193,7 +193,8 @@ def test_bench_small_world_reports_its_figures(capsys):
     assert set(figures) >= {"messages_per_s", "floor_events_per_s", "ratio", "peak_rss_mb",
                             "bytes_per_subscriber", "messages", "wall_s"}
     assert figures["subscribers"] == pytest.approx(10_000, rel=0.01)
-    assert figures["messages"] > 0 and figures["events"] > figures["messages"]
+    assert figures["fidelity"] == "flow"
+    assert 0 < figures["messages"] <= figures["recipients"] and figures["events"] > 0
     assert figures["ratio"] == pytest.approx(figures["messages_per_s"]
                                              / figures["floor_events_per_s"], rel=1e-3)
     assert main(["bench", "--duration", "-1"]) == 2

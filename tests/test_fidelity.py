@@ -1,17 +1,21 @@
-"""The faster path gives the same outcomes as the per-command path on the same seeded world.
+"""The faster paths give the same outcomes as the per-command path on the same seeded world.
 
 Fidelity ``session`` runs each dialogue through the same engines in one step; only what other
 processes could observe mid-session may differ: mail delivered during a POP3 session is
-collected at the next one.
+collected at the next one. Fidelity ``flow`` decides users' mail as arrays through the same
+policies; every recipient ends the same, at the same computed instant but for DNS answers
+drawn in another order and checks made from home.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from netsim.scenario import Scenario
 from netsim.verify.fingerprint import FINGERPRINT_SCENARIO
-from netsim.world import simulate
+from netsim.world import World, simulate
 
 
 def test_session_fidelity_gives_the_same_outcomes_with_fewer_events():
@@ -46,3 +50,107 @@ def test_both_fidelities_agree_on_the_benchmark_country():
     a, b = (runs[f].recipients_frame() for f in ("command", "session"))
     assert (a["outcome"].astype(str) == b["outcome"].astype(str)).all()
     assert (a["stopped_by"].astype(str) == b["stopped_by"].astype(str)).all()
+
+
+# Every policy the flow path decides, most with a start time inside the run: OP25B (drop,
+# and reject), a submission port opening late, AUTH on 25, tight rate limits, greylisting, a
+# blocklist of dynamic and visited networks, a content filter that rejects, scan times, APOP,
+# SERVFAIL, mistyped users and domains, oversized messages, roaming users on two hotels.
+EQUIVALENCE_WORLD = {
+    "name": "flow-equivalence", "seed": 11, "duration_s": 6 * 3600,
+    "isps": [
+        {"name": "isp-a", "domain": "isp-a.example", "subscribers": 80,
+         "dynamic_pool": "10.1.0.0/24", "server_network": "192.168.1.0/28", "bot_fraction": 0,
+         "policies": {"op25b": {"start_s": 3600}}},
+        {"name": "isp-b", "domain": "isp-b.example", "subscribers": 60,
+         "dynamic_pool": "10.2.0.0/24", "server_network": "192.168.2.0/28", "bot_fraction": 0,
+         "policies": {"auth_on_25": {"start_s": 7200},
+                      "rate_limit": {"recipients_per_hour": 3}},
+         "mail_server": {"scan_mean_s": 0.5}},
+        {"name": "isp-c", "domain": "isp-c.example", "subscribers": 50,
+         "dynamic_pool": "10.3.0.0/24", "server_network": "192.168.3.0/28", "bot_fraction": 0,
+         "policies": {"op25b": {"action": "reject"}, "submission": None}},
+        {"name": "isp-d", "domain": "isp-d.example", "subscribers": 40,
+         "dynamic_pool": "10.4.0.0/24", "server_network": "192.168.4.0/28", "bot_fraction": 0,
+         "policies": {"submission": {"start_s": 5400}},
+         "mail_server": {"pop3_security": "apop"}}],
+    "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.01},
+              {"a": "isp-b", "b": "isp-c", "latency_s": 0.02},
+              {"a": "isp-c", "b": "isp-d", "latency_s": 0.03}],
+    "visited_networks": [{"name": "hotel", "prefix": "172.16.0.0/24", "upstream": "isp-a",
+                          "eavesdrop_probability": 0.3},
+                         {"name": "cafe", "prefix": "172.17.0.0/24", "upstream": "isp-d",
+                          "eavesdrop_probability": 0.3}],
+    "users": {"sends_per_day": 40.0, "roaming_share": 0.15, "mistyped_user_share": 0.03,
+              "mistyped_domain_share": 0.02, "size_sigma": 3.0},
+    "dns": {"servfail_rate": 0.05},
+    "defences": {"greylisting": True, "blocklist": {"listed": ["dynamic", "visited"]},
+                 "content_filter": {"action": "reject", "false_positive_rate": 0.05}},
+}
+SAME_MESSAGE = ["kind", "origin_isp", "created_s", "rcpt_index", "rcpt_domain"]
+
+
+def _joined(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The recipients of both runs side by side, matched by message and recipient."""
+    for frame in (a, b):
+        for column in frame.select_dtypes("category"):
+            frame[column] = frame[column].astype(str)
+    return a.merge(b, on=SAME_MESSAGE, how="outer", suffixes=("_engine", "_flow"),
+                   indicator=True)
+
+
+def test_flow_gives_every_recipient_the_engines_outcome():
+    runs = {f: simulate(Scenario.model_validate({**EQUIVALENCE_WORLD, "fidelity": f}))
+            for f in ("session", "flow")}
+    engine, flow = runs["session"], runs["flow"]
+    assert flow.summary["counts"] == engine.summary["counts"]
+    assert flow.summary["stopped_by"] == engine.summary["stopped_by"]
+    assert flow.summary["credentials"] == engine.summary["credentials"]
+    # every mechanism of the world stopped something, so each was compared
+    assert set(flow.summary["stopped_by"]["legit"]) >= {
+        "op25b", "connection_refused", "relay_denied", "user_unknown", "nxdomain",
+        "rate_limit", "blocklist", "content_filter", "message_size"}
+    both = _joined(engine.recipients_frame(), flow.recipients_frame())
+    legit = both[both["kind"] == "legit"]
+    assert (legit["_merge"] == "both").all() and len(legit) > 2000
+    for column in ("outcome", "stopped_by", "reply_code", "sender", "path", "origin_network",
+                   "first_hop_port", "left_origin"):
+        assert (legit[f"{column}_engine"] == legit[f"{column}_flow"]).all(), column
+    # instants: the same arithmetic; DNS answers drawn in another order move a few
+    for column, within in (("finished_s", 1.0), ("delivered_s", 1.0), ("retrieved_s", 2.0)):
+        gap = (legit[f"{column}_engine"].fillna(-1) - legit[f"{column}_flow"].fillna(-1)).abs()
+        assert gap.max() < within, column
+    assert ((legit["finished_s_engine"] - legit["finished_s_flow"]).abs() < 1e-6).mean() > 0.98
+    events = {f: r.summary["sim"]["events"] for f, r in runs.items()}
+    assert events["flow"] < 0.1 * events["session"]
+
+
+def test_flow_agrees_on_the_benchmark_country():
+    """Bots of every strategy beside the users: spam runs through the engines at both
+    fidelities, and every recipient of either kind ends the same."""
+    from netsim.experiments.bench import bench_scenario
+
+    runs = {f: simulate(bench_scenario("small", 2 * 3600, f)) for f in ("session", "flow")}
+    engine, flow = runs["session"].summary, runs["flow"].summary
+    for key in ("counts", "stopped_by", "legit_delivery", "credentials"):
+        assert flow[key] == engine[key], key
+    assert flow["spam_by_origin"] == engine["spam_by_origin"]
+    both = _joined(runs["session"].recipients_frame(), runs["flow"].recipients_frame())
+    matched = both[both["_merge"] == "both"]
+    assert len(matched) > 0.99 * len(both)    # bounces are made at instants DNS may move
+    assert (matched["outcome_engine"] == matched["outcome_flow"]).all()
+    assert (matched["stopped_by_engine"] == matched["stopped_by_flow"]).all()
+
+
+def test_flow_refuses_a_policy_it_cannot_ask():
+    from netsim.mail.policy import Policy
+    from netsim.world.flow import FlowError, check_supported
+
+    class SenderCheck(Policy):
+        def check_mail(self, server, session, reverse_path):   # judges MAIL FROM
+            return None
+
+    world = World(Scenario.model_validate({**EQUIVALENCE_WORLD, "fidelity": "session"}))
+    world.servers[0].policies.append(SenderCheck())
+    with pytest.raises(FlowError, match=r"SenderCheck at mail\.isp-a\.example"):
+        check_supported(world)

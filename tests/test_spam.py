@@ -145,7 +145,8 @@ def test_greylisting_stops_non_retrying_bots_and_delays_legit_by_the_retry_inter
     f = frame(world(botnets=bots, spam={"botnets": bots, "invalid_recipient_share": 0.0},
                     defences={"greylisting": {"delay_s": 300}}))
     spam = f[(f["kind"] == "spam") & f["cross"]]
-    assert (spam["outcome"] == "delivered").sum() == 0
+    # only a triplet that a bot happens to repeat after the delay passes, as postgrey lets it
+    assert (spam["outcome"] == "delivered").mean() < 0.001
     assert (spam["stopped_by"] == "greylisting").mean() > 0.95
     legit = f[(f["kind"] == "legit") & f["cross"] & (f["outcome"] == "delivered")]
     delay = legit["delivered_s"] - legit["created_s"]

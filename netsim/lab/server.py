@@ -134,7 +134,7 @@ class Lab:
         return str(name[0]), int(name[1])
 
     def _open_submission_later(self) -> None:
-        """A submission port with a start time opens then (as ``_listen_from`` would in a
+        """A submission port with a start time opens then (as ``MailServer.listen_from`` does in a
         simulation run: the world is never run here, so the lab keeps that appointment)."""
         loop = asyncio.get_running_loop()
         for i, isp in enumerate(self.world.scenario.isps):

@@ -20,13 +20,13 @@ Each refusal is a named reply; ``netsim.mail.policy.MECHANISMS`` names the mecha
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from netsim.mail.draws import keyed_uniform, salt
 from netsim.mail.message import Kind, Mail
 from netsim.mail.policy import Policy
 from netsim.net import AddressPlan, NetKind
@@ -139,8 +139,9 @@ class ContentFilter(Policy):
         action: ``"reject"`` refuses a caught message with 550; ``"junk"`` accepts it into
             the junk folder, which POP3 does not serve.
         rng: The filter's own random stream; it is drawn once, for a key, and each
-            message's verdict is a keyed hash of its id: the same message gets the same
-            verdict whatever order messages are judged in (so both fidelities agree).
+            message's verdict is a keyed hash of the message's ``key``: the same message
+            gets the same verdict whatever order messages are judged in, and whichever path
+            (engine or flow) judges it.
     """
 
     def __init__(self, detection_rate: float, false_positive_rate: float,
@@ -154,7 +155,7 @@ class ContentFilter(Policy):
         self.detection_rate = detection_rate
         self.false_positive_rate = false_positive_rate
         self.action = action
-        self._key = rng.bytes(16)
+        self.salt = salt(rng)
         self.examined = 0
         self.caught = 0
 
@@ -167,7 +168,7 @@ class ContentFilter(Policy):
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
         self.examined += 1
         rate = self.detection_rate if mail.kind is Kind.SPAM else self.false_positive_rate
-        if self._uniform(mail.id) >= rate:
+        if float(self.uniform(np.array([mail.key]))[0]) >= rate:
             return None
         self.caught += 1
         if self.action == "reject":
@@ -176,11 +177,15 @@ class ContentFilter(Policy):
         return None
 
 
-    def _uniform(self, message_id: int) -> float:
-        """A uniform number in [0, 1) fixed by the filter's key and the message."""
-        digest = hashlib.blake2b(message_id.to_bytes(8, "little"), key=self._key,
-                                 digest_size=8).digest()
-        return int.from_bytes(digest, "little") / 2**64
+    def caught_many(self, keys: np.ndarray, spam: bool) -> np.ndarray:
+        """Which of these messages (by key) the filter catches: the flow path's verdicts,
+        the same as :meth:`check_data` gives each of them."""
+        rate = self.detection_rate if spam else self.false_positive_rate
+        return self.uniform(keys) < rate
+
+    def uniform(self, keys: np.ndarray) -> np.ndarray:
+        """The uniform number each message's verdict compares with its rate."""
+        return keyed_uniform(keys, self.salt)
 
 
 class RateLimit(Policy):

@@ -42,6 +42,9 @@ class Mail:
     origin: str = ""          # the ISP (or hosting network) it came from
     rows: dict[str, int] = field(default_factory=dict)
     parent: int | None = None  # the message a bounce reports on
+    # a 64-bit handle fixed by the sender's own random stream (a bounce derives its own from
+    # its parent's): content filters judge a message by it, whatever its id at either fidelity
+    key: int = 0
 
     @property
     def recipients(self) -> list[str]:

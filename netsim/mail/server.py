@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import simpy
 
+from netsim.mail.draws import keyed_exponential, salt
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
@@ -35,6 +36,17 @@ class ServerSettings:
     server_bandwidth_bps: float
     scan_mean_s: float = 0.0
     per_command: bool = True   # fidelity: one event per exchange, or one per session
+
+
+def bounce_key(parent_key: int) -> int:
+    """A bounce's key, derived from its parent's (a bounce is judged apart from it)."""
+    return (parent_key * 0x9E3779B97F4A7C15 + 1) % 2**63
+
+
+class DeliverySink(Protocol):
+    """Takes deliveries instead of the maildrops (``netsim.world.retrieval``)."""
+
+    def add_one(self, server: MailServer, user: int, row: int, at: float, size: int) -> None: ...
 
 
 class Listener(NamedTuple):
@@ -72,7 +84,11 @@ class MailServer:
         self.queue = OutboundQueue(self, resolver, retry, rng)
         # called with the user and the delivery instant when a maildrop stops being empty
         self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
-        self.scan_rng = scan_rng
+        self.scan_salt = salt(scan_rng) if scan_rng is not None else 0
+        # when each port starts listening (a policy's start time may lie ahead)
+        self.opens: dict[int, float] = {}
+        # at fidelity flow: where deliveries go to be retrieved (no maildrop, no POP3 session)
+        self.retrievals: DeliverySink | None = None
         # the instant the server handles the current command; policies read it (``now``)
         self.instant: float | None = None
         self.stats_sessions = 0
@@ -87,16 +103,26 @@ class MailServer:
         session adapter, so policies see the same time at either fidelity), else the clock."""
         return self.env.now if self.instant is None else self.instant
 
-    def scan_time(self) -> float:
-        """Time to scan one message after the final dot (exponential; 0 when off)."""
+    def scan_time(self, key: int) -> float:
+        """Time to scan the message with ``key`` after the final dot (exponential, keyed by
+        the message: the same at every fidelity; 0 when off)."""
         mean = self.settings.scan_mean_s
-        if mean <= 0 or self.scan_rng is None:
+        if mean <= 0:
             return 0.0
-        return float(self.scan_rng.exponential(mean))
+        return float(keyed_exponential(np.array([key]), self.scan_salt, mean)[0])
 
     def listen(self, port: int) -> None:
         """Start accepting connections on a port (25 and 587 SMTP, 110 and 995 POP3)."""
         self.network.listen(self.address, port, Listener(self, port))
+        self.opens[port] = min(self.opens.get(port, self.env.now), self.env.now)
+
+    def listen_from(self, port: int, start_s: float) -> None:
+        """Start accepting connections on a port at ``start_s`` (now, if already past)."""
+        if start_s <= self.env.now:
+            self.listen(port)
+            return
+        self.opens[port] = start_s
+        self.env.timeout(start_s - self.env.now).callbacks.append(lambda _: self.listen(port))
 
     # -- accounts ----------------------------------------------------------------------
     def address_of(self, user: int) -> str:
@@ -186,6 +212,9 @@ class MailServer:
                       self.hostname)
         if junk:
             return
+        if self.retrievals is not None:
+            self.retrievals.add_one(self, user, row, at, mail.size)
+            return
         stored = StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))
         if self.maildrops.add(user, stored, at):
             self.on_new_mail(user, at)
@@ -205,7 +234,7 @@ class MailServer:
     def bounce(self, mail: Mail, at: float) -> None:
         """A delivery status notification from MAILER-DAEMON to the original sender."""
         dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", 2_000, at,
-                   origin=self.isp, parent=mail.id)
+                   origin=self.isp, parent=mail.id, key=bounce_key(mail.key))
         self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network=self.isp,
                         path="bounce", first_hop_port=0)
         if self.tracer is not None:

@@ -76,7 +76,7 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             content = isinstance(command, Content)
             transfer = command.size * 8 / bps if isinstance(command, Content) else 0.0
             # the server scans a message before it answers the final dot
-            work = proc + (server.scan_time() if content else 0.0)
+            work = proc + (server.scan_time(_key(command)) if content else 0.0)
             arrive = t + one_way + transfer
             hooks.at = server.instant = arrive + work
             if trace is not None:
@@ -103,6 +103,11 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             on_settled(client, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+
+
+def _key(content: object) -> int:
+    """The message's key, for its keyed scan time (0 for a payload that is not a Mail)."""
+    return int(getattr(getattr(content, "payload", None), "key", 0))
 
 
 def _log_replies(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:

@@ -108,6 +108,16 @@ class Resolver:
         self.queries = 0
         self.cache_hits = 0
 
+    def cached_until(self, name: str, rtype: str) -> float:
+        """Until when the cache answers this query (-inf: not cached)."""
+        hit = self._cache.get((name, rtype))
+        return hit[0] if hit is not None else -math.inf
+
+    def count_hits(self, n: int) -> None:
+        """Count ``n`` queries answered from the cache without asking (the flow path's)."""
+        self.queries += n
+        self.cache_hits += n
+
     def query(self, name: str, rtype: str, now: float) -> tuple[Answer, float]:
         """Answer a query at time ``now``; returns the answer and its latency [s]."""
         self.queries += 1

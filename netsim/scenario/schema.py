@@ -447,11 +447,14 @@ class Scenario(Strict):
 
     name: str = Field("scenario", description="Scenario name; results go to results/<name>/.")
     seed: int = Field(1, ge=0, description="Base seed of every random stream.")
-    fidelity: Literal["command", "session"] = Field(
+    fidelity: Literal["command", "session", "flow"] = Field(
         "command", description="command: every SMTP/POP3 exchange is a simulated event; "
         "session: each session's dialogue runs through the same engines in one step and only "
         "its end is an event (about half the events; the same outcomes, except that mail "
-        "delivered during a POP3 session waits for the next one).")
+        "delivered during a POP3 session waits for the next one); flow: as session for spam, "
+        "while legitimate users' mail is decided a minute at a time as arrays by the same "
+        "policies, with the same outcomes, and retrievals are computed at the end (for "
+        "countries: see BENCHMARKS.md).")
     duration_s: float = Field(86_400, gt=0, description="Simulated time [s]; one day by default.")
     isps: list[ISPConfig] = Field(min_length=1, description="The ISPs.")
     links: list[LinkConfig] | None = Field(None, description="ISP graph given edge by edge.")

@@ -21,10 +21,13 @@ from netsim.net import (
 )
 from netsim.scenario import Scenario
 from netsim.world.credentials import CredentialPool, pop3_capture_process, seed_compromised
+from netsim.world.flow import LegitFlow
 from netsim.world.policies import apply_policies
+from netsim.world.retrieval import Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation
+from netsim.world.workload import Workload, recipient_address
 
 
 class CountingEnvironment(simpy.Environment):
@@ -63,8 +66,22 @@ class World:
         self.servers = [self._server(i) for i in isps]
         apply_policies(self)
         self.relays = self._open_relays()
+        self.server_index = {server.address: i for i, server in enumerate(self.servers)}
         self.recipient_choice = [self._recipient_choice(i) for i in isps]
-        self.populations = [UserPopulation(self, i) for i in isps]
+        self.workloads = [Workload(self, i) for i in isps]
+        self.retrievals: Retrievals | None = None
+        self.flow: LegitFlow | None = None
+        self.populations: list[UserPopulation] = []
+        if scenario.fidelity == "flow":
+            self.retrievals = Retrievals(self)
+            for server in self.servers:
+                server.retrievals = self.retrievals
+            self.flow = LegitFlow(self, self.retrievals)
+        else:
+            self.populations = [UserPopulation(self, i, self.workloads[i]) for i in isps]
+            for population in self.populations:
+                if population.workload.total_rate > 0:
+                    self.env.process(population.send_loop())
         seed_compromised(self)
         for i in isps:
             capture = pop3_capture_process(self, i)
@@ -80,6 +97,20 @@ class World:
         self.messages_created += 1
         return self.messages_created
 
+    def next_ids(self, n: int) -> np.ndarray:
+        """``n`` new message ids at once (the flow path's batches)."""
+        first = self.messages_created + 1
+        self.messages_created += n
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def address(self, isp: int, user: int, typo: int) -> str:
+        """The address a user of any ISP writes for ``user`` of ``isp`` (maybe mistyped)."""
+        return recipient_address(self.servers[isp].domain, user, typo)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry()
+
     def dynamic_pool(self, isp: int) -> Subnet:
         return self.plan.by_name[f"{self.scenario.isps[isp].name}.dynamic"]
 
@@ -88,6 +119,8 @@ class World:
         held = self.outbox.held_rows()
         for server in [*self.servers, *self.relays]:
             held |= server.held_rows()
+        if self.flow is not None:
+            held |= self.flow.held_rows()
         return held
 
     def _recipient_choice(self, isp: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -7,10 +7,7 @@ whose source is the ISP's dynamic pool and the visited networks behind it.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
-
-import simpy
+from typing import TYPE_CHECKING
 
 from netsim.mail import MailServer
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit, listed_subnets
@@ -32,7 +29,7 @@ def apply_policies(world: World) -> None:
         server.listen(25)
         server.listen(995 if isp.mail_server.pop3_security == "pop3s" else 110)
         if p.submission is not None:
-            _listen_from(world.env, server, 587, p.submission.start_s)
+            server.listen_from(587, p.submission.start_s)
         if p.op25b is not None:
             access = [world.dynamic_pool(i).index] + [
                 n.index for n in plan.subnets if n.kind is NetKind.VISITED and n.isp == i]
@@ -65,16 +62,3 @@ def _defences(world: World, server: MailServer) -> None:
         c = d.content_filter
         server.policies.append(ContentFilter(c.detection_rate, c.false_positive_rate, c.action,
                                              world.streams[f"defences.content.{server.isp}"]))
-
-
-def _listen_from(env: simpy.Environment, server: MailServer, port: int, start_s: float) -> None:
-    """Open a port now, or when the policy comes into force (before that: refused)."""
-    if start_s <= 0:
-        server.listen(port)
-        return
-
-    def later() -> Generator[simpy.Event, Any, None]:
-        yield env.timeout(start_s)
-        server.listen(port)
-
-    env.process(later())

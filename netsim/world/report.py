@@ -1,7 +1,9 @@
 """What a run reports beyond the counts: stopped_by, spam by origin and strategy, legitimate
 delivery for home and roaming users by MUA port, credentials, and the hourly series.
 
-Computed once, after the run, from the recipient table (never on the simulation's hot path).
+Computed once, after the run, from the recipient table (never on the simulation's hot path),
+on the integer codes of its dictionary-encoded columns: counting a country's twenty million
+recipients takes a few arrays of their size, not a data frame of strings.
 """
 
 from __future__ import annotations
@@ -15,73 +17,129 @@ import pyarrow as pa
 INTERVAL_S = 3600
 
 
-def stopped_by(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+class Columns:
+    """A recipient table's columns as numpy arrays: categorical ones as codes and words."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self._codes: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """The column's codes and the word of each code."""
+        if name not in self._codes:
+            column = self.table.column(name).combine_chunks()
+            self._codes[name] = (column.indices.to_numpy(zero_copy_only=False),
+                                 column.dictionary.to_pylist())
+        return self._codes[name]
+
+    def is_(self, name: str, word: str) -> np.ndarray:
+        codes, words = self.codes(name)
+        return codes == words.index(word) if word in words else np.zeros(len(codes), bool)
+
+    def values(self, name: str) -> np.ndarray:
+        return self.table.column(name).to_numpy(zero_copy_only=False)
+
+
+def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct combinations of non-negative integer keys (one row each, in order) and
+    how often each occurs."""
+    if not len(keys[0]):
+        return np.zeros((0, len(keys)), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    keys = [np.asarray(k, dtype=np.int64) for k in keys]
+    dims = tuple(int(k.max()) + 1 for k in keys)
+    flat, counts = np.unique(np.ravel_multi_index(keys, dims), return_counts=True)
+    return np.stack(np.unravel_index(flat, dims), axis=1), counts
+
+
+def stopped_by(cols: Columns) -> dict[str, dict[str, int]]:
     """``{kind: {mechanism: recipients}}`` over final outcomes that name a mechanism."""
-    stopped = frame[frame["stopped_by"] != ""]
-    counts = stopped.groupby(["kind", "stopped_by"], observed=True).size().reset_index()
+    kind, kinds = cols.codes("kind")
+    cause, causes = cols.codes("stopped_by")
+    named = ~cols.is_("stopped_by", "")
     out: dict[str, dict[str, int]] = {}
-    for kind, cause, n in counts.itertuples(index=False):
-        out.setdefault(str(kind), {})[str(cause)] = int(n)
+    for (k, c), n in zip(*_tally([kind[named], cause[named]]), strict=True):
+        out.setdefault(kinds[k], {})[causes[c]] = int(n)
     return out
 
 
-def spam_by_origin(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def spam_by_origin(cols: Columns) -> list[dict[str, Any]]:
     """Spam by origin (ISP or hosting network) and strategy: attempted, what left the origin
     ISP's network, and every outcome."""
-    spam = frame[frame["kind"] == "spam"]
+    spam = cols.is_("kind", "spam")
+    origin, origins = cols.codes("origin_isp")
+    path, paths = cols.codes("path")
+    outcome, outcomes = cols.codes("outcome")
+    left = cols.values("left_origin").astype(bool)
+    groups, attempted = _tally([origin[spam], path[spam]])
+    lefts = dict(zip(map(tuple, _tally([origin[spam & left], path[spam & left]])[0].tolist()),
+                     _tally([origin[spam & left], path[spam & left]])[1].tolist(), strict=True))
+    by_outcome: dict[tuple[int, int], dict[str, int]] = {}
+    for (o, p, r), n in zip(*_tally([origin[spam], path[spam], outcome[spam]]), strict=True):
+        by_outcome.setdefault((int(o), int(p)), {})[outcomes[r]] = int(n)
     rows = []
-    for (origin, strategy), group in spam.groupby(["origin_isp", "path"], observed=True):
-        outcomes = group["outcome"].value_counts()
-        rows.append({"origin": str(origin), "strategy": str(strategy),
-                     "attempted": len(group), "left_origin": int(group["left_origin"].sum()),
-                     **{str(o): int(n) for o, n in outcomes.items() if n}})
-    return rows
+    for (o, p), n in zip(groups.tolist(), attempted.tolist(), strict=True):
+        rows.append({"origin": origins[o], "strategy": paths[p], "attempted": int(n),
+                     "left_origin": int(lefts.get((o, p), 0)), **by_outcome[(o, p)]})
+    return sorted(rows, key=lambda r: (r["origin"], r["strategy"]))
 
 
-def legit_delivery(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+def legit_delivery(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
     """Legitimate delivery ratio (delivered ÷ attempted) for home and roaming users, by the
     MUA's submission port."""
-    legit = frame[(frame["kind"] == "legit")]
+    legit = cols.is_("kind", "legit")
+    delivered = cols.is_("outcome", "delivered")
+    port = cols.values("first_hop_port")
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for who, group in (("home", legit[legit["sender"] == "user"]),
-                       ("roaming", legit[legit["sender"] == "roaming"])):
+    for who, sender in (("home", "user"), ("roaming", "roaming")):
+        mine = legit & cols.is_("sender", sender)
         out[who] = {}
-        for port, by_port in group.groupby("first_hop_port"):
-            delivered = int((by_port["outcome"] == "delivered").sum())
-            out[who][str(port)] = {"attempted": len(by_port), "delivered": delivered,
-                                   "ratio": round(delivered / len(by_port), 6)}
+        ports, attempted = np.unique(port[mine], return_counts=True)
+        for p, n in zip(ports.tolist(), attempted.tolist(), strict=True):
+            d = int((mine & delivered & (port == p)).sum())
+            out[who][str(p)] = {"attempted": int(n), "delivered": d, "ratio": round(d / n, 6)}
     return out
 
 
-def legit_delay(frame: pd.DataFrame) -> dict[str, float]:
+def legit_delay(cols: Columns) -> dict[str, float]:
     """How long delivered legitimate mail took [s]: to the maildrop, and to the recipient's
     first POP3 retrieval."""
-    legit = frame[(frame["kind"] == "legit") & (frame["outcome"] == "delivered")]
-    delivery = (legit["delivered_s"] - legit["created_s"]).dropna()
-    retrieval = (legit["retrieved_s"] - legit["created_s"]).dropna()
+    legit = cols.is_("kind", "legit") & cols.is_("outcome", "delivered")
+    created = cols.values("created_s")[legit]
     out: dict[str, float] = {}
-    for name, values in (("delivery", delivery), ("retrieval", retrieval)):
+    for name, column in (("delivery", "delivered_s"), ("retrieval", "retrieved_s")):
+        values = cols.values(column)[legit] - created
+        values = values[~np.isnan(values)]
         if len(values):
             out[f"{name}_mean_s"] = round(float(values.mean()), 6)
-            out[f"{name}_median_s"] = round(float(values.median()), 6)
-            out[f"{name}_p90_s"] = round(float(values.quantile(0.9)), 6)
+            out[f"{name}_median_s"] = round(float(np.median(values)), 6)
+            out[f"{name}_p90_s"] = round(float(np.quantile(values, 0.9)), 6)
     return out
 
 
-def timeseries(frame: pd.DataFrame) -> pa.Table:
+def timeseries(cols: Columns) -> pa.Table:
     """Hourly counts: ``interval`` (hour index), kind, origin ISP, strategy (the submission
     path), outcome, count. Recipients are counted as ``created`` in the hour they were
     attempted and under their outcome in the hour it became final; pending ones only as
     created."""
-    columns = ["kind", "origin_isp", "path", "outcome", "at"]
-    created = frame.assign(outcome="created", at=frame["created_s"])
-    final = frame[frame["outcome"] != "pending"].assign(at=lambda f: f["finished_s"])
-    both = pd.concat([created[columns], final[columns]], ignore_index=True)
-    both = both.rename(columns={"path": "strategy"})
-    for column in ("kind", "origin_isp", "strategy", "outcome"):
-        both[column] = both[column].astype(str)
-    both["interval"] = np.floor(both["at"] / INTERVAL_S).astype(np.int32)
-    counts = (both.groupby(["interval", "kind", "origin_isp", "strategy", "outcome"]).size()
-              .rename("count").reset_index())
-    counts["count"] = counts["count"].astype(np.int64)
-    return pa.Table.from_pandas(counts, preserve_index=False)
+    kind, kinds = cols.codes("kind")
+    origin, origins = cols.codes("origin_isp")
+    path, paths = cols.codes("path")
+    outcome, outcomes = cols.codes("outcome")
+    created = np.floor(cols.values("created_s") / INTERVAL_S).astype(np.int64)
+    final = ~cols.is_("outcome", "pending")
+    finished = np.floor(cols.values("finished_s")[final] / INTERVAL_S).astype(np.int64)
+    names = [*outcomes, "created"]
+    parts = [_tally([created, kind, origin, path, np.full(len(kind), len(outcomes))]),
+             _tally([finished, kind[final], origin[final], path[final], outcome[final]])]
+    keys = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    frame = pd.DataFrame({
+        "interval": keys[:, 0].astype(np.int32),
+        "kind": np.array(kinds, dtype=object)[keys[:, 1]] if len(keys) else [],
+        "origin_isp": np.array(origins, dtype=object)[keys[:, 2]] if len(keys) else [],
+        "strategy": np.array(paths, dtype=object)[keys[:, 3]] if len(keys) else [],
+        "outcome": np.array(names, dtype=object)[keys[:, 4]] if len(keys) else [],
+        "count": counts.astype(np.int64)})
+    frame = frame.sort_values(["interval", "kind", "origin_isp", "strategy", "outcome"],
+                              kind="stable", ignore_index=True)
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -41,10 +41,12 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     started = time.perf_counter()
     world = World(scenario, replication=replication, tracer=tracer)
     world.env.run(until=scenario.duration_s)
+    if world.retrievals is not None:
+        world.retrievals.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
     table = world.ledger.to_arrow()
-    frame = table.to_pandas()
+    cols = report.Columns(table)
     summary = {
         "netsim_version": netsim.__version__,
         "scenario": scenario.name,
@@ -52,10 +54,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "replication": replication,
         "params": scenario.model_dump(mode="json"),
         "counts": world.ledger.counts(),
-        "stopped_by": report.stopped_by(frame),
-        "spam_by_origin": report.spam_by_origin(frame),
-        "legit_delivery": report.legit_delivery(frame),
-        "legit_delay": report.legit_delay(frame),
+        "stopped_by": report.stopped_by(cols),
+        "spam_by_origin": report.spam_by_origin(cols),
+        "legit_delivery": report.legit_delivery(cols),
+        "legit_delay": report.legit_delay(cols),
         "credentials": world.credentials.summary(),
         "sim": {
             "messages": world.messages_created,
@@ -66,4 +68,4 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "wall_seconds": round(wall, 3),
         },
     }
-    return RunResult(scenario, summary, table, report.timeseries(frame))
+    return RunResult(scenario, summary, table, report.timeseries(cols))

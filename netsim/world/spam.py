@@ -84,7 +84,8 @@ class SpamSessions:
                                           self.cfg.size_sigma)))
         mail = Mail(world.next_id(), Kind.SPAM, sender.sender,
                     forged.address_of(int(rng.integers(max(forged.users, 1)))), size,
-                    world.env.now, origin=sender.origin)
+                    world.env.now, origin=sender.origin,
+                    key=int(rng.integers(0, 2**63, dtype=np.int64)))
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
                          first_hop_port=587 if sender.strategy == "stolen_587" else 25)

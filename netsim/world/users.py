@@ -21,6 +21,7 @@ from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.mail.trace import following
 from netsim.net import NetKind, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
+from netsim.world.workload import BATCH_S, HOME, Batch, Workload
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -28,17 +29,11 @@ if TYPE_CHECKING:
 Process = Generator[simpy.Event, Any, None]
 
 
-def mistyped(domain: str) -> str:
-    """A domain with two letters of its top-level label swapped: it does not exist."""
-    head, _, tld = domain.rpartition(".")
-    typo = tld[0] + tld[2] + tld[1] + tld[3:] if len(tld) > 2 else tld + tld[0]
-    return f"{head}.{typo}"
-
-
 class UserPopulation:
-    """The subscribers of one ISP as mail users."""
+    """The subscribers of one ISP as mail users, on the engine path: each message of the
+    workload is submitted through SimPy and the SMTP engines; POP3 checks collect mail."""
 
-    def __init__(self, world: World, isp: int):
+    def __init__(self, world: World, isp: int, workload: Workload):
         self.world = world
         self.env = world.env
         self.cfg = world.scenario.users
@@ -46,29 +41,21 @@ class UserPopulation:
         self.name = world.scenario.isps[isp].name
         self.server = world.servers[isp]
         self.pool = world.dynamic_pool(isp)
-        n = world.scenario.isps[isp].subscribers
-        self.size = n
-        streams = world.streams
-        mean = self.cfg.sends_per_day / 86_400
-        sigma = self.cfg.rate_sigma
-        rates = mean * np.exp(sigma * streams[f"users.rate.{self.name}"].standard_normal(n)
-                              - sigma * sigma / 2)
-        self.cumulative_rate = np.cumsum(rates)
-        self.mua_587 = streams[f"users.mua.{self.name}"].random(n) < self.cfg.mua_587_share
+        self.workload = workload
+        self.mua_587 = workload.mua_587
+        self.size = n = workload.size
         interval = self.cfg.pop3_check_interval_s
-        self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * interval
+        self.check_phase = world.streams[f"users.pop3.{self.name}"].random(n) * interval
         self.checking = np.zeros(n, dtype=bool)
-        self.rcpt_pmf = np.cumsum(self.cfg.recipients_pmf)
         self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
         self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
-        self.roam_rng = streams[f"users.roam.{self.name}"]
+        self.roam_rng = world.streams[f"users.roam.{self.name}"]
         self.server_security = world.scenario.isps[isp].mail_server.submission_security
         self.server.on_new_mail = self.mail_arrived
-        if n and self.cumulative_rate[-1] > 0:
-            self.env.process(self.send_loop())
 
     def location(self, user: int) -> tuple[int, Subnet]:
-        """Where the user is now: home, or (roaming_share of the time) a visited network."""
+        """Where the user checks mail from: home, or (roaming_share of the time) a visited
+        network."""
         if self.visited and self.roam_rng.random() < self.cfg.roaming_share:
             k = int(self.roam_rng.integers(len(self.visited)))
             net = self.visited[k]
@@ -77,35 +64,36 @@ class UserPopulation:
 
     # -- sending -------------------------------------------------------------------------
     def send_loop(self) -> Process:
-        rng = self.world.streams[f"users.send.{self.name}"]
-        total = float(self.cumulative_rate[-1])
+        """Replay the workload, one batch of simulated time after another."""
+        start = 0.0
         while True:
-            yield self.env.timeout(rng.exponential(1 / total))
-            user = min(int(np.searchsorted(self.cumulative_rate, rng.random() * total,
-                                           side="right")), self.size - 1)
-            where = self.location(user)
-            mail = self.compose(user, rng, where)
-            self.env.process(self.submit(user, mail, where))
+            batch = self.workload.batch(start, start + BATCH_S)
+            for i in range(len(batch)):
+                yield self.env.timeout(float(batch.created[i]) - self.env.now)
+                self.send_from(batch, i)
+            start += BATCH_S
+            yield self.env.timeout(start - self.env.now)
 
-    def compose(self, user: int, rng: np.random.Generator, where: tuple[int, Subnet]) -> Mail:
-        """A new message from ``user`` with drawn recipients and size, ready to submit."""
-        cfg = self.cfg
-        count = 1 + int(np.searchsorted(self.rcpt_pmf, rng.random(), side="right"))
-        recipients: list[str] = []
-        for _ in range(count):
-            address = self._recipient(user, rng)
-            if address not in recipients:
-                recipients.append(address)
-        size = max(300, int(rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma)))
-        return self.new_mail(user, recipients, size, where)
+    def send_from(self, batch: Batch, i: int) -> None:
+        """Submit message ``i`` of a batch now."""
+        world = self.world
+        user = int(batch.user[i])
+        k = int(batch.where[i])
+        net = self.pool if k == HOME else self.visited[k]
+        where = (net.host(int(batch.host[i])), net)
+        recipients = [world.address(int(batch.rcpt_isp[r]), int(batch.rcpt_user[r]),
+                                    int(batch.typo[r])) for r in batch.recipients(i)]
+        mail = self.new_mail(user, recipients, int(batch.size[i]), where,
+                             key=int(batch.key[i]))
+        self.env.process(self.submit(user, mail, where, float(batch.capture[i])))
 
     def new_mail(self, user: int, recipients: list[str], size: int,
-                 where: tuple[int, Subnet]) -> Mail:
+                 where: tuple[int, Subnet], key: int = 0) -> Mail:
         """Open the ledger rows of a message from ``user`` at ``where``; the caller submits."""
         world = self.world
         sender = SenderType.USER if where[1] is self.pool else SenderType.ROAMING
         mail = Mail(world.next_id(), Kind.LEGIT, sender, self.server.address_of(user),
-                    size, self.env.now, origin=self.name)
+                    size, self.env.now, origin=self.name, key=key)
         port = 587 if self.mua_587[user] else 25
         world.ledger.add(mail, recipients, origin_isp=self.name, origin_network=where[1].name,
                          path=f"mua:{port}", first_hop_port=port)
@@ -120,27 +108,11 @@ class UserPopulation:
         net = source or self.pool
         where = (net.host(user if net is self.pool else 0), net)
         mail = self.new_mail(user, recipients, size, where)
-        self.env.process(self.submit(user, mail, where))
+        self.env.process(self.submit(user, mail, where, capture=1.0))
         return mail
 
-    def _recipient(self, user: int, rng: np.random.Generator) -> str:
-        world, cfg = self.world, self.cfg
-        target = self.isp
-        others = world.recipient_choice[self.isp]
-        if others is not None and rng.random() < cfg.other_isp_share:
-            target = int(others[0][np.searchsorted(others[1], rng.random(), side="right")])
-        server = world.servers[target]
-        pick = int(rng.integers(server.users))
-        if target == self.isp and pick == user and server.users > 1:
-            pick = (pick + 1) % server.users
-        roll = rng.random()
-        if roll < cfg.mistyped_user_share:
-            return f"user{pick}x@{server.domain}"
-        if roll < cfg.mistyped_user_share + cfg.mistyped_domain_share:
-            return f"user{pick}@{mistyped(server.domain)}"
-        return server.address_of(user=pick)
-
-    def submit(self, user: int, mail: Mail, where: tuple[int, Subnet]) -> Process:
+    def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
+               ) -> Process:
         """The MUA submits to the user's own server as configured (25, or 587 with AUTH),
         from wherever the user is; a temporary failure is retried a few times."""
         env, world, cfg, server = self.env, self.world, self.cfg, self.server
@@ -161,7 +133,7 @@ class UserPopulation:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
             if credentials is not None:
-                self._exposed(user, net)
+                self._exposed(user, net, capture)
             refuse(world.ledger, mail, pending,
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
@@ -170,12 +142,12 @@ class UserPopulation:
         refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now, trace)
         world.outbox.drop(mail)
 
-    def _exposed(self, user: int, net: Subnet) -> None:
-        """Plaintext SMTP AUTH crossed a shared network: an eavesdropper may capture it."""
+    def _exposed(self, user: int, net: Subnet, capture: float) -> None:
+        """Plaintext SMTP AUTH crossed a shared network: an eavesdropper captures it when
+        the message's ``capture`` draw falls below the network's probability."""
         if net.kind is not NetKind.VISITED or self.server_security == "tls":
             return
-        p = self.eavesdrop[self.visited.index(net)]
-        if p > 0 and self.roam_rng.random() < p:
+        if capture < self.eavesdrop[self.visited.index(net)]:
             self.world.credentials.add((self.isp, user), "smtp")
 
     # -- retrieval -----------------------------------------------------------------------

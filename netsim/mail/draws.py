@@ -1,0 +1,35 @@
+"""Random draws keyed by a message: the same for a message whoever draws them, in any order.
+
+A content filter's verdict and a server's scan time depend on the message and the server,
+not on how many messages the simulator happened to evaluate before it. Each is a keyed hash
+of the message's ``key`` (drawn by its sender from the sender's own stream) and a salt drawn
+once by the judging component, so the engine path, message by message, and the flow path,
+in arrays, draw the same numbers (counter-based random numbers, as in Random123).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def salt(rng: np.random.Generator) -> int:
+    """A component's salt, drawn once from its own stream."""
+    return int(rng.integers(0, 2**63, dtype=np.int64))
+
+
+def keyed_uniform(keys: np.ndarray, salts: np.ndarray | int) -> np.ndarray:
+    """Uniform numbers in [0, 1), one a key (splitmix64's finaliser of key XOR salt: every
+    bit of either reaches every bit of the result)."""
+    z = np.asarray(keys).astype(np.uint64) ^ np.asarray(salts).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def keyed_exponential(keys: np.ndarray, salts: np.ndarray | int,
+                      mean: np.ndarray | float) -> np.ndarray:
+    """Exponential numbers with ``mean``, one a key (inverse transform of ``keyed_uniform``)."""
+    return -np.asarray(mean) * np.log1p(-keyed_uniform(keys, salts))

@@ -1,0 +1,743 @@
+"""The flow path (fidelity ``flow``): legitimate users' mail decided in bulk.
+
+Users' messages are most of a country's mail, and on the engine path each costs three SMTP
+and POP3 dialogues. Here the workload (``netsim.world.workload``) is decided a minute of
+simulated time at a time, as arrays over every ISP at once: the connection verdicts of the
+network's ACLs and listeners, the servers' policies recipient by recipient, the instants the
+session adapter computes (``netsim.mail.session``: the server's processing time, then one
+round trip plus processing an exchange, the data's transfer time and the scan after the
+final dot), the MUA's retries, the outbound queue's DNS lookups, retries, expiry and bounces;
+first POP3 retrievals are computed at the end (``netsim.world.retrieval``). Bots, spammer
+servers and open relays still run through SimPy and the engines, and so does ``netsim
+trace``.
+
+Each step is taken in the minute in which it starts, and within a minute in time order, so
+stateful components see the order the engine path shows them. Stateless policies (relay
+control, unknown users, the content filter's keyed verdict) are decided as arrays; stateful
+ones (rate limits, greylisting, blocklists) are asked through their own hooks, recipient by
+recipient in time order, with the server's clock set to the instant the engine would ask.
+As at session fidelity, a session's effects are recorded when it starts; a step that would
+start after the run's end leaves its recipients pending. ``tests/test_fidelity.py`` checks
+that both paths give every recipient the same outcome.
+
+What differs from the engine path, by design: a flow session never waits for one of the
+server's session slots, and within a minute the flow path's DNS lookups come before those
+of the engine path's senders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from netsim.mail import Kind, Outcome, SenderType
+from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
+from netsim.mail.draws import keyed_exponential, keyed_uniform
+from netsim.mail.policy import LocalRecipients, Policy, RelayControl, mechanism
+from netsim.mail.server import MailServer
+from netsim.net import Connection, RCode, Verdict
+from netsim.protocols import Reply, SMTPSession
+from netsim.protocols.replies import (
+    S452_TOO_MANY_RCPTS,
+    S550_CONTENT_REJECTED,
+    S550_USER_UNKNOWN,
+    S552_SIZE_EXCEEDED,
+    S554_RELAY_DENIED,
+)
+from netsim.world.workload import (
+    BATCH_S,
+    HOME,
+    TYPO_DOMAIN,
+    TYPO_USER,
+    Batch,
+    mistyped,
+    recipient_address,
+)
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+    from netsim.world.retrieval import Retrievals
+
+STEP_S = 60.0   # the flow path decides a minute of simulated time at a time
+
+#: Policies the flow path decides as arrays, or asks through their hooks.
+KNOWN_POLICIES = (RelayControl, LocalRecipients, ContentFilter, Blocklist, Greylisting,
+                  RateLimit)
+
+
+class FlowError(ValueError):
+    """A world the flow path cannot decide (the engine path can)."""
+
+
+def check_supported(world: World) -> None:
+    """Refuse, before anything runs, a policy the flow path cannot ask: one that judges
+    MAIL FROM or the data, which only the engines show it."""
+    for server in world.servers:
+        for policy in server.policies:
+            cls = type(policy)
+            if isinstance(policy, KNOWN_POLICIES):
+                continue
+            if (not isinstance(policy, Policy) or cls.check_mail is not Policy.check_mail
+                    or cls.check_data is not Policy.check_data):
+                raise FlowError(f"fidelity flow cannot decide policy {cls.__name__} at "
+                                f"{server.hostname}; use fidelity session")
+
+
+class Columns:
+    """Arrays aligned row by row (one entry a recipient) that are split and joined together."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, np.ndarray]):
+        self.data = data
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.data.values())))
+
+    def take(self, index: np.ndarray | slice) -> Columns:
+        return Columns({k: v[index] for k, v in self.data.items()})
+
+    def but(self, **changed: np.ndarray) -> Columns:
+        return Columns({**self.data, **changed})
+
+    @staticmethod
+    def join(parts: Iterable[Columns]) -> Columns:
+        parts = list(parts)
+        return Columns({k: np.concatenate([p.data[k] for p in parts]) for k in parts[0].data})
+
+
+def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For sorted keys: where each run of equal keys starts, the run of each entry, and each
+    entry's place within its run."""
+    n = len(keys)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if n else np.zeros(0, int)
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    return starts, run, np.arange(n) - starts[run]
+
+
+class LegitFlow:
+    """Decides every ISP's users' mail, a minute at a time (one SimPy event a minute)."""
+
+    def __init__(self, world: World, retrievals: Retrievals):
+        check_supported(world)
+        self.world = world
+        self.env = world.env
+        self.ledger = world.ledger
+        self.retrievals = retrievals
+        self.end = world.scenario.duration_s
+        self.cfg = world.scenario.users
+        self.retry = world.retry_policy
+        servers = self.servers = world.servers
+        plan = world.plan
+        self.visited = [plan.by_name[v.name] for v in world.scenario.visited_networks]
+        self.eavesdrop = np.array([v.eavesdrop_probability
+                                   for v in world.scenario.visited_networks] + [0.0])
+        # per server (indexed like the ISPs)
+        self.proc = np.array([s.processing_s for s in servers])
+        self.max_rcpt = np.array([s.settings.max_recipients for s in servers])
+        self.size_limit = np.array([s.settings.message_size_limit for s in servers])
+        self.bandwidth = np.array([s.settings.server_bandwidth_bps for s in servers])
+        self.scan_mean = np.array([s.settings.scan_mean_s for s in servers])
+        self.scan_salt = np.array([s.scan_salt for s in servers], dtype=np.uint64)
+        self.address = np.array([s.address for s in servers], dtype=np.int64)
+        self.static_net = np.array([plan.subnet_of(s.address).index for s in servers])
+        self.tls_auth = np.array([i.mail_server.submission_security == "tls"
+                                  for i in world.scenario.isps])
+        filters = [next((p for p in s.policies if isinstance(p, ContentFilter)), None)
+                   for s in servers]
+        self.filters = filters
+        self.filter_salt = np.array([f.salt if f else 0 for f in filters], dtype=np.uint64)
+        self.false_positive = np.array([f.false_positive_rate if f else -1.0 for f in filters])
+        self.filter_rejects = np.array([f is not None and f.action == "reject" for f in filters])
+        self.listed = np.array([any(isinstance(p, Blocklist) for p in s.policies)
+                                for s in servers])
+        self.signatures: dict[tuple[type, ...], list[int]] = {}
+        for i, s in enumerate(servers):
+            self.signatures.setdefault(tuple(type(p) for p in s.policies), []).append(i)
+        # instants at which a connection's verdict can change: rules and ports coming in force
+        self.epochs = sorted({r.active_from for acl in (*world.network.egress,
+                                                        *world.network.ingress)
+                              for r in acl.rules}
+                             | {t for s in servers for t in s.opens.values()})
+        self._connections: dict[tuple[int, int, int, int], Connection] = {}
+        code = self.ledger.code
+        self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
+        self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
+        self.isp_code = np.array([code("origin_isp", s.isp) for s in servers])
+        self.bounce_network = np.array([code("origin_network", s.isp) for s in servers])
+        # what each resolver's cache is known to answer until (a lower bound: the engine
+        # path's lookups refresh it too), by name: MX of a domain (x2: right, mistyped) and
+        # A of a mail host
+        n = len(servers)
+        self.mx_until = np.full((n, 2 * n), -math.inf)
+        self.a_until = np.full((n, n), -math.inf)
+        self.due_mua: dict[int, list[Columns]] = {}
+        self.due_queue: dict[int, list[Columns]] = {}
+        self.held: list[np.ndarray] = []      # rows a step after the run's end holds
+        self.step_index = 0
+        self.entries = 0
+        self._hour: Columns | None = None
+        self.env.process(self._run())
+
+    # -- the minute loop ---------------------------------------------------------------------
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        k = 0
+        while k * STEP_S < self.end:
+            self.step_index = k
+            start = k * STEP_S
+            work = [*self._created(start, start + STEP_S), *self.due_mua.pop(k, [])]
+            if work:
+                self._submit(Columns.join(work))
+            queued = self.due_queue.pop(k, [])
+            if queued:
+                self._attempt(Columns.join(queued))
+            k += 1
+            yield self.env.timeout(k * STEP_S - self.env.now)
+
+    def held_rows(self) -> set[int]:
+        rows = [*self.held, *(c.row for due in (self.due_mua, self.due_queue)
+                              for parts in due.values() for c in parts)]
+        return set(np.concatenate(rows).tolist()) if rows else set()
+
+    def _later(self, due: dict[int, list[Columns]], work: Columns, t: np.ndarray,
+               earliest: int) -> None:
+        """File work to be taken in the minute each row's ``t`` falls in (not before
+        ``earliest``); what starts after the run's end stays pending."""
+        late = t >= self.end
+        self.hold(work.row[late])
+        work, t = work.take(~late), t[~late]
+        step = np.maximum((t // STEP_S).astype(np.int64), earliest)
+        for k in np.unique(step).tolist():
+            due.setdefault(k, []).append(work.take(step == k))
+
+    def hold(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self.held.append(rows)
+
+    def finish(self, rows: np.ndarray, outcome: Outcome, at: np.ndarray, *,
+               code: np.ndarray | int = 0, cause: np.ndarray | int = 0) -> None:
+        """Final outcomes of steps that end before the run does; the rest stay pending."""
+        done = at < self.end
+        self.ledger.finish_rows(rows[done], outcome, at[done],
+                                code=code[done] if isinstance(code, np.ndarray) else code,
+                                stopped_by=cause[done] if isinstance(cause, np.ndarray)
+                                else cause)
+        self.hold(rows[~done])
+
+    # -- new messages ----------------------------------------------------------------------
+    def _created(self, start: float, end: float) -> list[Columns]:
+        """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
+        hour = math.floor(start / BATCH_S)
+        if start == hour * BATCH_S:
+            parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
+                     for isp, workload in enumerate(self.world.workloads)]
+            parts = [p for p in parts if len(p)]
+            self._hour = Columns.join(parts) if parts else None
+            if self._hour is not None:
+                self._hour = self._hour.take(np.lexsort((self._hour.order,
+                                                         self._hour.t)))
+        if self._hour is None:
+            return []
+        t = self._hour.t
+        now = self._hour.take(slice(int(np.searchsorted(t, start)),
+                                    int(np.searchsorted(t, min(end, self.end)))))
+        if not len(now):
+            return []
+        ledger, world = self.ledger, self.world
+        first = np.r_[True, now.message[1:] != now.message[:-1]]
+        ids = world.next_ids(int(first.sum()))[np.cumsum(first) - 1]
+        row0 = ledger.add_rows(
+            Kind.LEGIT, message_id=ids, rcpt_index=now.rcpt_index, sender=now.sender,
+            origin_isp=self.isp_code[now.isp], origin_network=now.network, path=now.path,
+            first_hop_port=now.port, rcpt_domain=now.domain, created=now.t)
+        d = {k: v for k, v in now.data.items()
+             if k not in ("rcpt_index", "sender", "network", "path", "domain", "order")}
+        return [Columns({**d, "row": row0 + np.arange(len(now)), "mid": ids})]
+
+    def _recipients(self, isp: int, batch: Batch) -> Columns:
+        """A batch of one ISP's workload as one row a recipient, with what every step needs."""
+        world, code = self.world, self.ledger.code
+        n = len(batch)
+        m = int(batch.first[n])
+        msg = np.repeat(np.arange(n), np.diff(batch.first))
+        nets = [world.dynamic_pool(isp), *self.visited]
+        net_of = batch.where + 1             # index into ``nets``
+        src_net = np.array([net.index for net in nets])[net_of]
+        port = np.where(world.workloads[isp].mua_587[batch.user], 587, 25)
+        sender = np.where(batch.where == HOME, code("sender", SenderType.USER.value),
+                          code("sender", SenderType.ROAMING.value))
+        capture = ((batch.capture < self.eavesdrop[batch.where]) & (batch.where != HOME)
+                   & (port == 587) & ~self.tls_auth[isp])
+        typo = batch.typo
+        per_message = {
+            "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
+            "src_net": src_net,
+            "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
+            "own": np.isin(src_net, list(world.servers[isp].own_subnets)), "port": port,
+            "size": batch.size, "key": batch.key, "capture": capture,
+            "bps": np.minimum(self.bandwidth[isp],
+                              np.array([net.bandwidth_bps for net in nets])[net_of]),
+            "sender": sender,
+            "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
+            "path": np.where(port == 587, code("path", "mua:587"), code("path", "mua:25")),
+            # a message's place in the merged hour: ISP, then creation order
+            "message": isp * 2**40 + np.arange(n)}
+        data = {k: v[msg] for k, v in per_message.items()}
+        data.update(rcpt_isp=batch.rcpt_isp, rcpt_user=batch.rcpt_user, typo=typo,
+                    rcpt_index=np.arange(m) - batch.first[msg],
+                    domain=np.where(typo == TYPO_DOMAIN, self.typo_code[batch.rcpt_isp],
+                                    self.domain_code[batch.rcpt_isp]),
+                    order=np.arange(m) + isp * 2**40, attempt=np.zeros(m, dtype=np.int64))
+        return Columns(data)
+
+    # -- connections -------------------------------------------------------------------------
+    def connect(self, src_net: np.ndarray, src: np.ndarray, server: np.ndarray,
+                port: np.ndarray, t: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per attempt: open?, what it costs the client, the one-way latency and, for one
+        that never opened, what stopped it — ``Network.connect`` as it answers at ``t``."""
+        epoch = np.searchsorted(self.epochs, t, side="right")
+        key = ((src_net * len(self.servers) + server) * 3
+               + (port == 587) + 2 * (port == 995)) * (len(self.epochs) + 1) + epoch
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        found = [self._connection(int(src_net[i]), int(src[i]), int(server[i]), int(port[i]),
+                                  float(t[i]), int(epoch[i])) for i in first.tolist()]
+        is_open = np.array([c.is_open for c in found])[inverse]
+        delay = np.array([c.delay_s for c in found])[inverse]
+        one_way = np.array([c.one_way_s for c in found])[inverse]
+        cause = np.array([0 if c.is_open else self.ledger.code(
+            "stopped_by", c.rule.name if c.rule is not None else "connection_refused")
+            for c in found])[inverse]
+        return is_open, delay, one_way, cause
+
+    def _connection(self, src_net: int, src: int, server: int, port: int, t: float,
+                    epoch: int) -> Connection:
+        key = (src_net, server, port, epoch)
+        conn = self._connections.get(key)
+        if conn is None:
+            dst = self.servers[server]
+            conn = self.world.network.connect(src, dst.address, port, t)
+            if conn.verdict is Verdict.REFUSED and dst.opens.get(port, math.inf) <= t:
+                # the port is not open yet at the minute's start, but it is at ``t``
+                conn = Connection(Verdict.OPEN, 2 * conn.one_way_s, conn.one_way_s, src,
+                                  dst.address, port)
+            self._connections[key] = conn
+        return conn
+
+    # -- the MUA's submission ------------------------------------------------------------------
+    def _submit(self, work: Columns) -> None:
+        """One submission attempt of every message in ``work`` (first tries and retries)."""
+        work = work.take(np.lexsort((work.row, work.mid, work.t)))
+        starts, per_row, place = runs(work.mid)
+        s = work.take(starts)                               # one entry a session
+        is_open, delay, one_way, cause = self.connect(s.src_net, s.src, s.isp, s.port, s.t)
+        opened = s.t + delay
+        # a connection that never opened: its recipients are blocked, by the rule or refused
+        shut = ~is_open[per_row]
+        self.finish(work.row[shut], Outcome.BLOCKED, opened[per_row][shut],
+                    cause=cause[per_row][shut])
+        live = is_open & (opened < self.end)
+        self.hold(work.row[is_open[per_row] & ~live[per_row]])
+        if not live.any():
+            return
+        keep = live[per_row]
+        work, place = work.take(keep), place[keep]
+        index = np.cumsum(live) - 1
+        per_row = index[per_row[keep]]
+        s, opened, one_way = s.take(live), opened[live], one_way[live]
+        auth = s.port == 587
+        d = Dialogue(self, s.isp, opened, one_way, 2 + auth, per_row, place)
+        code_of = self.ledger.code
+        # refused before RCPT: at the greeting (a blocklist) or at MAIL FROM (too big)
+        greeted = d.greeting(s.src, s.port)
+        too_big = (greeted == 0) & (s.size > self.size_limit[s.isp])
+        code = np.where(greeted > 0, greeted, np.where(too_big, S552_SIZE_EXCEEDED.code, 0))
+        cause = np.where(greeted > 0, code_of("stopped_by", "blocklist"),
+                         np.where(too_big, code_of("stopped_by", mechanism(S552_SIZE_EXCEEDED)),
+                                  0))
+        code, cause = code[per_row], cause[per_row]
+        d.decide(code, cause, rows=work, client=s.src, port=s.port, own=s.own,
+                 auth_user=np.where(auth, s.user, -1),
+                 mail_from=lambda k: self.servers[int(s.isp[k])].address_of(int(s.user[k])))
+        accepted = code == 0
+        accepted_any = np.bincount(per_row[accepted], minlength=len(s)) > 0
+        dot, end = d.close(accepted_any, s.size * 8 / s.bps, s.key)
+        end = np.where(too_big, d.refused_after(2 + auth), end)
+        end = np.where(greeted > 0, d.refused_after(np.zeros(len(s), dtype=int)), end)
+        caught = d.content_filter(s.key, accepted_any & ~auth & ~s.own)
+        rejected = accepted & (caught & self.filter_rejects[s.isp])[per_row]
+        code[rejected] = S550_CONTENT_REJECTED.code
+        cause[rejected] = code_of("stopped_by", mechanism(S550_CONTENT_REJECTED))
+        accepted &= ~rejected
+        junk = (caught & ~self.filter_rejects[s.isp])[per_row]
+        self._accepted(work.take(accepted), dot[per_row][accepted], junk[accepted])
+        # plaintext AUTH across a shared network: the eavesdropper's capture
+        for k in np.flatnonzero(s.capture & (end < self.end)).tolist():
+            self._captured(int(s.isp[k]), int(s.user[k]), float(end[k]))
+        # the MUA hears every refusal at the session's end; a 4xx is retried
+        ends = end[per_row]
+        last = work.attempt >= self.cfg.mua_retries
+        final = ~accepted & ((code >= 500) | last)
+        self.finish(work.row[final], Outcome.REJECTED, ends[final], code=code[final],
+                    cause=cause[final])
+        again = ~accepted & ~final
+        self.hold(work.row[again & (ends >= self.end)])
+        again &= ends < self.end
+        retry = work.take(again)
+        t = ends[again] + self.cfg.mua_retry_s
+        self._later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
+                    self.step_index + 1)
+
+    def _captured(self, isp: int, user: int, at: float) -> None:
+        credentials = self.world.credentials
+        event = self.env.timeout(at - self.env.now)
+        event.callbacks.append(lambda _: credentials.add((isp, user), "smtp"))
+
+    def _accepted(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
+        """The submission server took these recipients at ``at``: its own domain's into
+        maildrops (or the junk folder), the rest into its outbound queue."""
+        local = (work.rcpt_isp == work.isp) & (work.typo != TYPO_DOMAIN)
+        self.deliver(work.take(local), at[local], junk[local])
+        remote = work.take(~local)
+        if not len(remote):
+            return
+        # queue entries: a message's recipients for one domain
+        domain = remote.rcpt_isp * 2 + (remote.typo == TYPO_DOMAIN)
+        order = np.lexsort((remote.row, domain, remote.mid))
+        remote, at, domain = remote.take(order), at[~local][order], domain[order]
+        key = np.c_[remote.mid, domain]
+        new = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
+        entry = self.entries + np.cumsum(new) - 1
+        self.entries += int(new.sum())
+        queued = remote.but(entry=entry, queued=at, t=at,
+                            attempt=np.zeros(len(remote), dtype=np.int64))
+        self._later(self.due_queue, queued, at, self.step_index)
+
+    def deliver(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
+        """Delivery at the recipient's server: the maildrop, or the junk folder."""
+        self.ledger.finish_rows(work.row[junk], Outcome.JUNKED, at[junk])
+        inbox = ~junk
+        self.ledger.finish_rows(work.row[inbox], Outcome.DELIVERED, at[inbox])
+        self.retrievals.add_many(work.rcpt_isp[inbox], work.rcpt_user[inbox], work.row[inbox],
+                                 at[inbox], work.size[inbox])
+
+    # -- the outbound queue ------------------------------------------------------------------
+    def _attempt(self, work: Columns) -> None:
+        """One delivery attempt of every queue entry in ``work`` (``OutboundQueue``):
+        resolve the MX, connect, run SMTP; then fail, expire or retry what is left."""
+        work = work.take(np.lexsort((work.row, work.entry, work.t)))
+        starts, per_row, place = runs(work.entry)
+        e = work.take(starts)                               # one entry a queue entry
+        nxdomain = e.typo == TYPO_DOMAIN
+        ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
+        mx, rcode = self._lookup(e.isp, e.rcpt_isp * 2 + nxdomain, e.t, "MX")
+        bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
+        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, 550, "nxdomain")
+        ended[bad] = np.inf                                # done
+        temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
+        ended[temporary] = mx[temporary]
+        go = (rcode == 0) & (mx < self.end)
+        a, rcode_a = self._lookup(e.isp[go], e.rcpt_isp[go], mx[go], "A")
+        ready = np.full(len(e), np.nan)
+        ready[go] = a
+        failed_a = go.copy()
+        failed_a[go] = (rcode_a != 0) & (a < self.end)
+        ended[failed_a] = ready[failed_a]
+        go[go] = (rcode_a == 0) & (a < self.end)
+        if go.any():
+            ended[go] = self._session(work, per_row, place, e, go, ready)
+        # what is still pending after an attempt: expire it, or try again later
+        pending = np.isfinite(ended)[per_row] & self._pending(work)
+        under_way = np.isnan(ended)[per_row] & self._pending(work)
+        self.hold(work.row[under_way])
+        old = ended - e.queued >= self.retry.queue_lifetime_s
+        self._fail(work, per_row, pending & old[per_row], ended, Outcome.EXPIRED, 0,
+                   "queue_lifetime")
+        again = pending & ~old[per_row]
+        retry = work.take(again)
+        attempt = retry.attempt + 1
+        t = ended[per_row][again] + np.array([self.retry.delay(int(k)) for k in attempt]) \
+            if len(retry) else np.zeros(0)
+        self._later(self.due_queue, retry.but(t=t, attempt=attempt), t, self.step_index + 1)
+
+    def _pending(self, work: Columns) -> np.ndarray:
+        state = np.frombuffer(self.ledger.outcome, dtype=np.int8)[work.row]
+        return state == self.ledger.code("outcome", Outcome.PENDING.value)
+
+    def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """DNS queries through each ISP's resolver: when each answer arrives and its rcode
+        (0 NOERROR, 1 NXDOMAIN, 2 SERVFAIL). Queries the cache is known to answer are
+        counted as hits; the rest go through the resolver, in time order."""
+        until = (self.mx_until if rtype == "MX" else self.a_until)
+        done = np.empty(len(t))
+        rcode = np.zeros(len(t), dtype=np.int64)
+        hit = t < until[resolver, name]
+        for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
+            cached = self.servers[int(r)].queue.resolver
+            cached.count_hits(int(n))
+        cached_s = np.array([s.queue.resolver.cached_lookup_s for s in self.servers])
+        done[hit] = t[hit] + cached_s[resolver[hit]]
+        if rtype == "MX":
+            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
+        ask = np.flatnonzero(~hit)
+        for i in ask[np.argsort(t[ask], kind="stable")].tolist():
+            r, k = int(resolver[i]), int(name[i])
+            query = (self._mx_name(k) if rtype == "MX"
+                     else f"mail.{self.servers[k].domain}")
+            dns = self.servers[r].queue.resolver
+            answer, latency = dns.query(query, rtype, float(t[i]))
+            done[i] = t[i] + latency
+            rcode[i] = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}[answer.rcode]
+            until[r, k] = dns.cached_until(query, rtype)
+        return done, rcode
+
+    def _mx_name(self, name: int) -> str:
+        domain = self.servers[name // 2].domain
+        return mistyped(domain) if name % 2 else domain
+
+    def _session(self, work: Columns, per_row: np.ndarray, place: np.ndarray, e: Columns,
+                 go: np.ndarray, ready: np.ndarray) -> np.ndarray:
+        """SMTP from each entry's server to the recipients' MX from ``ready``; returns when
+        each attempt ended (NaN: under way at the run's end)."""
+        picked = np.flatnonzero(go)
+        n = len(picked)
+        sub = e.take(picked)
+        t = ready[picked]
+        is_open, delay, one_way, _ = self.connect(self.static_net[sub.isp],
+                                                  self.address[sub.isp], sub.rcpt_isp,
+                                                  np.full(n, 25), t)
+        opened = t + delay
+        result = np.where(opened < self.end, opened, np.nan)  # no connection: try later
+        live = is_open & (opened < self.end)
+        if not live.any():
+            return result
+        index = np.full(len(e), -1)
+        index[picked[live]] = np.arange(int(live.sum()))
+        mine = (index[per_row] >= 0) & self._pending(work)
+        rows = work.take(mine)
+        row_session = index[per_row[mine]]
+        _, _, row_place = runs(row_session)
+        s = sub.take(live)
+        d = Dialogue(self, s.rcpt_isp, opened[live], one_way[live], np.full(len(s), 2),
+                     row_session, row_place)
+        code = np.zeros(len(rows), dtype=np.int64)
+        cause = np.zeros(len(rows), dtype=np.int64)
+        d.decide(code, cause, rows=rows, client=self.address[s.isp], port=np.full(len(s), 25),
+                 own=np.zeros(len(s), dtype=bool), auth_user=np.full(len(s), -1),
+                 mail_from=lambda k: self.servers[int(s.isp[k])].address_of(int(s.user[k])))
+        accepted = code == 0
+        accepted_any = np.bincount(row_session[accepted], minlength=len(s)) > 0
+        transfer = s.size * 8 / np.minimum(self.bandwidth[s.isp], self.bandwidth[s.rcpt_isp])
+        dot, end = d.close(accepted_any, transfer, s.key)
+        caught = d.content_filter(s.key, accepted_any)
+        rejected = accepted & (caught & self.filter_rejects[s.rcpt_isp])[row_session]
+        code[rejected] = S550_CONTENT_REJECTED.code
+        cause[rejected] = self.ledger.code("stopped_by", mechanism(S550_CONTENT_REJECTED))
+        accepted &= ~rejected
+        junk = (caught & ~self.filter_rejects[s.rcpt_isp])[row_session]
+        self.ledger.left_rows(rows.row[accepted])
+        self.deliver(rows.take(accepted), dot[row_session][accepted], junk[accepted])
+        # permanent refusals fail at the session's end, one bounce per distinct reply
+        ends = end[row_session]
+        permanent = code >= 500
+        self.finish(rows.row[permanent], Outcome.REJECTED, ends[permanent],
+                    code=code[permanent], cause=cause[permanent])
+        told = permanent & (ends < self.end)
+        if told.any():
+            pairs = np.unique(np.c_[row_session[told], code[told], cause[told]], axis=0)
+            k = pairs[:, 0]
+            self.bounce(s.isp[k], s.user[k], end[k])
+        result[np.flatnonzero(live)] = np.where(end < self.end, end, np.nan)
+        return result
+
+    def _fail(self, work: Columns, per_row: np.ndarray, chosen: np.ndarray, at: np.ndarray,
+              outcome: Outcome, code: int, cause: str) -> None:
+        """Fail the chosen recipients still pending at their entry's instant ``at`` and
+        bounce each entry to its sender (``OutboundQueue._fail``)."""
+        mask = chosen & self._pending(work)
+        if not mask.any():
+            return
+        self.ledger.finish_rows(work.row[mask], outcome, at[per_row][mask], code=code,
+                                stopped_by=self.ledger.code("stopped_by", cause))
+        first = np.unique(per_row[mask])
+        starts = np.searchsorted(per_row, first)
+        self.bounce(work.isp[starts], work.user[starts], at[first])
+
+    def bounce(self, isp: np.ndarray, users: np.ndarray, at: np.ndarray) -> None:
+        """Delivery status notifications from MAILER-DAEMON of each sender's server to the
+        sender, delivered there at once (``MailServer.bounce``)."""
+        n = len(users)
+        if not n:
+            return
+        ledger, code = self.ledger, self.ledger.code
+        row0 = ledger.add_rows(
+            Kind.BOUNCE, message_id=self.world.next_ids(n), rcpt_index=np.zeros(n),
+            sender=np.full(n, code("sender", SenderType.MAILER_DAEMON.value)),
+            origin_isp=self.isp_code[isp], origin_network=self.bounce_network[isp],
+            path=np.full(n, code("path", "bounce")), first_hop_port=np.zeros(n),
+            rcpt_domain=self.domain_code[isp], created=at)
+        rows = row0 + np.arange(n)
+        ledger.finish_rows(rows, Outcome.DELIVERED, at)
+        self.retrievals.add_many(isp, users, rows, at, np.full(n, 2_000))
+
+
+def _relay(server: MailServer, position: int) -> RelayControl:
+    policy = server.policies[position]
+    assert isinstance(policy, RelayControl)
+    return policy
+
+
+class Dialogue:
+    """SMTP sessions as arrays, timed as the session adapter times them: per session the
+    server (an ISP index), the instant the connection opened, the one-way latency and how
+    many commands come before the first RCPT; per recipient its session and its place among
+    the session's RCPTs."""
+
+    def __init__(self, flow: LegitFlow, server: np.ndarray, opened: np.ndarray,
+                 one_way: np.ndarray, before_rcpt: np.ndarray, session: np.ndarray,
+                 place: np.ndarray):
+        self.flow = flow
+        self.server = server
+        self.proc = flow.proc[server]
+        self.step = 2 * one_way + self.proc
+        self.opened = opened
+        # the greeting is answered after processing; then the client sends its first command
+        self.base = opened + one_way + self.proc
+        self.one_way = one_way
+        self.before_rcpt = before_rcpt
+        self.session = session
+        self.place = place
+        for i, n in enumerate(np.bincount(server, minlength=len(flow.servers)).tolist()):
+            if n:
+                flow.servers[i].stats_sessions += n
+                flow.servers[i].stats_smtp_sessions += n
+
+    def greeting(self, client: np.ndarray, port: np.ndarray) -> np.ndarray:
+        """Per session: the greeting's refusal code (0: 220) from the servers' blocklists."""
+        code = np.zeros(len(client), dtype=np.int64)
+        for i in np.flatnonzero(self.flow.listed[self.server]).tolist():
+            server = self.flow.servers[int(self.server[i])]
+            session = SMTPSession(client_address=int(client[i]), port=int(port[i]))
+            server.instant = float(self.opened[i] + self.proc[i])
+            for policy in server.policies:
+                reply = policy.check_connect(server, session)
+                if reply is not None:
+                    code[i] = reply.code
+                    break
+            server.instant = None
+        return code
+
+    def decide(self, code: np.ndarray, cause: np.ndarray, *, rows: Columns, client: np.ndarray,
+               port: np.ndarray, own: np.ndarray, auth_user: np.ndarray,
+               mail_from: Callable[[int], str]) -> None:
+        """Fill in each recipient's RCPT reply code (0: accepted) and mechanism code, asking
+        its server's policies in order at the recipient's instant; recipients refused
+        already (``code`` set) are not asked. ``client``, ``port``, ``own`` (the client is
+        in the server's own networks) and ``auth_user`` (-1: none) are per session."""
+        flow = self.flow
+        s = self.session
+        srv = self.server[s]
+        instant = (self.base[s] + (self.before_rcpt[s] + self.place) * self.step[s]
+                   + self.one_way[s] + self.proc[s])
+        local = (rows.rcpt_isp == srv) & (rows.typo != TYPO_DOMAIN)
+        authenticated = auth_user[s] >= 0
+        too_many = (code == 0) & (self.place >= flow.max_rcpt[srv])
+        self._refuse(code, cause, too_many, S452_TOO_MANY_RCPTS)
+        for kinds, members in flow.signatures.items():
+            group = np.isin(srv, members)
+            if not group.any():
+                continue
+            for position, kind in enumerate(kinds):
+                undecided = group & (code == 0)
+                if kind is RelayControl:
+                    since = np.full(len(flow.servers), math.inf)
+                    since[members] = [_relay(flow.servers[i], position).auth_on_25_from
+                                      for i in members]
+                    allowed = local | authenticated | (
+                        (port[s] == 25) & (instant < since[srv]) & own[s])
+                    self._refuse(code, cause, undecided & ~allowed, S554_RELAY_DENIED)
+                elif kind is LocalRecipients:
+                    self._refuse(code, cause, undecided & local & (rows.typo == TYPO_USER),
+                                 S550_USER_UNKNOWN)
+                elif kind not in (ContentFilter, Blocklist):   # judged at DATA, at greeting
+                    scope = undecided
+                    if kind is RateLimit:
+                        scope = scope & authenticated
+                    elif kind is Greylisting:
+                        scope = scope & ~authenticated & ~own[s]
+                    self._ask(code, cause, scope, position, instant, rows, client, port,
+                              auth_user, mail_from)
+
+    def _ask(self, code: np.ndarray, cause: np.ndarray, scope: np.ndarray, position: int,
+             instant: np.ndarray, rows: Columns, client: np.ndarray, port: np.ndarray,
+             auth_user: np.ndarray, mail_from: Callable[[int], str]) -> None:
+        """Ask a stateful policy through its own hook, one recipient at a time in time order."""
+        flow = self.flow
+        ask = np.flatnonzero(scope)
+        for i in ask[np.argsort(instant[ask], kind="stable")].tolist():
+            k = int(self.session[i])
+            server = flow.servers[int(self.server[k])]
+            user = int(auth_user[k])
+            session = SMTPSession(client_address=int(client[k]), port=int(port[k]),
+                                  authenticated_user=f"user{user}" if user >= 0 else None,
+                                  mail_from=mail_from(k))
+            address = recipient_address(flow.servers[int(rows.rcpt_isp[i])].domain,
+                                        int(rows.rcpt_user[i]), int(rows.typo[i]))
+            server.instant = float(instant[i])
+            reply = server.policies[position].check_rcpt(server, session, address)
+            server.instant = None
+            if reply is not None:
+                code[i] = reply.code
+                cause[i] = flow.ledger.code("stopped_by", mechanism(reply))
+
+    def _refuse(self, code: np.ndarray, cause: np.ndarray, mask: np.ndarray,
+                reply: Reply) -> None:
+        code[mask] = reply.code
+        cause[mask] = self.flow.ledger.code("stopped_by", mechanism(reply))
+
+    def close(self, accepted_any: np.ndarray, transfer: np.ndarray, keys: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Per session: the instant the final dot is answered (NaN without data) and the
+        session's end after QUIT; each server scans what it receives (keyed by message)."""
+        flow = self.flow
+        rcpts = np.bincount(self.session, minlength=len(self.base))
+        after_rcpts = self.base + (self.before_rcpt + rcpts) * self.step
+        mean = flow.scan_mean[self.server]
+        scan = np.where(accepted_any & (mean > 0),
+                        keyed_exponential(keys, flow.scan_salt[self.server], mean), 0.0)
+        dot = after_rcpts + self.step + self.one_way + transfer + self.proc + scan
+        end = np.where(accepted_any, dot + self.one_way + self.step, after_rcpts + self.step)
+        return np.where(accepted_any, dot, np.nan), end
+
+    def refused_after(self, commands: np.ndarray) -> np.ndarray:
+        """The end of a session refused at its ``commands``-th exchange (0: the greeting),
+        after the client's QUIT."""
+        return self.base + (commands + 1) * self.step
+
+    def content_filter(self, keys: np.ndarray, inbound: np.ndarray) -> np.ndarray:
+        """Per session: caught by its server's content filter (legit mail: a false positive),
+        judged by the message's key as ``ContentFilter.check_data`` judges it."""
+        flow = self.flow
+        judged = inbound & (flow.false_positive[self.server] >= 0)
+        caught = np.zeros(len(keys), dtype=bool)
+        caught[judged] = keyed_uniform(keys[judged], flow.filter_salt[self.server[judged]]) \
+            < flow.false_positive[self.server[judged]]
+        examined = np.bincount(self.server[judged], minlength=len(flow.servers))
+        hits = np.bincount(self.server[caught], minlength=len(flow.servers))
+        for i in np.flatnonzero(examined).tolist():
+            policy = flow.filters[i]
+            assert policy is not None
+            policy.examined += int(examined[i])
+            policy.caught += int(hits[i])
+        return caught

@@ -1,0 +1,161 @@
+"""What one ISP's users send: messages drawn in vectorised batches, the same at every fidelity.
+
+The users of an ISP are one Poisson process at the sum of their (log-normal) rates; a batch
+holds the messages created in one interval of simulated time as numpy arrays, one entry a
+message, with the recipients as flat arrays. The engine path replays a batch message by
+message through SimPy and the protocol engines; the flow path (``netsim.world.flow``) decides
+it in bulk. Both read the same draws, which is what lets a test compare them recipient by
+recipient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+
+BATCH_S = 3600.0    # simulated seconds of sending drawn at once
+HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
+TYPO_NONE, TYPO_USER, TYPO_DOMAIN = 0, 1, 2   # how a recipient address is mistyped
+
+
+def mistyped(domain: str) -> str:
+    """A domain with two letters of its top-level label swapped: it does not exist."""
+    head, _, tld = domain.rpartition(".")
+    typo = tld[0] + tld[2] + tld[1] + tld[3:] if len(tld) > 2 else tld + tld[0]
+    return f"{head}.{typo}"
+
+
+def recipient_address(domain: str, user: int, typo: int) -> str:
+    """The address a user writes: right, with a mistyped user part, or a mistyped domain."""
+    if typo == TYPO_USER:
+        return f"user{user}x@{domain}"
+    if typo == TYPO_DOMAIN:
+        return f"user{user}@{mistyped(domain)}"
+    return f"user{user}@{domain}"
+
+
+@dataclass(slots=True)
+class Batch:
+    """Messages created in ``[start, end)`` by one ISP's users, in creation order.
+
+    Per message: ``created`` [s], ``user``, ``where`` (``HOME`` or a visited network's index),
+    ``host`` (host number within that network), ``size`` [bytes], ``key`` (the content
+    filter's handle), ``capture`` (a uniform draw: an eavesdropper on the visited network
+    captures plaintext AUTH if it is below the network's probability) and ``first`` (offset
+    of its recipients). Per recipient: ``rcpt_isp``, ``rcpt_user`` and ``typo``.
+    """
+
+    created: np.ndarray
+    user: np.ndarray
+    where: np.ndarray
+    host: np.ndarray
+    size: np.ndarray
+    key: np.ndarray
+    capture: np.ndarray
+    first: np.ndarray      # n + 1 offsets into the recipient arrays
+    rcpt_isp: np.ndarray
+    rcpt_user: np.ndarray
+    typo: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+    def recipients(self, i: int) -> range:
+        return range(int(self.first[i]), int(self.first[i + 1]))
+
+
+class Workload:
+    """The sending behaviour of one ISP's users: rates, MUA configuration, recipients."""
+
+    def __init__(self, world: World, isp: int):
+        s = world.scenario
+        cfg = self.cfg = s.users
+        self.isp = isp
+        self.name = s.isps[isp].name
+        self.size = n = s.isps[isp].subscribers
+        streams = world.streams
+        mean = cfg.sends_per_day / 86_400
+        sigma = cfg.rate_sigma
+        rates = mean * np.exp(sigma * streams[f"users.rate.{self.name}"].standard_normal(n)
+                              - sigma * sigma / 2)
+        self.cumulative_rate = np.cumsum(rates)
+        self.total_rate = float(self.cumulative_rate[-1]) if n else 0.0
+        self.mua_587 = streams[f"users.mua.{self.name}"].random(n) < cfg.mua_587_share
+        self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)
+        self.server_users = np.array([i.subscribers for i in s.isps], dtype=np.int64)
+        self.others = world.recipient_choice[isp]
+        self.visited_hosts = np.array([v.prefix.num_addresses - 2 for v in s.visited_networks],
+                                      dtype=np.int64)
+        self.rng = streams[f"users.send.{self.name}"]
+        self.sent = 0
+
+    def batch(self, start: float, end: float) -> Batch:
+        """The messages created in ``[start, end)``: a Poisson count, uniform times."""
+        rng, cfg = self.rng, self.cfg
+        n = int(rng.poisson(self.total_rate * (end - start))) if self.total_rate > 0 else 0
+        created = np.sort(start + rng.random(n) * (end - start))
+        user = np.minimum(np.searchsorted(self.cumulative_rate, rng.random(n) * self.total_rate,
+                                          side="right"), self.size - 1).astype(np.int64)
+        where = np.full(n, HOME, dtype=np.int64)
+        host = user.copy()
+        if len(self.visited_hosts):
+            roaming = np.flatnonzero(rng.random(n) < cfg.roaming_share)
+            where[roaming] = rng.integers(len(self.visited_hosts), size=len(roaming))
+            host[roaming] = rng.integers(self.visited_hosts[where[roaming]])
+        size = np.maximum(300, rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma,
+                                             n)).astype(np.int64)
+        key = rng.integers(0, 2**63, size=n, dtype=np.int64)
+        capture = rng.random(n)
+        count = 1 + np.searchsorted(self.rcpt_cdf, rng.random(n), side="right")
+        sender = np.repeat(user, count)
+        m = len(sender)
+        rcpt_isp = np.full(m, self.isp, dtype=np.int64)
+        if self.others is not None:
+            away = np.flatnonzero(rng.random(m) < cfg.other_isp_share)
+            rcpt_isp[away] = self.others[0][np.searchsorted(self.others[1], rng.random(len(away)),
+                                                            side="right")]
+        users = self.server_users[rcpt_isp]
+        rcpt_user = (rng.random(m) * users).astype(np.int64)
+        # nobody writes to themselves: the next account instead
+        own = (rcpt_isp == self.isp) & (rcpt_user == sender) & (users > 1)
+        rcpt_user[own] = (rcpt_user[own] + 1) % users[own]
+        roll = rng.random(m)
+        typo = np.where(roll < cfg.mistyped_user_share, TYPO_USER,
+                        np.where(roll < cfg.mistyped_user_share + cfg.mistyped_domain_share,
+                                 TYPO_DOMAIN, TYPO_NONE)).astype(np.int8)
+        first = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(count, out=first[1:])
+        batch = Batch(created, user, where, host, size, key, capture, first, rcpt_isp,
+                      rcpt_user, typo)
+        self.sent += n
+        return _without_repeats(batch)
+
+
+def _without_repeats(batch: Batch) -> Batch:
+    """Drop a recipient drawn twice for one message (its first occurrence stays)."""
+    multi = np.flatnonzero(np.diff(batch.first) > 1)
+    drop: list[int] = []
+    for i in multi.tolist():
+        seen: set[tuple[int, int, int]] = set()
+        for r in batch.recipients(i):
+            address = (int(batch.rcpt_isp[r]), int(batch.rcpt_user[r]), int(batch.typo[r]))
+            if address in seen:
+                drop.append(r)
+            seen.add(address)
+    if not drop:
+        return batch
+    keep = np.ones(len(batch.rcpt_isp), dtype=bool)
+    keep[drop] = False
+    owner = np.repeat(np.arange(len(batch)), np.diff(batch.first))
+    count = np.bincount(owner[keep], minlength=len(batch))
+    first = np.zeros(len(batch) + 1, dtype=np.int64)
+    np.cumsum(count, out=first[1:])
+    return Batch(batch.created, batch.user, batch.where, batch.host, batch.size, batch.key,
+                 batch.capture, first, batch.rcpt_isp[keep], batch.rcpt_user[keep],
+                 batch.typo[keep])

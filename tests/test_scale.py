@@ -1,0 +1,75 @@
+"""The shape of netsim's memory: what a subscriber costs, and that recipients are not objects.
+
+MODEL.md "Scale": per-host state lives in arrays, so a country's memory grows with its
+subscribers only by those arrays, and the ledger keeps recipients in typed columns.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from array import array
+
+import numpy as np
+
+from netsim.scenario import Scenario
+from netsim.world import World, simulate
+
+
+def _country(subscribers: int, fidelity: str = "flow") -> Scenario:
+    return Scenario.model_validate({
+        "name": "shape", "seed": 3, "fidelity": fidelity, "duration_s": 600,
+        "isps": [{"name": n, "domain": f"{n}.example", "subscribers": subscribers,
+                  "dynamic_pool": pool, "server_network": static, "bot_fraction": 0}
+                 for n, pool, static in (("isp-a", "10.0.0.0/8", "192.168.1.0/28"),
+                                         ("isp-b", "11.0.0.0/8", "192.168.2.0/28"))],
+        "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.01}]})
+
+
+def _subscriber_arrays(world: World) -> int:
+    """Bytes of the arrays kept per subscriber: each workload's send rates and MUA ports,
+    and (flow) each user's POP3 check phase, or (engines) check phase and checking flag."""
+    total = sum(w.cumulative_rate.nbytes + w.mua_587.nbytes for w in world.workloads)
+    if world.retrievals is not None:
+        total += sum(phase.nbytes for phase in world.retrievals.phase)
+    total += sum(p.check_phase.nbytes + p.checking.nbytes for p in world.populations)
+    return total
+
+
+def test_a_subscriber_costs_the_bytes_the_design_says():
+    for fidelity, per_subscriber in (("flow", 17), ("session", 18)):
+        world = World(_country(50_000, fidelity))
+        assert _subscriber_arrays(world) == per_subscriber * 100_000, fidelity
+
+
+def test_building_a_country_grows_with_subscribers_only_by_their_arrays():
+    """Ten times the subscribers: the world takes about 17 bytes more a subscriber added
+    (the arrays above, and nothing per subscriber besides them)."""
+    traced = {}
+    for n in (20_000, 200_000):
+        tracemalloc.start()
+        world = World(_country(n))
+        traced[n] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del world
+    per_added = (traced[200_000] - traced[20_000]) / (2 * 180_000)
+    assert 16 < per_added < 20
+
+
+def test_recipients_are_typed_columns_not_objects():
+    world = World(_country(200))
+    world.env.run(until=600)
+    ledger = world.ledger
+    assert len(ledger) > 0
+    columns = [v for v in vars(ledger).values() if isinstance(v, array)]
+    assert len(columns) == 17 and all(len(c) == len(ledger) for c in columns)
+    # 74 bytes a recipient (the ledger's columns), whatever else the run holds
+    assert sum(c.itemsize for c in columns) == 74
+
+
+def test_a_flow_run_conserves_recipients_and_reports_them():
+    result = simulate(_country(2_000))
+    counts = result.summary["counts"]["legit"]
+    assert sum(counts.values()) == result.summary["sim"]["recipients"] - sum(
+        result.summary["counts"]["bounce"].values())
+    assert counts["delivered"] > 0
+    assert np.isfinite(result.summary["legit_delay"]["retrieval_median_s"])
