@@ -277,3 +277,22 @@ def test_rate_limit_in_a_full_submission_session(world: World, server: MailServe
     rcpts = [LOCAL1, LOCAL2, "user3@isp-b.example"]
     codes = _codes(_send(world, _hotel(world), rcpts, port=587, credentials=login))
     assert codes == {LOCAL1: 250, LOCAL2: 250, "user3@isp-b.example": 451}
+
+
+def test_keyed_draws_are_the_same_one_at_a_time_and_in_arrays():
+    from netsim.mail.draws import (
+        keyed_exponential,
+        keyed_exponential_one,
+        keyed_uniform,
+        keyed_uniform_one,
+    )
+
+    keys = np.random.default_rng(5).integers(0, 2**63, size=1000, dtype=np.int64)
+    salt = 123456789123456789
+    arrays = keyed_uniform(keys, salt)
+    assert [keyed_uniform_one(int(k), salt) for k in keys] == arrays.tolist()
+    assert np.allclose([keyed_exponential_one(int(k), salt, 2.0) for k in keys],
+                       keyed_exponential(keys, salt, 2.0), rtol=1e-15, atol=0)
+    # uniform enough: deciles hold a tenth each, within five standard deviations
+    counts = np.bincount((arrays * 10).astype(int), minlength=10)
+    assert (np.abs(counts - 100) < 5 * (1000 * 0.1 * 0.9) ** 0.5).all()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from netsim.mail.draws import keyed_uniform, salt
+from netsim.mail.draws import keyed_uniform, keyed_uniform_one, salt
 from netsim.mail.message import Kind, Mail
 from netsim.mail.policy import Policy
 from netsim.net import AddressPlan, NetKind
@@ -168,7 +168,7 @@ class ContentFilter(Policy):
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
         self.examined += 1
         rate = self.detection_rate if mail.kind is Kind.SPAM else self.false_positive_rate
-        if float(self.uniform(np.array([mail.key]))[0]) >= rate:
+        if keyed_uniform_one(mail.key, self.salt) >= rate:
             return None
         self.caught += 1
         if self.action == "reject":
@@ -212,21 +212,33 @@ class RateLimit(Policy):
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
         user = session.authenticated_user
-        now = server.now
-        if not user or now < self.start_s:
+        if not user:
             return None
+        return S451_RATE_LIMITED if self.limits([user], [server.now])[0] else None
+
+    def limits(self, users: Iterable[str], instants: Iterable[float]) -> list[bool]:
+        """Take a token for each authenticated recipient, in the order given (time order);
+        True where the account's bucket is empty (451). The flow path asks in bulk."""
         capacity = self.recipients_per_hour
-        tokens = self._tokens.get(user, capacity)
-        last = self._updated.get(user, now)
-        # Multiply before dividing: 360 s at 10/h refills exactly one token.
-        tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
-        self._updated[user] = now
-        if tokens < 1.0:
-            self._tokens[user] = tokens
-            self.limited += 1
-            return S451_RATE_LIMITED
-        self._tokens[user] = tokens - 1.0
-        return None
+        tokens_of, updated = self._tokens, self._updated
+        out = []
+        for user, now in zip(users, instants, strict=True):
+            if now < self.start_s:
+                out.append(False)
+                continue
+            tokens = tokens_of.get(user, capacity)
+            last = updated.get(user, now)
+            # Multiply before dividing: 360 s at 10/h refills exactly one token.
+            tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+            updated[user] = now
+            if tokens < 1.0:
+                tokens_of[user] = tokens
+                self.limited += 1
+                out.append(True)
+            else:
+                tokens_of[user] = tokens - 1.0
+                out.append(False)
+        return out
 
 
 #: What stopped a recipient, by the reply of the defence that stopped it.

@@ -9,6 +9,8 @@ in arrays, draw the same numbers (counter-based random numbers, as in Random123)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -29,7 +31,23 @@ def keyed_uniform(keys: np.ndarray, salts: np.ndarray | int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
+_MASK = (1 << 64) - 1
+
+
+def keyed_uniform_one(key: int, salt: int) -> float:
+    """:func:`keyed_uniform` of one key, in Python integers (no array for one number)."""
+    z = ((key ^ salt) + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z ^= z >> 31
+    return (z >> 11) * 2.0**-53
+
+
 def keyed_exponential(keys: np.ndarray, salts: np.ndarray | int,
                       mean: np.ndarray | float) -> np.ndarray:
     """Exponential numbers with ``mean``, one a key (inverse transform of ``keyed_uniform``)."""
     return -np.asarray(mean) * np.log1p(-keyed_uniform(keys, salts))
+
+
+def keyed_exponential_one(key: int, salt: int, mean: float) -> float:
+    return -mean * math.log1p(-keyed_uniform_one(key, salt))

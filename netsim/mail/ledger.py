@@ -98,28 +98,25 @@ class Ledger:
             path: str, first_hop_port: int) -> None:
         """Open one row per recipient of a new message (each starts ``pending``)."""
         v = self.vocab
-        codes = (self._kind[mail.kind], v["sender"].code(mail.sender.value),
-                 v["origin_isp"].code(origin_isp), v["origin_network"].code(origin_network),
-                 v["path"].code(path))
-        for i, address in enumerate(recipients):
-            mail.rows[address] = len(self.message_id)
-            self.message_id.append(mail.id)
-            self.rcpt_index.append(i)
-            self.kind.append(codes[0])
-            self.sender.append(codes[1])
-            self.origin_isp.append(codes[2])
-            self.origin_network.append(codes[3])
-            self.path.append(codes[4])
-            self.first_hop_port.append(first_hop_port)
-            self.rcpt_domain.append(v["rcpt_domain"].code(domain_of(address)))
-            self.outcome.append(self._pending)
-            self.reply_code.append(0)
-            self.stopped_by.append(0)
-            self.created_s.append(mail.created)
-            self.delivered_s.append(_NAN)
-            self.retrieved_s.append(_NAN)
-            self.finished_s.append(_NAN)
-            self.left_origin.append(0)
+        start = len(self.message_id)
+        addresses = list(recipients)
+        n = len(addresses)
+        for i, address in enumerate(addresses):
+            mail.rows[address] = start + i
+        domain = v["rcpt_domain"].code
+        self.rcpt_domain.extend([domain(domain_of(a)) for a in addresses])
+        self.rcpt_index.extend(range(n))
+        values: tuple[tuple[array, float], ...] = (
+            (self.message_id, mail.id), (self.kind, self._kind[mail.kind]),
+            (self.sender, v["sender"].code(mail.sender.value)),
+            (self.origin_isp, v["origin_isp"].code(origin_isp)),
+            (self.origin_network, v["origin_network"].code(origin_network)),
+            (self.path, v["path"].code(path)), (self.first_hop_port, first_hop_port),
+            (self.outcome, self._pending), (self.reply_code, 0), (self.stopped_by, 0),
+            (self.created_s, mail.created), (self.delivered_s, _NAN),
+            (self.retrieved_s, _NAN), (self.finished_s, _NAN), (self.left_origin, 0))
+        for column, value in values:
+            column.extend([value] * n)
         self.attempted[mail.kind] += len(mail.rows)
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
@@ -246,38 +243,43 @@ class Ledger:
         if problems:
             raise ConservationError("conservation of recipients broken: " + "; ".join(problems))
 
-    def to_arrow(self) -> pa.Table:
-        """The ledger as an Arrow table, categorical columns dictionary-encoded."""
+    def to_arrow(self, release: bool = False) -> pa.Table:
+        """The ledger as an Arrow table, categorical columns dictionary-encoded. With
+        ``release``, each column is freed once copied (the ledger keeps only its counts),
+        so a country's table never exists twice over."""
         v = self.vocab
 
-        def ints(column: array, dtype: type = np.int32) -> np.ndarray:
-            stored = _NUMPY_TYPES[column.typecode]
-            return np.frombuffer(column, dtype=stored).astype(dtype)
+        def take(name: str) -> np.ndarray:
+            column: array = getattr(self, name)
+            values = np.frombuffer(column, dtype=_NUMPY_TYPES[column.typecode]).copy()
+            if release:
+                setattr(self, name, array(column.typecode))
+            return values
 
-        def floats(column: array) -> pa.Array:
+        def floats(name: str) -> pa.Array:
             # NaN (never happened) becomes null, which Arrow compares and pandas reads as NaN
-            return pa.array(np.frombuffer(column, dtype=np.float64), from_pandas=True)
+            return pa.array(take(name), from_pandas=True)
 
-        def categories(name: str, column: array) -> pa.DictionaryArray:
-            return pa.DictionaryArray.from_arrays(pa.array(ints(column)),
+        def categories(name: str) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(take(name).astype(np.int32)),
                                                   pa.array(v[name].words, pa.string()))
 
         return pa.table({
-            "message_id": pa.array(ints(self.message_id, np.int64)),
-            "rcpt_index": pa.array(ints(self.rcpt_index, np.int16)),
-            "kind": categories("kind", self.kind),
-            "sender": categories("sender", self.sender),
-            "origin_isp": categories("origin_isp", self.origin_isp),
-            "origin_network": categories("origin_network", self.origin_network),
-            "path": categories("path", self.path),
-            "first_hop_port": pa.array(ints(self.first_hop_port)),
-            "rcpt_domain": categories("rcpt_domain", self.rcpt_domain),
-            "outcome": categories("outcome", self.outcome),
-            "reply_code": pa.array(ints(self.reply_code, np.int16)),
-            "stopped_by": categories("stopped_by", self.stopped_by),
-            "created_s": floats(self.created_s),
-            "delivered_s": floats(self.delivered_s),
-            "retrieved_s": floats(self.retrieved_s),
-            "finished_s": floats(self.finished_s),
-            "left_origin": pa.array(ints(self.left_origin, np.int8).astype(bool)),
+            "message_id": pa.array(take("message_id")),
+            "rcpt_index": pa.array(take("rcpt_index").astype(np.int16)),
+            "kind": categories("kind"),
+            "sender": categories("sender"),
+            "origin_isp": categories("origin_isp"),
+            "origin_network": categories("origin_network"),
+            "path": categories("path"),
+            "first_hop_port": pa.array(take("first_hop_port")),
+            "rcpt_domain": categories("rcpt_domain"),
+            "outcome": categories("outcome"),
+            "reply_code": pa.array(take("reply_code")),
+            "stopped_by": categories("stopped_by"),
+            "created_s": floats("created_s"),
+            "delivered_s": floats("delivered_s"),
+            "retrieved_s": floats("retrieved_s"),
+            "finished_s": floats("finished_s"),
+            "left_origin": pa.array(take("left_origin").astype(bool)),
         })

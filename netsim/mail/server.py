@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import simpy
 
-from netsim.mail.draws import keyed_exponential, salt
+from netsim.mail.draws import keyed_exponential_one, salt
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
@@ -109,7 +109,7 @@ class MailServer:
         mean = self.settings.scan_mean_s
         if mean <= 0:
             return 0.0
-        return float(keyed_exponential(np.array([key]), self.scan_salt, mean)[0])
+        return keyed_exponential_one(key, self.scan_salt, mean)
 
     def listen(self, port: int) -> None:
         """Start accepting connections on a port (25 and 587 SMTP, 110 and 995 POP3)."""

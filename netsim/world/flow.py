@@ -42,6 +42,7 @@ from netsim.mail.server import MailServer
 from netsim.net import Connection, RCode, Verdict
 from netsim.protocols import Reply, SMTPSession
 from netsim.protocols.replies import (
+    S451_RATE_LIMITED,
     S452_TOO_MANY_RCPTS,
     S550_CONTENT_REJECTED,
     S550_USER_UNKNOWN,
@@ -169,7 +170,13 @@ class LegitFlow:
                                                         *world.network.ingress)
                               for r in acl.rules}
                              | {t for s in servers for t in s.opens.values()})
-        self._connections: dict[tuple[int, int, int, int], Connection] = {}
+        # connection verdicts by (source network, server, port, epoch): an index into lists
+        self._verdict = np.full(len(plan.subnets) * len(servers) * 3 * (len(self.epochs) + 1),
+                                -1, dtype=np.int64)
+        self._open: list[bool] = []
+        self._delay: list[float] = []
+        self._one_way: list[float] = []
+        self._cause: list[int] = []
         code = self.ledger.code
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
@@ -305,33 +312,37 @@ class LegitFlow:
                 port: np.ndarray, t: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per attempt: open?, what it costs the client, the one-way latency and, for one
-        that never opened, what stopped it — ``Network.connect`` as it answers at ``t``."""
+        that never opened, what stopped it — ``Network.connect`` as it answers at ``t``.
+        Verdicts are remembered by source network, server, port and epoch."""
         epoch = np.searchsorted(self.epochs, t, side="right")
         key = ((src_net * len(self.servers) + server) * 3
                + (port == 587) + 2 * (port == 995)) * (len(self.epochs) + 1) + epoch
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        found = [self._connection(int(src_net[i]), int(src[i]), int(server[i]), int(port[i]),
-                                  float(t[i]), int(epoch[i])) for i in first.tolist()]
-        is_open = np.array([c.is_open for c in found])[inverse]
-        delay = np.array([c.delay_s for c in found])[inverse]
-        one_way = np.array([c.one_way_s for c in found])[inverse]
-        cause = np.array([0 if c.is_open else self.ledger.code(
-            "stopped_by", c.rule.name if c.rule is not None else "connection_refused")
-            for c in found])[inverse]
-        return is_open, delay, one_way, cause
+        known = self._verdict[key]
+        if (known < 0).any():
+            new = np.flatnonzero(known < 0)
+            _, first = np.unique(key[new], return_index=True)
+            for i in new[first].tolist():
+                conn = self._connection(int(src_net[i]), int(src[i]), int(server[i]),
+                                        int(port[i]), float(t[i]))
+                self._verdict[key[i]] = len(self._open)
+                self._open.append(conn.is_open)
+                self._delay.append(conn.delay_s)
+                self._one_way.append(conn.one_way_s)
+                self._cause.append(0 if conn.is_open else self.ledger.code(
+                    "stopped_by", conn.rule.name if conn.rule is not None
+                    else "connection_refused"))
+            known = self._verdict[key]
+        return (np.array(self._open)[known], np.array(self._delay)[known],
+                np.array(self._one_way)[known], np.array(self._cause)[known])
 
     def _connection(self, src_net: int, src: int, server: int, port: int, t: float,
-                    epoch: int) -> Connection:
-        key = (src_net, server, port, epoch)
-        conn = self._connections.get(key)
-        if conn is None:
-            dst = self.servers[server]
-            conn = self.world.network.connect(src, dst.address, port, t)
-            if conn.verdict is Verdict.REFUSED and dst.opens.get(port, math.inf) <= t:
-                # the port is not open yet at the minute's start, but it is at ``t``
-                conn = Connection(Verdict.OPEN, 2 * conn.one_way_s, conn.one_way_s, src,
-                                  dst.address, port)
-            self._connections[key] = conn
+                    ) -> Connection:
+        dst = self.servers[server]
+        conn = self.world.network.connect(src, dst.address, port, t)
+        if conn.verdict is Verdict.REFUSED and dst.opens.get(port, math.inf) <= t:
+            # the port is not open yet at the minute's start, but it is at ``t``
+            conn = Connection(Verdict.OPEN, 2 * conn.one_way_s, conn.one_way_s, src,
+                              dst.address, port)
         return conn
 
     # -- the MUA's submission ------------------------------------------------------------------
@@ -670,14 +681,30 @@ class Dialogue:
                 elif kind is LocalRecipients:
                     self._refuse(code, cause, undecided & local & (rows.typo == TYPO_USER),
                                  S550_USER_UNKNOWN)
+                elif kind is RateLimit:
+                    self._rate_limit(code, cause, undecided & authenticated, position,
+                                     instant, auth_user)
                 elif kind not in (ContentFilter, Blocklist):   # judged at DATA, at greeting
                     scope = undecided
-                    if kind is RateLimit:
-                        scope = scope & authenticated
-                    elif kind is Greylisting:
+                    if kind is Greylisting:
                         scope = scope & ~authenticated & ~own[s]
                     self._ask(code, cause, scope, position, instant, rows, client, port,
                               auth_user, mail_from)
+
+    def _rate_limit(self, code: np.ndarray, cause: np.ndarray, scope: np.ndarray,
+                    position: int, instant: np.ndarray, auth_user: np.ndarray) -> None:
+        """Each server's rate limit, asked in bulk for its authenticated recipients."""
+        flow = self.flow
+        ask = np.flatnonzero(scope)
+        ask = ask[np.argsort(instant[ask], kind="stable")]
+        server = self.server[self.session[ask]]
+        for i in np.unique(server).tolist():
+            rows = ask[server == i]
+            policy = flow.servers[i].policies[position]
+            assert isinstance(policy, RateLimit)
+            users = [f"user{u}" for u in auth_user[self.session[rows]].tolist()]
+            limited = rows[np.array(policy.limits(users, instant[rows].tolist()), dtype=bool)]
+            self._refuse(code, cause, limited, S451_RATE_LIMITED)
 
     def _ask(self, code: np.ndarray, cause: np.ndarray, scope: np.ndarray, position: int,
              instant: np.ndarray, rows: Columns, client: np.ndarray, port: np.ndarray,

@@ -45,9 +45,12 @@ def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     how often each occurs."""
     if not len(keys[0]):
         return np.zeros((0, len(keys)), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    keys = [np.asarray(k, dtype=np.int64) for k in keys]
     dims = tuple(int(k.max()) + 1 for k in keys)
-    flat, counts = np.unique(np.ravel_multi_index(keys, dims), return_counts=True)
+    flat = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, dim in zip(keys, dims, strict=True):   # one combined key, built in place
+        flat *= dim
+        flat += key
+    flat, counts = np.unique(flat, return_counts=True)
     return np.stack(np.unravel_index(flat, dims), axis=1), counts
 
 

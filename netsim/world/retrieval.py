@@ -33,6 +33,7 @@ class Retrievals:
                       * self.interval for isp in world.scenario.isps]
         self._parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in world.scenario.isps]
         self._single: list[list[tuple[int, int, float, int]]] = [[] for _ in world.scenario.isps]
+        self._many: list[tuple[np.ndarray, ...]] = []   # with the ISP of each delivery
 
     def add(self, server: MailServer, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
             size: np.ndarray) -> None:
@@ -43,17 +44,23 @@ class Retrievals:
     def add_many(self, isp: np.ndarray, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
                  size: np.ndarray) -> None:
         """Deliveries at many ISPs' servers (``isp`` per delivery)."""
-        if not len(rows):
-            return
-        for i in np.unique(isp).tolist():
-            pick = isp == i
-            self._parts[i].append((users[pick], rows[pick], at[pick], size[pick]))
+        if len(rows):
+            self._many.append((isp, users, rows, at, size))
 
     def add_one(self, server: MailServer, user: int, row: int, at: float, size: int) -> None:
         self._single[self.world.server_index[server.address]].append((user, row, at, size))
 
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
+        if self._many:
+            where, *columns = (np.concatenate(c) for c in zip(*self._many, strict=True))
+            order = np.argsort(where, kind="stable")
+            starts = np.searchsorted(where[order], np.arange(len(self._parts) + 1))
+            for i, part in enumerate(self._parts):
+                pick = order[starts[i]:starts[i + 1]]
+                if len(pick):
+                    part.append(tuple(c[pick] for c in columns))
+            self._many = []
         for isp, server in enumerate(self.world.servers):
             parts = self._parts[isp]
             if self._single[isp]:

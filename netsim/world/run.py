@@ -45,7 +45,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         world.retrievals.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
-    table = world.ledger.to_arrow()
+    table = world.ledger.to_arrow(release=True)
     cols = report.Columns(table)
     summary = {
         "netsim_version": netsim.__version__,
@@ -61,7 +61,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "credentials": world.credentials.summary(),
         "sim": {
             "messages": world.messages_created,
-            "recipients": len(world.ledger),
+            "recipients": table.num_rows,
             "sessions": sum(s.stats_sessions for s in world.servers),
             "events": world.env.events_processed,
             "sim_seconds": scenario.duration_s,

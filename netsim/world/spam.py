@@ -72,13 +72,12 @@ class SpamSessions:
             return None
         target = world.servers[int(np.searchsorted(self.target_cumulative, rng.random(),
                                                     side="right"))]
-        addresses: list[str] = []
-        for _ in range(recipients):
-            user = int(rng.integers(target.users))
-            address = (f"x{user}@{target.domain}" if rng.random() < self.cfg.invalid_recipient_share
-                       else target.address_of(user))
-            if address not in addresses:
-                addresses.append(address)
+        users = rng.integers(target.users, size=recipients).tolist()
+        invalid = (rng.random(recipients) < self.cfg.invalid_recipient_share).tolist()
+        # a harvested list names an address once
+        addresses = list(dict.fromkeys(
+            f"x{user}@{target.domain}" if bad else target.address_of(user)
+            for user, bad in zip(users, invalid, strict=True)))
         forged = world.servers[int(rng.integers(len(world.servers)))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
                                           self.cfg.size_sigma)))
