@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / scenario.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    result = simulate(scenario)
+    result = simulate(scenario, records=args.records)
     try:
         write_results(result, out, args.records)
     except OSError as exc:

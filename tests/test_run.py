@@ -145,3 +145,16 @@ def test_record_levels_keep_the_summary_exact(tmp_path):
     assert set(sample["message_id"] % 100) == {0}
     expected = full[full["message_id"] % 100 == 0].reset_index(drop=True)
     assert sample.reset_index(drop=True).equals(expected)
+
+
+def test_a_summary_run_reports_exactly_what_a_full_run_does():
+    """``records="summary"`` builds no table of recipients: its summary and hourly series
+    are counted in the ledger's arrays, and equal a full run's."""
+    full = simulate(tiny_scenario())
+    summary = simulate(tiny_scenario(), records="summary")
+    assert summary.recipients.num_rows == 0 < full.recipients.num_rows
+    assert summary.timeseries.equals(full.timeseries)
+    for key in full.summary:
+        if key != "sim":
+            assert summary.summary[key] == full.summary[key], key
+    assert summary.summary["sim"]["recipients"] == full.recipients.num_rows

@@ -59,3 +59,12 @@ def test_trace_svg_and_draw_write_charts(tmp_path, capsys):
     assert main(["draw", path, "--out", str(tmp_path / "world.txt")]) == 2
     assert "a chart is .svg, .png or .pdf" in capsys.readouterr().err
     assert main(["trace", path, "--first", "legit", "--svg", str(tmp_path / "x.gif")]) == 2
+
+
+def test_trace_of_a_flow_world_follows_the_message_through_the_engines(tmp_path, capsys):
+    path = _scenario_file(tmp_path, fidelity="flow",
+                          users={"sends_per_day": 48.0, "other_isp_share": 1.0})
+    assert main(["trace", path, "--first", "legit"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("C: RCPT TO:<", "S: 250", "C: RETR 1"):
+        assert expected in out, expected

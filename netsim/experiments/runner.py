@@ -46,7 +46,7 @@ class RunOutput:
 def run_one(spec: RunSpec) -> RunOutput:
     """Simulate one run (in whatever process or machine executes it)."""
     scenario = validate(spec.scenario, f"run {spec.run_id}")
-    result = simulate(scenario, replication=spec.replication)
+    result = simulate(scenario, replication=spec.replication, records="summary")
     record = {"labels": spec.labels(), "scenario_hash": spec.scenario_hash,
               "summary": result.summary}
     sink = io.BytesIO()

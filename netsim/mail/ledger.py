@@ -36,7 +36,7 @@ KINDS = tuple(Kind)
 _NAN = math.nan
 
 
-_NUMPY_TYPES = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64, "d": np.float64}
+NUMPY_TYPES = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64, "d": np.float64}
 
 
 class ConservationError(AssertionError):
@@ -156,12 +156,12 @@ class Ledger:
                                (self.origin_network, origin_network), (self.path, path),
                                (self.first_hop_port, first_hop_port),
                                (self.rcpt_domain, rcpt_domain), (self.created_s, created)):
-            column.frombytes(np.asarray(values, dtype=_NUMPY_TYPES[column.typecode]).tobytes())
+            column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
         for column, value in ((self.kind, self._kind[kind]), (self.outcome, self._pending),
                               (self.reply_code, 0), (self.stopped_by, 0),
                               (self.left_origin, 0), (self.delivered_s, _NAN),
                               (self.retrieved_s, _NAN), (self.finished_s, _NAN)):
-            column.frombytes(np.full(n, value, dtype=_NUMPY_TYPES[column.typecode]).tobytes())
+            column.frombytes(np.full(n, value, dtype=NUMPY_TYPES[column.typecode]).tobytes())
         self.attempted[kind] += n
         return start
 
@@ -251,7 +251,7 @@ class Ledger:
 
         def take(name: str) -> np.ndarray:
             column: array = getattr(self, name)
-            values = np.frombuffer(column, dtype=_NUMPY_TYPES[column.typecode]).copy()
+            values = np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
             if release:
                 setattr(self, name, array(column.typecode))
             return values

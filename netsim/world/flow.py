@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from netsim.world.retrieval import Retrievals
 
 STEP_S = 60.0   # the flow path decides a minute of simulated time at a time
+# what a queue entry's recipients carry from their submission
+QUEUE_COLUMNS = ("row", "mid", "isp", "user", "size", "key", "rcpt_isp", "rcpt_user", "typo")
 
 #: Policies the flow path decides as arrays, or asks through their hooks.
 KNOWN_POLICIES = (RelayControl, LocalRecipients, ContentFilter, Blocklist, Greylisting,
@@ -173,10 +175,9 @@ class LegitFlow:
         # connection verdicts by (source network, server, port, epoch): an index into lists
         self._verdict = np.full(len(plan.subnets) * len(servers) * 3 * (len(self.epochs) + 1),
                                 -1, dtype=np.int64)
-        self._open: list[bool] = []
-        self._delay: list[float] = []
-        self._one_way: list[float] = []
-        self._cause: list[int] = []
+        # open?, delay, one-way latency, stopped_by code: one entry a verdict
+        self._verdicts: tuple[np.ndarray, ...] = (
+            np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
         code = self.ledger.code
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
@@ -186,6 +187,7 @@ class LegitFlow:
         # path's lookups refresh it too), by name: MX of a domain (x2: right, mistyped) and
         # A of a mail host
         n = len(servers)
+        self.cached_lookup = np.array([s.queue.resolver.cached_lookup_s for s in servers])
         self.mx_until = np.full((n, 2 * n), -math.inf)
         self.a_until = np.full((n, n), -math.inf)
         self.due_mua: dict[int, list[Columns]] = {}
@@ -321,19 +323,21 @@ class LegitFlow:
         if (known < 0).any():
             new = np.flatnonzero(known < 0)
             _, first = np.unique(key[new], return_index=True)
+            found: list[tuple[bool, float, float, int]] = []
             for i in new[first].tolist():
                 conn = self._connection(int(src_net[i]), int(src[i]), int(server[i]),
                                         int(port[i]), float(t[i]))
-                self._verdict[key[i]] = len(self._open)
-                self._open.append(conn.is_open)
-                self._delay.append(conn.delay_s)
-                self._one_way.append(conn.one_way_s)
-                self._cause.append(0 if conn.is_open else self.ledger.code(
-                    "stopped_by", conn.rule.name if conn.rule is not None
-                    else "connection_refused"))
+                self._verdict[key[i]] = len(self._verdicts[0]) + len(found)
+                found.append((conn.is_open, conn.delay_s, conn.one_way_s, 0 if conn.is_open
+                              else self.ledger.code("stopped_by", conn.rule.name
+                                                    if conn.rule is not None
+                                                    else "connection_refused")))
+            added = zip(*found, strict=True)
+            self._verdicts = tuple(np.r_[old, np.array(values, dtype=old.dtype)]
+                                   for old, values in zip(self._verdicts, added, strict=True))
             known = self._verdict[key]
-        return (np.array(self._open)[known], np.array(self._delay)[known],
-                np.array(self._one_way)[known], np.array(self._cause)[known])
+        is_open, delay, one_way, cause = (column[known] for column in self._verdicts)
+        return is_open, delay, one_way, cause
 
     def _connection(self, src_net: int, src: int, server: int, port: int, t: float,
                     ) -> Connection:
@@ -430,8 +434,8 @@ class LegitFlow:
         new = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
         entry = self.entries + np.cumsum(new) - 1
         self.entries += int(new.sum())
-        queued = remote.but(entry=entry, queued=at, t=at,
-                            attempt=np.zeros(len(remote), dtype=np.int64))
+        queued = Columns({k: remote.data[k] for k in QUEUE_COLUMNS}).but(
+            entry=entry, queued=at, t=at, attempt=np.zeros(len(remote), dtype=np.int64))
         self._later(self.due_queue, queued, at, self.step_index)
 
     def deliver(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
@@ -497,8 +501,7 @@ class LegitFlow:
         for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
             cached = self.servers[int(r)].queue.resolver
             cached.count_hits(int(n))
-        cached_s = np.array([s.queue.resolver.cached_lookup_s for s in self.servers])
-        done[hit] = t[hit] + cached_s[resolver[hit]]
+        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
         if rtype == "MX":
             rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
         ask = np.flatnonzero(~hit)

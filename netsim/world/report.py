@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from netsim.mail.ledger import NUMPY_TYPES, Ledger
+
 INTERVAL_S = 3600
 
 
@@ -38,6 +40,24 @@ class Columns:
 
     def values(self, name: str) -> np.ndarray:
         return self.table.column(name).to_numpy(zero_copy_only=False)
+
+
+class LedgerColumns(Columns):
+    """The same columns read in place from a ledger's typed arrays (no table is built):
+    what a run that keeps only its summary reports from."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self._codes = {}
+
+    def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
+        if name not in self._codes:
+            self._codes[name] = (self.values(name), self.ledger.vocab[name].words)
+        return self._codes[name]
+
+    def values(self, name: str) -> np.ndarray:
+        column = getattr(self.ledger, name)
+        return np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
 
 
 def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

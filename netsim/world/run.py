@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 import netsim
-from netsim.mail import Tracer
+from netsim.mail import Ledger, Tracer
 from netsim.scenario import Scenario
 from netsim.world import report
 from netsim.world.build import World
@@ -35,9 +35,13 @@ class RunResult:
 
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
-             ) -> RunResult:
+             records: str = "full") -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
-    recipient was lost or counted twice."""
+    recipient was lost or counted twice. With ``records="summary"`` the recipient table
+    of the result is empty: the summary and the hourly series are counted in place."""
+    if tracer is not None and scenario.fidelity == "flow":
+        # a trace follows its messages through the engines (docs/fidelity.md)
+        scenario = scenario.model_copy(update={"fidelity": "session"})
     started = time.perf_counter()
     world = World(scenario, replication=replication, tracer=tracer)
     world.env.run(until=scenario.duration_s)
@@ -45,8 +49,12 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         world.retrievals.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
-    table = world.ledger.to_arrow(release=True)
-    cols = report.Columns(table)
+    if records == "summary":   # count in place: no table of recipients is built
+        cols: report.Columns = report.LedgerColumns(world.ledger)
+        recipients = len(world.ledger)
+    else:
+        cols = report.Columns(world.ledger.to_arrow(release=True))
+        recipients = cols.table.num_rows
     summary = {
         "netsim_version": netsim.__version__,
         "scenario": scenario.name,
@@ -61,11 +69,13 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "credentials": world.credentials.summary(),
         "sim": {
             "messages": world.messages_created,
-            "recipients": table.num_rows,
+            "recipients": recipients,
             "sessions": sum(s.stats_sessions for s in world.servers),
             "events": world.env.events_processed,
             "sim_seconds": scenario.duration_s,
             "wall_seconds": round(wall, 3),
         },
     }
-    return RunResult(scenario, summary, table, report.timeseries(cols))
+    timeseries = report.timeseries(cols)
+    table = cols.table if records != "summary" else Ledger().to_arrow()
+    return RunResult(scenario, summary, table, timeseries)
