@@ -13,6 +13,7 @@ import math
 from array import array
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,8 @@ KINDS = tuple(Kind)
 _NAN = math.nan
 
 
-NUMPY_TYPES = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64, "d": np.float64}
+NUMPY_TYPES: dict[str, type[Any]] = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64,
+                                     "d": np.float64}
 
 
 class ConservationError(AssertionError):

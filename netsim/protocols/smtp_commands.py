@@ -11,7 +11,6 @@ Each event's ``to_line()`` is its wire text without CRLF, which is all a transcr
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -62,7 +61,6 @@ def _check_helo_name(name: str, what: str) -> None:
     _check_domain(name, what)
 
 
-@functools.lru_cache(maxsize=4096)   # a simulation names a few domains millions of times
 def _check_domain(domain: str, what: str) -> None:
     if not domain or len(domain) > MAX_DOMAIN:
         raise ValueError(f"{what} must be 1-{MAX_DOMAIN} octets, got {domain!r}")

@@ -11,10 +11,12 @@ from home (a roaming user's check from a visited network differs by its latency 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from array import array
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netsim.mail.ledger import NUMPY_TYPES
 from netsim.mail.server import MailServer
 
 if TYPE_CHECKING:
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
 
 
 class Retrievals:
-    """Deliveries into maildrops, per ISP: user, ledger row, instant, size."""
+    """Deliveries into maildrops: the ISP, user, ledger row, instant and size of each, in
+    typed columns (26 bytes a delivery)."""
 
     def __init__(self, world: World):
         self.world = world
@@ -31,46 +34,36 @@ class Retrievals:
         # the same check times the engine path gives each user (``UserPopulation``)
         self.phase = [world.streams[f"users.pop3.{isp.name}"].random(isp.subscribers)
                       * self.interval for isp in world.scenario.isps]
-        self._parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in world.scenario.isps]
-        self._single: list[list[tuple[int, int, float, int]]] = [[] for _ in world.scenario.isps]
-        self._many: list[tuple[np.ndarray, ...]] = []   # with the ISP of each delivery
-
-    def add(self, server: MailServer, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
-            size: np.ndarray) -> None:
-        if len(rows):
-            self._parts[self.world.server_index[server.address]].append(
-                (np.asarray(users), np.asarray(rows), np.asarray(at), np.asarray(size)))
+        self._columns: dict[str, array[Any]] = {
+            "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
+            "size": array("i")}
 
     def add_many(self, isp: np.ndarray, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
                  size: np.ndarray) -> None:
-        """Deliveries at many ISPs' servers (``isp`` per delivery)."""
-        if len(rows):
-            self._many.append((isp, users, rows, at, size))
+        """Deliveries at many ISPs' servers (``isp``: each delivery's, an ISP index)."""
+        for name, values in (("isp", isp), ("user", users), ("row", rows), ("at", at),
+                             ("size", size)):
+            column = self._columns[name]
+            column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
 
     def add_one(self, server: MailServer, user: int, row: int, at: float, size: int) -> None:
-        self._single[self.world.server_index[server.address]].append((user, row, at, size))
+        """One delivery by the engines."""
+        for name, value in (("isp", self.world.server_index[server.address]), ("user", user),
+                            ("row", row), ("at", at), ("size", size)):
+            self._columns[name].append(value)
 
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
-        if self._many:
-            where, *columns = (np.concatenate(c) for c in zip(*self._many, strict=True))
-            order = np.argsort(where, kind="stable")
-            starts = np.searchsorted(where[order], np.arange(len(self._parts) + 1))
-            for i, part in enumerate(self._parts):
-                pick = order[starts[i]:starts[i + 1]]
-                if len(pick):
-                    part.append(tuple(c[pick] for c in columns))
-            self._many = []
+        c = {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
+             for name, column in self._columns.items()}
+        order = np.argsort(c["isp"], kind="stable")
+        starts = np.searchsorted(c["isp"][order], np.arange(len(self.world.servers) + 1))
         for isp, server in enumerate(self.world.servers):
-            parts = self._parts[isp]
-            if self._single[isp]:
-                single = np.array(self._single[isp])
-                parts.append((single[:, 0].astype(np.int64), single[:, 1].astype(np.int64),
-                              single[:, 2], single[:, 3]))
-            if parts:
-                self._retrieve(isp, server, *(np.concatenate(c) for c in zip(*parts,
-                                                                             strict=True)))
-            self._parts[isp], self._single[isp] = [], []
+            pick = order[starts[isp]:starts[isp + 1]]
+            if len(pick):
+                self._retrieve(isp, server, c["user"][pick].astype(np.int64), c["row"][pick],
+                               c["at"][pick], c["size"][pick].astype(np.float64))
+        del c, order
 
     def _retrieve(self, isp: int, server: MailServer, users: np.ndarray, rows: np.ndarray,
                   at: np.ndarray, size: np.ndarray) -> None:
