@@ -91,10 +91,12 @@ SAME_MESSAGE = ["kind", "origin_isp", "created_s", "rcpt_index", "rcpt_domain"]
 
 
 def _joined(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """The recipients of both runs side by side, matched by message and recipient."""
+    """The recipients of both runs side by side, matched by message and recipient (the
+    engine path's clock may put a creation instant one rounding step away)."""
     for frame in (a, b):
         for column in frame.select_dtypes("category"):
             frame[column] = frame[column].astype(str)
+        frame["created_s"] = frame["created_s"].round(6)
     return a.merge(b, on=SAME_MESSAGE, how="outer", suffixes=("_engine", "_flow"),
                    indicator=True)
 
@@ -136,10 +138,10 @@ def test_flow_agrees_on_the_benchmark_country():
         assert flow[key] == engine[key], key
     assert flow["spam_by_origin"] == engine["spam_by_origin"]
     both = _joined(runs["session"].recipients_frame(), runs["flow"].recipients_frame())
-    matched = both[both["_merge"] == "both"]
-    assert len(matched) > 0.99 * len(both)    # bounces are made at instants DNS may move
-    assert (matched["outcome_engine"] == matched["outcome_flow"]).all()
-    assert (matched["stopped_by_engine"] == matched["stopped_by_flow"]).all()
+    sent = both[both["kind"] != "bounce"]     # a bounce is made at an instant DNS may move
+    assert (sent["_merge"] == "both").all()
+    for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
+        assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
 
 
 def test_flow_refuses_a_policy_it_cannot_ask():

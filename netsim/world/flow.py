@@ -39,7 +39,7 @@ from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimi
 from netsim.mail.draws import keyed_exponential, keyed_uniform
 from netsim.mail.policy import LocalRecipients, Policy, RelayControl, mechanism
 from netsim.mail.server import MailServer
-from netsim.net import Connection, RCode, Verdict
+from netsim.net import Connection, Verdict
 from netsim.protocols import Reply, SMTPSession
 from netsim.protocols.replies import (
     S451_RATE_LIMITED,
@@ -49,6 +49,7 @@ from netsim.protocols.replies import (
     S552_SIZE_EXCEEDED,
     S554_RELAY_DENIED,
 )
+from netsim.world.flow_queue import FlowQueues
 from netsim.world.workload import (
     BATCH_S,
     HOME,
@@ -64,8 +65,7 @@ if TYPE_CHECKING:
     from netsim.world.retrieval import Retrievals
 
 STEP_S = 60.0   # the flow path decides a minute of simulated time at a time
-# what a queue entry's recipients carry from their submission
-QUEUE_COLUMNS = ("row", "mid", "isp", "user", "size", "key", "rcpt_isp", "rcpt_user", "typo")
+LEGIT = tuple(Kind).index(Kind.LEGIT)
 
 #: Policies the flow path decides as arrays, or asks through their hooks.
 KNOWN_POLICIES = (RelayControl, LocalRecipients, ContentFilter, Blocklist, Greylisting,
@@ -152,8 +152,6 @@ class LegitFlow:
         self.bandwidth = np.array([s.settings.server_bandwidth_bps for s in servers])
         self.scan_mean = np.array([s.settings.scan_mean_s for s in servers])
         self.scan_salt = np.array([s.scan_salt for s in servers], dtype=np.uint64)
-        self.address = np.array([s.address for s in servers], dtype=np.int64)
-        self.static_net = np.array([plan.subnet_of(s.address).index for s in servers])
         self.tls_auth = np.array([i.mail_server.submission_security == "tls"
                                   for i in world.scenario.isps])
         filters = [next((p for p in s.policies if isinstance(p, ContentFilter)), None)
@@ -161,6 +159,7 @@ class LegitFlow:
         self.filters = filters
         self.filter_salt = np.array([f.salt if f else 0 for f in filters], dtype=np.uint64)
         self.false_positive = np.array([f.false_positive_rate if f else -1.0 for f in filters])
+        self.detection = np.array([f.detection_rate if f else -1.0 for f in filters])
         self.filter_rejects = np.array([f is not None and f.action == "reject" for f in filters])
         self.listed = np.array([any(isinstance(p, Blocklist) for p in s.policies)
                                 for s in servers])
@@ -182,20 +181,11 @@ class LegitFlow:
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
         self.isp_code = np.array([code("origin_isp", s.isp) for s in servers])
-        self.bounce_network = np.array([code("origin_network", s.isp) for s in servers])
-        # what each resolver's cache is known to answer until (a lower bound: the engine
-        # path's lookups refresh it too), by name: MX of a domain (x2: right, mistyped) and
-        # A of a mail host
-        n = len(servers)
-        self.cached_lookup = np.array([s.queue.resolver.cached_lookup_s for s in servers])
-        self.mx_until = np.full((n, 2 * n), -math.inf)
-        self.a_until = np.full((n, n), -math.inf)
         self.due_mua: dict[int, list[Columns]] = {}
-        self.due_queue: dict[int, list[Columns]] = {}
         self.held: list[np.ndarray] = []      # rows a step after the run's end holds
         self.step_index = 0
-        self.entries = 0
         self._hour: Columns | None = None
+        self.queues = FlowQueues(self)
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------
@@ -207,18 +197,16 @@ class LegitFlow:
             work = [*self._created(start, start + STEP_S), *self.due_mua.pop(k, [])]
             if work:
                 self._submit(Columns.join(work))
-            queued = self.due_queue.pop(k, [])
-            if queued:
-                self._attempt(Columns.join(queued))
+            self.queues.step(k)
             k += 1
             yield self.env.timeout(k * STEP_S - self.env.now)
 
     def held_rows(self) -> set[int]:
-        rows = [*self.held, *(c.row for due in (self.due_mua, self.due_queue)
-                              for parts in due.values() for c in parts)]
+        rows = [*self.held, *(c.row for parts in self.due_mua.values() for c in parts),
+                *self.queues.held_rows()]
         return set(np.concatenate(rows).tolist()) if rows else set()
 
-    def _later(self, due: dict[int, list[Columns]], work: Columns, t: np.ndarray,
+    def later(self, due: dict[int, list[Columns]], work: Columns, t: np.ndarray,
                earliest: int) -> None:
         """File work to be taken in the minute each row's ``t`` falls in (not before
         ``earliest``); what starts after the run's end stays pending."""
@@ -410,7 +398,7 @@ class LegitFlow:
         again &= ends < self.end
         retry = work.take(again)
         t = ends[again] + self.cfg.mua_retry_s
-        self._later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
+        self.later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
                     self.step_index + 1)
 
     def _captured(self, isp: int, user: int, at: float) -> None:
@@ -424,19 +412,14 @@ class LegitFlow:
         local = (work.rcpt_isp == work.isp) & (work.typo != TYPO_DOMAIN)
         self.deliver(work.take(local), at[local], junk[local])
         remote = work.take(~local)
-        if not len(remote):
-            return
-        # queue entries: a message's recipients for one domain
-        domain = remote.rcpt_isp * 2 + (remote.typo == TYPO_DOMAIN)
-        order = np.lexsort((remote.row, domain, remote.mid))
-        remote, at, domain = remote.take(order), at[~local][order], domain[order]
-        key = np.c_[remote.mid, domain]
-        new = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
-        entry = self.entries + np.cumsum(new) - 1
-        self.entries += int(new.sum())
-        queued = Columns({k: remote.data[k] for k in QUEUE_COLUMNS}).but(
-            entry=entry, queued=at, t=at, attempt=np.zeros(len(remote), dtype=np.int64))
-        self._later(self.due_queue, queued, at, self.step_index)
+        if len(remote):
+            n = len(remote)
+            self.queues.enqueue(Columns({
+                **{k: remote.data[k] for k in ("row", "mid", "size", "key", "rcpt_isp",
+                                               "rcpt_user", "typo")},
+                "qsrv": remote.isp, "from_srv": remote.isp, "from_user": remote.user,
+                "kind": np.full(n, LEGIT), "origin": remote.isp}), at[~local],
+                self.step_index)
 
     def deliver(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
         """Delivery at the recipient's server: the maildrop, or the junk folder."""
@@ -445,166 +428,6 @@ class LegitFlow:
         self.ledger.finish_rows(work.row[inbox], Outcome.DELIVERED, at[inbox])
         self.retrievals.add_many(work.rcpt_isp[inbox], work.rcpt_user[inbox], work.row[inbox],
                                  at[inbox], work.size[inbox])
-
-    # -- the outbound queue ------------------------------------------------------------------
-    def _attempt(self, work: Columns) -> None:
-        """One delivery attempt of every queue entry in ``work`` (``OutboundQueue``):
-        resolve the MX, connect, run SMTP; then fail, expire or retry what is left."""
-        work = work.take(np.lexsort((work.row, work.entry, work.t)))
-        starts, per_row, place = runs(work.entry)
-        e = work.take(starts)                               # one entry a queue entry
-        nxdomain = e.typo == TYPO_DOMAIN
-        ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
-        mx, rcode = self._lookup(e.isp, e.rcpt_isp * 2 + nxdomain, e.t, "MX")
-        bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
-        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, 550, "nxdomain")
-        ended[bad] = np.inf                                # done
-        temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
-        ended[temporary] = mx[temporary]
-        go = (rcode == 0) & (mx < self.end)
-        a, rcode_a = self._lookup(e.isp[go], e.rcpt_isp[go], mx[go], "A")
-        ready = np.full(len(e), np.nan)
-        ready[go] = a
-        failed_a = go.copy()
-        failed_a[go] = (rcode_a != 0) & (a < self.end)
-        ended[failed_a] = ready[failed_a]
-        go[go] = (rcode_a == 0) & (a < self.end)
-        if go.any():
-            ended[go] = self._session(work, per_row, place, e, go, ready)
-        # what is still pending after an attempt: expire it, or try again later
-        pending = np.isfinite(ended)[per_row] & self._pending(work)
-        under_way = np.isnan(ended)[per_row] & self._pending(work)
-        self.hold(work.row[under_way])
-        old = ended - e.queued >= self.retry.queue_lifetime_s
-        self._fail(work, per_row, pending & old[per_row], ended, Outcome.EXPIRED, 0,
-                   "queue_lifetime")
-        again = pending & ~old[per_row]
-        retry = work.take(again)
-        attempt = retry.attempt + 1
-        t = ended[per_row][again] + np.array([self.retry.delay(int(k)) for k in attempt]) \
-            if len(retry) else np.zeros(0)
-        self._later(self.due_queue, retry.but(t=t, attempt=attempt), t, self.step_index + 1)
-
-    def _pending(self, work: Columns) -> np.ndarray:
-        state = np.frombuffer(self.ledger.outcome, dtype=np.int8)[work.row]
-        return state == self.ledger.code("outcome", Outcome.PENDING.value)
-
-    def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """DNS queries through each ISP's resolver: when each answer arrives and its rcode
-        (0 NOERROR, 1 NXDOMAIN, 2 SERVFAIL). Queries the cache is known to answer are
-        counted as hits; the rest go through the resolver, in time order."""
-        until = (self.mx_until if rtype == "MX" else self.a_until)
-        done = np.empty(len(t))
-        rcode = np.zeros(len(t), dtype=np.int64)
-        hit = t < until[resolver, name]
-        for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
-            cached = self.servers[int(r)].queue.resolver
-            cached.count_hits(int(n))
-        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
-        if rtype == "MX":
-            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
-        ask = np.flatnonzero(~hit)
-        for i in ask[np.argsort(t[ask], kind="stable")].tolist():
-            r, k = int(resolver[i]), int(name[i])
-            query = (self._mx_name(k) if rtype == "MX"
-                     else f"mail.{self.servers[k].domain}")
-            dns = self.servers[r].queue.resolver
-            answer, latency = dns.query(query, rtype, float(t[i]))
-            done[i] = t[i] + latency
-            rcode[i] = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}[answer.rcode]
-            until[r, k] = dns.cached_until(query, rtype)
-        return done, rcode
-
-    def _mx_name(self, name: int) -> str:
-        domain = self.servers[name // 2].domain
-        return mistyped(domain) if name % 2 else domain
-
-    def _session(self, work: Columns, per_row: np.ndarray, place: np.ndarray, e: Columns,
-                 go: np.ndarray, ready: np.ndarray) -> np.ndarray:
-        """SMTP from each entry's server to the recipients' MX from ``ready``; returns when
-        each attempt ended (NaN: under way at the run's end)."""
-        picked = np.flatnonzero(go)
-        n = len(picked)
-        sub = e.take(picked)
-        t = ready[picked]
-        is_open, delay, one_way, _ = self.connect(self.static_net[sub.isp],
-                                                  self.address[sub.isp], sub.rcpt_isp,
-                                                  np.full(n, 25), t)
-        opened = t + delay
-        result = np.where(opened < self.end, opened, np.nan)  # no connection: try later
-        live = is_open & (opened < self.end)
-        if not live.any():
-            return result
-        index = np.full(len(e), -1)
-        index[picked[live]] = np.arange(int(live.sum()))
-        mine = (index[per_row] >= 0) & self._pending(work)
-        rows = work.take(mine)
-        row_session = index[per_row[mine]]
-        _, _, row_place = runs(row_session)
-        s = sub.take(live)
-        d = Dialogue(self, s.rcpt_isp, opened[live], one_way[live], np.full(len(s), 2),
-                     row_session, row_place)
-        code = np.zeros(len(rows), dtype=np.int64)
-        cause = np.zeros(len(rows), dtype=np.int64)
-        d.decide(code, cause, rows=rows, client=self.address[s.isp], port=np.full(len(s), 25),
-                 own=np.zeros(len(s), dtype=bool), auth_user=np.full(len(s), -1),
-                 mail_from=lambda k: self.servers[int(s.isp[k])].address_of(int(s.user[k])))
-        accepted = code == 0
-        accepted_any = np.bincount(row_session[accepted], minlength=len(s)) > 0
-        transfer = s.size * 8 / np.minimum(self.bandwidth[s.isp], self.bandwidth[s.rcpt_isp])
-        dot, end = d.close(accepted_any, transfer, s.key)
-        caught = d.content_filter(s.key, accepted_any)
-        rejected = accepted & (caught & self.filter_rejects[s.rcpt_isp])[row_session]
-        code[rejected] = S550_CONTENT_REJECTED.code
-        cause[rejected] = self.ledger.code("stopped_by", mechanism(S550_CONTENT_REJECTED))
-        accepted &= ~rejected
-        junk = (caught & ~self.filter_rejects[s.rcpt_isp])[row_session]
-        self.ledger.left_rows(rows.row[accepted])
-        self.deliver(rows.take(accepted), dot[row_session][accepted], junk[accepted])
-        # permanent refusals fail at the session's end, one bounce per distinct reply
-        ends = end[row_session]
-        permanent = code >= 500
-        self.finish(rows.row[permanent], Outcome.REJECTED, ends[permanent],
-                    code=code[permanent], cause=cause[permanent])
-        told = permanent & (ends < self.end)
-        if told.any():
-            pairs = np.unique(np.c_[row_session[told], code[told], cause[told]], axis=0)
-            k = pairs[:, 0]
-            self.bounce(s.isp[k], s.user[k], end[k])
-        result[np.flatnonzero(live)] = np.where(end < self.end, end, np.nan)
-        return result
-
-    def _fail(self, work: Columns, per_row: np.ndarray, chosen: np.ndarray, at: np.ndarray,
-              outcome: Outcome, code: int, cause: str) -> None:
-        """Fail the chosen recipients still pending at their entry's instant ``at`` and
-        bounce each entry to its sender (``OutboundQueue._fail``)."""
-        mask = chosen & self._pending(work)
-        if not mask.any():
-            return
-        self.ledger.finish_rows(work.row[mask], outcome, at[per_row][mask], code=code,
-                                stopped_by=self.ledger.code("stopped_by", cause))
-        first = np.unique(per_row[mask])
-        starts = np.searchsorted(per_row, first)
-        self.bounce(work.isp[starts], work.user[starts], at[first])
-
-    def bounce(self, isp: np.ndarray, users: np.ndarray, at: np.ndarray) -> None:
-        """Delivery status notifications from MAILER-DAEMON of each sender's server to the
-        sender, delivered there at once (``MailServer.bounce``)."""
-        n = len(users)
-        if not n:
-            return
-        ledger, code = self.ledger, self.ledger.code
-        row0 = ledger.add_rows(
-            Kind.BOUNCE, message_id=self.world.next_ids(n), rcpt_index=np.zeros(n),
-            sender=np.full(n, code("sender", SenderType.MAILER_DAEMON.value)),
-            origin_isp=self.isp_code[isp], origin_network=self.bounce_network[isp],
-            path=np.full(n, code("path", "bounce")), first_hop_port=np.zeros(n),
-            rcpt_domain=self.domain_code[isp], created=at)
-        rows = row0 + np.arange(n)
-        ledger.finish_rows(rows, Outcome.DELIVERED, at)
-        self.retrievals.add_many(isp, users, rows, at, np.full(n, 2_000))
-
 
 def _relay(server: MailServer, position: int) -> RelayControl:
     policy = server.policies[position]
@@ -755,14 +578,19 @@ class Dialogue:
         after the client's QUIT."""
         return self.base + (commands + 1) * self.step
 
-    def content_filter(self, keys: np.ndarray, inbound: np.ndarray) -> np.ndarray:
-        """Per session: caught by its server's content filter (legit mail: a false positive),
-        judged by the message's key as ``ContentFilter.check_data`` judges it."""
+    def content_filter(self, keys: np.ndarray, inbound: np.ndarray,
+                       spam: np.ndarray | None = None) -> np.ndarray:
+        """Per session: caught by its server's content filter (spam: detected; anything
+        else: a false positive), judged by the message's key as ``ContentFilter.check_data``
+        judges it."""
         flow = self.flow
         judged = inbound & (flow.false_positive[self.server] >= 0)
+        rate = flow.false_positive[self.server]
+        if spam is not None:
+            rate = np.where(spam, flow.detection[self.server], rate)
         caught = np.zeros(len(keys), dtype=bool)
         caught[judged] = keyed_uniform(keys[judged], flow.filter_salt[self.server[judged]]) \
-            < flow.false_positive[self.server[judged]]
+            < rate[judged]
         examined = np.bincount(self.server[judged], minlength=len(flow.servers))
         hits = np.bincount(self.server[caught], minlength=len(flow.servers))
         for i in np.flatnonzero(examined).tolist():

@@ -1,0 +1,353 @@
+"""Every server's outbound queue at fidelity ``flow``: ``netsim.mail.queue`` as arrays.
+
+The flow path's users' mail and everything the engines hand over (spam relayed by an ISP's
+server or an open relay, and the bounces either causes) wait here as rows, one a recipient,
+grouped into entries of one message's recipients for one domain as ``OutboundQueue`` groups
+them. Each minute every entry due in it makes one attempt, in time order: the MX and A
+lookups through the queue owner's caching resolver, the connection, the SMTP session at the
+recipient's server (``netsim.world.flow.Dialogue``), then a retry after the queue's backoff,
+expiry after its lifetime, and a bounce to the sender for every permanent failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail.message import domain_of, local_part
+from netsim.mail.policy import mechanism
+from netsim.net import RCode, Resolver
+from netsim.protocols.replies import S550_CONTENT_REJECTED
+from netsim.world.workload import TYPO_DOMAIN, TYPO_NONE, TYPO_USER, mistyped
+
+if TYPE_CHECKING:
+    from netsim.world.flow import Columns, LegitFlow
+
+KINDS = tuple(Kind)
+BOUNCE_SIZE = 2_000
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+class FlowQueues:
+    """The outbound queues of every ISP's server and every open relay, as rows."""
+
+    def __init__(self, flow: LegitFlow):
+        world = flow.world
+        self.flow = flow
+        self.ledger = flow.ledger
+        self.end = flow.end
+        self.retry = world.retry_policy
+        self.owners = owners = [*world.servers, *world.relays]
+        code = self.ledger.code
+        plan = world.plan
+        self.address = np.array([s.address for s in owners], dtype=np.int64)
+        self.own_net = np.array([plan.subnet_of(s.address).index for s in owners])
+        self.bandwidth = np.array([s.settings.server_bandwidth_bps for s in owners])
+        self.resolvers: list[Resolver] = world.resolvers
+        self.resolver_of = np.array([next(i for i, r in enumerate(world.resolvers)
+                                          if r is s.queue.resolver) for s in owners])
+        self.isp_code = np.array([code("origin_isp", s.isp) for s in owners])
+        self.network_code = np.array([code("origin_network", s.isp) for s in owners])
+        self._origins = {s.isp: i for i, s in enumerate(world.servers)}
+        self.owner_origin = np.array([self.origin(s.isp) for s in owners])
+        self.domains = {s.domain: i for i, s in enumerate(world.servers)}
+        self.mistyped = {mistyped(s.domain): i for i, s in enumerate(world.servers)}
+        n = len(world.servers)
+        self.cached_lookup = np.array([r.cached_lookup_s for r in self.resolvers])
+        # what each resolver's cache is known to answer until (a lower bound: the engine
+        # path's lookups refresh it too), by name: MX of a domain (x2: right, mistyped), A of
+        # a mail host
+        self.mx_until = np.full((len(self.resolvers), 2 * n), -np.inf)
+        self.a_until = np.full((len(self.resolvers), n), -np.inf)
+        self.due: dict[int, list[Columns]] = {}
+        self._handed: list[tuple[int | float, ...]] = []   # from the engines, one a recipient
+        self.entries = 0
+        for i, owner in enumerate(owners):
+            owner.queue = HandOff(self, i, owner.queue.resolver)  # type: ignore[assignment]
+
+    def origin(self, name: str) -> int:
+        """A number for an origin (an ISP's, or a hosting network's, name)."""
+        return self._origins.setdefault(name, len(self._origins))
+
+    def held_rows(self) -> list[np.ndarray]:
+        return [*(c.row for parts in self.due.values() for c in parts),
+                np.array([h[0] for h in self._handed], dtype=np.int64)]
+
+    # -- entering the queue ------------------------------------------------------------------
+    def enqueue(self, work: Columns, at: np.ndarray, earliest: int) -> None:
+        """Queue recipients at ``at`` (one a row), grouped into entries of one message for
+        one domain, each tried first in the minute ``at`` falls in (not before
+        ``earliest``)."""
+        from netsim.world.flow import Columns
+
+        domain = work.rcpt_isp * 2 + (work.typo == TYPO_DOMAIN)
+        order = np.lexsort((work.row, domain, work.mid))
+        work, at, domain = work.take(order), at[order], domain[order]
+        key = np.c_[work.mid, domain]
+        new = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
+        entry = self.entries + np.cumsum(new) - 1
+        self.entries += int(new.sum())
+        rows = Columns({**work.data, "entry": entry, "queued": at, "t": at,
+                        "attempt": np.zeros(len(work), dtype=np.int64)})
+        self.flow.later(self.due, rows, at, earliest)
+
+    def step(self, k: int) -> None:
+        self.take_handed(k)
+        due = self.due.pop(k, [])
+        if due:
+            from netsim.world.flow import Columns
+
+            self._attempt(Columns.join(due))
+
+    # -- one attempt ---------------------------------------------------------------------
+    def _attempt(self, work: Columns) -> None:
+        """One delivery attempt of every entry in ``work`` (``OutboundQueue._deliver``)."""
+        from netsim.world.flow import runs
+
+        flow = self.flow
+        work = work.take(np.lexsort((work.row, work.entry, work.t)))
+        starts, per_row, _ = runs(work.entry)
+        e = work.take(starts)                               # one entry a queue entry
+        resolver = self.resolver_of[e.qsrv]
+        nxdomain = e.typo == TYPO_DOMAIN
+        ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
+        mx, rcode = self._lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX")
+        bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
+        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, 550, "nxdomain")
+        ended[bad] = np.inf                                # done
+        temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
+        ended[temporary] = mx[temporary]
+        go = (rcode == 0) & (mx < self.end)
+        a, rcode_a = self._lookup(resolver[go], e.rcpt_isp[go], mx[go], "A")
+        ready = np.full(len(e), np.nan)
+        ready[go] = a
+        failed_a = go.copy()
+        failed_a[go] = (rcode_a != 0) & (a < self.end)
+        ended[failed_a] = ready[failed_a]
+        go[go] = (rcode_a == 0) & (a < self.end)
+        if go.any():
+            ended[go] = self._session(work, per_row, e, go, ready)
+        # what is still pending after an attempt: expire it, or try again later
+        pending = self._pending(work)
+        still = np.isfinite(ended)[per_row] & pending
+        flow.hold(work.row[np.isnan(ended)[per_row] & pending])
+        old = ended - e.queued >= self.retry.queue_lifetime_s
+        self._fail(work, per_row, still & old[per_row], ended, Outcome.EXPIRED, 0,
+                   "queue_lifetime")
+        again = still & ~old[per_row]
+        retry = work.take(again)
+        attempt = retry.attempt + 1
+        delay = np.array([self.retry.delay(int(k)) for k in attempt.tolist()])
+        t = ended[per_row][again] + delay if len(retry) else np.zeros(0)
+        flow.later(self.due, retry.but(t=t, attempt=attempt), t, flow.step_index + 1)
+
+    def _pending(self, work: Columns) -> np.ndarray:
+        state = np.frombuffer(self.ledger.outcome, dtype=np.int8)[work.row]
+        return state == self.ledger.code("outcome", Outcome.PENDING.value)
+
+    def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
+        2 SERVFAIL). Queries the cache is known to answer are counted as hits; the rest go
+        through the resolver, in time order."""
+        until = self.mx_until if rtype == "MX" else self.a_until
+        done = np.empty(len(t))
+        rcode = np.zeros(len(t), dtype=np.int64)
+        hit = t < until[resolver, name]
+        for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
+            self.resolvers[int(r)].count_hits(int(n))
+        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
+        if rtype == "MX":
+            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
+        servers = self.flow.servers
+        ask = np.flatnonzero(~hit)
+        for i in ask[np.argsort(t[ask], kind="stable")].tolist():
+            r, k = int(resolver[i]), int(name[i])
+            if rtype == "MX":
+                domain = servers[k // 2].domain
+                query = mistyped(domain) if k % 2 else domain
+            else:
+                query = servers[k].hostname
+            dns = self.resolvers[r]
+            answer, latency = dns.query(query, rtype, float(t[i]))
+            done[i] = t[i] + latency
+            rcode[i] = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}[answer.rcode]
+            until[r, k] = dns.cached_until(query, rtype)
+        return done, rcode
+
+    def _session(self, work: Columns, per_row: np.ndarray, e: Columns, go: np.ndarray,
+                 ready: np.ndarray) -> np.ndarray:
+        """SMTP from each entry's queue owner to the recipients' MX from ``ready``; returns
+        when each attempt ended (NaN: under way at the run's end)."""
+        from netsim.world.flow import Dialogue, runs
+
+        flow = self.flow
+        picked = np.flatnonzero(go)
+        n = len(picked)
+        sub = e.take(picked)
+        t = ready[picked]
+        is_open, delay, one_way, _ = flow.connect(self.own_net[sub.qsrv],
+                                                  self.address[sub.qsrv], sub.rcpt_isp,
+                                                  np.full(n, 25), t)
+        opened = t + delay
+        result = np.where(opened < self.end, opened, np.nan)  # no connection: try later
+        live = is_open & (opened < self.end)
+        if not live.any():
+            return result
+        index = np.full(len(e), -1)
+        index[picked[live]] = np.arange(int(live.sum()))
+        mine = (index[per_row] >= 0) & self._pending(work)
+        rows = work.take(mine)
+        row_session = index[per_row[mine]]
+        _, _, row_place = runs(row_session)
+        s = sub.take(live)
+        k = len(s)
+        d = Dialogue(flow, s.rcpt_isp, opened[live], one_way[live], np.full(k, 2),
+                     row_session, row_place)
+        code = np.zeros(len(rows), dtype=np.int64)
+        cause = np.zeros(len(rows), dtype=np.int64)
+        d.decide(code, cause, rows=rows, client=self.address[s.qsrv], port=np.full(k, 25),
+                 own=np.zeros(k, dtype=bool), auth_user=np.full(k, -1),
+                 mail_from=lambda j: self.sender_address(int(s.from_srv[j]),
+                                                         int(s.from_user[j])))
+        accepted = code == 0
+        accepted_any = np.bincount(row_session[accepted], minlength=k) > 0
+        transfer = s.size * 8 / np.minimum(self.bandwidth[s.qsrv],
+                                           flow.bandwidth[s.rcpt_isp])
+        dot, end = d.close(accepted_any, transfer, s.key)
+        caught = d.content_filter(s.key, accepted_any, spam=s.kind == KINDS.index(Kind.SPAM))
+        rejected = accepted & (caught & flow.filter_rejects[s.rcpt_isp])[row_session]
+        code[rejected] = S550_CONTENT_REJECTED.code
+        cause[rejected] = self.ledger.code("stopped_by", mechanism(S550_CONTENT_REJECTED))
+        accepted &= ~rejected
+        junk = (caught & ~flow.filter_rejects[s.rcpt_isp])[row_session]
+        taken = rows.take(accepted)
+        # taken over by a server outside the message's origin
+        self.ledger.left_rows(taken.row[taken.origin != taken.rcpt_isp])
+        flow.deliver(taken, dot[row_session][accepted], junk[accepted])
+        # permanent refusals fail at the session's end, one bounce per distinct reply
+        ends = end[row_session]
+        permanent = code >= 500
+        flow.finish(rows.row[permanent], Outcome.REJECTED, ends[permanent],
+                    code=code[permanent], cause=cause[permanent])
+        told = permanent & (ends < self.end)
+        if told.any():
+            pairs = np.unique(np.c_[row_session[told], code[told], cause[told]], axis=0)
+            first = np.searchsorted(row_session, pairs[:, 0])
+            self.bounce(rows.take(first), end[pairs[:, 0]])
+        result[np.flatnonzero(live)] = np.where(end < self.end, end, np.nan)
+        return result
+
+    def sender_address(self, server: int, user: int) -> str:
+        """The reverse path: a sender's address, or "" (a bounce's null path)."""
+        return "" if user < 0 else self.flow.servers[server].address_of(user)
+
+    def _fail(self, work: Columns, per_row: np.ndarray, chosen: np.ndarray, at: np.ndarray,
+              outcome: Outcome, code: int, cause: str) -> None:
+        """Fail the chosen recipients still pending at their entry's instant ``at`` and
+        bounce each entry to its sender (``OutboundQueue._fail``)."""
+        mask = chosen & self._pending(work)
+        if not mask.any():
+            return
+        self.ledger.finish_rows(work.row[mask], outcome, at[per_row][mask], code=code,
+                                stopped_by=self.ledger.code("stopped_by", cause))
+        entries = np.unique(per_row[mask])
+        self.bounce(work.take(np.searchsorted(per_row, entries)), at[entries])
+
+    # -- bounces ---------------------------------------------------------------------------
+    def bounce(self, failed: Columns, at: np.ndarray) -> None:
+        """A delivery status notification from the queue owner's MAILER-DAEMON to the
+        sender of each failed row's message (``MailServer.bounce``): delivered at once when
+        the sender is the owner's own user, queued otherwise; never for a bounce."""
+        keep = failed.from_user >= 0
+        failed, at = failed.take(keep), at[keep]
+        n = len(at)
+        if not n:
+            return
+        from netsim.world.flow import Columns
+
+        flow, ledger, code = self.flow, self.ledger, self.ledger.code
+        ids = flow.world.next_ids(n)
+        owner = failed.qsrv
+        row0 = ledger.add_rows(
+            Kind.BOUNCE, message_id=ids, rcpt_index=np.zeros(n),
+            sender=np.full(n, code("sender", SenderType.MAILER_DAEMON.value)),
+            origin_isp=self.isp_code[owner], origin_network=self.network_code[owner],
+            path=np.full(n, code("path", "bounce")), first_hop_port=np.zeros(n),
+            rcpt_domain=flow.domain_code[failed.from_srv], created=at)
+        key = ((failed.key.astype(np.uint64) * _MIX + np.uint64(1))
+               & np.uint64(2**63 - 1)).astype(np.int64)             # ``bounce_key``
+        dsn = Columns({
+            "row": row0 + np.arange(n), "mid": ids, "qsrv": owner,
+            "from_srv": np.full(n, -1), "from_user": np.full(n, -1),
+            "size": np.full(n, BOUNCE_SIZE), "key": key,
+            "kind": np.full(n, KINDS.index(Kind.BOUNCE)), "origin": self.owner_origin[owner],
+            "rcpt_isp": failed.from_srv, "rcpt_user": failed.from_user,
+            "typo": np.full(n, TYPO_NONE)})
+        local = failed.from_srv == owner
+        flow.deliver(dsn.take(local), at[local], np.zeros(int(local.sum()), dtype=bool))
+        if (~local).any():
+            self.enqueue(dsn.take(~local), at[~local], flow.step_index + 1)
+
+    # -- from the engines -------------------------------------------------------------------
+    def hand_off(self, owner: int, mail: Mail, recipients: list[str], at: float) -> None:
+        """Recipients a server's engine accepted for other domains (``MailServer.accept``),
+        kept until the next minute's step files them in one batch."""
+        servers = self.flow.servers
+        from_srv, from_user = -1, -1
+        if mail.mail_from:
+            from_srv = self.domains[domain_of(mail.mail_from)]
+            user = servers[from_srv].user_index(local_part(mail.mail_from))
+            assert user is not None, "senders are accounts of the world"
+            from_user = user
+        kind, origin = KINDS.index(mail.kind), self.origin(mail.origin)
+        for address in recipients:
+            domain = domain_of(address)
+            rcpt_user, typo = -1, TYPO_NONE
+            if domain in self.domains:
+                rcpt_isp = self.domains[domain]
+                user = servers[rcpt_isp].user_index(local_part(address))
+                if user is None:
+                    typo = TYPO_USER
+                else:
+                    rcpt_user = user
+            elif domain in self.mistyped:
+                rcpt_isp, typo = self.mistyped[domain], TYPO_DOMAIN
+            else:
+                raise ValueError(f"fidelity flow cannot queue mail for {address}: "
+                                 "no such domain in the world")
+            self._handed.append((mail.rows[address], mail.id, owner, from_srv, from_user,
+                                 mail.size, mail.key, kind, origin, rcpt_isp, rcpt_user,
+                                 typo, at))
+
+    def take_handed(self, step: int) -> None:
+        """File what the engines handed over since the last step."""
+        if not self._handed:
+            return
+        from netsim.world.flow import Columns
+
+        columns = list(zip(*self._handed, strict=True))
+        self._handed = []
+        names = ("row", "mid", "qsrv", "from_srv", "from_user", "size", "key", "kind",
+                 "origin", "rcpt_isp", "rcpt_user", "typo")
+        work = Columns({name: np.array(values, dtype=np.int64)
+                        for name, values in zip(names, columns, strict=False)})
+        self.enqueue(work, np.array(columns[-1], dtype=np.float64), step)
+
+
+class HandOff:
+    """Stands in for a server's ``OutboundQueue`` at fidelity flow: what its engine accepts
+    for other domains joins the flow path's queues."""
+
+    def __init__(self, queues: FlowQueues, owner: int, resolver: Resolver):
+        self.queues = queues
+        self.owner = owner
+        self.resolver = resolver
+
+    def enqueue(self, mail: Mail, recipients: list[str], at: float) -> None:
+        self.queues.hand_off(self.owner, mail, recipients, at)
+
+    def held_rows(self) -> set[int]:
+        return set()   # the flow path holds them (``LegitFlow.held_rows``)
