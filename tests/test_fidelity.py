@@ -156,3 +156,24 @@ def test_flow_refuses_a_policy_it_cannot_ask():
     world.servers[0].policies.append(SenderCheck())
     with pytest.raises(FlowError, match=r"SenderCheck at mail\.isp-a\.example"):
         check_supported(world)
+
+
+def test_flow_decides_spam_sessions_as_the_engines_do():
+    """Bots of every strategy, spammer servers and an open relay, against a blocklist,
+    greylisting, a rejecting content filter and rate limits: the sessions the flow path
+    decides through the hooks, without the engines' dialogue, end every recipient alike."""
+    world = {**FINGERPRINT_SCENARIO, "duration_s": 6 * 3600,
+             "defences": {"greylisting": True, "blocklist": {"listed": ["dynamic"]},
+                          "content_filter": {"action": "reject"}}}
+    world["isps"] = [{**isp, "policies": {"rate_limit": {"recipients_per_hour": 20}}}
+                     for isp in FINGERPRINT_SCENARIO["isps"]]
+    runs = {f: simulate(Scenario.model_validate({**world, "fidelity": f}))
+            for f in ("session", "flow")}
+    engine, flow = runs["session"].summary, runs["flow"].summary
+    assert flow["counts"] == engine["counts"] and flow["stopped_by"] == engine["stopped_by"]
+    assert {"blocklist", "content_filter", "user_unknown"} <= set(flow["stopped_by"]["spam"])
+    both = _joined(runs["session"].recipients_frame(), runs["flow"].recipients_frame())
+    sent = both[both["kind"] != "bounce"]
+    assert (sent["_merge"] == "both").all() and len(sent) > 1000
+    for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
+        assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column

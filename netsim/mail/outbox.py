@@ -16,7 +16,7 @@ import simpy
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.message import Mail
 from netsim.mail.policy import mechanism
-from netsim.mail.session import label, smtp_session
+from netsim.mail.session import Replies, direct_smtp_session, label, smtp_session
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network
 from netsim.protocols import Credentials, Reply, SMTPClient
@@ -62,13 +62,17 @@ def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: 
     if not conn.is_open:
         return conn, refused
 
-    def settle(client: SMTPClient, at: float) -> None:
+    def settle(client: SMTPClient | Replies, at: float) -> None:
         for address, reply in client.rcpt_replies.items():
             if reply.code < 400:
                 del pending[address]
             else:
                 refused[address] = reply
 
+    if conn.listener.server.settings.direct and trace is None:
+        yield from direct_smtp_session(env, conn, mail, list(pending), helo=helo,
+                                       credentials=credentials, on_settled=settle)
+        return conn, refused
     client = SMTPClient(helo, mail.mail_from, list(pending), size=mail.size, payload=mail,
                         credentials=credentials)
     yield from smtp_session(env, conn, client, trace=trace, text_lines=mail.text_lines,

@@ -36,6 +36,7 @@ class ServerSettings:
     server_bandwidth_bps: float
     scan_mean_s: float = 0.0
     per_command: bool = True   # fidelity: one event per exchange, or one per session
+    direct: bool = False       # fidelity flow: sessions decided by the hooks, no dialogue
 
 
 def bounce_key(parent_key: int) -> int:

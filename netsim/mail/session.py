@@ -20,13 +20,30 @@ observe in between: mail delivered during a POP3 session waits for the next one.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import simpy
 
+from netsim.mail.hooks import SMTPHooks
+from netsim.mail.message import Mail
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network, text
-from netsim.protocols import Content, POP3Client, Retr, SMTPClient
+from netsim.protocols import (
+    Content,
+    Credentials,
+    Envelope,
+    POP3Client,
+    Reply,
+    Retr,
+    SMTPClient,
+    SMTPSession,
+)
+from netsim.protocols.replies import (
+    S452_TOO_MANY_RCPTS,
+    S530_AUTH_REQUIRED,
+    S535_AUTH_INVALID,
+    S552_SIZE_EXCEEDED,
+)
 
 if TYPE_CHECKING:
     from netsim.mail.server import MailServer
@@ -103,6 +120,102 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             on_settled(client, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+
+
+class Replies(NamedTuple):
+    """What ``on_settled`` reads of a client: each recipient's deciding reply."""
+
+    rcpt_replies: dict[str, Reply]
+
+
+def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
+                        recipients: list[str], *, helo: str,
+                        credentials: Credentials | None,
+                        on_settled: Callable[[Replies, float], None]) -> SessionProcess:
+    """One SMTP session decided by the server's hooks without the engines' dialogue (the
+    senders that run through SimPy at fidelity flow). The engines' rules for what a client
+    of the simulation sends: the greeting (a 554 or 421 from the connect policies), EHLO,
+    AUTH PLAIN with an initial response, MAIL FROM (530 without AUTH on 587, 552 over the
+    size limit), one RCPT a recipient (452 past the recipient limit, else the policies),
+    DATA and the message (the data policies, then delivery), QUIT (not after a 421); the
+    instants and the session slot of :func:`smtp_session` at session fidelity.
+    ``tests/test_fidelity.py`` compares both on the benchmark country."""
+    server: MailServer = conn.listener.server
+    port = conn.port
+    one_way = conn.one_way_s
+    proc = server.processing_s
+    step = 2 * one_way + proc
+    settings = server.settings
+    server.stats_sessions += 1
+    server.stats_smtp_sessions += 1
+    asked = env.now
+    with server.slots.request() as slot:
+        yield slot
+        server.stats_wait_s += env.now - asked
+        t = env.now
+        hooks = SMTPHooks(server)
+        session = SMTPSession(client_address=conn.src, port=port,
+                              server_hostname=server.hostname, tls=port == 465)
+
+        def ask(at: float, check: Callable[[], Reply | None]) -> Reply | None:
+            hooks.at = server.instant = at
+            reply = check()
+            server.instant = None
+            return reply
+
+        replies: dict[str, Reply] = {}
+        refusal = ask(t + proc, lambda: hooks.on_connect(session))
+        t += one_way + proc
+        if refusal is None:
+            session.helo_name, session.esmtp = helo, True
+            t += step                                                    # EHLO
+            if credentials is not None:                                  # AUTH PLAIN
+                if ask(t + one_way + proc, lambda: None if server.password_ok(
+                        credentials.username, credentials.password) else S535_AUTH_INVALID):
+                    refusal = S535_AUTH_INVALID
+                else:
+                    session.authenticated_user = credentials.username
+                t += step
+        if refusal is None:                                              # MAIL FROM
+            if port == 587 and session.authenticated_user is None:
+                refusal = S530_AUTH_REQUIRED
+            elif mail.size > settings.message_size_limit:
+                refusal = S552_SIZE_EXCEEDED
+            else:
+                refusal = ask(t + one_way + proc,
+                              lambda: hooks.check_mail(session, mail.mail_from))
+            t += step
+        if refusal is not None:
+            replies = dict.fromkeys(recipients, refusal)
+            if refusal.code != 421:
+                t += step                                                # QUIT
+        else:
+            session.mail_from = mail.mail_from
+            for address in recipients:                                   # RCPT
+                if len(session.rcpt_to) >= settings.max_recipients:
+                    reply: Reply | None = S452_TOO_MANY_RCPTS
+                else:
+                    reply = ask(t + one_way + proc,
+                                lambda a=address: hooks.check_rcpt(session, a))  # type: ignore[misc]
+                if reply is None:
+                    session.rcpt_to.append(address)
+                else:
+                    replies[address] = reply
+                t += step
+            if session.rcpt_to:
+                t += step                                                # DATA
+                work = proc + server.scan_time(mail.key)
+                transfer = mail.size * 8 / server.bandwidth_bps(conn.src)
+                envelope = Envelope(mail.mail_from, tuple(session.rcpt_to), mail.size, mail,
+                                    helo, session.authenticated_user)
+                final = ask(t + one_way + transfer + work,
+                            lambda: hooks.deliver(session, envelope))
+                assert final is not None
+                replies.update(dict.fromkeys(session.rcpt_to, final))
+                t += 2 * one_way + transfer + work
+            t += step                                                    # QUIT
+        on_settled(Replies(replies), t)
+        yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
 
 
 def _key(content: object) -> int:

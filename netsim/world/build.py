@@ -177,7 +177,7 @@ class World:
         m = isp.mail_server
         settings = ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
                                   m.message_size_limit, s.smtp.server_bandwidth_bps,
-                                  m.scan_mean_s, s.fidelity == "command")
+                                  m.scan_mean_s, s.fidelity == "command", s.fidelity == "flow")
         self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
                           users=isp.subscribers,
@@ -212,7 +212,8 @@ class World:
                     own_subnets=frozenset(), settings=ServerSettings(
                         m.session_slots, m.processing_s, m.max_recipients,
                         m.message_size_limit, self.scenario.smtp.server_bandwidth_bps,
-                        m.scan_mean_s, self.scenario.fidelity == "command"),
+                        m.scan_mean_s, self.scenario.fidelity == "command",
+                        self.scenario.fidelity == "flow"),
                     network=self.network, resolver=self.resolvers[net.isp],
                     ledger=self.ledger, retry=self._retry(),
                     rng=self.streams[f"mx.{name}"], ids=self.next_id, tracer=self.tracer,
