@@ -451,10 +451,10 @@ class Scenario(Strict):
         "command", description="command: every SMTP/POP3 exchange is a simulated event; "
         "session: each session's dialogue runs through the same engines in one step and only "
         "its end is an event (about half the events; the same outcomes, except that mail "
-        "delivered during a POP3 session waits for the next one); flow: as session for spam, "
-        "while legitimate users' mail is decided a minute at a time as arrays by the same "
-        "policies, with the same outcomes, and retrievals are computed at the end (for "
-        "countries: see BENCHMARKS.md).")
+        "delivered during a POP3 session waits for the next one); flow: users' mail and "
+        "every outbound queue decided a minute at a time as arrays through the same "
+        "policies, spam sessions decided by the servers' hooks without the engines' "
+        "dialogue: the same outcomes, for studies and countries (docs/fidelity.md).")
     duration_s: float = Field(86_400, gt=0, description="Simulated time [s]; one day by default.")
     isps: list[ISPConfig] = Field(min_length=1, description="The ISPs.")
     links: list[LinkConfig] | None = Field(None, description="ISP graph given edge by edge.")

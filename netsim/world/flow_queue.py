@@ -20,10 +20,12 @@ from netsim.mail.message import domain_of, local_part
 from netsim.mail.policy import mechanism
 from netsim.net import RCode, Resolver
 from netsim.protocols.replies import S550_CONTENT_REJECTED
+from netsim.world.columns import Columns, runs
+from netsim.world.dialogue import Dialogue
 from netsim.world.workload import TYPO_DOMAIN, TYPO_NONE, TYPO_USER, mistyped
 
 if TYPE_CHECKING:
-    from netsim.world.flow import Columns, LegitFlow
+    from netsim.world.flow import LegitFlow
 
 KINDS = tuple(Kind)
 BOUNCE_SIZE = 2_000
@@ -80,8 +82,6 @@ class FlowQueues:
         """Queue recipients at ``at`` (one a row), grouped into entries of one message for
         one domain, each tried first in the minute ``at`` falls in (not before
         ``earliest``)."""
-        from netsim.world.flow import Columns
-
         domain = work.rcpt_isp * 2 + (work.typo == TYPO_DOMAIN)
         order = np.lexsort((work.row, domain, work.mid))
         work, at, domain = work.take(order), at[order], domain[order]
@@ -97,15 +97,11 @@ class FlowQueues:
         self.take_handed(k)
         due = self.due.pop(k, [])
         if due:
-            from netsim.world.flow import Columns
-
-            self._attempt(Columns.join(due))
+                self._attempt(Columns.join(due))
 
     # -- one attempt ---------------------------------------------------------------------
     def _attempt(self, work: Columns) -> None:
         """One delivery attempt of every entry in ``work`` (``OutboundQueue._deliver``)."""
-        from netsim.world.flow import runs
-
         flow = self.flow
         work = work.take(np.lexsort((work.row, work.entry, work.t)))
         starts, per_row, _ = runs(work.entry)
@@ -181,8 +177,6 @@ class FlowQueues:
                  ready: np.ndarray) -> np.ndarray:
         """SMTP from each entry's queue owner to the recipients' MX from ``ready``; returns
         when each attempt ended (NaN: under way at the run's end)."""
-        from netsim.world.flow import Dialogue, runs
-
         flow = self.flow
         picked = np.flatnonzero(go)
         n = len(picked)
@@ -266,8 +260,6 @@ class FlowQueues:
         n = len(at)
         if not n:
             return
-        from netsim.world.flow import Columns
-
         flow, ledger, code = self.flow, self.ledger, self.ledger.code
         ids = flow.world.next_ids(n)
         owner = failed.qsrv
@@ -326,8 +318,6 @@ class FlowQueues:
         """File what the engines handed over since the last step."""
         if not self._handed:
             return
-        from netsim.world.flow import Columns
-
         columns = list(zip(*self._handed, strict=True))
         self._handed = []
         names = ("row", "mid", "qsrv", "from_srv", "from_user", "size", "key", "kind",
