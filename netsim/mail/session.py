@@ -67,12 +67,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     bps = server.bandwidth_bps(conn.src)
     per_command = server.settings.per_command
     recipients = len(client.rcpt_to)
-    server.stats_sessions += 1
-    server.stats_smtp_sessions += 1
-    asked = env.now
     with server.slots.request() as slot:
-        yield slot
-        server.stats_wait_s += env.now - asked
+        yield from _smtp_slot(env, server, slot)
         t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.smtp_engine(port, conn.src)
         hooks.at = server.instant = t + proc
@@ -122,6 +118,16 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
 
 
+def _smtp_slot(env: simpy.Environment, server: MailServer, slot: simpy.Event,
+               ) -> SessionProcess:
+    """Count an SMTP session and wait for its slot, adding the wait to the server's total."""
+    server.stats_sessions += 1
+    server.stats_smtp_sessions += 1
+    asked = env.now
+    yield slot
+    server.stats_wait_s += env.now - asked
+
+
 class Replies(NamedTuple):
     """What ``on_settled`` reads of a client: each recipient's deciding reply."""
 
@@ -146,12 +152,8 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
     proc = server.processing_s
     step = 2 * one_way + proc
     settings = server.settings
-    server.stats_sessions += 1
-    server.stats_smtp_sessions += 1
-    asked = env.now
     with server.slots.request() as slot:
-        yield slot
-        server.stats_wait_s += env.now - asked
+        yield from _smtp_slot(env, server, slot)
         t = env.now
         hooks = SMTPHooks(server)
         session = SMTPSession(client_address=conn.src, port=port,
