@@ -1,7 +1,7 @@
 """The ledger: one row per message recipient, and the conservation law over it.
 
 Rows are stored column by column in typed arrays (``array.array``: small integer codes and
-8-byte floats), so a run holds no Python object per recipient, a row costs 74 bytes,
+8-byte floats), so a run holds no Python object per recipient, a row costs 52 bytes,
 and the table converts to Arrow without copying field by field. Outcomes are final once set:
 setting one twice is a bug and raises at once, which is what makes the conservation check
 meaningful.
@@ -73,19 +73,18 @@ class Ledger:
         self._kind = {k: self.vocab["kind"].code(k.value) for k in Kind}
         self._outcome = {o: self.vocab["outcome"].code(o.value) for o in Outcome}
         self.message_id = array("q")
-        self.rcpt_index = array("i")
+        self.rcpt_index = array("h")
         self.kind = array("b")
         self.sender = array("b")
-        self.origin_isp = array("i")
-        self.origin_network = array("i")
-        self.path = array("i")
-        self.first_hop_port = array("i")
-        self.rcpt_domain = array("i")
+        self.origin_isp = array("h")
+        self.origin_network = array("h")
+        self.path = array("h")
+        self.first_hop_port = array("h")
+        self.rcpt_domain = array("h")
         self.outcome = array("b")
         self.reply_code = array("h")
-        self.stopped_by = array("i")
+        self.stopped_by = array("h")
         self.created_s = array("d")
-        self.delivered_s = array("d")
         self.retrieved_s = array("d")
         self.finished_s = array("d")
         self.left_origin = array("b")
@@ -115,8 +114,8 @@ class Ledger:
             (self.origin_network, v["origin_network"].code(origin_network)),
             (self.path, v["path"].code(path)), (self.first_hop_port, first_hop_port),
             (self.outcome, self._pending), (self.reply_code, 0), (self.stopped_by, 0),
-            (self.created_s, mail.created), (self.delivered_s, _NAN),
-            (self.retrieved_s, _NAN), (self.finished_s, _NAN), (self.left_origin, 0))
+            (self.created_s, mail.created), (self.retrieved_s, _NAN),
+            (self.finished_s, _NAN), (self.left_origin, 0))
         for column, value in values:
             column.extend([value] * n)
         self.attempted[mail.kind] += len(mail.rows)
@@ -135,8 +134,6 @@ class Ledger:
         self.reply_code[row] = code
         if stopped_by:
             self.stopped_by[row] = self.vocab["stopped_by"].code(stopped_by)
-        if outcome in (Outcome.DELIVERED, Outcome.JUNKED):
-            self.delivered_s[row] = at
         kind = KINDS[self.kind[row]]
         self.finished[kind][outcome] += 1
 
@@ -161,7 +158,7 @@ class Ledger:
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
         for column, value in ((self.kind, self._kind[kind]), (self.outcome, self._pending),
                               (self.reply_code, 0), (self.stopped_by, 0),
-                              (self.left_origin, 0), (self.delivered_s, _NAN),
+                              (self.left_origin, 0),
                               (self.retrieved_s, _NAN), (self.finished_s, _NAN)):
             column.frombytes(np.full(n, value, dtype=NUMPY_TYPES[column.typecode]).tobytes())
         self.attempted[kind] += n
@@ -181,10 +178,8 @@ class Ledger:
                                     f"outcome; cannot also be {outcome}")
         state[rows] = self._outcome[outcome]
         np.frombuffer(self.finished_s, dtype=np.float64)[rows] = at
-        if outcome in (Outcome.DELIVERED, Outcome.JUNKED):
-            np.frombuffer(self.delivered_s, dtype=np.float64)[rows] = at
         np.frombuffer(self.reply_code, dtype=np.int16)[rows] = code
-        np.frombuffer(self.stopped_by, dtype=np.int32)[rows] = stopped_by
+        np.frombuffer(self.stopped_by, dtype=np.int16)[rows] = stopped_by
         kinds = np.bincount(np.frombuffer(self.kind, dtype=np.int8)[rows], minlength=len(KINDS))
         for k, n in zip(KINDS, kinds.tolist(), strict=True):
             self.finished[k][outcome] += n
@@ -245,6 +240,14 @@ class Ledger:
         if problems:
             raise ConservationError("conservation of recipients broken: " + "; ".join(problems))
 
+    def delivered_s(self) -> np.ndarray:
+        """When each recipient reached a maildrop or junk folder (NaN for any other outcome):
+        the instant its outcome became final, so the ledger keeps no column of its own."""
+        outcome = np.frombuffer(self.outcome, dtype=np.int8)
+        stored = np.isin(outcome, [self._outcome[Outcome.DELIVERED],
+                                   self._outcome[Outcome.JUNKED]])
+        return np.where(stored, np.frombuffer(self.finished_s, dtype=np.float64), _NAN)
+
     def to_arrow(self, release: bool = False) -> pa.Table:
         """The ledger as an Arrow table, categorical columns dictionary-encoded. With
         ``release``, each column is freed once copied (the ledger keeps only its counts),
@@ -266,6 +269,7 @@ class Ledger:
             return pa.DictionaryArray.from_arrays(pa.array(take(name).astype(np.int32)),
                                                   pa.array(v[name].words, pa.string()))
 
+        delivered = self.delivered_s()
         return pa.table({
             "message_id": pa.array(take("message_id")),
             "rcpt_index": pa.array(take("rcpt_index").astype(np.int16)),
@@ -274,13 +278,13 @@ class Ledger:
             "origin_isp": categories("origin_isp"),
             "origin_network": categories("origin_network"),
             "path": categories("path"),
-            "first_hop_port": pa.array(take("first_hop_port")),
+            "first_hop_port": pa.array(take("first_hop_port").astype(np.int32)),
             "rcpt_domain": categories("rcpt_domain"),
             "outcome": categories("outcome"),
             "reply_code": pa.array(take("reply_code")),
             "stopped_by": categories("stopped_by"),
             "created_s": floats("created_s"),
-            "delivered_s": floats("delivered_s"),
+            "delivered_s": pa.array(delivered, from_pandas=True),
             "retrieved_s": floats("retrieved_s"),
             "finished_s": floats("finished_s"),
             "left_origin": pa.array(take("left_origin").astype(bool)),

@@ -8,6 +8,7 @@ recipients takes a few arrays of their size, not a data frame of strings.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,8 @@ class LedgerColumns(Columns):
         return self._codes[name]
 
     def values(self, name: str) -> np.ndarray:
+        if name == "delivered_s":
+            return self.ledger.delivered_s()
         column = getattr(self.ledger, name)
         return np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
 
@@ -66,11 +69,17 @@ def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if not len(keys[0]):
         return np.zeros((0, len(keys)), dtype=np.int64), np.zeros(0, dtype=np.int64)
     dims = tuple(int(k.max()) + 1 for k in keys)
-    flat = np.zeros(len(keys[0]), dtype=np.int64)
+    size = math.prod(dims)
+    flat: np.ndarray = np.zeros(len(keys[0]), dtype=np.int32 if size < 2**31 else np.int64)
     for key, dim in zip(keys, dims, strict=True):   # one combined key, built in place
         flat *= dim
         flat += key
-    flat, counts = np.unique(flat, return_counts=True)
+    if size <= 1 << 24:      # a small key space: count without sorting
+        counts = np.bincount(flat, minlength=size)
+        present = np.flatnonzero(counts)
+        flat, counts = present, counts[present]
+    else:
+        flat, counts = np.unique(flat, return_counts=True)
     return np.stack(np.unravel_index(flat, dims), axis=1), counts
 
 

@@ -93,7 +93,6 @@ class Workload:
         self.visited_hosts = np.array([v.prefix.num_addresses - 2 for v in s.visited_networks],
                                       dtype=np.int64)
         self.rng = streams[f"users.send.{self.name}"]
-        self.sent = 0
 
     def batch(self, start: float, end: float) -> Batch:
         """The messages created in ``[start, end)``: a Poisson count, uniform times."""
@@ -133,7 +132,6 @@ class Workload:
         np.cumsum(count, out=first[1:])
         batch = Batch(created, user, where, host, size, key, capture, first, rcpt_isp,
                       rcpt_user, typo)
-        self.sent += n
         return _without_repeats(batch)
 
 
