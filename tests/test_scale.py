@@ -73,3 +73,21 @@ def test_a_flow_run_conserves_recipients_and_reports_them():
         result.summary["counts"]["bounce"].values())
     assert counts["delivered"] > 0
     assert np.isfinite(result.summary["legit_delay"]["retrieval_median_s"])
+
+
+def test_a_large_key_space_is_counted_by_the_keys_seen():
+    """The report's tally counts a small key space in one array and a large one by the
+    distinct keys seen, chunk by chunk: the same counts either way."""
+    from netsim.world.report import Tally
+
+    rng = np.random.default_rng(1)
+    keys = [rng.integers(0, 50, 10_000), rng.integers(0, 7, 10_000)]
+    dense = Tally((50, 7))
+    dense.add(keys)
+    sparse = Tally((50, 7))
+    sparse.dense = None                    # as a key space too large for one array is
+    for half in (slice(0, 5_000), slice(5_000, None)):
+        sparse.add([k[half] for k in keys])
+    for got, want in zip(sparse.result(), dense.result(), strict=True):
+        assert (got == want).all()
+    assert dense.result()[1].sum() == 10_000

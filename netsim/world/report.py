@@ -18,6 +18,7 @@ import pyarrow as pa
 from netsim.mail.ledger import NUMPY_TYPES, Ledger
 
 INTERVAL_S = 3600
+CHUNK = 1 << 21
 
 
 class Columns:
@@ -68,19 +69,44 @@ def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     how often each occurs."""
     if not len(keys[0]):
         return np.zeros((0, len(keys)), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    dims = tuple(int(k.max()) + 1 for k in keys)
-    size = math.prod(dims)
-    flat: np.ndarray = np.zeros(len(keys[0]), dtype=np.int32 if size < 2**31 else np.int64)
-    for key, dim in zip(keys, dims, strict=True):   # one combined key, built in place
-        flat *= dim
-        flat += key
-    if size <= 1 << 24:      # a small key space: count without sorting
-        counts = np.bincount(flat, minlength=size)
-        present = np.flatnonzero(counts)
-        flat, counts = present, counts[present]
-    else:
-        flat, counts = np.unique(flat, return_counts=True)
-    return np.stack(np.unravel_index(flat, dims), axis=1), counts
+    tally = Tally(tuple(int(k.max()) + 1 for k in keys))
+    tally.add(keys)
+    return tally.result()
+
+
+class Tally:
+    """Counts of combinations of integer keys within ``dims``, added a chunk at a time: an
+    array over the whole key space when it is small, the distinct keys seen otherwise."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        self.dims = dims
+        self.size = math.prod(dims)
+        self.dense = np.zeros(self.size, dtype=np.int64) if self.size <= 1 << 24 else None
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, keys: list[np.ndarray]) -> None:
+        flat = np.zeros(len(keys[0]), dtype=np.int64)
+        for key, dim in zip(keys, self.dims, strict=True):
+            flat *= dim
+            flat += key
+        if self.dense is not None:
+            self.dense += np.bincount(flat, minlength=self.size)
+        else:
+            self.parts.append(np.unique(flat, return_counts=True))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The combinations seen (one row each, in order) and their counts."""
+        if self.dense is not None:
+            flat = np.flatnonzero(self.dense)
+            counts = self.dense[flat]
+        elif self.parts:
+            seen = np.concatenate([p[0] for p in self.parts])
+            flat, inverse = np.unique(seen, return_inverse=True)
+            counts = np.bincount(inverse, weights=np.concatenate([p[1] for p in self.parts]),
+                                 ).astype(np.int64)
+        else:
+            flat, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.stack(np.unravel_index(flat, self.dims), axis=1), counts
 
 
 def stopped_by(cols: Columns) -> dict[str, dict[str, int]]:
@@ -138,7 +164,8 @@ def legit_delay(cols: Columns) -> dict[str, float]:
     legit = cols.is_("kind", "legit") & cols.is_("outcome", "delivered")
     created = cols.values("created_s")[legit]
     out: dict[str, float] = {}
-    for name, column in (("delivery", "delivered_s"), ("retrieval", "retrieved_s")):
+    # a delivered recipient's outcome became final when it reached the maildrop
+    for name, column in (("delivery", "finished_s"), ("retrieval", "retrieved_s")):
         values = cols.values(column)[legit] - created
         values = values[~np.isnan(values)]
         if len(values):
@@ -157,14 +184,22 @@ def timeseries(cols: Columns) -> pa.Table:
     origin, origins = cols.codes("origin_isp")
     path, paths = cols.codes("path")
     outcome, outcomes = cols.codes("outcome")
-    created = np.floor(cols.values("created_s") / INTERVAL_S).astype(np.int64)
-    final = ~cols.is_("outcome", "pending")
-    finished = np.floor(cols.values("finished_s")[final] / INTERVAL_S).astype(np.int64)
+    created_s, finished_s = cols.values("created_s"), cols.values("finished_s")
     names = [*outcomes, "created"]
-    parts = [_tally([created, kind, origin, path, np.full(len(kind), len(outcomes))]),
-             _tally([finished, kind[final], origin[final], path[final], outcome[final]])]
-    keys = np.concatenate([p[0] for p in parts])
-    counts = np.concatenate([p[1] for p in parts])
+    pending = outcomes.index("pending")
+    last = max(float(np.nanmax(created_s, initial=0.0)), float(np.nanmax(finished_s, initial=0.0)))
+    dims = (int(last // INTERVAL_S) + 1, len(kinds), len(origins), len(paths), len(names))
+    tally = Tally(dims)
+    # a few million recipients at a time: the temporaries stay small whatever the run
+    for start in range(0, len(kind), CHUNK):
+        rows = slice(start, start + CHUNK)
+        group = [kind[rows], origin[rows], path[rows]]
+        created = (created_s[rows] // INTERVAL_S).astype(np.int64)
+        tally.add([created, *group, np.full(len(created), len(outcomes))])
+        final = outcome[rows] != pending
+        finished = (finished_s[rows][final] // INTERVAL_S).astype(np.int64)
+        tally.add([finished, *(g[final] for g in group), outcome[rows][final]])
+    keys, counts = tally.result()
     frame = pd.DataFrame({
         "interval": keys[:, 0].astype(np.int32),
         "kind": np.array(kinds, dtype=object)[keys[:, 1]] if len(keys) else [],
