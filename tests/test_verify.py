@@ -120,6 +120,7 @@ def scenarios(draw: Any) -> dict[str, Any]:
                 "strategies": draw(st.lists(st.sampled_from(STRATEGIES), min_size=1,
                                             max_size=4, unique=True))}]
     data = {"name": "prop", "seed": draw(st.integers(0, 1000)),
+            "fidelity": draw(st.sampled_from(["command", "session", "flow"])),
             "duration_s": draw(st.sampled_from([300, 900, 1800])), "isps": isps,
             "links": [{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01}
                       for i in range(n - 1)],
