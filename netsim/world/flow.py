@@ -85,7 +85,8 @@ def check_supported(world: World) -> None:
 
 
 class LegitFlow:
-    """Decides every ISP's users' mail, a minute at a time (one SimPy event a minute)."""
+    """Decides every ISP's users' mail and runs every outbound queue (``FlowQueues``), a
+    minute at a time (one SimPy event a minute)."""
 
     def __init__(self, world: World, retrievals: Retrievals):
         check_supported(world)
@@ -95,7 +96,6 @@ class LegitFlow:
         self.retrievals = retrievals
         self.end = world.scenario.duration_s
         self.cfg = world.scenario.users
-        self.retry = world.retry_policy
         servers = self.servers = world.servers
         plan = world.plan
         self.visited = [plan.by_name[v.name] for v in world.scenario.visited_networks]
@@ -127,8 +127,9 @@ class LegitFlow:
                                                         *world.network.ingress)
                               for r in acl.rules}
                              | {t for s in servers for t in s.opens.values()})
-        # connection verdicts by (source network, server, port, epoch): an index into lists
-        self._verdict = np.full(len(plan.subnets) * len(servers) * 3 * (len(self.epochs) + 1),
+        # connection verdicts by (source network, server, port, epoch): an index into
+        # ``_verdicts`` (-1: not asked yet)
+        self._verdict = np.full(len(plan.subnets) * len(servers) * 2 * (len(self.epochs) + 1),
                                 -1, dtype=np.int64)
         # open?, delay, one-way latency, stopped_by code: one entry a verdict
         self._verdicts: tuple[np.ndarray, ...] = (
@@ -163,7 +164,7 @@ class LegitFlow:
         return set(np.concatenate(rows).tolist()) if rows else set()
 
     def later(self, due: dict[int, list[Columns]], work: Columns, t: np.ndarray,
-               earliest: int) -> None:
+              earliest: int) -> None:
         """File work to be taken in the minute each row's ``t`` falls in (not before
         ``earliest``); what starts after the run's end stays pending."""
         late = t >= self.end
@@ -261,8 +262,9 @@ class LegitFlow:
         that never opened, what stopped it — ``Network.connect`` as it answers at ``t``.
         Verdicts are remembered by source network, server, port and epoch."""
         epoch = np.searchsorted(self.epochs, t, side="right")
-        key = ((src_net * len(self.servers) + server) * 3
-               + (port == 587) + 2 * (port == 995)) * (len(self.epochs) + 1) + epoch
+        # the flow path connects to 25 and 587 only
+        key = ((src_net * len(self.servers) + server) * 2
+               + (port == 587)) * (len(self.epochs) + 1) + epoch
         known = self._verdict[key]
         if (known < 0).any():
             new = np.flatnonzero(known < 0)
