@@ -96,6 +96,18 @@ def test_reject_costs_one_round_trip_and_rules_have_start_times():
     assert rejected.delay_s == pytest.approx(2 * network.one_way(src, far))
 
 
+def test_a_listener_accepts_from_its_start_time_and_the_network_names_the_changes():
+    network = _network()
+    src = network.plan.by_name["a.dynamic"].host(0)
+    far = network.plan.by_name["b.static"].host(0)
+    network.listen(far, 587, "submission", from_s=5400)
+    assert network.connect(src, far, 587, 5399).verdict is Verdict.REFUSED
+    assert network.connect(src, far, 587, 5400).listener == "submission"
+    assert network.listener(far, 587, now=0) is None and network.listener(far, 587)
+    network.egress[0].append(op25b_rule("a", [0], [], active_from=100))
+    assert network.changes() == {100, 5400}
+
+
 def test_first_matching_rule_wins_and_ingress_applies_after_egress_accept():
     network = _network()
     src = network.plan.by_name["a.dynamic"].host(0)

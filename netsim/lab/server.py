@@ -73,7 +73,6 @@ class Lab:
         #: The same on every interface, with ``bind_all``.
         self.exposed: dict[tuple[int, str], tuple[str, int]] = {}
         self._listeners: list[asyncio.Server] = []
-        self._timers: list[asyncio.TimerHandle] = []
         s = self.settings
         hold = self.world.scenario.smtp.connect_timeout_s if s.drop_hold_s is None \
             else s.drop_hold_s
@@ -103,7 +102,6 @@ class Lab:
         except BaseException:
             await self.stop()
             raise
-        self._open_submission_later()
 
     async def stop(self) -> int:
         """Stop listening, end every session (SMTP clients get 421) and the relay.
@@ -111,8 +109,6 @@ class Lab:
         Returns:
             Destination groups still queued in the relay, now lost.
         """
-        for timer in self._timers:
-            timer.cancel()
         for listener in self._listeners:
             listener.close()
         await self.sessions.close()
@@ -132,21 +128,6 @@ class Lab:
         self._listeners.append(listener)
         name = listener.sockets[0].getsockname()
         return str(name[0]), int(name[1])
-
-    def _open_submission_later(self) -> None:
-        """A submission port with a start time opens then (as ``MailServer.listen_from`` does in a
-        simulation run: the world is never run here, so the lab keeps that appointment)."""
-        loop = asyncio.get_running_loop()
-        for i, isp in enumerate(self.world.scenario.isps):
-            submission = isp.policies.submission
-            if submission is None or submission.start_s <= 0:
-                continue
-            server = self.layout.servers[i]
-            delay = submission.start_s - self.clock.now
-            if delay <= 0:
-                server.listen(587)
-            else:
-                self._timers.append(loop.call_later(delay, server.listen, 587))
 
     # -- where things are ----------------------------------------------------------------
     def endpoint(self, isp: str, service: str) -> tuple[str, int]:

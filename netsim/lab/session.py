@@ -128,7 +128,8 @@ class Sessions:
         label, who = self._label(service), self._who(peer_host, client)
         network = self.world.network
         if client is None:
-            opened = network.listener(server.address, service.scenario_port) is not None
+            opened = network.listener(server.address, service.scenario_port,
+                                      self.clock.now) is not None
             verdict, why = (Verdict.OPEN if opened else Verdict.REFUSED), ""
         else:
             conn = network.connect(client, server.address, service.scenario_port,

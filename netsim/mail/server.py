@@ -86,8 +86,6 @@ class MailServer:
         # called with the user and the delivery instant when a maildrop stops being empty
         self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
         self.scan_salt = salt(scan_rng) if scan_rng is not None else 0
-        # when each port starts listening (a policy's start time may lie ahead)
-        self.opens: dict[int, float] = {}
         # at fidelity flow: where deliveries go to be retrieved (no maildrop, no POP3 session)
         self.retrievals: DeliverySink | None = None
         # the instant the server handles the current command; policies read it (``now``)
@@ -112,18 +110,10 @@ class MailServer:
             return 0.0
         return keyed_exponential_one(key, self.scan_salt, mean)
 
-    def listen(self, port: int) -> None:
-        """Start accepting connections on a port (25 and 587 SMTP, 110 and 995 POP3)."""
-        self.network.listen(self.address, port, Listener(self, port))
-        self.opens[port] = min(self.opens.get(port, self.env.now), self.env.now)
-
-    def listen_from(self, port: int, start_s: float) -> None:
-        """Start accepting connections on a port at ``start_s`` (now, if already past)."""
-        if start_s <= self.env.now:
-            self.listen(port)
-            return
-        self.opens[port] = start_s
-        self.env.timeout(start_s - self.env.now).callbacks.append(lambda _: self.listen(port))
+    def listen(self, port: int, from_s: float = 0.0) -> None:
+        """Accept connections on a port (25 and 587 SMTP, 110 and 995 POP3) from ``from_s``
+        on: a submission port opens when the ISP's policy comes into force."""
+        self.network.listen(self.address, port, Listener(self, port), from_s=from_s)
 
     # -- accounts ----------------------------------------------------------------------
     def address_of(self, user: int) -> str:

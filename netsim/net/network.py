@@ -7,6 +7,7 @@ a reset (an ACL's reject, or no listener on the port) costs one round trip.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -68,15 +69,25 @@ class Network:
         self.connect_timeout_s = connect_timeout_s
         self.egress = [ACL() for _ in topology.isps]
         self.ingress = [ACL() for _ in topology.isps]
-        self._listeners: dict[tuple[int, int], Any] = {}
+        # (address, port) -> (listener, when it starts accepting connections)
+        self._listeners: dict[tuple[int, int], tuple[Any, float]] = {}
 
-    def listen(self, address: int, port: int, listener: Any) -> None:
-        """Bind a listener (any object the mail layer understands) to address:port."""
+    def listen(self, address: int, port: int, listener: Any, *, from_s: float = 0.0) -> None:
+        """Bind a listener (any object the mail layer understands) to address:port; it
+        accepts connections from ``from_s`` on (a policy's start time), refused before."""
         self.plan.subnet_of(address)  # the address must exist in the plan
-        self._listeners[(address, port)] = listener
+        self._listeners[(address, port)] = (listener, from_s)
 
-    def listener(self, address: int, port: int) -> Any:
-        return self._listeners.get((address, port))
+    def listener(self, address: int, port: int, now: float = math.inf) -> Any:
+        """What listens at address:port by ``now`` (by default: ever), else None."""
+        found = self._listeners.get((address, port))
+        return found[0] if found is not None and found[1] <= now else None
+
+    def changes(self) -> set[float]:
+        """The instants at which a connection's verdict can change: rules and listeners
+        coming into force."""
+        return ({rule.active_from for acl in (*self.egress, *self.ingress) for rule in acl.rules}
+                | {from_s for _, from_s in self._listeners.values()})
 
     def one_way(self, src: int, dst: int) -> float:
         return self.topology.one_way(self.plan.subnet_of(src), self.plan.subnet_of(dst))
@@ -99,7 +110,7 @@ class Network:
                                       src, dst, port, rule, where)
                 return Connection(Verdict.REJECTED, 2 * one_way, one_way, src, dst, port,
                                   rule, where)
-        listener = self._listeners.get((dst, port))
+        listener = self.listener(dst, port, now)
         if listener is None:
             return Connection(Verdict.REFUSED, 2 * one_way, one_way, src, dst, port)
         return Connection(Verdict.OPEN, 2 * one_way, one_way, src, dst, port, listener=listener)

@@ -38,7 +38,6 @@ import simpy
 from netsim.mail import Kind, Outcome, SenderType
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
 from netsim.mail.policy import LocalRecipients, Policy, RelayControl, mechanism
-from netsim.net import Connection, Verdict
 from netsim.protocols.replies import (
     S550_CONTENT_REJECTED,
     S552_SIZE_EXCEEDED,
@@ -123,10 +122,7 @@ class LegitFlow:
         for i, s in enumerate(servers):
             self.signatures.setdefault(tuple(type(p) for p in s.policies), []).append(i)
         # instants at which a connection's verdict can change: rules and ports coming in force
-        self.epochs = sorted({r.active_from for acl in (*world.network.egress,
-                                                        *world.network.ingress)
-                              for r in acl.rules}
-                             | {t for s in servers for t in s.opens.values()})
+        self.epochs = sorted(world.network.changes())
         # connection verdicts by (source network, server, port, epoch): an index into
         # ``_verdicts`` (-1: not asked yet)
         self._verdict = np.full(len(plan.subnets) * len(servers) * 2 * (len(self.epochs) + 1),
@@ -271,8 +267,8 @@ class LegitFlow:
             _, first = np.unique(key[new], return_index=True)
             found: list[tuple[bool, float, float, int]] = []
             for i in new[first].tolist():
-                conn = self._connection(int(src_net[i]), int(src[i]), int(server[i]),
-                                        int(port[i]), float(t[i]))
+                conn = self.world.network.connect(int(src[i]), self.servers[int(server[i])].address,
+                                                  int(port[i]), float(t[i]))
                 self._verdict[key[i]] = len(self._verdicts[0]) + len(found)
                 found.append((conn.is_open, conn.delay_s, conn.one_way_s, 0 if conn.is_open
                               else self.ledger.code("stopped_by", conn.rule.name
@@ -284,16 +280,6 @@ class LegitFlow:
             known = self._verdict[key]
         is_open, delay, one_way, cause = (column[known] for column in self._verdicts)
         return is_open, delay, one_way, cause
-
-    def _connection(self, src_net: int, src: int, server: int, port: int, t: float,
-                    ) -> Connection:
-        dst = self.servers[server]
-        conn = self.world.network.connect(src, dst.address, port, t)
-        if conn.verdict is Verdict.REFUSED and dst.opens.get(port, math.inf) <= t:
-            # the port is not open yet at the minute's start, but it is at ``t``
-            conn = Connection(Verdict.OPEN, 2 * conn.one_way_s, conn.one_way_s, src,
-                              dst.address, port)
-        return conn
 
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:

@@ -29,7 +29,7 @@ def apply_policies(world: World) -> None:
         server.listen(25)
         server.listen(995 if isp.mail_server.pop3_security == "pop3s" else 110)
         if p.submission is not None:
-            server.listen_from(587, p.submission.start_s)
+            server.listen(587, from_s=p.submission.start_s)
         if p.op25b is not None:
             access = [world.dynamic_pool(i).index] + [
                 n.index for n in plan.subnets if n.kind is NetKind.VISITED and n.isp == i]
