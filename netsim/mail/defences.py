@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from netsim.mail.draws import keyed_uniform, keyed_uniform_one, salt
+from netsim.mail.draws import keyed_uniform_one, salt
 from netsim.mail.message import Kind, Mail
 from netsim.mail.policy import Policy
 from netsim.net import AddressPlan, NetKind
@@ -175,17 +175,6 @@ class ContentFilter(Policy):
             return S550_CONTENT_REJECTED
         session.extra["folder"] = "junk"
         return None
-
-
-    def caught_many(self, keys: np.ndarray, spam: bool) -> np.ndarray:
-        """Which of these messages (by key) the filter catches: the flow path's verdicts,
-        the same as :meth:`check_data` gives each of them."""
-        rate = self.detection_rate if spam else self.false_positive_rate
-        return self.uniform(keys) < rate
-
-    def uniform(self, keys: np.ndarray) -> np.ndarray:
-        """The uniform number each message's verdict compares with its rate."""
-        return keyed_uniform(keys, self.salt)
 
 
 class RateLimit(Policy):

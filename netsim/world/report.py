@@ -58,8 +58,6 @@ class LedgerColumns(Columns):
         return self._codes[name]
 
     def values(self, name: str) -> np.ndarray:
-        if name == "delivered_s":
-            return self.ledger.delivered_s()
         column = getattr(self.ledger, name)
         return np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
 
