@@ -19,28 +19,39 @@ def salt(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63, dtype=np.int64))
 
 
+# splitmix64's constants: the golden-ratio increment and the finaliser's two multipliers
+_GAMMA, _M1, _M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MASK = (1 << 64) - 1
+
+
 def keyed_uniform(keys: np.ndarray, salts: np.ndarray | int) -> np.ndarray:
     """Uniform numbers in [0, 1), one a key (splitmix64's finaliser of key XOR salt: every
     bit of either reaches every bit of the result)."""
     z = np.asarray(keys).astype(np.uint64) ^ np.asarray(salts).astype(np.uint64)
     with np.errstate(over="ignore"):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z + np.uint64(_GAMMA)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
     z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-_MASK = (1 << 64) - 1
-
-
 def keyed_uniform_one(key: int, salt: int) -> float:
-    """:func:`keyed_uniform` of one key, in Python integers (no array for one number)."""
-    z = ((key ^ salt) + 0x9E3779B97F4A7C15) & _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    """:func:`keyed_uniform` of one key, in Python integers (no array for one number: the
+    engine path judges one message at a time)."""
+    z = ((key ^ salt) + _GAMMA) & _MASK
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
     z ^= z >> 31
     return (z >> 11) * 2.0**-53
+
+
+def bounce_keys(parent_keys: np.ndarray) -> np.ndarray:
+    """The keys of bounces, derived from their parents' (a bounce is judged apart from
+    the message it reports on)."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(parent_keys).astype(np.uint64) * np.uint64(_GAMMA) + np.uint64(1)
+    return (z & np.uint64(2**63 - 1)).astype(np.int64)
 
 
 def keyed_exponential(keys: np.ndarray, salts: np.ndarray | int,

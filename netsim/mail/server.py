@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import simpy
 
-from netsim.mail.draws import keyed_exponential_one, salt
+from netsim.mail.draws import bounce_keys, keyed_exponential_one, salt
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
@@ -37,11 +37,6 @@ class ServerSettings:
     scan_mean_s: float = 0.0
     per_command: bool = True   # fidelity: one event per exchange, or one per session
     direct: bool = False       # fidelity flow: sessions decided by the hooks, no dialogue
-
-
-def bounce_key(parent_key: int) -> int:
-    """A bounce's key, derived from its parent's (a bounce is judged apart from it)."""
-    return (parent_key * 0x9E3779B97F4A7C15 + 1) % 2**63
 
 
 class DeliverySink(Protocol):
@@ -225,7 +220,7 @@ class MailServer:
     def bounce(self, mail: Mail, at: float) -> None:
         """A delivery status notification from MAILER-DAEMON to the original sender."""
         dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", 2_000, at,
-                   origin=self.isp, parent=mail.id, key=bounce_key(mail.key))
+                   origin=self.isp, parent=mail.id, key=int(bounce_keys(np.array([mail.key]))[0]))
         self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network=self.isp,
                         path="bounce", first_hop_port=0)
         if self.tracer is not None:

@@ -37,6 +37,7 @@ import simpy
 
 from netsim.mail import Kind, Outcome, SenderType
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
+from netsim.mail.ledger import KINDS
 from netsim.mail.policy import LocalRecipients, Policy, RelayControl, mechanism
 from netsim.protocols.replies import (
     S550_CONTENT_REJECTED,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from netsim.world.retrieval import Retrievals
 
 STEP_S = 60.0   # the flow path decides a minute of simulated time at a time
-LEGIT = tuple(Kind).index(Kind.LEGIT)
+LEGIT = KINDS.index(Kind.LEGIT)
 
 #: Policies the flow path decides as arrays, or asks through their hooks.
 KNOWN_POLICIES = (RelayControl, LocalRecipients, ContentFilter, Blocklist, Greylisting,

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail.draws import bounce_keys
+from netsim.mail.ledger import KINDS
 from netsim.mail.message import domain_of, local_part
 from netsim.mail.policy import mechanism
 from netsim.net import RCode, Resolver
@@ -27,9 +29,7 @@ from netsim.world.workload import TYPO_DOMAIN, TYPO_NONE, TYPO_USER, mistyped
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
 
-KINDS = tuple(Kind)
 BOUNCE_SIZE = 2_000
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 class FlowQueues:
@@ -269,8 +269,7 @@ class FlowQueues:
             origin_isp=self.isp_code[owner], origin_network=self.network_code[owner],
             path=np.full(n, code("path", "bounce")), first_hop_port=np.zeros(n),
             rcpt_domain=flow.domain_code[failed.from_srv], created=at)
-        key = ((failed.key.astype(np.uint64) * _MIX + np.uint64(1))
-               & np.uint64(2**63 - 1)).astype(np.int64)             # ``bounce_key``
+        key = bounce_keys(failed.key)
         dsn = Columns({
             "row": row0 + np.arange(n), "mid": ids, "qsrv": owner,
             "from_srv": np.full(n, -1), "from_user": np.full(n, -1),
