@@ -26,13 +26,11 @@ def _country(subscribers: int, fidelity: str = "flow") -> Scenario:
 
 
 def _subscriber_arrays(world: World) -> int:
-    """Bytes of the arrays kept per subscriber: each workload's send rates and MUA ports,
-    and (flow) each user's POP3 check phase, or (engines) check phase and checking flag."""
-    total = sum(w.cumulative_rate.nbytes + w.mua_587.nbytes for w in world.workloads)
-    if world.retrievals is not None:
-        total += sum(phase.nbytes for phase in world.retrievals.phase)
-    total += sum(p.check_phase.nbytes + p.checking.nbytes for p in world.populations)
-    return total
+    """Bytes of the arrays kept per subscriber: each workload's send rates, MUA ports and
+    POP3 check phases, and (engines) each user's checking flag."""
+    total = sum(w.cumulative_rate.nbytes + w.mua_587.nbytes + w.check_phase.nbytes
+                for w in world.workloads)
+    return total + sum(p.checking.nbytes for p in world.populations)
 
 
 def test_a_subscriber_costs_the_bytes_the_design_says():

@@ -31,9 +31,6 @@ class Retrievals:
         self.world = world
         cfg = world.scenario.users
         self.interval = cfg.pop3_check_interval_s
-        # the same check times the engine path gives each user (``UserPopulation``)
-        self.phase = [world.streams[f"users.pop3.{isp.name}"].random(isp.subscribers)
-                      * self.interval for isp in world.scenario.isps]
         self._columns: dict[str, array[Any]] = {
             "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
             "size": array("i")}
@@ -70,7 +67,7 @@ class Retrievals:
         world = self.world
         end = world.scenario.duration_s
         interval = self.interval
-        phase = self.phase[isp][users]
+        phase = world.workloads[isp].check_phase[users]
         check = phase + (np.floor((at - phase) / interval) + 1) * interval
         pool = world.dynamic_pool(isp)
         one_way = world.network.one_way(pool.host(0), server.address)

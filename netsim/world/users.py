@@ -44,8 +44,7 @@ class UserPopulation:
         self.workload = workload
         self.mua_587 = workload.mua_587
         self.size = n = workload.size
-        interval = self.cfg.pop3_check_interval_s
-        self.check_phase = world.streams[f"users.pop3.{self.name}"].random(n) * interval
+        self.check_phase = workload.check_phase
         self.checking = np.zeros(n, dtype=bool)
         self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
         self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]

@@ -71,7 +71,8 @@ class Batch:
 
 
 class Workload:
-    """The sending behaviour of one ISP's users: rates, MUA configuration, recipients."""
+    """The behaviour of one ISP's users: send rates, MUA configuration, POP3 check times,
+    recipients."""
 
     def __init__(self, world: World, isp: int):
         s = world.scenario
@@ -87,6 +88,8 @@ class Workload:
         self.cumulative_rate = np.cumsum(rates)
         self.total_rate = float(self.cumulative_rate[-1]) if n else 0.0
         self.mua_587 = streams[f"users.mua.{self.name}"].random(n) < cfg.mua_587_share
+        # each user's MUA checks mail every interval, from its own phase
+        self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * cfg.pop3_check_interval_s
         self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)
         self.server_users = np.array([i.subscribers for i in s.isps], dtype=np.int64)
         self.others = world.recipient_choice[isp]
