@@ -3,7 +3,6 @@ policies in order, the engines' own replies, the content filter's keyed verdict.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,6 @@ import numpy as np
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
 from netsim.mail.draws import keyed_exponential, keyed_uniform
 from netsim.mail.policy import LocalRecipients, RelayControl, mechanism
-from netsim.mail.server import MailServer
 from netsim.protocols import Reply, SMTPSession
 from netsim.protocols.replies import (
     S451_RATE_LIMITED,
@@ -25,12 +23,6 @@ from netsim.world.workload import TYPO_DOMAIN, TYPO_USER, recipient_address
 
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
-
-
-def _relay(server: MailServer, position: int) -> RelayControl:
-    policy = server.policies[position]
-    assert isinstance(policy, RelayControl)
-    return policy
 
 
 class Dialogue:
@@ -96,11 +88,8 @@ class Dialogue:
             for position, kind in enumerate(kinds):
                 undecided = group & (code == 0)
                 if kind is RelayControl:
-                    since = np.full(len(flow.servers), math.inf)
-                    since[members] = [_relay(flow.servers[i], position).auth_on_25_from
-                                      for i in members]
                     allowed = local | authenticated | (
-                        (port[s] == 25) & (instant < since[srv]) & own[s])
+                        (port[s] == 25) & (instant < flow.auth_on_25_from[srv]) & own[s])
                     self._refuse(code, cause, undecided & ~allowed, S554_RELAY_DENIED)
                 elif kind is LocalRecipients:
                     self._refuse(code, cause, undecided & local & (rows.typo == TYPO_USER),

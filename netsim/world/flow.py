@@ -119,6 +119,10 @@ class LegitFlow:
         self.filter_rejects = np.array([f is not None and f.action == "reject" for f in filters])
         self.listed = np.array([any(isinstance(p, Blocklist) for p in s.policies)
                                 for s in servers])
+        # relay for the ISP's own networks on 25 until AUTH is required there
+        self.auth_on_25_from = np.array([next((p.auth_on_25_from for p in s.policies
+                                               if isinstance(p, RelayControl)), math.inf)
+                                         for s in servers])
         self.signatures: dict[tuple[type, ...], list[int]] = {}
         for i, s in enumerate(servers):
             self.signatures.setdefault(tuple(type(p) for p in s.policies), []).append(i)
