@@ -6,10 +6,11 @@ so whatever a hook records carries the exact time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from netsim.mail.message import Mail
+from netsim.mail.policy import Policy
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 
@@ -23,11 +24,17 @@ class SMTPHooks:
     def __init__(self, server: MailServer):
         self.server = server
         self.at = 0.0
+        self._checks: dict[str, list[Callable[..., Reply | None]]] = {}
 
     def _consult(self, check: str, session: SMTPSession, *args: object) -> Reply | None:
         """The first refusal among the server's policies, in order; None if none objects."""
-        for policy in self.server.policies:
-            reply: Reply | None = getattr(policy, check)(self.server, session, *args)
+        checks = self._checks.get(check)
+        if checks is None:   # once a session: the policies that check this step at all
+            checks = self._checks[check] = [
+                getattr(p, check) for p in self.server.policies
+                if getattr(type(p), check, None) is not getattr(Policy, check)]
+        for method in checks:
+            reply: Reply | None = method(self.server, session, *args)
             if reply is not None:
                 return reply
         return None

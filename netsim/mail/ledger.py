@@ -105,7 +105,11 @@ class Ledger:
         for i, address in enumerate(addresses):
             mail.rows[address] = start + i
         domain = v["rcpt_domain"].code
-        self.rcpt_domain.extend([domain(domain_of(a)) for a in addresses])
+        domains = [domain_of(a) for a in addresses]
+        if n and domains.count(domains[0]) == n:   # the usual case: one domain
+            self.rcpt_domain.extend(array("h", [domain(domains[0])]) * n)
+        else:
+            self.rcpt_domain.extend([domain(d) for d in domains])
         self.rcpt_index.extend(range(n))
         values: tuple[tuple[array, float], ...] = (
             (self.message_id, mail.id), (self.kind, self._kind[mail.kind]),
@@ -117,25 +121,35 @@ class Ledger:
             (self.created_s, mail.created), (self.retrieved_s, _NAN),
             (self.finished_s, _NAN), (self.left_origin, 0))
         for column, value in values:
-            column.extend([value] * n)
+            column.extend(array(column.typecode, [value]) * n)   # filled in C, not a list
         self.attempted[mail.kind] += len(mail.rows)
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
                stopped_by: str = "") -> None:
         """Record a recipient's final outcome; a second outcome for one row is a bug."""
-        if self.outcome[row] != self._pending:
-            raise ConservationError(
-                f"recipient row {row} (message {self.message_id[row]}) already has outcome "
-                f"{self.vocab['outcome'].words[self.outcome[row]]}; cannot also be {outcome}")
+        self.finish_many((row,), outcome, at, code=code, stopped_by=stopped_by)
+
+    def finish_many(self, rows: Iterable[int], outcome: Outcome, at: float, *, code: int = 0,
+                    stopped_by: str = "") -> None:
+        """:meth:`finish` for recipients that end alike at one instant (a session's)."""
         if outcome is Outcome.PENDING:
             raise ValueError("pending is not a final outcome")
-        self.outcome[row] = self._outcome[outcome]
-        self.finished_s[row] = at
-        self.reply_code[row] = code
-        if stopped_by:
-            self.stopped_by[row] = self.vocab["stopped_by"].code(stopped_by)
-        kind = KINDS[self.kind[row]]
-        self.finished[kind][outcome] += 1
+        state, pending, kinds = self.outcome, self._pending, self.kind
+        value = self._outcome[outcome]
+        stop = self.vocab["stopped_by"].code(stopped_by) if stopped_by else 0
+        counts = self.finished
+        for row in rows:
+            if state[row] != pending:
+                raise ConservationError(
+                    f"recipient row {row} (message {self.message_id[row]}) already has "
+                    f"outcome {self.vocab['outcome'].words[state[row]]}; cannot also be "
+                    f"{outcome}")
+            state[row] = value
+            self.finished_s[row] = at
+            self.reply_code[row] = code
+            if stop:
+                self.stopped_by[row] = stop
+            counts[KINDS[kinds[row]]][outcome] += 1
 
     # -- in bulk, for the flow path: the same rows and checks, a batch at a time -----------
     def code(self, column: str, word: str) -> int:

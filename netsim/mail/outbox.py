@@ -84,8 +84,8 @@ def finish(ledger: Ledger, mail: Mail, pending: dict[str, int], addresses: list[
            outcome: Outcome, at: float, *, code: int = 0, cause: str = "",
            trace: Tracer | None = None) -> None:
     """Record final outcomes for recipients still held, and release them."""
-    for address in addresses:
-        ledger.finish(pending.pop(address), outcome, at, code=code, stopped_by=cause)
+    ledger.finish_many([pending.pop(a) for a in addresses], outcome, at, code=code,
+                       stopped_by=cause)
     if trace is not None and addresses:
         detail = f"{cause}, {code}" if code else cause
         who = addresses[0] if len(addresses) == 1 else f"{len(addresses)} recipients"

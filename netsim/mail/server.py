@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 import numpy as np
 import simpy
@@ -19,7 +19,7 @@ from netsim.mail.draws import bounce_keys, keyed_exponential_one, salt
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
-from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
+from netsim.mail.message import Kind, Mail, SenderType, domain_of
 from netsim.mail.policy import InboundPolicy, default_policies
 from netsim.mail.queue import OutboundQueue, RetryPolicy
 from netsim.mail.trace import Tracer, following
@@ -42,7 +42,8 @@ class ServerSettings:
 class DeliverySink(Protocol):
     """Takes deliveries instead of the maildrops (``netsim.world.retrieval``)."""
 
-    def add_one(self, server: MailServer, user: int, row: int, at: float, size: int) -> None: ...
+    def add_engines(self, server: MailServer, users: list[int], rows: list[int], at: float,
+                    size: int) -> None: ...
 
 
 class Listener(NamedTuple):
@@ -116,10 +117,11 @@ class MailServer:
 
     def user_index(self, name: str) -> int | None:
         """The index of an account name (``user7`` or ``user7@domain``), None if unknown."""
-        if "@" in name:
-            if domain_of(name) != self.domain:
+        local, at, domain = name.rpartition("@")
+        if at:
+            if domain.lower() != self.domain:   # domain_of, inline: asked per recipient
                 return None
-            name = local_part(name)
+            name = local
         digits = name[4:]
         if name.startswith("user") and digits.isdigit() and (digits == "0" or digits[0] != "0"):
             index = int(digits)
@@ -173,37 +175,44 @@ class MailServer:
                ) -> None:
         """Take responsibility for accepted recipients: local ones into maildrops (or the
         junk folder, which POP3 does not serve), the rest into the outbound queue."""
-        remote = []
         if mail.origin != self.isp:
             for address in recipients:
                 self.ledger.left(mail.rows[address])
+        local: list[str] = []
+        remote: list[str] = []
         for address in recipients:
-            if domain_of(address) == self.domain:
-                self.deliver_local(mail, address, at, junk=junk)
-            else:
-                remote.append(address)
+            (local if domain_of(address) == self.domain else remote).append(address)
+        if local:
+            self.deliver_local(mail, local, at, junk=junk)
         if remote:
             self.queue.enqueue(mail, remote, at)
 
-    def deliver_local(self, mail: Mail, address: str, at: float, *, junk: bool = False) -> None:
-        user = self.user_index(address)
-        if user is None:   # a policy lets nothing through for unknown users
-            raise AssertionError(f"{self.hostname}: no mailbox for {address}")
-        row = mail.rows[address]
-        self.ledger.finish(row, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
+    def deliver_local(self, mail: Mail, addresses: list[str], at: float, *,
+                      junk: bool = False) -> None:
+        """Recipients of this server's domain, accepted at ``at``: into their maildrops (or
+        the junk folder)."""
+        found = [self.user_index(address) for address in addresses]
+        if None in found:   # a policy lets nothing through for unknown users
+            unknown = addresses[found.index(None)]
+            raise AssertionError(f"{self.hostname}: no mailbox for {unknown}")
+        users = cast(list[int], found)
+        rows = [mail.rows[address] for address in addresses]
+        self.ledger.finish_many(rows, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
         trace = following(self.tracer, mail)
         if trace is not None:
             where = "junk folder" if junk else "maildrop"
-            trace.log(at, "outcome", f"{address}: delivered to {where} at {self.hostname}",
-                      self.hostname)
+            for address in addresses:
+                trace.log(at, "outcome", f"{address}: delivered to {where} at "
+                          f"{self.hostname}", self.hostname)
         if junk:
             return
         if self.retrievals is not None:
-            self.retrievals.add_one(self, user, row, at, mail.size)
+            self.retrievals.add_engines(self, users, rows, at, mail.size)
             return
-        stored = StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))
-        if self.maildrops.add(user, stored, at):
-            self.on_new_mail(user, at)
+        for user, row in zip(users, rows, strict=True):
+            stored = StoredMessage(f"{mail.id}.{row}", mail.size, (mail, row))
+            if self.maildrops.add(user, stored, at):
+                self.on_new_mail(user, at)
 
     def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
              code: int, stopped_by: str) -> None:

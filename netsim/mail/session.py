@@ -196,9 +196,10 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
             for address in recipients:                                   # RCPT
                 if len(session.rcpt_to) >= settings.max_recipients:
                     reply: Reply | None = S452_TOO_MANY_RCPTS
-                else:
-                    reply = ask(t + one_way + proc,
-                                lambda a=address: hooks.check_rcpt(session, a))  # type: ignore[misc]
+                else:   # ask(), inline: the one step taken once a recipient
+                    hooks.at = server.instant = t + one_way + proc
+                    reply = hooks.check_rcpt(session, address)
+                    server.instant = None
                 if reply is None:
                     session.rcpt_to.append(address)
                 else:

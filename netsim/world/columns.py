@@ -25,6 +25,8 @@ class Columns:
         return len(next(iter(self.data.values())))
 
     def take(self, index: np.ndarray | slice) -> Columns:
+        if isinstance(index, np.ndarray) and index.dtype == bool:
+            index = np.flatnonzero(index)   # a mask is scanned once, not once a column
         return Columns({k: v[index] for k, v in self.data.items()})
 
     def but(self, **changed: np.ndarray) -> Columns:

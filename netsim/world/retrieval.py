@@ -43,11 +43,16 @@ class Retrievals:
             column = self._columns[name]
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
 
-    def add_one(self, server: MailServer, user: int, row: int, at: float, size: int) -> None:
-        """One delivery by the engines."""
-        for name, value in (("isp", self.world.server_index[server.address]), ("user", user),
-                            ("row", row), ("at", at), ("size", size)):
-            self._columns[name].append(value)
+    def add_engines(self, server: MailServer, users: list[int], rows: list[int], at: float,
+                    size: int) -> None:
+        """Deliveries of one message by an engine, at one instant."""
+        n = len(users)
+        c = self._columns
+        c["isp"].extend(array("h", [self.world.server_index[server.address]]) * n)
+        c["user"].extend(users)
+        c["row"].extend(rows)
+        c["at"].extend(array("d", [at]) * n)
+        c["size"].extend(array("i", [size]) * n)
 
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
