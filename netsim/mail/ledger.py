@@ -13,6 +13,7 @@ import math
 from array import array
 from collections.abc import Iterable
 from enum import StrEnum
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -105,11 +106,11 @@ class Ledger:
         for i, address in enumerate(addresses):
             mail.rows[address] = start + i
         domain = v["rcpt_domain"].code
-        domains = [domain_of(a) for a in addresses]
-        if n and domains.count(domains[0]) == n:   # the usual case: one domain
-            self.rcpt_domain.extend(array("h", [domain(domains[0])]) * n)
+        first = domain_of(addresses[0]) if n else ""
+        if all(map(str.endswith, addresses, repeat(f"@{first}"))):   # the usual: one domain
+            self.rcpt_domain.extend(array("h", [domain(first)]) * n)
         else:
-            self.rcpt_domain.extend([domain(d) for d in domains])
+            self.rcpt_domain.extend([domain(domain_of(a)) for a in addresses])
         self.rcpt_index.extend(range(n))
         values: tuple[tuple[array, float], ...] = (
             (self.message_id, mail.id), (self.kind, self._kind[mail.kind]),

@@ -101,10 +101,11 @@ class Network:
         src_net = self.plan.subnet_of(src)
         dst_net = self.plan.subnet_of(dst)
         one_way = self.topology.one_way(src_net, dst_net)
-        for acl, where in ((self.egress[src_net.isp], _where("egress", self, src_net)),
-                           (self.ingress[dst_net.isp], _where("ingress", self, dst_net))):
+        for acl, point, net in ((self.egress[src_net.isp], "egress", src_net),
+                                (self.ingress[dst_net.isp], "ingress", dst_net)):
             rule = acl.first_match(src_net.index, dst_net.index, dst, port, now)
             if rule is not None and rule.action is not Action.ACCEPT:
+                where = _where(point, self, net)
                 if rule.action is Action.DROP:
                     return Connection(Verdict.DROPPED, self.connect_timeout_s, one_way,
                                       src, dst, port, rule, where)
