@@ -103,8 +103,7 @@ class Ledger:
         start = len(self.message_id)
         addresses = list(recipients)
         n = len(addresses)
-        for i, address in enumerate(addresses):
-            mail.rows[address] = start + i
+        mail.rows.update(zip(addresses, range(start, start + n), strict=True))
         domain = v["rcpt_domain"].code
         first = domain_of(addresses[0]) if n else ""
         if all(map(str.endswith, addresses, repeat(f"@{first}"))):   # the usual: one domain

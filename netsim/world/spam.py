@@ -74,20 +74,23 @@ class SpamSessions:
         world, rng = self.world, sender.rng
         if self.target_cumulative is None:
             return None
+        # uniform draws scaled to integers: numpy's integers() costs several of these a call
         target = world.servers[bisect.bisect_right(self.target_cumulative, rng.random())]
-        users = rng.integers(target.users, size=recipients).tolist()
-        invalid = (rng.random(recipients) < self.cfg.invalid_recipient_share).tolist()
+        u = rng.random(2 * recipients)
+        users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
+        invalid = (u[recipients:] < self.cfg.invalid_recipient_share).tolist()
         # a harvested list names an address once
+        domain = target.domain
         addresses = list(dict.fromkeys(
-            f"x{user}@{target.domain}" if bad else target.address_of(user)
-            for user, bad in zip(users, invalid, strict=True)))
-        forged = world.servers[int(rng.integers(len(world.servers)))]
+            f"x{user}@{domain}" if bad else target.address_of(user)
+            for user, bad in zip(users.tolist(), invalid, strict=True)))
+        forged = world.servers[_below(rng.random(), len(world.servers))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
                                           self.cfg.size_sigma)))
         mail = Mail(world.next_id(), Kind.SPAM, sender.sender,
-                    forged.address_of(int(rng.integers(max(forged.users, 1)))), size,
+                    forged.address_of(_below(rng.random(), max(forged.users, 1))), size,
                     world.env.now, origin=sender.origin,
-                    key=int(rng.integers(0, 2**63, dtype=np.int64)))
+                    key=rng.bit_generator.random_raw() >> 1)   # 63 bits, as Mail.key
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
                          first_hop_port=587 if sender.strategy == "stolen_587" else 25)
@@ -138,6 +141,11 @@ class SpamSessions:
             break
         world.outbox.drop(mail)
         return accepted > 0
+
+
+def _below(u: float, n: int) -> int:
+    """An integer in [0, n) from a uniform draw u in [0, 1)."""
+    return min(int(u * n), n - 1)
 
 
 class Botnet:
