@@ -26,14 +26,19 @@ class SMTPHooks:
         self.at = 0.0
         self._checks: dict[str, list[Callable[..., Reply | None]]] = {}
 
-    def _consult(self, check: str, session: SMTPSession, *args: object) -> Reply | None:
-        """The first refusal among the server's policies, in order; None if none objects."""
+    def checks(self, check: str) -> list[Callable[..., Reply | None]]:
+        """The policies' ``check`` methods, in order, of those that check this step at all
+        (looked up once a session)."""
         checks = self._checks.get(check)
-        if checks is None:   # once a session: the policies that check this step at all
+        if checks is None:
             checks = self._checks[check] = [
                 getattr(p, check) for p in self.server.policies
                 if getattr(type(p), check, None) is not getattr(Policy, check)]
-        for method in checks:
+        return checks
+
+    def _consult(self, check: str, session: SMTPSession, *args: object) -> Reply | None:
+        """The first refusal among the server's policies, in order; None if none objects."""
+        for method in self.checks(check):
             reply: Reply | None = method(self.server, session, *args)
             if reply is not None:
                 return reply

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Protocol
 
-from netsim.mail.message import domain_of, local_part
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
     S450_GREYLISTED,
@@ -73,8 +72,8 @@ class LocalRecipients(Policy):
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
-        if domain_of(forward_path) == server.domain and server.user_index(
-                local_part(forward_path)) is None:
+        local, _, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
+        if domain.lower() == server.domain and server.user_index(local) is None:
             return S550_USER_UNKNOWN
         return None
 
@@ -89,7 +88,8 @@ class RelayControl(Policy):
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
-        if domain_of(forward_path) == server.domain or session.authenticated_user:
+        if (forward_path.rpartition("@")[2].lower() == server.domain
+                or session.authenticated_user):
             return None
         if (session.port == 25 and server.now < self.auth_on_25_from
                 and server.is_own_client(session.client_address)):

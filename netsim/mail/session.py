@@ -144,7 +144,7 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
     AUTH PLAIN with an initial response, MAIL FROM (530 without AUTH on 587, 552 over the
     size limit), one RCPT a recipient (452 past the recipient limit, else the policies),
     DATA and the message (the data policies, then delivery), QUIT (not after a 421); the
-    instants and the session slot of :func:`smtp_session` at session fidelity.
+    instants of :func:`smtp_session` at session fidelity, without its wait for a slot.
     ``tests/test_fidelity.py`` compares both on the benchmark country."""
     server: MailServer = conn.listener.server
     port = conn.port
@@ -152,73 +152,79 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
     proc = server.processing_s
     step = 2 * one_way + proc
     settings = server.settings
-    with server.slots.request() as slot:
-        yield from _smtp_slot(env, server, slot)
-        t = env.now
-        hooks = SMTPHooks(server)
-        session = SMTPSession(client_address=conn.src, port=port,
-                              server_hostname=server.hostname, tls=port == 465)
+    # at fidelity flow no session waits for a slot (docs/fidelity.md): counted, not queued
+    server.stats_sessions += 1
+    server.stats_smtp_sessions += 1
+    t = env.now
+    hooks = SMTPHooks(server)
+    session = SMTPSession(client_address=conn.src, port=port,
+                          server_hostname=server.hostname, tls=port == 465)
 
-        def ask(at: float, check: Callable[[], Reply | None]) -> Reply | None:
-            hooks.at = server.instant = at
-            reply = check()
-            server.instant = None
-            return reply
+    def ask(at: float, check: Callable[[], Reply | None]) -> Reply | None:
+        hooks.at = server.instant = at
+        reply = check()
+        server.instant = None
+        return reply
 
-        replies: dict[str, Reply] = {}
-        refusal = ask(t + proc, lambda: hooks.on_connect(session))
-        t += one_way + proc
-        if refusal is None:
-            session.helo_name, session.esmtp = helo, True
-            t += step                                                    # EHLO
-            if credentials is not None:                                  # AUTH PLAIN
-                if ask(t + one_way + proc, lambda: None if server.password_ok(
-                        credentials.username, credentials.password) else S535_AUTH_INVALID):
-                    refusal = S535_AUTH_INVALID
-                else:
-                    session.authenticated_user = credentials.username
-                t += step
-        if refusal is None:                                              # MAIL FROM
-            if port == 587 and session.authenticated_user is None:
-                refusal = S530_AUTH_REQUIRED
-            elif mail.size > settings.message_size_limit:
-                refusal = S552_SIZE_EXCEEDED
+    replies: dict[str, Reply] = {}
+    refusal = ask(t + proc, lambda: hooks.on_connect(session))
+    t += one_way + proc
+    if refusal is None:
+        session.helo_name, session.esmtp = helo, True
+        t += step                                                    # EHLO
+        if credentials is not None:                                  # AUTH PLAIN
+            if ask(t + one_way + proc, lambda: None if server.password_ok(
+                    credentials.username, credentials.password) else S535_AUTH_INVALID):
+                refusal = S535_AUTH_INVALID
             else:
-                refusal = ask(t + one_way + proc,
-                              lambda: hooks.check_mail(session, mail.mail_from))
+                session.authenticated_user = credentials.username
             t += step
-        if refusal is not None:
-            replies = dict.fromkeys(recipients, refusal)
-            if refusal.code != 421:
-                t += step                                                # QUIT
+    if refusal is None:                                              # MAIL FROM
+        if port == 587 and session.authenticated_user is None:
+            refusal = S530_AUTH_REQUIRED
+        elif mail.size > settings.message_size_limit:
+            refusal = S552_SIZE_EXCEEDED
         else:
-            session.mail_from = mail.mail_from
-            for address in recipients:                                   # RCPT
-                if len(session.rcpt_to) >= settings.max_recipients:
-                    reply: Reply | None = S452_TOO_MANY_RCPTS
-                else:   # ask(), inline: the one step taken once a recipient
-                    hooks.at = server.instant = t + one_way + proc
-                    reply = hooks.check_rcpt(session, address)
-                    server.instant = None
-                if reply is None:
-                    session.rcpt_to.append(address)
-                else:
-                    replies[address] = reply
-                t += step
-            if session.rcpt_to:
-                t += step                                                # DATA
-                work = proc + server.scan_time(mail.key)
-                transfer = mail.size * 8 / server.bandwidth_bps(conn.src)
-                envelope = Envelope(mail.mail_from, tuple(session.rcpt_to), mail.size, mail,
-                                    helo, session.authenticated_user)
-                final = ask(t + one_way + transfer + work,
-                            lambda: hooks.deliver(session, envelope))
-                assert final is not None
-                replies.update(dict.fromkeys(session.rcpt_to, final))
-                t += 2 * one_way + transfer + work
-            t += step                                                    # QUIT
-        on_settled(Replies(replies), t)
-        yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+            refusal = ask(t + one_way + proc,
+                          lambda: hooks.check_mail(session, mail.mail_from))
+        t += step
+    if refusal is not None:
+        replies = dict.fromkeys(recipients, refusal)
+        if refusal.code != 421:
+            t += step                                                # QUIT
+    else:
+        session.mail_from = mail.mail_from
+        rcpt_checks = hooks.checks("check_rcpt")
+        for address in recipients:                                   # RCPT
+            reply: Reply | None = None
+            if len(session.rcpt_to) >= settings.max_recipients:
+                reply = S452_TOO_MANY_RCPTS
+            else:   # ask(hooks.check_rcpt), inline: the one step taken per recipient
+                hooks.at = server.instant = t + one_way + proc
+                for check in rcpt_checks:
+                    reply = check(server, session, address)
+                    if reply is not None:
+                        break
+                server.instant = None
+            if reply is None:
+                session.rcpt_to.append(address)
+            else:
+                replies[address] = reply
+            t += step
+        if session.rcpt_to:
+            t += step                                                # DATA
+            work = proc + server.scan_time(mail.key)
+            transfer = mail.size * 8 / server.bandwidth_bps(conn.src)
+            envelope = Envelope(mail.mail_from, tuple(session.rcpt_to), mail.size, mail,
+                                helo, session.authenticated_user)
+            final = ask(t + one_way + transfer + work,
+                        lambda: hooks.deliver(session, envelope))
+            assert final is not None
+            replies.update(dict.fromkeys(session.rcpt_to, final))
+            t += 2 * one_way + transfer + work
+        t += step                                                    # QUIT
+    on_settled(Replies(replies), t)
+    yield env.timeout(t - env.now)   # the whole dialogue as one event
 
 
 def _key(content: object) -> int:
