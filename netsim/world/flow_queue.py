@@ -64,7 +64,8 @@ class FlowQueues:
         self.mx_until = np.full((len(self.resolvers), 2 * n), -np.inf)
         self.a_until = np.full((len(self.resolvers), n), -np.inf)
         self.due: dict[int, list[Columns]] = {}
-        self._handed: list[tuple[int | float, ...]] = []   # from the engines, one a recipient
+        # from the engines, one entry a message: its fields, the instant, then its recipients'
+        self._handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
         self.entries = 0
         for i, owner in enumerate(owners):
             owner.queue = HandOff(self, i, owner.queue.resolver)  # type: ignore[assignment]
@@ -75,7 +76,7 @@ class FlowQueues:
 
     def held_rows(self) -> list[np.ndarray]:
         return [*(c.row for parts in self.due.values() for c in parts),
-                np.array([h[0] for h in self._handed], dtype=np.int64)]
+                np.array([row for h in self._handed for row in h[2][0]], dtype=np.int64)]
 
     # -- entering the queue ------------------------------------------------------------------
     def enqueue(self, work: Columns, at: np.ndarray, earliest: int) -> None:
@@ -293,13 +294,16 @@ class FlowQueues:
             user = servers[from_srv].user_index(local_part(mail.mail_from))
             assert user is not None, "senders are accounts of the world"
             from_user = user
-        kind, origin = KINDS.index(mail.kind), self.origin(mail.origin)
+        fields = (mail.id, owner, from_srv, from_user, mail.size, mail.key,
+                  KINDS.index(mail.kind), self.origin(mail.origin))
+        rows, rcpt_isps, rcpt_users, typos = [], [], [], []
         for address in recipients:
-            domain = domain_of(address)
+            local, _, domain = address.rpartition("@")
+            domain = domain.lower()   # domain_of, inline: once per recipient
             rcpt_user, typo = -1, TYPO_NONE
             if domain in self.domains:
                 rcpt_isp = self.domains[domain]
-                user = servers[rcpt_isp].user_index(local_part(address))
+                user = servers[rcpt_isp].user_index(local)
                 if user is None:
                     typo = TYPO_USER
                 else:
@@ -309,21 +313,26 @@ class FlowQueues:
             else:
                 raise ValueError(f"fidelity flow cannot queue mail for {address}: "
                                  "no such domain in the world")
-            self._handed.append((mail.rows[address], mail.id, owner, from_srv, from_user,
-                                 mail.size, mail.key, kind, origin, rcpt_isp, rcpt_user,
-                                 typo, at))
+            rows.append(mail.rows[address])
+            rcpt_isps.append(rcpt_isp)
+            rcpt_users.append(rcpt_user)
+            typos.append(typo)
+        self._handed.append((fields, at, (rows, rcpt_isps, rcpt_users, typos)))
 
     def take_handed(self, step: int) -> None:
         """File what the engines handed over since the last step."""
         if not self._handed:
             return
-        columns = list(zip(*self._handed, strict=True))
-        self._handed = []
-        names = ("row", "mid", "qsrv", "from_srv", "from_user", "size", "key", "kind",
-                 "origin", "rcpt_isp", "rcpt_user", "typo")
-        work = Columns({name: np.array(values, dtype=np.int64)
-                        for name, values in zip(names, columns, strict=False)})
-        self.enqueue(work, np.array(columns[-1], dtype=np.float64), step)
+        handed, self._handed = self._handed, []
+        count = [len(h[2][0]) for h in handed]
+        fields = np.array([h[0] for h in handed], dtype=np.int64)
+        work = Columns({
+            **{name: np.repeat(fields[:, i], count) for i, name in enumerate(
+                ("mid", "qsrv", "from_srv", "from_user", "size", "key", "kind", "origin"))},
+            **{name: np.fromiter((v for h in handed for v in h[2][k]), dtype=np.int64,
+                                 count=sum(count))
+               for k, name in enumerate(("row", "rcpt_isp", "rcpt_user", "typo"))}})
+        self.enqueue(work, np.repeat([h[1] for h in handed], count), step)
 
 
 class HandOff:
