@@ -194,8 +194,7 @@ class RateLimit(Policy):
             raise ValueError("recipients_per_hour must be positive")
         self.recipients_per_hour = recipients_per_hour
         self.start_s = start_s
-        self._tokens: dict[str, float] = {}
-        self._updated: dict[str, float] = {}
+        self._bucket: dict[str, tuple[float, float]] = {}   # account → tokens, last update
         self.limited = 0
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
@@ -208,24 +207,22 @@ class RateLimit(Policy):
     def limits(self, users: Iterable[str], instants: Iterable[float]) -> list[bool]:
         """Take a token for each authenticated recipient, in the order given (time order);
         True where the account's bucket is empty (451). The flow path asks in bulk."""
-        capacity = self.recipients_per_hour
-        tokens_of, updated = self._tokens, self._updated
+        capacity, start = self.recipients_per_hour, self.start_s
+        bucket = self._bucket
         out = []
         for user, now in zip(users, instants, strict=True):
-            if now < self.start_s:
+            if now < start:
                 out.append(False)
                 continue
-            tokens = tokens_of.get(user, capacity)
-            last = updated.get(user, now)
+            tokens, last = bucket.get(user, (capacity, now))
             # Multiply before dividing: 360 s at 10/h refills exactly one token.
             tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
-            updated[user] = now
             if tokens < 1.0:
-                tokens_of[user] = tokens
+                bucket[user] = (tokens, now)
                 self.limited += 1
                 out.append(True)
             else:
-                tokens_of[user] = tokens - 1.0
+                bucket[user] = (tokens - 1.0, now)
                 out.append(False)
         return out
 

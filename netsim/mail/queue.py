@@ -38,6 +38,11 @@ class RetryPolicy:
         """Delay before the next attempt after ``failures`` failed attempts (1, 2, …)."""
         return float(min(self.backoff_min_s * 2 ** (failures - 1), self.backoff_max_s))
 
+    def delays(self, failures: np.ndarray) -> np.ndarray:
+        """:meth:`delay` for many entries at once (the same numbers: powers of two are
+        exact)."""
+        return np.minimum(self.backoff_min_s * 2.0 ** (failures - 1), self.backoff_max_s)
+
 
 class QueueEntry:
     """Recipients of one message for one destination domain, still in this server's care."""

@@ -136,7 +136,7 @@ class FlowQueues:
         again = still & ~old[per_row]
         retry = work.take(again)
         attempt = retry.attempt + 1
-        delay = np.array([self.retry.delay(int(k)) for k in attempt.tolist()])
+        delay = self.retry.delays(attempt)
         t = ended[per_row][again] + delay if len(retry) else np.zeros(0)
         flow.later(self.due, retry.but(t=t, attempt=attempt), t, flow.step_index + 1)
 
