@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 Process = Generator[simpy.Event, Any, None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: one is made per session, and frozen ones cost more
 class Sender:
     """Who sends one spam session, from where, how."""
 
@@ -80,10 +80,11 @@ class SpamSessions:
         users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
         invalid = (u[recipients:] < self.cfg.invalid_recipient_share).tolist()
         # a harvested list names an address once
+        # the account's address (MailServer.address_of), or a harvested one nobody has
         domain = target.domain
-        addresses = list(dict.fromkeys(
-            f"x{user}@{domain}" if bad else target.address_of(user)
-            for user, bad in zip(users.tolist(), invalid, strict=True)))
+        addresses = list(dict.fromkeys([
+            f"{'x' if bad else 'user'}{user}@{domain}"
+            for user, bad in zip(users.tolist(), invalid, strict=True)]))
         forged = world.servers[_below(rng.random(), len(world.servers))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
                                           self.cfg.size_sigma)))
