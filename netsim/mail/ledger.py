@@ -38,6 +38,12 @@ KINDS = tuple(Kind)
 _NAN = math.nan
 
 
+# a new row's outcome (pending: code 0), reply code, mechanism and instants, one element each
+_BLANK: dict[str, array[Any]] = {
+    "outcome": array("b", [0]), "reply_code": array("h", [0]), "stopped_by": array("h", [0]),
+    "retrieved_s": array("d", [_NAN]), "finished_s": array("d", [_NAN]),
+    "left_origin": array("b", [0])}
+
 NUMPY_TYPES: dict[str, type[Any]] = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64,
                                      "d": np.float64}
 
@@ -92,6 +98,7 @@ class Ledger:
         self.attempted = dict.fromkeys(Kind, 0)
         self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
         self._pending = self._outcome[Outcome.PENDING]
+        assert self._pending == _BLANK["outcome"][0], "a new row starts pending"
 
     def __len__(self) -> int:
         return len(self.message_id)
@@ -117,11 +124,11 @@ class Ledger:
             (self.origin_isp, v["origin_isp"].code(origin_isp)),
             (self.origin_network, v["origin_network"].code(origin_network)),
             (self.path, v["path"].code(path)), (self.first_hop_port, first_hop_port),
-            (self.outcome, self._pending), (self.reply_code, 0), (self.stopped_by, 0),
-            (self.created_s, mail.created), (self.retrieved_s, _NAN),
-            (self.finished_s, _NAN), (self.left_origin, 0))
+            (self.created_s, mail.created))
         for column, value in values:
             column.extend(array(column.typecode, [value]) * n)   # filled in C, not a list
+        for name, blank in _BLANK.items():                      # what every new row starts as
+            getattr(self, name).extend(blank * n)
         self.attempted[mail.kind] += len(mail.rows)
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,

@@ -79,8 +79,8 @@ class SpamSessions:
         u = rng.random(2 * recipients)
         users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
         invalid = (u[recipients:] < self.cfg.invalid_recipient_share).tolist()
-        # a harvested list names an address once
-        # the account's address (MailServer.address_of), or a harvested one nobody has
+        # an account's address (MailServer.address_of) or one nobody has; a harvested list
+        # names an address once
         domain = target.domain
         addresses = list(dict.fromkeys([
             f"{'x' if bad else 'user'}{user}@{domain}"
