@@ -38,6 +38,15 @@ def _rcpt_codes(world: World, source: int, port: int, rcpts: list[str],
 LOCAL, REMOTE = "user2@isp-a.example", "user3@isp-b.example"
 
 
+@pytest.mark.parametrize(("name", "index"), [
+    ("user0", 0), ("user7", 7), ("user7@isp-a.example", 7), ("user7@ISP-A.example", 7),
+    ("user7@isp-b.example", None), ("user07", None), ("user", None), ("x7@isp-a.example", None),
+    ("user\u00b2", None), ("user\u0667", None)])
+def test_an_account_is_named_user_and_its_ascii_number(name: str, index: int | None) -> None:
+    # a superscript or an Arabic-Indic digit is no account (and no ValueError from int())
+    assert _world().servers[0].user_index(name) == index
+
+
 def test_relay_for_own_networks_on_25_but_not_for_strangers():
     world = _world()
     home = world.dynamic_pool(0).host(1)

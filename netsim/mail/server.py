@@ -122,8 +122,11 @@ class MailServer:
             if domain.lower() != self.domain:   # domain_of, inline: asked per recipient
                 return None
             name = local
+        if name[:4] != "user":
+            return None
         digits = name[4:]
-        if name.startswith("user") and digits.isdigit() and (digits == "0" or digits[0] != "0"):
+        # ASCII digits without a leading zero ("user²" and "user07" name nobody)
+        if digits.isascii() and digits.isdigit() and (digits[0] != "0" or digits == "0"):
             index = int(digits)
             return index if index < self.users else None
         return None
