@@ -216,7 +216,8 @@ class LegitFlow:
             origin_isp=self.isp_code[now.isp], origin_network=now.network, path=now.path,
             first_hop_port=now.port, rcpt_domain=now.domain, created=now.t)
         d = {k: v for k, v in now.data.items()
-             if k not in ("rcpt_index", "sender", "network", "path", "domain", "order")}
+             if k not in ("rcpt_index", "sender", "network", "path", "domain", "order",
+                         "message")}   # the ledger has them; "mid" names the message now
         return [Columns({**d, "row": row0 + np.arange(len(now)), "mid": ids})]
 
     def _recipients(self, isp: int, batch: Batch) -> Columns:
