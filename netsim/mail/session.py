@@ -159,25 +159,21 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
     hooks = SMTPHooks(server)
     session = SMTPSession(client_address=conn.src, port=port,
                           server_hostname=server.hostname, tls=port == 465)
-
-    def ask(at: float, check: Callable[[], Reply | None]) -> Reply | None:
-        hooks.at = server.instant = at
-        reply = check()
-        server.instant = None
-        return reply
-
+    # each hook is asked with the server's clock at the instant of its command; nothing else
+    # runs until this session's one event, so the clock is put back once, at the end
     replies: dict[str, Reply] = {}
-    refusal = ask(t + proc, lambda: hooks.on_connect(session))
+    hooks.at = server.instant = t + proc
+    refusal = hooks.on_connect(session)
     t += one_way + proc
     if refusal is None:
         session.helo_name, session.esmtp = helo, True
         t += step                                                    # EHLO
         if credentials is not None:                                  # AUTH PLAIN
-            if ask(t + one_way + proc, lambda: None if server.password_ok(
-                    credentials.username, credentials.password) else S535_AUTH_INVALID):
-                refusal = S535_AUTH_INVALID
-            else:
+            hooks.at = server.instant = t + one_way + proc
+            if server.password_ok(credentials.username, credentials.password):
                 session.authenticated_user = credentials.username
+            else:
+                refusal = S535_AUTH_INVALID
             t += step
     if refusal is None:                                              # MAIL FROM
         if port == 587 and session.authenticated_user is None:
@@ -185,8 +181,8 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
         elif mail.size > settings.message_size_limit:
             refusal = S552_SIZE_EXCEEDED
         else:
-            refusal = ask(t + one_way + proc,
-                          lambda: hooks.check_mail(session, mail.mail_from))
+            hooks.at = server.instant = t + one_way + proc
+            refusal = hooks.check_mail(session, mail.mail_from)
         t += step
     if refusal is not None:
         replies = dict.fromkeys(recipients, refusal)
@@ -199,13 +195,12 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
             reply: Reply | None = None
             if len(session.rcpt_to) >= settings.max_recipients:
                 reply = S452_TOO_MANY_RCPTS
-            else:   # ask(hooks.check_rcpt), inline: the one step taken per recipient
+            else:   # hooks.check_rcpt, inline: the one step taken per recipient
                 hooks.at = server.instant = t + one_way + proc
                 for check in rcpt_checks:
                     reply = check(server, session, address)
                     if reply is not None:
                         break
-                server.instant = None
             if reply is None:
                 session.rcpt_to.append(address)
             else:
@@ -217,12 +212,11 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
             transfer = mail.size * 8 / server.bandwidth_bps(conn.src)
             envelope = Envelope(mail.mail_from, tuple(session.rcpt_to), mail.size, mail,
                                 helo, session.authenticated_user)
-            final = ask(t + one_way + transfer + work,
-                        lambda: hooks.deliver(session, envelope))
-            assert final is not None
-            replies.update(dict.fromkeys(session.rcpt_to, final))
+            hooks.at = server.instant = t + one_way + transfer + work
+            replies.update(dict.fromkeys(session.rcpt_to, hooks.deliver(session, envelope)))
             t += 2 * one_way + transfer + work
         t += step                                                    # QUIT
+    server.instant = None
     on_settled(Replies(replies), t)
     yield env.timeout(t - env.now)   # the whole dialogue as one event
 
