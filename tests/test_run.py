@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +14,7 @@ from netsim.cli import main
 from netsim.mail import ConservationError, Kind, Ledger, Mail, Outcome, SenderType
 from netsim.scenario import load_scenario, scenario_yaml
 from netsim.world import simulate
+from netsim.world.workload import Batch, _without_repeats
 from tests.conftest import tiny_scenario
 
 COLUMNS = {"message_id", "rcpt_index", "kind", "sender", "origin_isp", "origin_network", "path",
@@ -158,3 +160,23 @@ def test_a_summary_run_reports_exactly_what_a_full_run_does():
         if key != "sim":
             assert summary.summary[key] == full.summary[key], key
     assert summary.summary["sim"]["recipients"] == full.recipients.num_rows
+
+
+def test_a_message_names_each_recipient_once_keeping_its_first_occurrence():
+    rng = np.random.default_rng(3)
+    count = rng.integers(1, 8, size=400)
+    first = np.r_[0, np.cumsum(count)]
+    m = int(first[-1])
+    zeros = np.zeros(len(count))
+    batch = Batch(zeros, zeros.astype(int), zeros.astype(int), zeros.astype(int),
+                  zeros.astype(int), zeros.astype(int), zeros, first,
+                  rng.integers(2, size=m), rng.integers(3, size=m), rng.integers(3, size=m))
+    kept = _without_repeats(batch)
+    for i in range(len(count)):
+        seen: dict[tuple[int, int, int], None] = {}
+        for r in batch.recipients(i):   # the first occurrence of each address, in order
+            seen.setdefault((int(batch.rcpt_isp[r]), int(batch.rcpt_user[r]),
+                             int(batch.typo[r])), None)
+        assert [(int(kept.rcpt_isp[r]), int(kept.rcpt_user[r]), int(kept.typo[r]))
+                for r in kept.recipients(i)] == list(seen)
+    assert len(kept.rcpt_isp) < m   # the draws above repeat addresses

@@ -140,20 +140,18 @@ class Workload:
 
 def _without_repeats(batch: Batch) -> Batch:
     """Drop a recipient drawn twice for one message (its first occurrence stays)."""
-    multi = np.flatnonzero(np.diff(batch.first) > 1)
-    drop: list[int] = []
-    for i in multi.tolist():
-        seen: set[tuple[int, int, int]] = set()
-        for r in batch.recipients(i):
-            address = (int(batch.rcpt_isp[r]), int(batch.rcpt_user[r]), int(batch.typo[r]))
-            if address in seen:
-                drop.append(r)
-            seen.add(address)
-    if not drop:
+    owner = np.repeat(np.arange(len(batch)), np.diff(batch.first))
+    # an address is (ISP, user, typo); a stable sort puts each one's first occurrence first
+    keys = (batch.typo, batch.rcpt_user, batch.rcpt_isp, owner)
+    order = np.lexsort(keys)
+    repeated = np.ones(max(len(order) - 1, 0), dtype=bool)
+    for key in keys:
+        ranked = key[order]
+        repeated &= ranked[1:] == ranked[:-1]
+    if not repeated.any():
         return batch
     keep = np.ones(len(batch.rcpt_isp), dtype=bool)
-    keep[drop] = False
-    owner = np.repeat(np.arange(len(batch)), np.diff(batch.first))
+    keep[order[1:][repeated]] = False
     count = np.bincount(owner[keep], minlength=len(batch))
     first = np.zeros(len(batch) + 1, dtype=np.int64)
     np.cumsum(count, out=first[1:])
