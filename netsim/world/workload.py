@@ -140,18 +140,19 @@ class Workload:
 
 def _without_repeats(batch: Batch) -> Batch:
     """Drop a recipient drawn twice for one message (its first occurrence stays)."""
-    owner = np.repeat(np.arange(len(batch)), np.diff(batch.first))
-    # an address is (ISP, user, typo); a stable sort puts each one's first occurrence first
-    keys = (batch.typo, batch.rcpt_user, batch.rcpt_isp, owner)
-    order = np.lexsort(keys)
-    repeated = np.ones(max(len(order) - 1, 0), dtype=bool)
-    for key in keys:
-        ranked = key[order]
-        repeated &= ranked[1:] == ranked[:-1]
+    count = np.diff(batch.first)
+    owner = np.repeat(np.arange(len(batch)), count)
+    # only messages with several recipients can repeat one; an address is (ISP, user,
+    # typo) as one number, and a stable sort puts each one's first occurrence first
+    rows = np.flatnonzero(count[owner] > 1)
+    address = ((batch.rcpt_isp[rows] << 32) + batch.rcpt_user[rows]) * 3 + batch.typo[rows]
+    order = np.lexsort((address, owner[rows]))
+    address, message = address[order], owner[rows][order]
+    repeated = (address[1:] == address[:-1]) & (message[1:] == message[:-1])
     if not repeated.any():
         return batch
     keep = np.ones(len(batch.rcpt_isp), dtype=bool)
-    keep[order[1:][repeated]] = False
+    keep[rows[order[1:][repeated]]] = False
     count = np.bincount(owner[keep], minlength=len(batch))
     first = np.zeros(len(batch) + 1, dtype=np.int64)
     np.cumsum(count, out=first[1:])
