@@ -16,6 +16,7 @@ import pytest
 from netsim.scenario import Scenario
 from netsim.verify.fingerprint import FINGERPRINT_SCENARIO
 from netsim.world import World, simulate
+from netsim.world.columns import Columns
 
 
 def test_session_fidelity_gives_the_same_outcomes_with_fewer_events():
@@ -177,3 +178,20 @@ def test_flow_decides_spam_sessions_as_the_engines_do():
     assert (sent["_merge"] == "both").all() and len(sent) > 1000
     for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
+
+
+def test_parts_of_parts_read_the_rows_they_name():
+    rng = np.random.default_rng(5)
+    data = {"a": np.arange(100), "b": rng.random(100)}
+    whole = Columns(data)
+    mask = rng.random(100) < 0.5
+    for part, rows in ((whole.take(slice(10, 60)).take(np.array([0, 5, 49])), [10, 15, 59]),
+                       (whole.take(mask).take(slice(2, 5)), np.flatnonzero(mask)[2:5]),
+                       (whole.take(np.array([7, 3, 9])).take(np.array([True, False, True])),
+                        [7, 9])):
+        assert len(part) == len(rows)
+        assert part.a.tolist() == list(rows)
+        assert part.data["b"].tolist() == data["b"][rows].tolist()
+    joined = Columns.join([whole.take(slice(0, 2)), whole.take(np.array([99]))])
+    assert joined.a.tolist() == [0, 1, 99]
+    assert joined.but(a=np.zeros(3)).a.tolist() == [0, 0, 0]

@@ -8,26 +8,55 @@ import numpy as np
 
 
 class Columns:
-    """Arrays aligned row by row (one entry a recipient) that are split and joined together."""
+    """Arrays aligned row by row (one entry a recipient) that are split and joined together.
 
-    __slots__ = ("data",)
+    A part taken out of another keeps the row index and reads a column only when asked for
+    it: a step carries some twenty columns and reads a few of each part it makes.
+    """
 
-    def __init__(self, data: dict[str, np.ndarray]):
-        self.data = data
+    __slots__ = ("_base", "_index", "_read")
+
+    def __init__(self, data: dict[str, np.ndarray],
+                 index: np.ndarray | slice | None = None):
+        self._base = data
+        self._index = index
+        self._read: dict[str, np.ndarray] = {}
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
-            return self.data[name]
+            return self._column(name)
         except KeyError:
             raise AttributeError(name) from None
 
+    def _column(self, name: str) -> np.ndarray:
+        found = self._read.get(name)
+        if found is None:
+            found = self._base[name]
+            if self._index is not None:
+                found = found[self._index]
+            self._read[name] = found
+        return found
+
+    @property
+    def data(self) -> dict[str, np.ndarray]:
+        """Every column, read."""
+        return {name: self._column(name) for name in self._base}
+
     def __len__(self) -> int:
-        return len(next(iter(self.data.values())))
+        name = next(iter(self._base))
+        return len(self._column(name))
 
     def take(self, index: np.ndarray | slice) -> Columns:
         if isinstance(index, np.ndarray) and index.dtype == bool:
             index = np.flatnonzero(index)   # a mask is scanned once, not once a column
-        return Columns({k: v[index] for k, v in self.data.items()})
+        mine = self._index
+        if mine is None:
+            return Columns(self._base, index)
+        if isinstance(mine, slice):
+            if mine.step not in (None, 1):
+                raise ValueError("a part is a contiguous slice or an index array")
+            mine = np.arange(len(self)) + (mine.start or 0)
+        return Columns(self._base, mine[index])
 
     def but(self, **changed: np.ndarray) -> Columns:
         return Columns({**self.data, **changed})
@@ -35,7 +64,10 @@ class Columns:
     @staticmethod
     def join(parts: Iterable[Columns]) -> Columns:
         parts = list(parts)
-        return Columns({k: np.concatenate([p.data[k] for p in parts]) for k in parts[0].data})
+        if len(parts) == 1:
+            return parts[0]
+        return Columns({k: np.concatenate([p._column(k) for p in parts])
+                        for k in parts[0]._base})
 
 
 def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
