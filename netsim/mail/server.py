@@ -46,6 +46,17 @@ class DeliverySink(Protocol):
                     size: int) -> None: ...
 
 
+class Outbound(Protocol):
+    """Where a server puts what it accepts for other domains: its ``OutboundQueue``, or at
+    fidelity flow the flow path's queues (``netsim.world.flow_queue.HandOff``)."""
+
+    resolver: Resolver
+
+    def enqueue(self, mail: Mail, recipients: list[str], at: float) -> None: ...
+
+    def held_rows(self) -> set[int]: ...
+
+
 class Listener(NamedTuple):
     """What ``Network.listen`` binds: the server and the port's role."""
 
@@ -78,7 +89,7 @@ class MailServer:
         self.slots = simpy.Resource(env, settings.session_slots)
         self.maildrops = Maildrops()
         self.policies: list[InboundPolicy] = default_policies()
-        self.queue = OutboundQueue(self, resolver, retry, rng)
+        self.queue: Outbound = OutboundQueue(self, resolver, retry, rng)
         # called with the user and the delivery instant when a maildrop stops being empty
         self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
         self.scan_salt = salt(scan_rng) if scan_rng is not None else 0

@@ -68,7 +68,7 @@ class FlowQueues:
         self._handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
         self.entries = 0
         for i, owner in enumerate(owners):
-            owner.queue = HandOff(self, i, owner.queue.resolver)  # type: ignore[assignment]
+            owner.queue = HandOff(self, i, owner.queue.resolver)
 
     def origin(self, name: str) -> int:
         """A number for an origin (an ISP's, or a hosting network's, name)."""
