@@ -67,8 +67,12 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     bps = server.bandwidth_bps(conn.src)
     per_command = server.settings.per_command
     recipients = len(client.rcpt_to)
+    server.stats_sessions += 1
+    server.stats_smtp_sessions += 1
+    asked = env.now
     with server.slots.request() as slot:
-        yield from _smtp_slot(env, server, slot)
+        yield slot
+        server.stats_wait_s += env.now - asked
         t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.smtp_engine(port, conn.src)
         hooks.at = server.instant = t + proc
@@ -116,16 +120,6 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             on_settled(client, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
-
-
-def _smtp_slot(env: simpy.Environment, server: MailServer, slot: simpy.Event,
-               ) -> SessionProcess:
-    """Count an SMTP session and wait for its slot, adding the wait to the server's total."""
-    server.stats_sessions += 1
-    server.stats_smtp_sessions += 1
-    asked = env.now
-    yield slot
-    server.stats_wait_s += env.now - asked
 
 
 class Replies(NamedTuple):
