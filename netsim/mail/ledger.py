@@ -177,11 +177,9 @@ class Ledger:
                                (self.first_hop_port, first_hop_port),
                                (self.rcpt_domain, rcpt_domain), (self.created_s, created)):
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
-        for column, value in ((self.kind, self._kind[kind]), (self.outcome, self._pending),
-                              (self.reply_code, 0), (self.stopped_by, 0),
-                              (self.left_origin, 0),
-                              (self.retrieved_s, _NAN), (self.finished_s, _NAN)):
-            column.frombytes(np.full(n, value, dtype=NUMPY_TYPES[column.typecode]).tobytes())
+        self.kind.extend(array("b", [self._kind[kind]]) * n)
+        for name, blank in _BLANK.items():                      # what every new row starts as
+            getattr(self, name).extend(blank * n)
         self.attempted[kind] += n
         return start
 
