@@ -39,6 +39,9 @@ class ServerSettings:
     direct: bool = False       # fidelity flow: sessions decided by the hooks, no dialogue
 
 
+BOUNCE_SIZE = 2_000   # bytes of a delivery status notification
+
+
 class DeliverySink(Protocol):
     """Takes deliveries instead of the maildrops (``netsim.world.retrieval``)."""
 
@@ -243,8 +246,9 @@ class MailServer:
 
     def bounce(self, mail: Mail, at: float) -> None:
         """A delivery status notification from MAILER-DAEMON to the original sender."""
-        dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", 2_000, at,
-                   origin=self.isp, parent=mail.id, key=int(bounce_keys(np.array([mail.key]))[0]))
+        dsn = Mail(self.next_id(), Kind.BOUNCE, SenderType.MAILER_DAEMON, "", BOUNCE_SIZE,
+                   at, origin=self.isp, parent=mail.id,
+                   key=int(bounce_keys(np.array([mail.key]))[0]))
         self.ledger.add(dsn, [mail.mail_from], origin_isp=self.isp, origin_network=self.isp,
                         path="bounce", first_hop_port=0)
         if self.tracer is not None:

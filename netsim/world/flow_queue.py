@@ -5,8 +5,8 @@ server or an open relay, and the bounces either causes) wait here as rows, one a
 grouped into entries of one message's recipients for one domain as ``OutboundQueue`` groups
 them. Each minute every entry due in it makes one attempt, in time order: the MX and A
 lookups through the queue owner's caching resolver, the connection, the SMTP session at the
-recipient's server (``netsim.world.flow.Dialogue``), then a retry after the queue's backoff,
-expiry after its lifetime, and a bounce to the sender for every permanent failure.
+recipient's server (``netsim.world.dialogue.Dialogue``), then a retry after the queue's
+backoff, expiry after its lifetime, and a bounce to the sender for every permanent failure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from netsim.mail.draws import bounce_keys
 from netsim.mail.ledger import KINDS
 from netsim.mail.message import domain_of, local_part
 from netsim.mail.policy import mechanism
+from netsim.mail.server import BOUNCE_SIZE
 from netsim.net import RCode, Resolver
 from netsim.protocols.replies import S550_CONTENT_REJECTED
 from netsim.world.columns import Columns, runs
@@ -29,8 +30,7 @@ from netsim.world.workload import TYPO_DOMAIN, TYPO_NONE, TYPO_USER, mistyped
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
 
-BOUNCE_SIZE = 2_000
-
+RCODES = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}   # as the arrays code them
 
 class FlowQueues:
     """The outbound queues of every ISP's server and every open relay, as rows."""
@@ -170,7 +170,7 @@ class FlowQueues:
             dns = self.resolvers[r]
             answer, latency = dns.query(query, rtype, float(t[i]))
             done[i] = t[i] + latency
-            rcode[i] = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}[answer.rcode]
+            rcode[i] = RCODES[answer.rcode]
             until[r, k] = dns.cached_until(query, rtype)
         return done, rcode
 
