@@ -10,6 +10,7 @@ import numpy as np
 
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
 from netsim.mail.draws import keyed_exponential, keyed_uniform
+from netsim.mail.hooks import SMTPHooks
 from netsim.mail.policy import LocalRecipients, RelayControl, mechanism
 from netsim.protocols import Reply, SMTPSession
 from netsim.protocols.replies import (
@@ -57,12 +58,10 @@ class Dialogue:
             server = self.flow.servers[int(self.server[i])]
             session = SMTPSession(client_address=int(client[i]), port=int(port[i]))
             server.instant = float(self.opened[i] + self.proc[i])
-            for policy in server.policies:
-                reply = policy.check_connect(server, session)
-                if reply is not None:
-                    code[i] = reply.code
-                    break
+            reply = SMTPHooks(server).on_connect(session)
             server.instant = None
+            if reply is not None:
+                code[i] = reply.code
         return code
 
     def decide(self, code: np.ndarray, cause: np.ndarray, *, rows: Columns, client: np.ndarray,
