@@ -21,7 +21,7 @@ INTERVAL_S = 3600
 CHUNK = 1 << 21
 
 
-class Columns:
+class RecipientColumns:
     """A recipient table's columns as numpy arrays: categorical ones as codes and words."""
 
     def __init__(self, table: pa.Table):
@@ -44,7 +44,7 @@ class Columns:
         return self.table.column(name).to_numpy(zero_copy_only=False)
 
 
-class LedgerColumns(Columns):
+class LedgerColumns(RecipientColumns):
     """The same columns read in place from a ledger's typed arrays (no table is built):
     what a run that keeps only its summary reports from."""
 
@@ -107,7 +107,7 @@ class Tally:
         return np.stack(np.unravel_index(flat, self.dims), axis=1), counts
 
 
-def stopped_by(cols: Columns) -> dict[str, dict[str, int]]:
+def stopped_by(cols: RecipientColumns) -> dict[str, dict[str, int]]:
     """``{kind: {mechanism: recipients}}`` over final outcomes that name a mechanism."""
     kind, kinds = cols.codes("kind")
     cause, causes = cols.codes("stopped_by")
@@ -118,7 +118,7 @@ def stopped_by(cols: Columns) -> dict[str, dict[str, int]]:
     return out
 
 
-def spam_by_origin(cols: Columns) -> list[dict[str, Any]]:
+def spam_by_origin(cols: RecipientColumns) -> list[dict[str, Any]]:
     """Spam by origin (ISP or hosting network) and strategy: attempted, what left the origin
     ISP's network, and every outcome."""
     spam = cols.is_("kind", "spam")
@@ -127,8 +127,9 @@ def spam_by_origin(cols: Columns) -> list[dict[str, Any]]:
     outcome, outcomes = cols.codes("outcome")
     left = cols.values("left_origin").astype(bool)
     groups, attempted = _tally([origin[spam], path[spam]])
-    lefts = dict(zip(map(tuple, _tally([origin[spam & left], path[spam & left]])[0].tolist()),
-                     _tally([origin[spam & left], path[spam & left]])[1].tolist(), strict=True))
+    gone = spam & left
+    left_groups, left_counts = _tally([origin[gone], path[gone]])
+    lefts = dict(zip(map(tuple, left_groups.tolist()), left_counts.tolist(), strict=True))
     by_outcome: dict[tuple[int, int], dict[str, int]] = {}
     for (o, p, r), n in zip(*_tally([origin[spam], path[spam], outcome[spam]]), strict=True):
         by_outcome.setdefault((int(o), int(p)), {})[outcomes[r]] = int(n)
@@ -139,7 +140,7 @@ def spam_by_origin(cols: Columns) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["origin"], r["strategy"]))
 
 
-def legit_delivery(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
+def legit_delivery(cols: RecipientColumns) -> dict[str, dict[str, dict[str, float]]]:
     """Legitimate delivery ratio (delivered ÷ attempted) for home and roaming users, by the
     MUA's submission port."""
     legit = cols.is_("kind", "legit")
@@ -156,7 +157,7 @@ def legit_delivery(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def legit_delay(cols: Columns) -> dict[str, float]:
+def legit_delay(cols: RecipientColumns) -> dict[str, float]:
     """How long delivered legitimate mail took [s]: to the maildrop, and to the recipient's
     first POP3 retrieval."""
     legit = cols.is_("kind", "legit") & cols.is_("outcome", "delivered")
@@ -173,7 +174,7 @@ def legit_delay(cols: Columns) -> dict[str, float]:
     return out
 
 
-def timeseries(cols: Columns) -> pa.Table:
+def timeseries(cols: RecipientColumns) -> pa.Table:
     """Hourly counts: ``interval`` (hour index), kind, origin ISP, strategy (the submission
     path), outcome, count. Recipients are counted as ``created`` in the hour they were
     attempted and under their outcome in the hour it became final; pending ones only as

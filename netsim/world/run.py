@@ -50,10 +50,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
     if records == "summary":   # count in place: no table of recipients is built
-        cols: report.Columns = report.LedgerColumns(world.ledger)
+        cols: report.RecipientColumns = report.LedgerColumns(world.ledger)
         recipients = len(world.ledger)
     else:
-        cols = report.Columns(world.ledger.to_arrow(release=True))
+        cols = report.RecipientColumns(world.ledger.to_arrow(release=True))
         recipients = cols.table.num_rows
     summary = {
         "netsim_version": netsim.__version__,
