@@ -20,6 +20,7 @@ from netsim.net import (
     graph_from_links,
 )
 from netsim.scenario import Scenario
+from netsim.scenario.schema import MailServerConfig
 from netsim.world.credentials import CredentialPool, pop3_capture_process, seed_compromised
 from netsim.world.flow import LegitFlow
 from netsim.world.policies import apply_policies
@@ -63,6 +64,9 @@ class World:
         self.outbox = Outbox()
         self.credentials = CredentialPool()
         isps = range(len(scenario.isps))
+        smtp = scenario.smtp
+        self.retry_policy = RetryPolicy(smtp.backoff_min_s, smtp.backoff_max_s,
+                                        smtp.queue_lifetime_s)
         self.servers = [self._server(i) for i in isps]
         apply_policies(self)
         self.relays = self._open_relays()
@@ -106,10 +110,6 @@ class World:
     def address(self, isp: int, user: int, typo: int) -> str:
         """The address a user of any ISP writes for ``user`` of ``isp`` (maybe mistyped)."""
         return recipient_address(self.servers[isp].domain, user, typo)
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return self._retry()
 
     def dynamic_pool(self, isp: int) -> Subnet:
         return self.plan.by_name[f"{self.scenario.isps[isp].name}.dynamic"]
@@ -174,22 +174,22 @@ class World:
                             negative_ttl_s=d.negative_ttl_s, lookup_mean_s=d.lookup_mean_s,
                             lookup_p90_s=d.lookup_p90_s, cached_lookup_s=d.cached_lookup_s,
                             servfail_rate=d.servfail_rate)
-        m = isp.mail_server
-        settings = ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
-                                  m.message_size_limit, s.smtp.server_bandwidth_bps,
-                                  m.scan_mean_s, s.fidelity == "command", s.fidelity == "flow")
+        settings = self._settings(isp.mail_server)
         self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
                           users=isp.subscribers,
                           own_subnets=frozenset({dynamic.index, static.index}),
                           settings=settings, network=self.network, resolver=resolver,
-                          ledger=self.ledger, retry=self._retry(),
+                          ledger=self.ledger, retry=self.retry_policy,
                           rng=self.streams[f"mx.{isp.name}"], ids=self.next_id,
                           tracer=self.tracer, scan_rng=self.streams[f"scan.{isp.name}"])
 
-    def _retry(self) -> RetryPolicy:
-        smtp = self.scenario.smtp
-        return RetryPolicy(smtp.backoff_min_s, smtp.backoff_max_s, smtp.queue_lifetime_s)
+    def _settings(self, m: MailServerConfig) -> ServerSettings:
+        """A server's settings from its scenario's, at the scenario's fidelity."""
+        s = self.scenario
+        return ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
+                              m.message_size_limit, s.smtp.server_bandwidth_bps, m.scan_mean_s,
+                              per_command=s.fidelity == "command", direct=s.fidelity == "flow")
 
     def _open_relays(self) -> list[MailServer]:
         """Misconfigured servers that relay for anyone: no policies at all."""
@@ -209,13 +209,9 @@ class World:
                 m = self.scenario.isps[net.isp].mail_server
                 relay = MailServer(
                     self.env, isp=origin, domain=name, address=net.host(int(host)), users=0,
-                    own_subnets=frozenset(), settings=ServerSettings(
-                        m.session_slots, m.processing_s, m.max_recipients,
-                        m.message_size_limit, self.scenario.smtp.server_bandwidth_bps,
-                        m.scan_mean_s, self.scenario.fidelity == "command",
-                        self.scenario.fidelity == "flow"),
+                    own_subnets=frozenset(), settings=self._settings(m),
                     network=self.network, resolver=self.resolvers[net.isp],
-                    ledger=self.ledger, retry=self._retry(),
+                    ledger=self.ledger, retry=self.retry_policy,
                     rng=self.streams[f"mx.{name}"], ids=self.next_id, tracer=self.tracer,
                     hostname=name)
                 relay.policies = []
