@@ -21,9 +21,9 @@ As at session fidelity, a session's effects are recorded when it starts; a step 
 start after the run's end leaves its recipients pending. ``tests/test_fidelity.py`` checks
 that both paths give every recipient the same outcome.
 
-What differs from the engine path, by design: a flow session never waits for one of the
-server's session slots, and within a minute the flow path's DNS lookups come before those
-of the engine path's senders.
+What differs from the engine path, by design: no session at this fidelity waits for one of
+the server's session slots (a spam sender's hooks-only session neither), and within a minute
+the flow path's DNS lookups come before those of the engine path's senders.
 """
 
 from __future__ import annotations
