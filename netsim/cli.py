@@ -54,6 +54,9 @@ def _format_counts(summary: dict) -> str:
     lines.append(f"messages {sim['messages']}, recipients {sim['recipients']}, sessions "
                  f"{sim['sessions']}, events {sim['events']}, simulated {sim['sim_seconds']:g} s "
                  f"in {sim['wall_seconds']:.1f} s")
+    if sim.get("out_of_order"):
+        asks = ", ".join(f"{name} {n}" for name, n in sim["out_of_order"].items())
+        lines.append(f"asked out of time order (fidelity flow; docs/fidelity.md): {asks}")
     return "\n".join(lines)
 
 

@@ -138,7 +138,7 @@ def test_greylisting_defers_then_passes_and_remembers(world: World, server: Mail
     assert grey.check_rcpt(server, _session(_stranger(world)), LOCAL1) == S450_GREYLISTED
     world.env.run(until=100_000)
     assert grey.check_rcpt(server, mta, LOCAL1) is None                # passed stays passed
-    assert (grey.greylisted, grey.passed) == (5, 3)
+    assert (grey.refused, grey.examined - grey.refused) == (5, 3)
 
 
 def test_greylisting_window_expiry_makes_a_triplet_new(world: World, server: MailServer):
@@ -157,7 +157,7 @@ def test_greylisting_exempts_authenticated_and_own_clients(world: World, server:
     grey = Greylisting(delay_s=300, retry_window_s=3600)
     assert grey.check_rcpt(server, _session(_hotel(world), 587, user="user1"), LOCAL1) is None
     assert grey.check_rcpt(server, _session(_own(world)), LOCAL1) is None
-    assert (grey.greylisted, grey.passed) == (0, 0)
+    assert (grey.examined, grey.refused) == (0, 0)
 
 
 def test_greylisting_in_a_full_session(world: World, server: MailServer):
@@ -184,7 +184,7 @@ def test_content_filter_detection_and_false_positive_rates(world: World, server:
     assert abs(spam / n - 0.9) < 5 * (0.9 * 0.1 / n) ** 0.5
     assert abs(legit / n - 0.05) < 5 * (0.05 * 0.95 / n) ** 0.5
     assert abs(bounce / n - 0.05) < 5 * (0.05 * 0.95 / n) ** 0.5
-    assert (cf.examined, cf.caught) == (3 * n, spam + legit + bounce)
+    assert (cf.examined, cf.refused) == (3 * n, spam + legit + bounce)
 
 
 def test_content_filter_rejects(world: World, server: MailServer):
@@ -194,7 +194,7 @@ def test_content_filter_rejects(world: World, server: MailServer):
     assert _codes(_send(world, mta, [LOCAL1, LOCAL2], kind=Kind.SPAM)) == {
         LOCAL1: 550, LOCAL2: 550}
     assert _codes(_send(world, mta, [LOCAL1], kind=Kind.LEGIT)) == {LOCAL1: 250}
-    assert (cf.examined, cf.caught) == (2, 1)
+    assert (cf.examined, cf.refused) == (2, 1)
 
 
 def test_content_filter_junks_into_the_junk_folder(world: World, server: MailServer):
@@ -216,7 +216,7 @@ def test_content_filter_exempts_outbound_and_judges_a_message_alike_in_any_order
     cf = ContentFilter(1.0, 1.0, "reject", np.random.default_rng(1))
     for session in (_session(_own(world)), _session(_hotel(world), 587, user="user1")):
         assert cf.check_data(server, session, _envelope(Kind.SPAM)) is None
-    assert (cf.examined, cf.caught) == (0, 0)
+    assert (cf.examined, cf.refused) == (0, 0)
     session = _session(world.servers[0].address)
     forward, backward = (ContentFilter(0.5, 0.5, "reject", np.random.default_rng(7))
                          for _ in range(2))
@@ -250,7 +250,7 @@ def test_rate_limit_bucket_drains_and_refills(world: World, server: MailServer):
     assert _allowed(limit, server, alice, 2) == [True, False]
     world.env.run(until=100_000)   # never more than a full bucket
     assert _allowed(limit, server, alice, 11) == [True] * 10 + [False]
-    assert limit.limited == 4
+    assert limit.refused == 4
 
 
 def test_rate_limit_starts_at_start_s(world: World, server: MailServer):
@@ -280,7 +280,7 @@ def test_rate_limit_in_a_full_submission_session(world: World, server: MailServe
 
 
 def test_keyed_draws_are_the_same_one_at_a_time_and_in_arrays():
-    from netsim.mail.draws import (
+    from netsim.draws import (
         keyed_exponential,
         keyed_exponential_one,
         keyed_uniform,

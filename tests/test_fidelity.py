@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from netsim.scenario import Scenario
 from netsim.verify.fingerprint import FINGERPRINT_SCENARIO
-from netsim.world import World, simulate
+from netsim.world import simulate
 from netsim.world.columns import Columns
 
 
@@ -143,20 +142,6 @@ def test_flow_agrees_on_the_benchmark_country():
     assert (sent["_merge"] == "both").all()
     for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
-
-
-def test_flow_refuses_a_policy_it_cannot_ask():
-    from netsim.mail.policy import Policy
-    from netsim.world.flow import FlowError, check_supported
-
-    class SenderCheck(Policy):
-        def check_mail(self, server, session, reverse_path):   # judges MAIL FROM
-            return None
-
-    world = World(Scenario.model_validate({**EQUIVALENCE_WORLD, "fidelity": "session"}))
-    world.servers[0].policies.append(SenderCheck())
-    with pytest.raises(FlowError, match=r"SenderCheck at mail\.isp-a\.example"):
-        check_supported(world)
 
 
 def test_flow_decides_spam_sessions_as_the_engines_do():

@@ -136,20 +136,20 @@ def _resolver(**kw) -> Resolver:
 
 def test_dns_answers_mx_in_preference_order_nxdomain_and_nodata():
     resolver = _resolver()
-    answer, _ = resolver.query("b.example", "MX", 0)
+    answer, _ = resolver.query("b.example", "MX", 0, key=1)
     assert [r.exchange for r in answer.records] == ["mx1.b.example", "mx2.b.example"]
-    assert resolver.query("nowhere.example", "MX", 0)[0].rcode is RCode.NXDOMAIN
-    nodata, _ = resolver.query("noemail.example", "MX", 0)
+    assert resolver.query("nowhere.example", "MX", 0, key=2)[0].rcode is RCode.NXDOMAIN
+    nodata, _ = resolver.query("noemail.example", "MX", 0, key=3)
     assert (nodata.rcode, nodata.records) == (RCode.NOERROR, ())
 
 
 def test_dns_cache_honours_ttl():
     resolver = _resolver()
-    first, latency = resolver.query("b.example", "MX", 0)
+    first, latency = resolver.query("b.example", "MX", 0, key=1)
     assert not first.cached and latency > 0.0005
-    again, cached_latency = resolver.query("b.example", "MX", 100)
+    again, cached_latency = resolver.query("b.example", "MX", 100, key=2)
     assert again.cached and cached_latency == 0.0005
-    expired, _ = resolver.query("b.example", "MX", latency + 3600.01)
+    expired, _ = resolver.query("b.example", "MX", latency + 3600.01, key=3)
     assert not expired.cached
 
 
@@ -157,13 +157,25 @@ def test_dns_servfail_rate_and_latency_distribution():
     resolver = _resolver(servfail_rate=0.2)
     codes, latencies = [], []
     for i in range(20_000):
-        answer, latency = resolver.query(f"h{i}.example", "A", 0)   # all uncached
+        answer, latency = resolver.query(f"h{i}.example", "A", 0, key=7)   # all uncached
         codes.append(answer.rcode)
         latencies.append(latency)
     share = codes.count(RCode.SERVFAIL) / len(codes)
     assert share == pytest.approx(0.2, abs=0.015)
     assert np.mean(latencies) == pytest.approx(0.150, rel=0.03)
     assert np.quantile(latencies, 0.9) == pytest.approx(0.275, rel=0.04)
+
+
+def test_dns_draws_are_keyed_by_what_the_lookup_concerns_not_by_order():
+    names = [(f"h{i}.example", i % 5) for i in range(200)]
+    forward, backward = _resolver(servfail_rate=0.3), _resolver(servfail_rate=0.3)
+    ahead = {q: forward.query(q[0], "A", 0, key=q[1]) for q in names}
+    behind = {q: backward.query(q[0], "A", 0, key=q[1]) for q in reversed(names)}
+    assert ahead == behind
+    # another attempt of the same lookup draws anew (failures are not cached)
+    again = _resolver(servfail_rate=1.0)
+    latencies = {again.query("h0.example", "A", 0, key=k)[1] for k in range(50)}
+    assert len(latencies) == 50
 
 
 def test_lognormal_params_fixed_when_p90_equals_mean():

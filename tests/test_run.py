@@ -46,7 +46,8 @@ def test_default_world_summary_shape(default_run):
     s = default_run.summary
     assert set(s) >= {"netsim_version", "scenario", "seed", "params", "counts", "sim"}
     assert set(s["sim"]) == {"messages", "recipients", "sessions", "events", "sim_seconds",
-                             "wall_seconds"}
+                             "wall_seconds", "out_of_order"}
+    assert s["sim"]["out_of_order"] == {}   # the engines ask every policy in time order
     assert s["sim"]["recipients"] == default_run.recipients.num_rows
     assert set(default_run.recipients.column_names) == COLUMNS
     frame = default_run.recipients_frame()

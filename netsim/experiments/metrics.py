@@ -54,7 +54,10 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
     for key, n in summary["credentials"].items():
         row[f"credentials_{key}"] = n
     for key, n in summary["sim"].items():
-        row[f"sim_{key}"] = n
+        if isinstance(n, dict):   # counts by name (out_of_order)
+            row.update({f"sim_{key}_{name}": v for name, v in n.items()})
+        else:
+            row[f"sim_{key}"] = n
     return row
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from netsim.lab.store import Postmaster, received_line
 from netsim.mail import ContentFilter, MailServer
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
+from netsim.mail.policy import Judge
 from netsim.protocols import Envelope, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 
@@ -34,14 +35,13 @@ class LabSMTPHooks(SMTPHooks):
 
     def deliver(self, session: SMTPSession, envelope: Envelope) -> Reply:
         """Apply the policies' end-of-data checks, then store or queue the message."""
-        for policy in self.server.policies:
-            # The content filter draws against the simulated message's kind (spam or not);
-            # real text has none, so the lab leaves it out.
-            if isinstance(policy, ContentFilter):
-                continue
-            reply = policy.check_data(self.server, session, envelope)
-            if reply is not None:
-                return reply
+        # The content filter draws against the simulated message's kind (spam or not);
+        # real text has none, so the lab leaves it out.
+        checks = [e for e in self.steps.entries["data"]
+                  if not (isinstance(e, Judge) and isinstance(e.policy, ContentFilter))]
+        reply = self.refusal_of_data(session, envelope, checks)
+        if reply is not None:
+            return reply
         payload = envelope.payload
         assert isinstance(payload, bytes), "the wire layer carries the message bytes"
         uid = self.postmaster.new_uid(self.index)

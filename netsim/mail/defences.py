@@ -15,31 +15,29 @@ appended to ``server.policies``; none touches protocol code. What each models:
   bucket as in Postfix's anvil ``smtpd_client_recipient_rate_limit`` or policyd's quotas,
   so a hijacked account cannot spray spam through its ISP's own server.
 
-Each refusal is a named reply; ``netsim.mail.policy.MECHANISMS`` names the mechanism.
+Each decides over the facts of :class:`~netsim.mail.policy.Ask`, one expression for one
+recipient or many (``netsim.mail.policy``, module rule 1). Each refusal is a named reply;
+``netsim.mail.policy.MECHANISMS`` names the mechanism.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from netsim.mail.draws import keyed_uniform_one, salt
-from netsim.mail.message import Kind, Mail
-from netsim.mail.policy import Policy
+from netsim.draws import keyed_uniform, salt
+from netsim.mail.policy import JUNK, Ask, Policy, inbound, not_
 from netsim.net import AddressPlan, NetKind
-from netsim.protocols import Envelope, Reply, SMTPSession
+from netsim.protocols import Reply
 from netsim.protocols.replies import (
     S450_GREYLISTED,
     S451_RATE_LIMITED,
     S550_CONTENT_REJECTED,
     S554_BLOCKLISTED,
 )
-
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
 
 __all__ = [
     "Blocklist", "ContentFilter", "Greylisting", "RateLimit",
@@ -53,39 +51,41 @@ def listed_subnets(plan: AddressPlan, kinds: Iterable[NetKind]) -> frozenset[int
     return frozenset(s.index for s in plan.subnets if s.kind in wanted)
 
 
-def _inbound(server: MailServer, session: SMTPSession) -> bool:
-    """True for a stranger's unauthenticated session: what inbound defences examine."""
-    return not session.authenticated_user and not server.is_own_client(session.client_address)
+def _many(ask: Ask) -> bool:
+    """Whether ``ask`` holds many asks (arrays) rather than one."""
+    return isinstance(ask.at, np.ndarray)
 
 
 class Blocklist(Policy):
     """Refuse port-25 sessions from listed address ranges (PBL-like).
 
+    Own subscribers are not checked (an ISP does not block its own pool on its MX), nor is
+    submission: Spamhaus asks PBL users to check port 25 only.
+
     Args:
         listed_subnets: Indices (in the address plan) of the listed networks.
     """
 
+    reply_connect = S554_BLOCKLISTED
+
     def __init__(self, listed_subnets: frozenset[int]):
         self.listed_subnets = frozenset(listed_subnets)
-        self.refused = 0
+        # a table by subnet index: one lookup for one client or for an array of them
+        self.listed = np.zeros(max(self.listed_subnets, default=-1) + 2, dtype=bool)
+        self.listed[list(self.listed_subnets)] = True
 
-    def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None:
-        address = session.client_address
-        # Own subscribers are not checked: an ISP does not block its own pool on its MX.
-        if (session.port != 25 or not isinstance(address, int)
-                or server.is_own_client(address)):
-            return None
-        if server.network.plan.subnet_of(address).index in self.listed_subnets:
-            self.refused += 1
-            return S554_BLOCKLISTED
-        return None
+    def scope_connect(self, ask: Ask) -> Any:
+        return (ask.port == 25) & not_(ask.own) & (ask.subnet >= 0)
+
+    def refuses_connect(self, ask: Ask) -> Any:
+        return self.listed[np.minimum(ask.subnet, len(self.listed) - 1)]
 
 
 class Greylisting(Policy):
     """Defer the first attempt of every unknown triplet (postgrey).
 
-    ``greylisted`` counts 450 replies; ``passed`` counts recipients let through by a known
-    triplet (the first retry after the delay, and every later use of the triplet).
+    ``refused`` counts 450 replies; ``examined - refused`` the recipients let through by a
+    known triplet (the first retry after the delay, and every later use of the triplet).
 
     Args:
         delay_s: How long a triplet must wait before a retry passes (postgrey: 300 s).
@@ -93,45 +93,63 @@ class Greylisting(Policy):
             later, the triplet is new again.
     """
 
+    stateful: ClassVar[bool] = True
+    reply_rcpt = S450_GREYLISTED
+
     def __init__(self, delay_s: float, retry_window_s: float):
         if not 0 <= delay_s <= retry_window_s:
             raise ValueError("need 0 <= delay_s <= retry_window_s")
         self.delay_s = delay_s
         self.retry_window_s = retry_window_s
-        # Pending triplets in order of first sight, so expired ones are pruned from the
-        # front in O(1) each; passed triplets are kept for the run (postgrey: 35 days).
-        self._pending: OrderedDict[tuple[object, str | None, str], float] = OrderedDict()
-        self._passed: set[tuple[object, str | None, str]] = set()
-        self.greylisted = 0
-        self.passed = 0
+        # Pending triplets in order of first sight, so old ones are pruned from the front
+        # in O(1) each; passed triplets are kept for the run (postgrey: 35 days).
+        self._pending: OrderedDict[tuple[int, str, str], float] = OrderedDict()
+        self._passed: dict[tuple[int, str, str], float] = {}   # triplet → when it passed
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
-                   ) -> Reply | None:
-        if not _inbound(server, session):
-            return None
-        key = (session.client_address, session.mail_from, forward_path)
-        if key in self._passed:
-            self.passed += 1
-            return None
-        now = server.now
+    def scope_rcpt(self, ask: Ask) -> Any:
+        return inbound(ask.user, ask.own)
+
+    def refuses_rcpt(self, ask: Ask) -> Any:
+        if not _many(ask):
+            return self._defers(ask.client, ask.reverse_path, ask.forward_path, ask.at)
+        return np.array([self._defers(client, ask.reverse_path.text(i),
+                                      ask.forward_path.text(i), at)
+                         for i, (client, at) in enumerate(zip(ask.client.tolist(),
+                                                              ask.at.tolist(), strict=True))],
+                        dtype=bool)
+
+    def _defers(self, client: int, sender: str, rcpt: str, now: float) -> bool:
+        key = (client, sender, rcpt)
+        passed = self._passed.get(key)
+        if passed is not None:
+            if now < passed:   # asked earlier than the ask that let it pass (flow)
+                self.out_of_order += 1
+            return False
         pending = self._pending
-        # A triplet not retried within the window is new again, so forgetting it is exact.
-        while pending and now - next(iter(pending.values())) > self.retry_window_s:
-            pending.popitem(last=False)
         first_seen = pending.get(key)
-        if first_seen is None:
+        if first_seen is not None and now < first_seen:
+            self.out_of_order += 1
+        if first_seen is None or now - first_seen > self.retry_window_s:
+            # new, or new again: not retried within the window (each triplet judged by its
+            # own first sight, whatever order other triplets are asked in)
+            pending.pop(key, None)
             pending[key] = now
-        elif now - first_seen >= self.delay_s:
+            # forget what no ask can find pending any more (twice the window: asks may
+            # come a little out of time order at fidelity flow)
+            while now - next(iter(pending.values())) > 2 * self.retry_window_s:
+                pending.popitem(last=False)
+            return True
+        if now - first_seen >= self.delay_s:
             del pending[key]
-            self._passed.add(key)
-            self.passed += 1
-            return None
-        self.greylisted += 1
-        return S450_GREYLISTED
+            self._passed[key] = now
+            return False
+        return True
 
 
 class ContentFilter(Policy):
     """Judge each inbound message once, after DATA (SpamAssassin-like).
+
+    ``examined`` counts the messages judged, ``refused`` those caught (rejected or junked).
 
     Args:
         detection_rate: Probability that spam is caught.
@@ -155,26 +173,17 @@ class ContentFilter(Policy):
         self.detection_rate = detection_rate
         self.false_positive_rate = false_positive_rate
         self.action = action
+        self.reply_data: Reply = S550_CONTENT_REJECTED if action == "reject" else JUNK
         self.salt = salt(rng)
-        self.examined = 0
-        self.caught = 0
 
-    def check_data(self, server: MailServer, session: SMTPSession, envelope: Envelope,
-                   ) -> Reply | None:
-        # Outbound mail of own or authenticated clients is not filtered.
-        if not _inbound(server, session):
-            return None
-        mail = envelope.payload
-        assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
-        self.examined += 1
-        rate = self.detection_rate if mail.kind is Kind.SPAM else self.false_positive_rate
-        if keyed_uniform_one(mail.key, self.salt) >= rate:
-            return None
-        self.caught += 1
-        if self.action == "reject":
-            return S550_CONTENT_REJECTED
-        session.extra["folder"] = "junk"
-        return None
+    def scope_data(self, ask: Ask) -> Any:
+        # outbound mail of own or authenticated clients is not filtered
+        return inbound(ask.user, ask.own)
+
+    def refuses_data(self, ask: Ask) -> Any:
+        fp = self.false_positive_rate
+        rate = fp + (self.detection_rate - fp) * ask.spam
+        return keyed_uniform(ask.key, self.salt) < rate
 
 
 class RateLimit(Policy):
@@ -189,42 +198,41 @@ class RateLimit(Policy):
         start_s: The simulated time from which the limit applies (an ISP introducing it).
     """
 
+    stateful: ClassVar[bool] = True
+    reply_rcpt = S451_RATE_LIMITED
+
     def __init__(self, recipients_per_hour: float, start_s: float = 0.0):
         if recipients_per_hour <= 0:
             raise ValueError("recipients_per_hour must be positive")
         self.recipients_per_hour = recipients_per_hour
         self.start_s = start_s
-        self._bucket: dict[str, tuple[float, float]] = {}   # account → tokens, last update
-        self.limited = 0
+        self._bucket: dict[int, tuple[float, float]] = {}   # account → tokens, last update
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
-                   ) -> Reply | None:
-        user = session.authenticated_user
-        if not user:
-            return None
-        return S451_RATE_LIMITED if self.limits([user], [server.now])[0] else None
+    def scope_rcpt(self, ask: Ask) -> Any:
+        return (ask.user >= 0) & (ask.at >= self.start_s)
 
-    def limits(self, users: Iterable[str], instants: Iterable[float]) -> list[bool]:
-        """Take a token for each authenticated recipient, in the order given (time order);
-        True where the account's bucket is empty (451). The flow path asks in bulk."""
-        capacity, start = self.recipients_per_hour, self.start_s
+    def refuses_rcpt(self, ask: Ask) -> Any:
+        if not _many(ask):
+            return self._empty([ask.user], [ask.at])[0]
+        return np.array(self._empty(ask.user.tolist(), ask.at.tolist()), dtype=bool)
+
+    def _empty(self, users: list[int], instants: list[float]) -> list[bool]:
+        """Take a token for each recipient, in the order given (time order); True where the
+        account's bucket is empty."""
+        capacity = self.recipients_per_hour
         bucket = self._bucket
         out = []
         for user, now in zip(users, instants, strict=True):
-            if now < start:
-                out.append(False)
-                continue
             tokens, last = bucket.get(user, (capacity, now))
+            if now < last:   # an ask earlier than one already taken (fidelity flow)
+                self.out_of_order += 1
+                now = last
             # Multiply before dividing: 360 s at 10/h refills exactly one token.
             tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
             if tokens < 1.0:
                 bucket[user] = (tokens, now)
-                self.limited += 1
                 out.append(True)
             else:
                 bucket[user] = (tokens - 1.0, now)
                 out.append(False)
         return out
-
-
-#: What stopped a recipient, by the reply of the defence that stopped it.

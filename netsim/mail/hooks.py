@@ -6,11 +6,12 @@ so whatever a hook records carries the exact time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from netsim.mail.consult import Entry, first_refusal, steps_of
 from netsim.mail.message import Mail
-from netsim.mail.policy import Policy
+from netsim.mail.policy import Ask, data_ask, recipient, session_ask
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 
@@ -19,46 +20,59 @@ if TYPE_CHECKING:
 
 
 class SMTPHooks:
-    """SMTP policy boundary: consults the server's policies, hands accepted mail over."""
+    """SMTP policy boundary: asks the server's policies (:mod:`netsim.mail.consult`) about
+    the session's facts, hands accepted mail over."""
 
     def __init__(self, server: MailServer):
         self.server = server
         self.at = 0.0
-        self._checks: dict[str, list[Callable[..., Reply | None]]] = {}
+        self.steps = steps_of(server)
+        self._ask: Ask | None = None
+        self._user: str | None = None
 
-    def checks(self, check: str) -> list[Callable[..., Reply | None]]:
-        """The policies' ``check`` methods, in order, of those that check this step at all
-        (looked up once a session)."""
-        checks = self._checks.get(check)
-        if checks is None:
-            checks = self._checks[check] = [
-                getattr(p, check) for p in self.server.policies
-                if getattr(type(p), check, None) is not getattr(Policy, check)]
-        return checks
-
-    def _consult(self, check: str, session: SMTPSession, *args: object) -> Reply | None:
-        """The first refusal among the server's policies, in order; None if none objects."""
-        for method in self.checks(check):
-            reply: Reply | None = method(self.server, session, *args)
-            if reply is not None:
-                return reply
-        return None
+    def facts(self, session: SMTPSession) -> Ask:
+        """The session's facts as of now (made once a session; the account after AUTH)."""
+        ask = self._ask
+        if ask is None:
+            ask = self._ask = session_ask(self.server, session)
+            self._user = session.authenticated_user
+        elif session.authenticated_user != self._user:
+            self._user = name = session.authenticated_user
+            user = self.server.user_index(name) if name else None
+            ask.user = -1 if user is None else user
+        ask.at = self.server.now
+        ask.reverse_path = session.mail_from or ""
+        return ask
 
     def on_connect(self, session: SMTPSession) -> Reply | None:
-        return self._consult("check_connect", session)
+        return first_refusal(self.server, self.steps.entries["connect"], self.facts(session),
+                             session)
 
     def check_mail(self, session: SMTPSession, reverse_path: str) -> Reply | None:
-        return self._consult("check_mail", session, reverse_path)
+        ask = self.facts(session)
+        ask.reverse_path = reverse_path
+        return first_refusal(self.server, self.steps.entries["mail"], ask, session,
+                             reverse_path)
 
     def check_rcpt(self, session: SMTPSession, forward_path: str) -> Reply | None:
-        return self._consult("check_rcpt", session, forward_path)
+        ask = recipient(self.server, self.facts(session), forward_path)
+        return first_refusal(self.server, self.steps.entries["rcpt"], ask, session,
+                             forward_path)
 
     def authenticate(self, session: SMTPSession, mechanism: str, username: str,
                      password: str) -> bool:
         return self.server.password_ok(username, password)
 
+    def refusal_of_data(self, session: SMTPSession, envelope: Envelope,
+                        entries: list[Entry] | None = None) -> Reply | None:
+        """The data step's refusal (``entries``: the policies to ask; all by default); a
+        junk verdict is left in ``session.extra["folder"]``."""
+        ask = data_ask(self.facts(session), envelope)
+        return first_refusal(self.server, self.steps.entries["data"] if entries is None
+                             else entries, ask, session, envelope)
+
     def deliver(self, session: SMTPSession, envelope: Envelope) -> Reply:
-        reply = self._consult("check_data", session, envelope)
+        reply = self.refusal_of_data(session, envelope)
         if reply is not None:
             return reply
         mail = envelope.payload

@@ -103,5 +103,5 @@ def refuse(ledger: Ledger, mail: Mail, pending: dict[str, int], refused: dict[st
 def blocked(ledger: Ledger, mail: Mail, pending: dict[str, int], conn: Connection, at: float,
             trace: Tracer | None = None) -> None:
     """Every pending recipient of a connection that never opened: blocked, by what."""
-    cause = conn.rule.name if conn.rule is not None else "connection_refused"
-    finish(ledger, mail, pending, list(pending), Outcome.BLOCKED, at, cause=cause, trace=trace)
+    finish(ledger, mail, pending, list(pending), Outcome.BLOCKED, at, cause=conn.stopped_by,
+           trace=trace)

@@ -1,16 +1,42 @@
-"""Server-side mail policies: hooks that return a reply, or ``None`` for "no objection".
+"""Server-side mail policies: each decision written once, for one recipient or for arrays.
 
-A server consults its policies in order; the first reply wins. Relay rules and unknown users
-are policies like any other, so a new defence (a blocklist, greylisting, a rate limit) is a
-new class here and one line where the server is built, never a branch in protocol code.
-Each refusal is a named reply, and ``MECHANISMS`` names what stopped a recipient from it.
+Rules this module keeps (after h11's ``_state.py``):
+
+1. A policy judges the facts of an SMTP step (:class:`Ask`): the client, its port and
+   networks, the authenticated account, the recipient, the message. The engines' hooks ask
+   about one session or recipient, with Python scalars; the flow path asks about many at
+   once, with numpy arrays, one entry each. A built-in policy writes each decision as one
+   expression valid for both (``&``, ``|``, comparisons, :func:`not_`), so the two paths
+   cannot disagree.
+2. A decision is a scope (what the policy examines, e.g. only inbound sessions) and a
+   verdict among those (where it refuses), with one reply. A policy whose verdict depends on
+   earlier asks (a rate limit's bucket, greylisting's triplets) says so (``stateful``): it
+   is asked server by server, in time order.
+3. A policy written with classic hooks only (``check_connect(server, session)`` and the
+   others, aiosmtpd's habit) is honoured on every path: the flow path asks it one session or
+   recipient at a time, in time order, with a session built from the arrays. The flow path
+   decides a minute at a time and spam senders' sessions in between, so it cannot keep the
+   engines' order across all of them: it asks classic hooks only of a policy that declares
+   ``order_free = True`` (its answers do not depend on what it was asked before), and
+   refuses to start with any other (``FlowError``, naming the policy, hook and server).
+4. Policies are consulted in one place (:mod:`netsim.mail.consult`), in the server's order;
+   the first refusal wins. ``MECHANISMS`` names what stopped a recipient from its reply.
+
+Relay rules and unknown users are policies like any other, so a new defence is a new class
+here or in :mod:`netsim.mail.defences` and one line where the server is built, never a
+branch in protocol code.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import numpy as np
+
+from netsim.mail.accounts import account, parse_local
+from netsim.mail.message import Kind
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
     S450_GREYLISTED,
@@ -28,9 +54,119 @@ from netsim.protocols.replies import (
 if TYPE_CHECKING:
     from netsim.mail.server import MailServer
 
+STEPS = ("connect", "mail", "rcpt", "data")
+
+#: A data step's "refusal" that accepts the message into the junk folder (POP3 does not
+#: serve it) instead of refusing it.
+JUNK = Reply(250, "2.0.0", "Ok: filed as junk")
+
+
+def not_(x: Any) -> Any:
+    """Logical not of a bool or of a bool array (``~`` turns a Python bool into -2)."""
+    return x ^ True
+
+
+def inbound(user: Any, own: Any) -> Any:
+    """A stranger's session: not authenticated, not from the server's own networks. What
+    inbound defences (greylisting, content filters) examine."""
+    return (user < 0) & not_(own)
+
+
+@dataclass(slots=True)
+class Ask:
+    """What the server knows when a policy is asked: about one session or recipient (Python
+    scalars) or about many (numpy arrays, one entry each, in time order).
+
+    ``reverse_path`` and ``forward_path`` are text for one ask; for many they are
+    :class:`Texts`, made only for the entries a policy reads them for.
+    """
+
+    at: Any                 # the instant the server acts [s]
+    client: Any             # the client's address (-1: not an address of the world)
+    subnet: Any             # the client's network, an index into the address plan (-1: none)
+    port: Any               # the port the client connected to
+    own: Any                # the client is in the server's own networks ("mynetworks")
+    user: Any               # the authenticated account at this server; -1: none
+    size: Any = 0           # the message's size [bytes]
+    local: Any = False      # RCPT: the recipient's domain is the server's
+    account: Any = -1       # RCPT: the account the recipient names at the server; -1: none
+    key: Any = 0            # DATA: the message's key (netsim.draws)
+    spam: Any = False       # DATA: the message is spam (what a content filter detects)
+    reverse_path: Any = ""
+    forward_path: Any = ""
+
+    def take(self, index: np.ndarray) -> Ask:
+        """The asks at ``index`` (of many)."""
+        return Ask(*(_take(getattr(self, f.name), index) for f in fields(self)))
+
+    def row(self, i: int) -> Ask:
+        """Ask ``i`` of many, as Python scalars."""
+        return Ask(*(_item(getattr(self, f.name), i) for f in fields(self)))
+
+    def but(self, **changed: Any) -> Ask:
+        return replace(self, **changed)
+
+
+def _take(value: Any, index: np.ndarray) -> Any:
+    if isinstance(value, (np.ndarray, Texts)):
+        return value[index]
+    return value   # a value shared by every ask
+
+
+def _item(value: Any, i: int) -> Any:
+    if isinstance(value, Texts):
+        return value.text(i)
+    if isinstance(value, np.ndarray):
+        return value[i].item()
+    return value
+
+
+class Texts:
+    """Addresses of many asks, made on demand: ``make(i)`` is the text of entry ``i`` of
+    the arrays they were made from."""
+
+    __slots__ = ("_index", "_make")
+
+    def __init__(self, make: Any, index: np.ndarray | None = None):
+        self._make = make
+        self._index = index
+
+    def __getitem__(self, index: np.ndarray) -> Texts:
+        mine = self._index
+        return Texts(self._make, index if mine is None else mine[index])
+
+    def text(self, i: int) -> str:
+        return str(self._make(int(i if self._index is None else self._index[i])))
+
+
+def session_ask(server: MailServer, session: SMTPSession) -> Ask:
+    """The facts of one session at ``server``, as the engines' hooks see it."""
+    client = session.client_address
+    subnet = -1
+    if isinstance(client, int):
+        try:
+            subnet = server.network.plan.subnet_of(client).index
+        except KeyError:   # a lab client outside the world's networks
+            subnet = -1
+    name = session.authenticated_user
+    user = server.user_index(name) if name else None
+    return Ask(at=server.now, client=client if isinstance(client, int) else -1,
+               subnet=subnet, port=session.port, own=subnet in server.own_subnets,
+               user=-1 if user is None else user, reverse_path=session.mail_from or "")
+
+
+def recipient(server: MailServer, ask: Ask, forward_path: str) -> Ask:
+    """``ask``, now about the recipient ``forward_path`` (local to the server? which
+    account?): the same object, changed (asked once a recipient)."""
+    local, _, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
+    ask.local = is_local = domain.lower() == server.domain
+    ask.account = account(*parse_local(local), server.users) if is_local else -1
+    ask.forward_path = forward_path
+    return ask
+
 
 class InboundPolicy(Protocol):
-    """What a policy may look at; each method returns a refusal or None.
+    """The classic hooks a policy may have; each returns a refusal or None.
 
     ``check_data`` may instead file the message as junk by setting
     ``session.extra["folder"] = "junk"`` and returning None.
@@ -49,33 +185,174 @@ class InboundPolicy(Protocol):
 
 
 class Policy:
-    """A policy with no objections; subclasses override what they check."""
+    """A policy with no objections. A subclass judges a step (``connect``, ``mail``,
+    ``rcpt``, ``data``) either over facts, by defining ``refuses_<step>(ask)`` (where it
+    refuses), optionally ``scope_<step>(ask)`` (what it examines; default everything), and
+    ``reply_<step>`` (the refusal; for ``data``, :data:`JUNK` files the message in the junk
+    folder instead); or by overriding a classic hook ``check_<step>(server, session, arg)``
+    (module rule 3).
 
+    ``examined`` and ``refused`` count the asks in scope and the refusals of a policy
+    judged over facts, on every path alike. A stateful policy counts in ``out_of_order``
+    the asks about one key (an account, a triplet) that came earlier in time than one it
+    already answered: none on the engine path; at fidelity flow the spam senders' sessions
+    come between the flow path's minutes, and each such ask may be answered otherwise
+    than the engines would (docs/fidelity.md).
+    """
+
+    stateful: ClassVar[bool] = False   # verdicts depend on earlier asks (module rule 2)
+    # Classic hooks answer alike whatever order they are asked in (a pure function of the
+    # session and its argument): the flow path asks them only then (module rule 3).
+    order_free: ClassVar[bool] = False
+    examined = 0
+    refused = 0
+    out_of_order = 0   # a stateful policy's asks for one key that came out of time order
+
+    def judges(self, step: str) -> bool:
+        """Whether this policy judges ``step`` over facts."""
+        return hasattr(self, f"refuses_{step}")
+
+    # The classic hooks of a policy judged over facts: the same decision, asked once.
     def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None:
-        return None
+        if not self.judges("connect"):
+            return None
+        return Judge(self, "connect").one(session_ask(server, session))
 
     def check_mail(self, server: MailServer, session: SMTPSession, reverse_path: str,
                    ) -> Reply | None:
-        return None
+        if not self.judges("mail"):
+            return None
+        return Judge(self, "mail").one(
+            session_ask(server, session).but(reverse_path=reverse_path))
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
-        return None
+        if not self.judges("rcpt"):
+            return None
+        return Judge(self, "rcpt").one(
+            recipient(server, session_ask(server, session), forward_path))
 
     def check_data(self, server: MailServer, session: SMTPSession, envelope: Envelope,
                    ) -> Reply | None:
-        return None
+        if not self.judges("data"):
+            return None
+        reply = Judge(self, "data").one(data_ask(session_ask(server, session), envelope))
+        if reply is JUNK:
+            session.extra["folder"] = "junk"
+            return None
+        return reply
+
+
+class Judge:
+    """One step of a policy judged over facts: the scope, the verdict and the counts, for
+    one ask (:meth:`one`) or many (:func:`judge_many`)."""
+
+    __slots__ = ("policy", "refuses", "reply", "scope", "step")
+
+    def __init__(self, policy: Policy, step: str):
+        self.policy = policy
+        self.step = step
+        self.scope = getattr(policy, f"scope_{step}", None)
+        self.refuses = getattr(policy, f"refuses_{step}")
+        self.reply: Reply = getattr(policy, f"reply_{step}")
+
+    def one(self, ask: Ask) -> Reply | None:
+        """The reply if the policy refuses this one ask, else None."""
+        policy = self.policy
+        if self.scope is not None and not self.scope(ask):
+            return None
+        policy.examined += 1
+        if not self.refuses(ask):
+            return None
+        policy.refused += 1
+        return self.reply
+
+
+def judge_many(judges: list[Judge], owner: np.ndarray, asks: Ask) -> np.ndarray:
+    """Where many asks are refused, in time order; ask ``i`` is put to ``judges[owner[i]]``
+    (one step of one policy class, at several servers). A stateless policy decides them all
+    in one expression, its settings gathered per ask; a stateful one server by server."""
+    first = judges[0]
+    cls, step = type(first.policy), first.step
+    refused = np.zeros(len(owner), dtype=bool)
+    if cls.stateful:
+        for k in np.unique(owner).tolist():
+            rows = np.flatnonzero(owner == k)
+            refused[rows] = _many(judges[k].policy, step, asks.take(rows), None)
+        return refused
+    policies = [j.policy for j in judges]
+    refused[:] = _many(_Gathered(policies, owner), step, asks, (policies, owner))
+    return refused
+
+
+def _many(policy: Any, step: str, asks: Ask,
+          owners: tuple[list[Policy], np.ndarray] | None) -> np.ndarray:
+    """One policy's (or gathered policies') scope and verdict over arrays; the counts go
+    to each policy of ``owners`` (or to ``policy``)."""
+    cls = type(policy) if owners is None else type(owners[0][0])
+    n = len(asks.at)
+    scope = getattr(cls, f"scope_{step}", None)
+    inside = np.ones(n, dtype=bool) if scope is None else np.asarray(scope(policy, asks),
+                                                                      dtype=bool)
+    picked = np.flatnonzero(inside)
+    refused = np.zeros(n, dtype=bool)
+    if len(picked):
+        sub = policy if owners is None else _Gathered(owners[0], owners[1][picked])
+        refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(sub, asks.take(picked)),
+                                     dtype=bool)
+    if owners is None:
+        policy.examined += len(picked)
+        policy.refused += int(refused.sum())
+    else:
+        policies, owner = owners
+        size = len(policies)
+        for p, e, r in zip(policies, np.bincount(owner[inside], minlength=size).tolist(),
+                           np.bincount(owner[refused], minlength=size).tolist(), strict=True):
+            p.examined += e
+            p.refused += r
+    return refused
+
+
+class _Gathered:
+    """Stands in for ``self`` when policies of one class at several servers decide many
+    asks at once: a setting they share is itself, one that differs is an array, one entry
+    an ask (``owner`` says whose)."""
+
+    def __init__(self, policies: list[Policy], owner: np.ndarray):
+        self._policies = policies
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        values = [getattr(p, name) for p in self._policies]
+        first = values[0]
+        if all(v is first for v in values) or (
+                not isinstance(first, np.ndarray) and all(v == first for v in values)):
+            return first
+        if isinstance(first, np.ndarray):
+            if all(isinstance(v, np.ndarray) and np.array_equal(v, first) for v in values):
+                return first
+            raise TypeError(f"{type(self._policies[0]).__name__}.{name} differs between "
+                            "servers and is not a number: the policy must be stateful")
+        return np.array(values)[self._owner]
+
+
+def data_ask(ask: Ask, envelope: Envelope) -> Ask:
+    """``ask``, now about the message of ``envelope`` (the simulation carries a ``Mail``;
+    the lab, bytes): the same object, changed."""
+    mail = envelope.payload
+    ask.size = envelope.size
+    ask.key = int(getattr(mail, "key", 0))
+    ask.spam = getattr(mail, "kind", None) is Kind.SPAM
+    return ask
 
 
 class LocalRecipients(Policy):
-    """Mail for the server's own domain must name an existing mailbox (550 5.1.1)."""
+    """Mail for the server's own domain must name an existing account (550 5.1.1)."""
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
-                   ) -> Reply | None:
-        local, _, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
-        if domain.lower() == server.domain and server.user_index(local) is None:
-            return S550_USER_UNKNOWN
-        return None
+    reply_rcpt = S550_USER_UNKNOWN
+
+    def refuses_rcpt(self, ask: Ask) -> Any:
+        return ask.local & (ask.account < 0)
 
 
 class RelayControl(Policy):
@@ -83,19 +360,14 @@ class RelayControl(Policy):
     on port 25 until ``auth_on_25_from`` (Postfix ``permit_mynetworks,
     permit_sasl_authenticated, reject_unauth_destination``). Never for strangers."""
 
+    reply_rcpt = S554_RELAY_DENIED
+
     def __init__(self, auth_on_25_from: float = math.inf):
         self.auth_on_25_from = auth_on_25_from
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
-                   ) -> Reply | None:
-        if (forward_path.rpartition("@")[2].lower() == server.domain
-                or session.authenticated_user):
-            return None
-        if (session.port == 25 and server.now < self.auth_on_25_from
-                and server.is_own_client(session.client_address)):
-            return None
-        return S554_RELAY_DENIED
-
+    def refuses_rcpt(self, ask: Ask) -> Any:
+        return not_(ask.local | (ask.user >= 0)
+                    | ((ask.port == 25) & ask.own & (ask.at < self.auth_on_25_from)))
 
 
 def default_policies() -> list[InboundPolicy]:
@@ -121,3 +393,8 @@ MECHANISMS: dict[Reply, str] = {
 def mechanism(reply: Reply) -> str:
     """The name of what a refusal stands for; ``smtp_<code>`` for a reply nobody named."""
     return MECHANISMS.get(reply, f"smtp_{reply.code}")
+
+
+__all__ = ["JUNK", "MECHANISMS", "STEPS", "Ask", "InboundPolicy", "Judge", "LocalRecipients",
+           "Policy", "RelayControl", "Texts", "data_ask", "default_policies", "inbound",
+           "judge_many", "mechanism", "not_", "recipient", "session_ask"]

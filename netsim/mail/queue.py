@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from netsim.draws import attempt_key
 from netsim.mail.ledger import Outcome
 from netsim.mail.message import Mail, domain_of
 from netsim.mail.outbox import attempt
@@ -42,6 +43,17 @@ class RetryPolicy:
         """:meth:`delay` for many entries at once (the same numbers: powers of two are
         exact)."""
         return np.minimum(self.backoff_min_s * 2.0 ** (failures - 1), self.backoff_max_s)
+
+    def expired(self, queued_at: Any, now: Any) -> Any:
+        """Whether an entry queued at ``queued_at`` that has just failed an attempt at
+        ``now`` gives up (for one entry, or arrays of them): it has been queued for the
+        queue's lifetime."""
+        return now - queued_at >= self.queue_lifetime_s
+
+
+# How the queue ends recipients without a delivery: the code and the mechanism.
+NXDOMAIN = (550, "nxdomain")          # the domain does not exist: at once
+EXPIRED = (0, "queue_lifetime")       # still undelivered after the queue's lifetime
 
 
 class QueueEntry:
@@ -89,9 +101,9 @@ class OutboundQueue:
             yield from self._attempt(entry)
             if not entry.pending:
                 break
-            if self.env.now - entry.queued_at >= self.retry.queue_lifetime_s:
-                self._fail(entry, dict(entry.pending), Outcome.EXPIRED, self.env.now, code=0,
-                           cause="queue_lifetime")
+            if self.retry.expired(entry.queued_at, self.env.now):
+                self._fail(entry, dict(entry.pending), Outcome.EXPIRED, self.env.now,
+                           code=EXPIRED[0], cause=EXPIRED[1])
                 break
             yield self.env.timeout(self.retry.delay(entry.attempts))
         self.entries.discard(entry)
@@ -101,10 +113,10 @@ class OutboundQueue:
         server, mail, env = self.server, entry.mail, self.env
         trace = following(server.tracer, mail)
         route = yield from resolve_mx(env, self.resolver, entry.domain, self.rng, trace,
-                                      server.hostname)
+                                      server.hostname, attempt_key(mail.key, entry.attempts))
         if route.status is RouteStatus.NXDOMAIN:
-            self._fail(entry, dict(entry.pending), Outcome.REJECTED, env.now, code=550,
-                       cause="nxdomain")
+            self._fail(entry, dict(entry.pending), Outcome.REJECTED, env.now,
+                       code=NXDOMAIN[0], cause=NXDOMAIN[1])
             return
         for address in route.addresses:
             conn, refused = yield from attempt(

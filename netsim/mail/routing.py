@@ -34,9 +34,9 @@ class Route:
 
 
 def query(env: simpy.Environment, resolver: Resolver, name: str, rtype: str,
-          trace: Tracer | None, who: str) -> Generator[simpy.Event, Any, Answer]:
+          trace: Tracer | None, who: str, key: int) -> Generator[simpy.Event, Any, Answer]:
     """One DNS query through ``resolver``, waiting its latency."""
-    answer, latency = resolver.query(name, rtype, env.now)
+    answer, latency = resolver.query(name, rtype, env.now, key=key)
     yield env.timeout(latency)
     if trace is not None:
         trace.log(env.now, "dns", f"{who} resolver: {answer.describe()}", who, "DNS")
@@ -44,10 +44,11 @@ def query(env: simpy.Environment, resolver: Resolver, name: str, rtype: str,
 
 
 def resolve_mx(env: simpy.Environment, resolver: Resolver, domain: str,
-               rng: np.random.Generator, trace: Tracer | None, who: str,
+               rng: np.random.Generator, trace: Tracer | None, who: str, key: int,
                ) -> Generator[simpy.Event, Any, Route]:
-    """The addresses to try for ``domain``, in order."""
-    mx = yield from query(env, resolver, domain, "MX", trace, who)
+    """The addresses to try for ``domain``, in order; ``key`` names the attempt that asks
+    (``Resolver.query``)."""
+    mx = yield from query(env, resolver, domain, "MX", trace, who, key)
     if mx.rcode is RCode.NXDOMAIN:
         return Route(RouteStatus.NXDOMAIN)
     if mx.rcode is RCode.SERVFAIL:
@@ -56,7 +57,7 @@ def resolve_mx(env: simpy.Environment, resolver: Resolver, domain: str,
     hosts = _ordered(records, rng) if records else [domain]
     addresses: list[int] = []
     for host in hosts:
-        a = yield from query(env, resolver, host, "A", trace, who)
+        a = yield from query(env, resolver, host, "A", trace, who, key)
         if a.rcode is RCode.SERVFAIL and not addresses:
             return Route(RouteStatus.SERVFAIL)
         addresses += [x for x in a.records if isinstance(x, int)]

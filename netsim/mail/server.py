@@ -15,7 +15,9 @@ from typing import NamedTuple, Protocol, cast
 import numpy as np
 import simpy
 
-from netsim.mail.draws import bounce_keys, keyed_exponential_one, salt
+from netsim.draws import bounce_keys, keyed_exponential_one, salt
+from netsim.mail.accounts import TYPO_NONE, account, parse_local, recipient_address
+from netsim.mail.consult import Steps
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
@@ -25,6 +27,7 @@ from netsim.mail.queue import OutboundQueue, RetryPolicy
 from netsim.mail.trace import Tracer, following
 from netsim.net import Network, Resolver
 from netsim.protocols import POP3Server, SMTPServer, StoredMessage
+from netsim.protocols.smtp_server import auth_required
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class ServerSettings:
 
 
 BOUNCE_SIZE = 2_000   # bytes of a delivery status notification
+
 
 
 class DeliverySink(Protocol):
@@ -92,6 +96,7 @@ class MailServer:
         self.slots = simpy.Resource(env, settings.session_slots)
         self.maildrops = Maildrops()
         self.policies: list[InboundPolicy] = default_policies()
+        self.steps: Steps | None = None   # the policies by step (``netsim.mail.consult``)
         self.queue: Outbound = OutboundQueue(self, resolver, retry, rng)
         # called with the user and the delivery instant when a maildrop stops being empty
         self.on_new_mail: Callable[[int, float], None] = lambda user, at: None
@@ -127,23 +132,18 @@ class MailServer:
 
     # -- accounts ----------------------------------------------------------------------
     def address_of(self, user: int) -> str:
-        return f"user{user}@{self.domain}"
+        return recipient_address(self.domain, user, TYPO_NONE)
 
     def user_index(self, name: str) -> int | None:
-        """The index of an account name (``user7`` or ``user7@domain``), None if unknown."""
+        """The index of an account name (``user7`` or ``user7@domain``), None if unknown
+        (``netsim.mail.accounts``: the rule the flow path applies to its arrays)."""
         local, at, domain = name.rpartition("@")
         if at:
             if domain.lower() != self.domain:   # domain_of, inline: asked per recipient
                 return None
             name = local
-        if name[:4] != "user":
-            return None
-        digits = name[4:]
-        # ASCII digits without a leading zero ("user²" and "user07" name nobody)
-        if digits.isascii() and digits.isdigit() and (digits[0] != "0" or digits == "0"):
-            index = int(digits)
-            return index if index < self.users else None
-        return None
+        found = account(*parse_local(name), self.users)
+        return None if found < 0 else found
 
     def password(self, user: int) -> str:
         """The account's password (plain text, as POP3 and AUTH PLAIN carry it)."""
@@ -158,9 +158,10 @@ class MailServer:
         return (isinstance(client_address, int)
                 and self.network.plan.subnet_of(client_address).index in self.own_subnets)
 
-    def bandwidth_bps(self, client_address: int) -> float:
-        return min(self.settings.server_bandwidth_bps,
-                   self.network.plan.subnet_of(client_address).bandwidth_bps)
+    def client_bps(self, client_address: int) -> float:
+        """The rate of the client's network (``netsim.mail.session.transfer`` takes the
+        slower of it and the server's)."""
+        return self.network.plan.subnet_of(client_address).bandwidth_bps
 
     # -- engines -----------------------------------------------------------------------
     def smtp_engine(self, port: int, client_address: object, hooks: SMTPHooks | None = None,
@@ -169,7 +170,7 @@ class MailServer:
         lab passes hooks of its own."""
         hooks = hooks or SMTPHooks(self)
         engine = SMTPServer(self.hostname, hooks, client_address=client_address, port=port,
-                            auth_required=(port == 587), tls=(port == 465),
+                            auth_required=auth_required(port), tls=(port == 465),
                             max_recipients=self.settings.max_recipients,
                             max_message_size=self.settings.message_size_limit,
                             max_errors=max_errors)

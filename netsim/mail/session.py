@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import simpy
 
 from netsim.mail.hooks import SMTPHooks
@@ -38,17 +39,51 @@ from netsim.protocols import (
     SMTPClient,
     SMTPSession,
 )
-from netsim.protocols.replies import (
-    S452_TOO_MANY_RCPTS,
-    S530_AUTH_REQUIRED,
-    S535_AUTH_INVALID,
-    S552_SIZE_EXCEEDED,
-)
+from netsim.protocols.replies import S452_TOO_MANY_RCPTS, S535_AUTH_INVALID
+from netsim.protocols.smtp_server import auth_required, mail_checks, too_many_recipients
 
 if TYPE_CHECKING:
     from netsim.mail.server import MailServer
 
 SessionProcess = Generator[simpy.Event, Any, None]
+
+
+# The adapter's instants, one definition for the engines (a session at a time) and the flow
+# path (arrays of sessions): the server answers the greeting after its processing time;
+# each command travels one way (with its data's transfer time), the server processes it
+# (and scans a message before answering the final dot), the reply travels back, and the
+# client sends the next command at once.
+def greeting(opened: Any, one_way: Any, proc: Any) -> tuple[Any, Any]:
+    """When the server greets a connection open at ``opened``, and when the client, having
+    read the greeting, sends its first command."""
+    return opened + proc, opened + one_way + proc
+
+
+def exchange(sent: Any, one_way: Any, proc: Any, data_s: Any = 0.0, scan: Any = 0.0,
+             ) -> tuple[Any, Any]:
+    """When the server acts on a command sent at ``sent`` (after ``data_s`` of message data
+    on the wire, and a ``scan`` of it), and when the client sends the next command after
+    reading the reply."""
+    acts = sent + one_way + data_s + proc + scan
+    return acts, acts + one_way
+
+
+def retrieval(sent: Any, one_way: Any, proc: Any, data_s: Any) -> Any:
+    """When the client has the message of a POP3 RETR sent at ``sent``: the reply carries
+    the ``data_s`` of message data back."""
+    return sent + 2 * one_way + proc + data_s
+
+
+def transfer(size: Any, server_bps: Any, client_bps: Any) -> Any:
+    """How long message data takes on the wire: its size at the slower of the server's rate
+    and the client's network's."""
+    return size * 8 / np.minimum(server_bps, client_bps)
+
+
+def exchanges(sent: Any, count: Any, one_way: Any, proc: Any) -> Any:
+    """When the client sends its next command after ``count`` plain exchanges (no data)
+    from ``sent``."""
+    return sent + count * (2 * one_way + proc)
 
 
 def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *,
@@ -64,7 +99,7 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     port: int = conn.port
     one_way = conn.one_way_s
     proc = server.processing_s
-    bps = server.bandwidth_bps(conn.src)
+    bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
     per_command = server.settings.per_command
     recipients = len(client.rcpt_to)
     server.stats_sessions += 1
@@ -73,29 +108,27 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     with server.slots.request() as slot:
         yield slot
         server.stats_wait_s += env.now - asked
-        t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.smtp_engine(port, conn.src)
-        hooks.at = server.instant = t + proc
+        # the dialogue's clock t: env.now, or ahead of it in session fidelity
+        acts, t = greeting(env.now, one_way, proc)
+        hooks.at = server.instant = acts
         reply = engine.greeting()
         server.instant = None
-        wait = one_way + proc
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_replies(trace, t + wait, reply.wire_lines(), server.hostname, party)
+            _log_replies(trace, t, reply.wire_lines(), server.hostname, party)
         if per_command:
-            yield env.timeout(wait)
+            yield env.timeout(t - env.now)
             t = env.now
-        else:
-            t += wait
         command = client.receive(reply)
         settled = False
         while command is not None:
             content = isinstance(command, Content)
-            transfer = command.size * 8 / bps if isinstance(command, Content) else 0.0
+            data = transfer(command.size, *bps) if isinstance(command, Content) else 0.0
             # the server scans a message before it answers the final dot
-            work = proc + (server.scan_time(_key(command)) if content else 0.0)
-            arrive = t + one_way + transfer
-            hooks.at = server.instant = arrive + work
+            scan = server.scan_time(_key(command)) if content else 0.0
+            acts, after = exchange(t, one_way, proc, data, scan)
+            hooks.at = server.instant = acts
             if trace is not None:
                 sent = ([*(text_lines() if text_lines else []), "."]
                         if content else [command.to_line()])
@@ -108,13 +141,12 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
                 settled = True
                 on_settled(client, hooks.at)
             if trace is not None:
-                _log_replies(trace, hooks.at + one_way, reply.wire_lines(), server.hostname,
-                             party)
+                _log_replies(trace, after, reply.wire_lines(), server.hostname, party)
             if per_command:
-                yield env.timeout(2 * one_way + transfer + work)
+                yield env.timeout(after - env.now)
                 t = env.now
             else:
-                t += 2 * one_way + transfer + work
+                t = after
             command = nxt
         if not settled:
             on_settled(client, t)
@@ -133,83 +165,78 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
                         credentials: Credentials | None,
                         on_settled: Callable[[Replies, float], None]) -> SessionProcess:
     """One SMTP session decided by the server's hooks without the engines' dialogue (the
-    senders that run through SimPy at fidelity flow). The engines' rules for what a client
-    of the simulation sends: the greeting (a 554 or 421 from the connect policies), EHLO,
-    AUTH PLAIN with an initial response, MAIL FROM (530 without AUTH on 587, 552 over the
-    size limit), one RCPT a recipient (452 past the recipient limit, else the policies),
-    DATA and the message (the data policies, then delivery), QUIT (not after a 421); the
-    instants of :func:`smtp_session` at session fidelity, without its wait for a slot.
-    ``tests/test_fidelity.py`` compares both on the benchmark country."""
+    senders that run through SimPy at fidelity flow): what a client of the simulation
+    sends, with the engines' own checks (``mail_checks``, ``too_many_recipients``) and the
+    hooks in the engines' order: the greeting (a 554 or 421 from the connect policies),
+    EHLO, AUTH PLAIN with an initial response, MAIL FROM, one RCPT a recipient, DATA and the
+    message (the data policies, then delivery), QUIT (not after a 421); the instants of
+    :func:`smtp_session` at session fidelity, without its wait for a slot.
+    ``tests/test_fidelity.py`` compares both."""
     server: MailServer = conn.listener.server
     port = conn.port
     one_way = conn.one_way_s
     proc = server.processing_s
-    step = 2 * one_way + proc
     settings = server.settings
     # at fidelity flow no session waits for a slot (docs/fidelity.md): counted, not queued
     server.stats_sessions += 1
     server.stats_smtp_sessions += 1
-    t = env.now
     hooks = SMTPHooks(server)
     session = SMTPSession(client_address=conn.src, port=port,
                           server_hostname=server.hostname, tls=port == 465)
     # each hook is asked with the server's clock at the instant of its command; nothing else
     # runs until this session's one event, so the clock is put back once, at the end
     replies: dict[str, Reply] = {}
-    hooks.at = server.instant = t + proc
+    acts, t = greeting(env.now, one_way, proc)
+    hooks.at = server.instant = acts
     refusal = hooks.on_connect(session)
-    t += one_way + proc
     if refusal is None:
         session.helo_name, session.esmtp = helo, True
-        t += step                                                    # EHLO
+        t = exchanges(t, 1, one_way, proc)                          # EHLO
         if credentials is not None:                                  # AUTH PLAIN
-            hooks.at = server.instant = t + one_way + proc
+            acts, t = exchange(t, one_way, proc)
+            hooks.at = server.instant = acts
             if server.password_ok(credentials.username, credentials.password):
                 session.authenticated_user = credentials.username
             else:
                 refusal = S535_AUTH_INVALID
-            t += step
     if refusal is None:                                              # MAIL FROM
-        if port == 587 and session.authenticated_user is None:
-            refusal = S530_AUTH_REQUIRED
-        elif mail.size > settings.message_size_limit:
-            refusal = S552_SIZE_EXCEEDED
+        acts, t = exchange(t, one_way, proc)
+        hooks.at = server.instant = acts
+        for refuses, reply in mail_checks(auth_required(port),
+                                          session.authenticated_user is not None,
+                                          mail.size, settings.message_size_limit):
+            if refuses:
+                refusal = reply
+                break
         else:
-            hooks.at = server.instant = t + one_way + proc
             refusal = hooks.check_mail(session, mail.mail_from)
-        t += step
     if refusal is not None:
         replies = dict.fromkeys(recipients, refusal)
         if refusal.code != 421:
-            t += step                                                # QUIT
+            t = exchanges(t, 1, one_way, proc)                      # QUIT
     else:
         session.mail_from = mail.mail_from
-        rcpt_checks = hooks.checks("check_rcpt")
         for address in recipients:                                   # RCPT
-            reply: Reply | None = None
-            if len(session.rcpt_to) >= settings.max_recipients:
-                reply = S452_TOO_MANY_RCPTS
-            else:   # hooks.check_rcpt, inline: the one step taken per recipient
-                hooks.at = server.instant = t + one_way + proc
-                for check in rcpt_checks:
-                    reply = check(server, session, address)
-                    if reply is not None:
-                        break
-            if reply is None:
+            acts, t = exchange(t, one_way, proc)
+            hooks.at = server.instant = acts
+            if too_many_recipients(len(session.rcpt_to), settings.max_recipients):
+                answer: Reply | None = S452_TOO_MANY_RCPTS
+            else:
+                answer = hooks.check_rcpt(session, address)
+            if answer is None:
                 session.rcpt_to.append(address)
             else:
-                replies[address] = reply
-            t += step
+                replies[address] = answer
         if session.rcpt_to:
-            t += step                                                # DATA
-            work = proc + server.scan_time(mail.key)
-            transfer = mail.size * 8 / server.bandwidth_bps(conn.src)
+            t = exchanges(t, 1, one_way, proc)                      # DATA
+            data = transfer(mail.size, server.settings.server_bandwidth_bps,
+                            server.client_bps(conn.src))
             envelope = Envelope(mail.mail_from, tuple(session.rcpt_to), mail.size, mail,
                                 helo, session.authenticated_user)
-            hooks.at = server.instant = t + one_way + transfer + work
+            acts, t = exchange(t, one_way, proc, data, server.scan_time(mail.key))
+            hooks.at = server.instant = acts
             replies.update(dict.fromkeys(session.rcpt_to, hooks.deliver(session, envelope)))
-            t += 2 * one_way + transfer + work
-        t += step                                                    # QUIT
+        t = exchanges(t, 1, one_way, proc)                          # QUIT
     server.instant = None
     on_settled(Replies(replies), t)
     yield env.timeout(t - env.now)   # the whole dialogue as one event
@@ -237,43 +264,41 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
     server: MailServer = conn.listener.server
     one_way = conn.one_way_s
     proc = server.processing_s
-    bps = server.bandwidth_bps(conn.src)
+    bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
     per_command = server.settings.per_command
     server.stats_sessions += 1
     with server.slots.request() as slot:
         yield slot
-        t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
         engine, hooks = server.pop3_engine(conn.port, conn.src)
-        hooks.at = t + proc
+        # the dialogue's clock t: env.now, or ahead of it in session fidelity
+        hooks.at, t = greeting(env.now, one_way, proc)
         reply = engine.greeting()
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_pop3(trace, t + one_way + proc, reply.wire_lines(), server.hostname, party)
+            _log_pop3(trace, t, reply.wire_lines(), server.hostname, party)
         if per_command:
-            yield env.timeout(one_way + proc)
+            yield env.timeout(t - env.now)
             t = env.now
-        else:
-            t += one_way + proc
         command = client.receive(reply)
         try:
             while command is not None:
-                hooks.at = t + one_way + proc
+                hooks.at = exchange(t, one_way, proc)[0]
                 if trace is not None:
                     trace.log(t, "pop3", f"C: {command.to_line()}", party, server.hostname)
                 reply = engine.handle(command)
-                transfer = hooks.last_size * 8 / bps if isinstance(command, Retr) else 0.0
+                data = transfer(hooks.last_size, *bps) if isinstance(command, Retr) else 0.0
                 hooks.last_size = 0
-                arrive = hooks.at + one_way + transfer
+                arrive = retrieval(t, one_way, proc, data)
                 for row in hooks.retrieved:
                     server.ledger.retrieved(row, arrive)
                 hooks.retrieved.clear()
                 if trace is not None:
                     _log_pop3(trace, arrive, reply.wire_lines(), server.hostname, party)
                 if per_command:
-                    yield env.timeout(2 * one_way + proc + transfer)
+                    yield env.timeout(arrive - env.now)
                     t = env.now
                 else:
-                    t += 2 * one_way + proc + transfer
+                    t = arrive
                 command = client.receive(reply)
         finally:
             hooks.release()

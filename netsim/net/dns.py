@@ -4,17 +4,28 @@ The resolver answers MX and A queries with the RFC 1035 response codes the mail 
 NXDOMAIN (the domain does not exist: a permanent failure), SERVFAIL (temporary: queue and
 retry), NOERROR with no records (no MX: fall back to the domain's A record, RFC 5321 §5.1).
 It returns each answer with its latency; the SimPy layer waits.
+
+A lookup the cache cannot answer draws its latency and whether it fails from a keyed hash
+(``netsim.draws``) of what it concerns (the message and the attempt that asks, the name and
+type) and the resolver's salt: the same lookup draws the same numbers on every path and in
+any order.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
+from netsim.draws import derived, keyed_uniform_one, salt
 from netsim.net.addresses import text
+
+_NORMAL = NormalDist()
 
 
 class RCode(StrEnum):
@@ -31,13 +42,14 @@ class MX:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One response: ``records`` are MX records for an MX query, addresses for an A query."""
+    """One response: ``records`` are MX records for an MX query, addresses for an A query.
+    Answers compare by content (``cached`` says how this one was obtained)."""
 
     name: str
     rtype: str
     rcode: RCode
     records: tuple[MX, ...] | tuple[int, ...] = ()
-    cached: bool = False
+    cached: bool = field(default=False, compare=False)
 
     def describe(self) -> str:
         """Dig-like one-liner for traces."""
@@ -98,42 +110,62 @@ class Resolver:
                  negative_ttl_s: float, lookup_mean_s: float, lookup_p90_s: float,
                  cached_lookup_s: float, servfail_rate: float):
         self.zones = zones
-        self.rng = rng
+        self.salt = salt(rng)
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
         self.cached_lookup_s = cached_lookup_s
         self.servfail_rate = servfail_rate
         self._mu, self._sigma = lognormal_params(lookup_mean_s, lookup_p90_s)
-        self._cache: dict[tuple[str, str], tuple[float, Answer]] = {}
+        # (name, type) -> when the answer was cached, until when it is, the answer
+        self._cache: dict[tuple[str, str], tuple[float, float, Answer]] = {}
         self.queries = 0
         self.cache_hits = 0
+        self.out_of_order = 0   # queries earlier than the answer cached for them
 
-    def cached_until(self, name: str, rtype: str) -> float:
-        """Until when the cache answers this query (-inf: not cached)."""
+    def cached(self, name: str, rtype: str) -> tuple[float, float]:
+        """When the cache took this query's answer, and until when it gives it (inf, -inf:
+        not cached)."""
         hit = self._cache.get((name, rtype))
-        return hit[0] if hit is not None else -math.inf
+        return (hit[0], hit[1]) if hit is not None else (math.inf, -math.inf)
 
     def count_hits(self, n: int) -> None:
         """Count ``n`` queries answered from the cache without asking (the flow path's)."""
         self.queries += n
         self.cache_hits += n
 
-    def query(self, name: str, rtype: str, now: float) -> tuple[Answer, float]:
-        """Answer a query at time ``now``; returns the answer and its latency [s]."""
+    def query(self, name: str, rtype: str, now: float, *, key: int) -> tuple[Answer, float]:
+        """Answer a query at time ``now``; returns the answer and its latency [s]. ``key``
+        names what the query concerns (``netsim.draws.derived`` of a message's key and its
+        attempt): a lookup the cache cannot answer draws from it."""
         self.queries += 1
-        key = (name, rtype)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
+        entry = (name, rtype)
+        hit = self._cache.get(entry)
+        if hit is not None and hit[0] <= now < hit[1]:
             self.cache_hits += 1
-            answer = hit[1]
+            answer = hit[2]
             return Answer(answer.name, answer.rtype, answer.rcode, answer.records, True), \
                 self.cached_lookup_s
-        latency = float(math.exp(self._mu + self._sigma * self.rng.standard_normal())) \
-            if self._sigma > 0 else math.exp(self._mu)
-        if self.servfail_rate > 0 and self.rng.random() < self.servfail_rate:
+        # a query earlier than the answer cached for it (asked out of time order, at
+        # fidelity flow): answered as the miss it was, the later answer kept
+        later = hit is not None and now < hit[0]
+        self.out_of_order += later
+        draw = derived(key, _name_key(name, rtype))
+        latency = math.exp(self._mu)
+        if self._sigma > 0:   # a uniform kept off 0, so its normal quantile is finite
+            u = max(keyed_uniform_one(draw, self.salt), 2.0**-54)
+            latency = math.exp(self._mu + self._sigma * _NORMAL.inv_cdf(u))
+        if (self.servfail_rate > 0
+                and keyed_uniform_one(derived(draw, 1), self.salt) < self.servfail_rate):
             return Answer(name, rtype, RCode.SERVFAIL), latency   # failures are not cached
         rcode, records = self.zones.lookup(name, rtype)
         answer = Answer(name, rtype, rcode, records)
         ttl = self.ttl_s if rcode is RCode.NOERROR else self.negative_ttl_s
-        self._cache[key] = (now + latency + ttl, answer)
+        if not later:
+            self._cache[entry] = (now, now + latency + ttl, answer)
         return answer, latency
+
+
+@lru_cache(maxsize=4096)
+def _name_key(name: str, rtype: str) -> int:
+    """A stable number for a query's name and type (CRC-32: the same in every process)."""
+    return zlib.crc32(f"{rtype} {name.lower()}".encode())

@@ -49,6 +49,12 @@ class Connection:
         return self.verdict is Verdict.OPEN
 
     @property
+    def stopped_by(self) -> str:
+        """What stopped a connection that never opened: the ACL rule's name (``op25b``), or
+        ``connection_refused`` when nothing listens on the port."""
+        return self.rule.name if self.rule is not None else "connection_refused"
+
+    @property
     def rtt_s(self) -> float:
         return 2 * self.one_way_s
 

@@ -92,7 +92,32 @@ __all__ = [
     "SMTPServerHooks",
     "SMTPSession",
     "SMTPState",
+    "auth_required",
+    "mail_checks",
+    "too_many_recipients",
 ]
+
+
+def auth_required(port: Any) -> Any:
+    """Whether a listener requires AUTH before MAIL: on the submission port (RFC 6409
+    §4.3); for one port, or an array of them."""
+    return port == 587
+
+
+# The engine's own refusals, before any hook: each a rule over what the engine knows, one
+# expression for one session (here) or for arrays of them (the simulation's flow path).
+def mail_checks(auth_required: Any, authenticated: Any, size: Any, max_size: Any,
+                ) -> tuple[tuple[Any, Reply], ...]:
+    """MAIL FROM's checks in order, as (where it refuses, the reply): AUTH first where
+    required (RFC 6409 §4.3), then the declared SIZE (RFC 1870)."""
+    return ((auth_required & (authenticated ^ True), S530_AUTH_REQUIRED),
+            (size > max_size, S552_SIZE_EXCEEDED))
+
+
+def too_many_recipients(accepted: Any, max_recipients: Any) -> Any:
+    """RCPT's check: the transaction holds its limit of recipients already (RFC 5321
+    §4.5.3.1.8), 452."""
+    return accepted >= max_recipients
 
 
 class SMTPState(enum.StrEnum):
@@ -333,10 +358,11 @@ class SMTPServer:
 
     def _mail(self, command: Mail) -> Reply:
         session = self._session
-        if self._auth_required and session.authenticated_user is None:
-            return S530_AUTH_REQUIRED
-        if command.size is not None and command.size > self._max_size:
-            return S552_SIZE_EXCEEDED
+        for refuses, refusal in mail_checks(self._auth_required,
+                                            session.authenticated_user is not None,
+                                            command.size or 0, self._max_size):
+            if refuses:
+                return refusal
         reply = self._hooks.check_mail(session, command.reverse_path) or S250_SENDER_OK
         if reply.code < 300:
             session.mail_from = command.reverse_path
@@ -344,7 +370,7 @@ class SMTPServer:
 
     def _rcpt(self, command: Rcpt) -> Reply:
         session = self._session
-        if len(session.rcpt_to) >= self._max_recipients:
+        if too_many_recipients(len(session.rcpt_to), self._max_recipients):
             return S452_TOO_MANY_RCPTS
         reply = self._hooks.check_rcpt(session, command.forward_path) or S250_RECIPIENT_OK
         if reply.code < 300:

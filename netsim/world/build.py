@@ -7,6 +7,7 @@ import numpy as np
 import simpy
 
 from netsim.mail import Ledger, MailServer, RetryPolicy, ServerSettings, Tracer
+from netsim.mail.accounts import recipient_address
 from netsim.mail.outbox import Outbox
 from netsim.net import (
     AddressPlan,
@@ -28,7 +29,7 @@ from netsim.world.retrieval import Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation
-from netsim.world.workload import Workload, recipient_address
+from netsim.world.workload import Workload
 
 
 class CountingEnvironment(simpy.Environment):
@@ -62,12 +63,16 @@ class World:
         self.zones = Zones()
         self.resolvers: list[Resolver] = []
         self.outbox = Outbox()
-        self.credentials = CredentialPool()
+        self.credentials = CredentialPool([i.subscribers for i in scenario.isps])
         isps = range(len(scenario.isps))
         smtp = scenario.smtp
         self.retry_policy = RetryPolicy(smtp.backoff_min_s, smtp.backoff_max_s,
                                         smtp.queue_lifetime_s)
         self.servers = [self._server(i) for i in isps]
+        # each ISP's recursive resolver for its subscribers' hosts; its mail server keeps a
+        # caching resolver of its own (``resolvers``), as MTAs do
+        self.subscriber_resolvers = [self._resolver(f"dns.{i.name}.subscribers")
+                                     for i in scenario.isps]
         apply_policies(self)
         self.relays = self._open_relays()
         self.server_index = {server.address: i for i, server in enumerate(self.servers)}
@@ -113,6 +118,31 @@ class World:
 
     def dynamic_pool(self, isp: int) -> Subnet:
         return self.plan.by_name[f"{self.scenario.isps[isp].name}.dynamic"]
+
+    def finish(self) -> None:
+        """After the run: what the flow path filed for after its last minute, then first
+        retrievals (fidelity flow)."""
+        if self.flow is not None:
+            self.flow.flush()
+        if self.retrievals is not None:
+            self.retrievals.finish()
+
+    def out_of_order(self) -> dict[str, int]:
+        """Asks that came earlier in time than one a stateful policy or a resolver's cache
+        had already answered for the same key, by policy (``dns`` for the caches): none on
+        the engine path; at fidelity flow, each may have been answered otherwise than the
+        engines would (docs/fidelity.md)."""
+        counts: dict[str, int] = {}
+        for server in [*self.servers, *self.relays]:
+            for policy in server.policies:
+                n = getattr(policy, "out_of_order", 0)
+                if n:
+                    name = type(policy).__name__
+                    counts[name] = counts.get(name, 0) + n
+        dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
+        if dns:
+            counts["dns"] = dns
+        return counts
 
     def held_rows(self) -> set[int]:
         """Every recipient some queue or MUA outbox still holds."""
@@ -169,11 +199,7 @@ class World:
         address = static.host(0)
         self.zones.add_mx(isp.domain, 10, f"mail.{isp.domain}")
         self.zones.add_a(f"mail.{isp.domain}", address)
-        d = s.dns
-        resolver = Resolver(self.zones, self.streams[f"dns.{isp.name}"], ttl_s=d.ttl_s,
-                            negative_ttl_s=d.negative_ttl_s, lookup_mean_s=d.lookup_mean_s,
-                            lookup_p90_s=d.lookup_p90_s, cached_lookup_s=d.cached_lookup_s,
-                            servfail_rate=d.servfail_rate)
+        resolver = self._resolver(f"dns.{isp.name}")
         settings = self._settings(isp.mail_server)
         self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
@@ -183,6 +209,13 @@ class World:
                           ledger=self.ledger, retry=self.retry_policy,
                           rng=self.streams[f"mx.{isp.name}"], ids=self.next_id,
                           tracer=self.tracer, scan_rng=self.streams[f"scan.{isp.name}"])
+
+    def _resolver(self, stream: str) -> Resolver:
+        d = self.scenario.dns
+        return Resolver(self.zones, self.streams[stream], ttl_s=d.ttl_s,
+                        negative_ttl_s=d.negative_ttl_s, lookup_mean_s=d.lookup_mean_s,
+                        lookup_p90_s=d.lookup_p90_s, cached_lookup_s=d.cached_lookup_s,
+                        servfail_rate=d.servfail_rate)
 
     def _settings(self, m: MailServerConfig) -> ServerSettings:
         """A server's settings from its scenario's, at the scenario's fidelity."""

@@ -20,12 +20,22 @@ if TYPE_CHECKING:
     from netsim.world.build import World
 
 
-class CredentialPool:
-    """Accounts (isp index, user index) whose passwords spammers hold."""
+def auth_captured(draw: Any, probability: Any, plaintext: Any) -> Any:
+    """Whether an eavesdropper on the client's network captures its SMTP AUTH: only in
+    plain text, when the message's capture draw falls below the network's eavesdropping
+    probability (0 off shared networks). For one submission or arrays of them."""
+    return plaintext & (draw < probability)
 
-    def __init__(self) -> None:
+
+class CredentialPool:
+    """Accounts (isp index, user index) whose passwords spammers hold. ``subscribers`` are
+    the accounts of each ISP (a flag an account says whether it is held)."""
+
+    def __init__(self, subscribers: list[int]) -> None:
         self.accounts: list[tuple[int, int]] = []
         self._known: set[tuple[int, int]] = set()
+        self._first = np.r_[0, np.cumsum(subscribers)].astype(np.int64)
+        self._held = np.zeros(int(self._first[-1]), dtype=bool)
         self.compromised = 0
         self.captured_pop3 = 0
         self.captured_smtp = 0
@@ -37,12 +47,17 @@ class CredentialPool:
             return
         self._known.add(account)
         self.accounts.append(account)
+        self._held[self._first[account[0]] + account[1]] = True
         if how == "compromised":
             self.compromised += 1
         elif how == "pop3":
             self.captured_pop3 += 1
         else:
             self.captured_smtp += 1
+
+    def holds(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Whether spammers hold each account (as of now)."""
+        return self._held[self._first[isp] + user]
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int] | None:
         """A credential for one session, or None while the pool is empty."""

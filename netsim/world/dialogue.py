@@ -1,187 +1,266 @@
-"""SMTP sessions decided as arrays (the flow path): the adapter's instants, the server's
-policies in order, the engines' own replies, the content filter's keyed verdict."""
+"""SMTP sessions as arrays (the flow path), from the greeting to QUIT.
+
+Every decision is asked where the engines ask it: the servers' policies through
+``netsim.mail.consult`` (the connect, MAIL, RCPT and data steps, each policy in its server's
+order), the engine's own checks through ``netsim.protocols.smtp_server`` (AUTH before MAIL
+on 587, the size limit, the recipient limit), the instants through ``netsim.mail.session``.
+What is written here is only how the arrays become the facts the policies judge.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
-from netsim.mail.draws import keyed_exponential, keyed_uniform
-from netsim.mail.hooks import SMTPHooks
-from netsim.mail.policy import LocalRecipients, RelayControl, mechanism
-from netsim.protocols import Reply, SMTPSession
-from netsim.protocols.replies import (
-    S451_RATE_LIMITED,
-    S452_TOO_MANY_RCPTS,
-    S550_USER_UNKNOWN,
-    S554_RELAY_DENIED,
-)
+from netsim.draws import keyed_exponential
+from netsim.mail import Kind, Mail, SenderType
+from netsim.mail.accounts import account, account_name, in_domain, recipient_address
+from netsim.mail.consult import Refusals, refusals
+from netsim.mail.ledger import KINDS
+from netsim.mail.policy import Ask, Texts, mechanism
+from netsim.mail.session import exchange, exchanges, greeting, transfer
+from netsim.protocols import Envelope, Reply, SMTPSession
+from netsim.protocols.replies import S452_TOO_MANY_RCPTS
+from netsim.protocols.smtp_server import auth_required, mail_checks, too_many_recipients
 from netsim.world.columns import Columns
-from netsim.world.workload import TYPO_DOMAIN, TYPO_USER, recipient_address
 
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
 
 
+class FlowError(ValueError):
+    """A world, or a reply of a policy, that the flow path cannot decide (the engines
+    can): run it at fidelity ``session``."""
+
+
+@dataclass
+class Decided:
+    """What a batch of sessions decided. Per recipient: its reply code (0: accepted), what
+    stopped it (a ``stopped_by`` code), and whether it went to the junk folder. Per
+    session: when the server answered the final dot (NaN: no data) and when the session
+    ended for the client (after QUIT, or after a 421)."""
+
+    code: np.ndarray
+    cause: np.ndarray
+    junk: np.ndarray
+    dot: np.ndarray
+    end: np.ndarray
+
+
 class Dialogue:
-    """SMTP sessions as arrays, timed as the session adapter times them: per session the
-    server (an ISP index), the instant the connection opened, the one-way latency and how
-    many commands come before the first RCPT; per recipient its session and its place among
-    the session's RCPTs."""
+    """SMTP sessions at the servers of the flow path (the ISPs'), decided as arrays.
 
-    def __init__(self, flow: LegitFlow, server: np.ndarray, opened: np.ndarray,
-                 one_way: np.ndarray, before_rcpt: np.ndarray, session: np.ndarray,
-                 place: np.ndarray):
+    ``s`` has one row a session: ``server`` (an ISP index), ``opened`` (the connection is
+    open), ``one_way``, ``client`` (its address), ``subnet``, ``port``, ``user`` (the account
+    that authenticates, -1: none), ``from_srv`` and ``from_user`` (the reverse path: -1 for
+    a bounce's null path), ``size``, ``key``,
+    ``kind`` (a ledger kind code) and ``mid``. ``r`` has one row a recipient, grouped by
+    session in RCPT order: ``session`` (a row of ``s``), ``place`` (its place among the
+    session's RCPTs), ``rcpt_isp``, ``rcpt_user``, ``typo`` and ``row`` (its ledger row).
+    ``helo(k)`` is the name session ``k``'s client greets with.
+    """
+
+    def __init__(self, flow: LegitFlow, s: Columns, r: Columns, helo: Callable[[int], str]):
         self.flow = flow
-        self.server = server
+        self.s = s
+        self.r = r
+        self.helo = helo
+        self.servers = flow.servers
+        server = s.server
         self.proc = flow.proc[server]
-        self.step = 2 * one_way + self.proc
-        self.opened = opened
-        # the greeting is answered after processing; then the client sends its first command
-        self.base = opened + one_way + self.proc
-        self.one_way = one_way
-        self.before_rcpt = before_rcpt
-        self.session = session
-        self.place = place
-        for i, n in enumerate(np.bincount(server, minlength=len(flow.servers)).tolist()):
+        for i, n in enumerate(np.bincount(server, minlength=len(self.servers)).tolist()):
             if n:
-                flow.servers[i].stats_sessions += n
-                flow.servers[i].stats_smtp_sessions += n
+                self.servers[i].stats_sessions += n
+                self.servers[i].stats_smtp_sessions += n
 
-    def greeting(self, client: np.ndarray, port: np.ndarray) -> np.ndarray:
-        """Per session: the greeting's refusal code (0: 220) from the servers' blocklists."""
-        code = np.zeros(len(client), dtype=np.int64)
-        for i in np.flatnonzero(self.flow.listed[self.server]).tolist():
-            server = self.flow.servers[int(self.server[i])]
-            session = SMTPSession(client_address=int(client[i]), port=int(port[i]))
-            server.instant = float(self.opened[i] + self.proc[i])
-            reply = SMTPHooks(server).on_connect(session)
-            server.instant = None
-            if reply is not None:
-                code[i] = reply.code
-        return code
+    # -- the facts -------------------------------------------------------------------------
+    def _sender(self, k: int) -> str:
+        user = int(self.s.from_user[k])
+        return "" if user < 0 else self.servers[int(self.s.from_srv[k])].address_of(user)
 
-    def decide(self, code: np.ndarray, cause: np.ndarray, *, rows: Columns, client: np.ndarray,
-               port: np.ndarray, own: np.ndarray, auth_user: np.ndarray,
-               mail_from: Callable[[int], str]) -> None:
-        """Fill in each recipient's RCPT reply code (0: accepted) and mechanism code, asking
-        its server's policies in order at the recipient's instant; recipients refused
-        already (``code`` set) are not asked. ``client``, ``port``, ``own`` (the client is
-        in the server's own networks) and ``auth_user`` (-1: none) are per session."""
-        flow = self.flow
-        s = self.session
-        srv = self.server[s]
-        instant = (self.base[s] + (self.before_rcpt[s] + self.place) * self.step[s]
-                   + self.one_way[s] + self.proc[s])
-        local = (rows.rcpt_isp == srv) & (rows.typo != TYPO_DOMAIN)
-        authenticated = auth_user[s] >= 0
-        too_many = (code == 0) & (self.place >= flow.max_rcpt[srv])
-        self._refuse(code, cause, too_many, S452_TOO_MANY_RCPTS)
-        for kinds, members in flow.signatures.items():
-            group = np.isin(srv, members)
-            if not group.any():
+    def _forward_path(self, i: int) -> str:
+        r = self.r
+        return recipient_address(self.servers[int(r.rcpt_isp[i])].domain, int(r.rcpt_user[i]),
+                                 int(r.typo[i]))
+
+    def _session_ask(self, at: np.ndarray, authenticated: bool) -> Ask:
+        s = self.s
+        user = s.user if authenticated else np.full(len(at), -1)
+        return Ask(at=at, client=s.client, subnet=s.subnet, port=s.port,
+                   own=self.flow.own[s.server, s.subnet], user=user, size=s.size,
+                   key=s.key, spam=s.kind == KINDS.index(Kind.SPAM),
+                   reverse_path=Texts(self._sender))
+
+    def _session(self, k: int, step: str) -> SMTPSession:
+        """Session ``k`` as a classic hook sees it at ``step``."""
+        s = self.s
+        port = int(s.port[k])
+        greeted = step != "connect"
+        user = int(s.user[k])
+        return SMTPSession(
+            client_address=int(s.client[k]), port=port,
+            server_hostname=self.servers[int(s.server[k])].hostname,
+            helo_name=self.helo(k) if greeted else None, esmtp=greeted,
+            authenticated_user=account_name(user) if greeted and user >= 0 else None,
+            tls=port == 465, mail_from=self._sender(k) if step in ("rcpt", "data") else None)
+
+    def _mail(self, k: int, rows: list[int], addresses: list[str]) -> Mail:
+        """The message of session ``k`` as a classic data hook sees it."""
+        ledger, s = self.flow.ledger, self.s
+        row = rows[0]
+        sender = ledger.vocab["sender"].words[ledger.sender[row]]
+        origin = ledger.vocab["origin_isp"].words[ledger.origin_isp[row]]
+        return Mail(int(s.mid[k]), KINDS[int(s.kind[k])], SenderType(sender), self._sender(k),
+                    int(s.size[k]), float(ledger.created_s[row]), origin=origin,
+                    rows=dict(zip(addresses, rows, strict=True)), key=int(s.key[k]))
+
+    # -- the dialogue ----------------------------------------------------------------------
+    def decide(self) -> Decided:
+        flow, s, r = self.flow, self.s, self.r
+        n_s = len(s)
+        one_way, proc = s.one_way, self.proc
+        # the greeting: the connect policies (a 554 or a 421 refuses the whole session)
+        acts, first = greeting(s.opened, one_way, proc)
+        greet, greet_cause = self._codes(self._step(
+            "connect", self._session_ask(acts, False), np.ones(n_s, dtype=bool),
+            lambda k: (self._session(k, "connect"), None)))
+        # EHLO, AUTH (the flow path's clients give their own account's password), MAIL FROM:
+        # the engine's checks, then the policies
+        authenticated = s.user >= 0
+        mail_at, after_mail = exchange(exchanges(first, 1 + authenticated, one_way, proc),
+                                       one_way, proc)
+        mail = np.zeros(n_s, dtype=np.int64)
+        mail_cause = np.zeros(n_s, dtype=np.int64)
+        for refuses, reply in mail_checks(auth_required(s.port), authenticated, s.size,
+                                          flow.size_limit[s.server]):
+            hit = (greet == 0) & (mail == 0) & refuses
+            mail[hit], mail_cause[hit] = reply.code, self._cause(reply)
+        policy, policy_cause = self._codes(self._step(
+            "mail", self._session_ask(mail_at, True), (greet == 0) & (mail == 0),
+            lambda k: (self._session(k, "mail"), self._sender(k))))
+        mail, mail_cause = np.where(mail > 0, mail, policy), np.where(mail > 0, mail_cause,
+                                                                      policy_cause)
+        refused = np.where(greet > 0, greet, mail)
+        code = refused[r.session]
+        cause = np.where(greet > 0, greet_cause, mail_cause)[r.session]
+        # RCPT TO: the recipient limit, then the policies, one recipient at a time per session
+        k = r.session
+        rcpt_at = exchange(exchanges(first[k], 2 + authenticated[k] + r.place, one_way[k],
+                                     proc[k]), one_way[k], proc[k])[0]
+        self._recipients(code, cause, rcpt_at, refused == 0)
+        # DATA and the message: the data policies judge what was accepted
+        count = np.bincount(k, minlength=n_s)
+        accepted = code == 0
+        accepted_any = np.bincount(k[accepted], minlength=n_s) > 0
+        content_sent = exchanges(first, 3 + authenticated + count, one_way, proc)
+        data = transfer(s.size, flow.bandwidth[s.server], flow.subnet_bps[s.subnet])
+        dot, quit_sent = exchange(content_sent, one_way, proc, data, self._scan(accepted_any))
+        judged = self._step("data", self._session_ask(dot, True), accepted_any,
+                            lambda j: self._data_hook_args(j, accepted))
+        data, data_cause = self._codes(judged)
+        hit = accepted & (data[k] > 0)
+        code[hit], cause[hit] = data[k][hit], data_cause[k][hit]
+        junk = accepted & ~hit & judged.junk[k]
+        # the end of each session for the client: QUIT after the data or a refusal, none
+        # after a 421
+        last_reply = np.where(greet > 0, first,
+                              np.where(mail > 0, after_mail,
+                                       exchanges(first, 2 + authenticated + count, one_way,
+                                                 proc)))
+        end = np.where(accepted_any, exchanges(quit_sent, 1, one_way, proc),
+                       np.where(greet == 421, first, exchanges(last_reply, 1, one_way, proc)))
+        return Decided(code, cause, junk, np.where(accepted_any, dot, np.nan), end)
+
+    def _step(self, step: str, asks: Ask, asked: np.ndarray,
+              session_of: Callable[[int], tuple[SMTPSession, object]],
+              server: np.ndarray | None = None) -> Refusals:
+        """One step, asked where ``asked`` (of the sessions, or of ``server``'s asks)."""
+        found = refusals(self.servers, step, self.s.server if server is None else server,
+                         asks, session_of, asked)
+        if step != "connect" and any(x is not None and x.code == 421 for x in found.replies):
+            raise FlowError(f"a policy answered 421 at {step}, which closes a session "
+                            "midway: only the engines replay that; use fidelity session")
+        return found
+
+    def _codes(self, found: Refusals) -> tuple[np.ndarray, np.ndarray]:
+        """Per ask: the refusal's reply code and what it stands for (0, 0: none)."""
+        codes = np.array([0 if x is None else x.code for x in found.replies])
+        causes = np.array([0 if x is None else self._cause(x) for x in found.replies])
+        return codes[found.reply], causes[found.reply]
+
+    def _cause(self, reply: Reply) -> int:
+        return self.flow.ledger.code("stopped_by", mechanism(reply))
+
+    def _recipients(self, code: np.ndarray, cause: np.ndarray, at: np.ndarray,
+                    open_session: np.ndarray) -> None:
+        """Each recipient's RCPT: refused with 452 once its transaction holds the server's
+        limit of recipients, else asked of the policies, all in time order. A recipient
+        whose place is below the limit cannot meet it; one beyond it depends on what the
+        places before it accepted: the asks are split before each such recipient, so that
+        what comes before it in time is decided first."""
+        s, r, flow = self.s, self.r, self.flow
+        limit = flow.max_rcpt[s.server][r.session]
+        live = np.flatnonzero(open_session[r.session])
+        live = live[np.argsort(at[live], kind="stable")]
+        beyond = r.place[live] >= limit[live]
+        cuts = np.flatnonzero(beyond)
+        accepted = np.zeros(len(s), dtype=np.int64)
+        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(live)], strict=True):
+            rows = live[start:stop]
+            if not len(rows):
                 continue
-            for position, kind in enumerate(kinds):
-                undecided = group & (code == 0)
-                if kind is RelayControl:
-                    allowed = local | authenticated | (
-                        (port[s] == 25) & (instant < flow.auth_on_25_from[srv]) & own[s])
-                    self._refuse(code, cause, undecided & ~allowed, S554_RELAY_DENIED)
-                elif kind is LocalRecipients:
-                    self._refuse(code, cause, undecided & local & (rows.typo == TYPO_USER),
-                                 S550_USER_UNKNOWN)
-                elif kind is RateLimit:
-                    self._rate_limit(code, cause, undecided & authenticated, position,
-                                     instant, auth_user)
-                elif kind not in (ContentFilter, Blocklist):   # judged at DATA, at greeting
-                    scope = undecided
-                    if kind is Greylisting:
-                        scope = scope & ~authenticated & ~own[s]
-                    self._ask(code, cause, scope, position, instant, rows, client, port,
-                              auth_user, mail_from)
+            if beyond[start]:
+                first = rows[0]
+                if too_many_recipients(accepted[r.session[first]], limit[first]):
+                    code[first] = S452_TOO_MANY_RCPTS.code
+                    cause[first] = self._cause(S452_TOO_MANY_RCPTS)
+                    rows = rows[1:]
+            asked = np.zeros(len(r), dtype=bool)
+            asked[rows] = True
+            self._ask_rcpt(code, cause, at, asked)
+            if len(cuts):   # only counted where a transaction can reach its limit
+                accepted += np.bincount(r.session[rows[code[rows] == 0]], minlength=len(s))
 
-    def _rate_limit(self, code: np.ndarray, cause: np.ndarray, scope: np.ndarray,
-                    position: int, instant: np.ndarray, auth_user: np.ndarray) -> None:
-        """Each server's rate limit, asked in bulk for its authenticated recipients."""
-        flow = self.flow
-        ask = np.flatnonzero(scope)
-        ask = ask[np.argsort(instant[ask], kind="stable")]
-        server = self.server[self.session[ask]]
-        for i in np.unique(server).tolist():
-            rows = ask[server == i]
-            policy = flow.servers[i].policies[position]
-            assert isinstance(policy, RateLimit)
-            users = [f"user{u}" for u in auth_user[self.session[rows]].tolist()]
-            limited = rows[np.array(policy.limits(users, instant[rows].tolist()), dtype=bool)]
-            self._refuse(code, cause, limited, S451_RATE_LIMITED)
+    def _ask_rcpt(self, code: np.ndarray, cause: np.ndarray, at: np.ndarray,
+                  asked: np.ndarray) -> None:
+        """The RCPT policies for the recipients ``asked``, at their instants ``at``."""
+        if not asked.any():
+            return
+        s, r, flow = self.s, self.r, self.flow
+        k = r.session
+        server = s.server[k]
+        asks = self._session_ask(s.opened, True).take(k)
+        asks.at = at
+        asks.local = in_domain(r.rcpt_isp, r.typo, server)
+        asks.account = account(r.rcpt_user, r.typo, flow.users[r.rcpt_isp])
+        asks.forward_path = Texts(self._forward_path)
 
-    def _ask(self, code: np.ndarray, cause: np.ndarray, scope: np.ndarray, position: int,
-             instant: np.ndarray, rows: Columns, client: np.ndarray, port: np.ndarray,
-             auth_user: np.ndarray, mail_from: Callable[[int], str]) -> None:
-        """Ask a stateful policy through its own hook, one recipient at a time in time order."""
-        flow = self.flow
-        ask = np.flatnonzero(scope)
-        for i in ask[np.argsort(instant[ask], kind="stable")].tolist():
-            k = int(self.session[i])
-            server = flow.servers[int(self.server[k])]
-            user = int(auth_user[k])
-            session = SMTPSession(client_address=int(client[k]), port=int(port[k]),
-                                  authenticated_user=f"user{user}" if user >= 0 else None,
-                                  mail_from=mail_from(k))
-            address = recipient_address(flow.servers[int(rows.rcpt_isp[i])].domain,
-                                        int(rows.rcpt_user[i]), int(rows.typo[i]))
-            server.instant = float(instant[i])
-            reply = server.policies[position].check_rcpt(server, session, address)
-            server.instant = None
-            if reply is not None:
-                code[i] = reply.code
-                cause[i] = flow.ledger.code("stopped_by", mechanism(reply))
+        def session_of(i: int) -> tuple[SMTPSession, object]:
+            return self._session(int(k[i]), "rcpt"), self._forward_path(i)
 
-    def _refuse(self, code: np.ndarray, cause: np.ndarray, mask: np.ndarray,
-                reply: Reply) -> None:
-        code[mask] = reply.code
-        cause[mask] = self.flow.ledger.code("stopped_by", mechanism(reply))
+        found, found_cause = self._codes(self._step("rcpt", asks, asked, session_of, server))
+        hit = found > 0
+        code[hit], cause[hit] = found[hit], found_cause[hit]
 
-    def close(self, accepted_any: np.ndarray, transfer: np.ndarray, keys: np.ndarray,
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Per session: the instant the final dot is answered (NaN without data) and the
-        session's end after QUIT; each server scans what it receives (keyed by message)."""
-        flow = self.flow
-        rcpts = np.bincount(self.session, minlength=len(self.base))
-        after_rcpts = self.base + (self.before_rcpt + rcpts) * self.step
-        mean = flow.scan_mean[self.server]
-        scan = np.where(accepted_any & (mean > 0),
-                        keyed_exponential(keys, flow.scan_salt[self.server], mean), 0.0)
-        dot = after_rcpts + self.step + self.one_way + transfer + self.proc + scan
-        end = np.where(accepted_any, dot + self.one_way + self.step, after_rcpts + self.step)
-        return np.where(accepted_any, dot, np.nan), end
+    def _data_hook_args(self, k: int, accepted: np.ndarray) -> tuple[SMTPSession, object]:
+        """What a classic data hook of session ``k`` sees: the session with its accepted
+        recipients, and the envelope of the message."""
+        r = self.r
+        rows = np.flatnonzero((r.session == k) & accepted)
+        addresses = [self._forward_path(int(i)) for i in rows]
+        session = self._session(k, "data")
+        session.rcpt_to = list(addresses)
+        mail = self._mail(k, r.row[rows].tolist(), addresses)
+        return session, Envelope(mail.mail_from, tuple(addresses), mail.size, mail,
+                                 session.helo_name, session.authenticated_user)
 
-    def refused_after(self, commands: np.ndarray) -> np.ndarray:
-        """The end of a session refused at its ``commands``-th exchange (0: the greeting),
-        after the client's QUIT."""
-        return self.base + (commands + 1) * self.step
-
-    def content_filter(self, keys: np.ndarray, inbound: np.ndarray,
-                       spam: np.ndarray | None = None) -> np.ndarray:
-        """Per session: caught by its server's content filter (spam: detected; anything
-        else: a false positive), judged by the message's key as ``ContentFilter.check_data``
-        judges it."""
-        flow = self.flow
-        judged = inbound & (flow.false_positive[self.server] >= 0)
-        rate = flow.false_positive[self.server]
-        if spam is not None:
-            rate = np.where(spam, flow.detection[self.server], rate)
-        caught = np.zeros(len(keys), dtype=bool)
-        caught[judged] = keyed_uniform(keys[judged], flow.filter_salt[self.server[judged]]) \
-            < rate[judged]
-        examined = np.bincount(self.server[judged], minlength=len(flow.servers))
-        hits = np.bincount(self.server[caught], minlength=len(flow.servers))
-        for i in np.flatnonzero(examined).tolist():
-            policy = flow.filters[i]
-            assert policy is not None
-            policy.examined += int(examined[i])
-            policy.caught += int(hits[i])
-        return caught
+    def _scan(self, accepted_any: np.ndarray) -> np.ndarray:
+        """The server's scan of each message it receives, keyed by message
+        (``MailServer.scan_time``)."""
+        flow, s = self.flow, self.s
+        mean = flow.scan_mean[s.server]
+        return np.where(accepted_any & (mean > 0),
+                        keyed_exponential(s.key, flow.scan_salt[s.server], mean), 0.0)

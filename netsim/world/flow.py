@@ -35,24 +35,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from netsim.mail import Kind, Outcome, SenderType
-from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit
+from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_address
+from netsim.mail.consult import classic
 from netsim.mail.ledger import KINDS
-from netsim.mail.policy import LocalRecipients, Policy, RelayControl, mechanism
-from netsim.protocols.replies import (
-    S550_CONTENT_REJECTED,
-    S552_SIZE_EXCEEDED,
-)
+from netsim.mail.policy import STEPS
+from netsim.net import NetKind
 from netsim.world.columns import Columns, runs
-from netsim.world.dialogue import Dialogue
+from netsim.world.credentials import auth_captured
+from netsim.world.dialogue import Dialogue, FlowError
 from netsim.world.flow_queue import FlowQueues
-from netsim.world.workload import (
-    BATCH_S,
-    HOME,
-    TYPO_DOMAIN,
-    Batch,
-    mistyped,
-)
+from netsim.world.users import MailClients, mua_helo
+from netsim.world.workload import BATCH_S, HOME, Batch
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -61,35 +55,12 @@ if TYPE_CHECKING:
 STEP_S = 60.0   # the flow path decides a minute of simulated time at a time
 LEGIT = KINDS.index(Kind.LEGIT)
 
-#: Policies the flow path decides as arrays, or asks through their hooks.
-KNOWN_POLICIES = (RelayControl, LocalRecipients, ContentFilter, Blocklist, Greylisting,
-                  RateLimit)
-
-
-class FlowError(ValueError):
-    """A world the flow path cannot decide (the engine path can)."""
-
-
-def check_supported(world: World) -> None:
-    """Refuse, before anything runs, a policy the flow path cannot ask: one that judges
-    MAIL FROM or the data, which only the engines show it."""
-    for server in world.servers:
-        for policy in server.policies:
-            cls = type(policy)
-            if isinstance(policy, KNOWN_POLICIES):
-                continue
-            if (not isinstance(policy, Policy) or cls.check_mail is not Policy.check_mail
-                    or cls.check_data is not Policy.check_data):
-                raise FlowError(f"fidelity flow cannot decide policy {cls.__name__} at "
-                                f"{server.hostname}; use fidelity session")
-
 
 class LegitFlow:
     """Decides every ISP's users' mail and runs every outbound queue (``FlowQueues``), a
     minute at a time (one SimPy event a minute)."""
 
     def __init__(self, world: World, retrievals: Retrievals):
-        check_supported(world)
         self.world = world
         self.env = world.env
         self.ledger = world.ledger
@@ -110,22 +81,12 @@ class LegitFlow:
         self.scan_salt = np.array([s.scan_salt for s in servers], dtype=np.uint64)
         self.tls_auth = np.array([i.mail_server.submission_security == "tls"
                                   for i in world.scenario.isps])
-        filters = [next((p for p in s.policies if isinstance(p, ContentFilter)), None)
-                   for s in servers]
-        self.filters = filters
-        self.filter_salt = np.array([f.salt if f else 0 for f in filters], dtype=np.uint64)
-        self.false_positive = np.array([f.false_positive_rate if f else -1.0 for f in filters])
-        self.detection = np.array([f.detection_rate if f else -1.0 for f in filters])
-        self.filter_rejects = np.array([f is not None and f.action == "reject" for f in filters])
-        self.listed = np.array([any(isinstance(p, Blocklist) for p in s.policies)
-                                for s in servers])
-        # relay for the ISP's own networks on 25 until AUTH is required there
-        self.auth_on_25_from = np.array([next((p.auth_on_25_from for p in s.policies
-                                               if isinstance(p, RelayControl)), math.inf)
-                                         for s in servers])
-        self.signatures: dict[tuple[type, ...], list[int]] = {}
-        for i, s in enumerate(servers):
-            self.signatures.setdefault(tuple(type(p) for p in s.policies), []).append(i)
+        self.users = np.array([s.users for s in servers])
+        self.subnet_bps = np.array([n.bandwidth_bps for n in plan.subnets])
+        # whether a client network is one of the server's own ("mynetworks"), by server
+        self.own = np.zeros((len(servers), len(plan.subnets)), dtype=bool)
+        for i, server in enumerate(servers):
+            self.own[i, list(server.own_subnets)] = True
         # instants at which a connection's verdict can change: rules and ports coming in force
         self.epochs = sorted(world.network.changes())
         # connection verdicts by (source network, server, port, epoch): an index into
@@ -143,21 +104,63 @@ class LegitFlow:
         self.held: list[np.ndarray] = []      # rows a step after the run's end holds
         self.step_index = 0
         self._hour: Columns | None = None
+        self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
+        self.shared = np.zeros(len(servers), dtype=bool)   # (set when the run starts)
         self.queues = FlowQueues(self)
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------
     def _run(self) -> Generator[simpy.Event, Any, None]:
+        self._refuse_order_bound_hooks()
+        # servers where a stateful policy sees both users' and spammers' sessions of one
+        # account: stolen credentials are used, and the server keeps state over them
+        stolen = any("stolen_587" in b.strategies for b in self.world.scenario.spam.botnets)
+        self.shared = np.array([stolen and any(getattr(p, "stateful", False)
+                                               for p in server.policies)
+                                for server in self.servers])
         k = 0
         while k * STEP_S < self.end:
-            self.step_index = k
-            start = k * STEP_S
-            work = [*self._created(start, start + STEP_S), *self.due_mua.pop(k, [])]
-            if work:
-                self._submit(Columns.join(work))
-            self.queues.step(k)
+            self._submissions(k)
             k += 1
             yield self.env.timeout(k * STEP_S - self.env.now)
+            # the minute's queues once every engine event in it has happened: what the
+            # engines handed over in it joins them, and all are taken in time order
+            self.queues.step(k - 1)
+
+    def _refuse_order_bound_hooks(self) -> None:
+        """Before anything runs (once the world's policies are final): refuse a classic
+        hook whose answers may depend on the order it is asked in (``netsim.mail.policy``,
+        module rule 3)."""
+        for server in self.servers:
+            for policy in server.policies:
+                for step in STEPS:
+                    if classic(policy, step) and not getattr(policy, "order_free", False):
+                        raise FlowError(
+                            f"fidelity flow cannot ask {type(policy).__name__}.check_{step} "
+                            f"at {server.hostname} in the engines' order; declare "
+                            "order_free = True if its answers do not depend on what it was "
+                            "asked before, or run at fidelity session")
+
+    def _submissions(self, k: int) -> None:
+        """The users' submissions of minute ``k``: new messages and the MUAs' retries."""
+        self.step_index = k
+        start = k * STEP_S
+        created = self._created(start, start + STEP_S) if start < self.end else []
+        work = [*created, *self.due_mua.pop(k, [])]
+        if work:
+            self._submit(Columns.join(work))
+
+    def flush(self) -> None:
+        """After the run: the last minute's queues (their turn falls on the run's end), and
+        what they, a MUA's last retry or an engine's hand-over filed for after it with
+        instants inside the run, as the engine path takes it within the run."""
+        k = self.queues.stepped + 1
+        queues = self.queues
+        while k <= self.step_index or self.due_mua or queues.due or queues.handed:
+            if k > self.step_index:
+                self._submissions(k)
+            queues.step(k)
+            k += 1
 
     def held_rows(self) -> set[int]:
         rows = [*self.held, *(c.row for parts in self.due_mua.values() for c in parts),
@@ -232,17 +235,17 @@ class LegitFlow:
         port = np.where(world.workloads[isp].mua_587[batch.user], 587, 25)
         sender = np.where(batch.where == HOME, code("sender", SenderType.USER.value),
                           code("sender", SenderType.ROAMING.value))
-        capture = ((batch.capture < self.eavesdrop[batch.where]) & (batch.where != HOME)
-                   & (port == 587) & ~self.tls_auth[isp])
+        # HOME (-1) reads the last entry of ``eavesdrop``: 0
+        capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
+                                ~self.tls_auth[isp]) & (port == 587)
+        draw = batch.capture
         typo = batch.typo
         per_message = {
             "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
             "src_net": src_net,
             "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
-            "own": np.isin(src_net, list(world.servers[isp].own_subnets)), "port": port,
-            "size": batch.size, "key": batch.key, "capture": capture,
-            "bps": np.minimum(self.bandwidth[isp],
-                              np.array([net.bandwidth_bps for net in nets])[net_of]),
+            "port": port,
+            "size": batch.size, "key": batch.key, "capture": capture, "draw": draw,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
             "path": np.where(port == 587, code("path", "mua:587"), code("path", "mua:25")),
@@ -277,9 +280,7 @@ class LegitFlow:
                                                   int(port[i]), float(t[i]))
                 self._verdict[key[i]] = len(self._verdicts[0]) + len(found)
                 found.append((conn.is_open, conn.delay_s, conn.one_way_s, 0 if conn.is_open
-                              else self.ledger.code("stopped_by", conn.rule.name
-                                                    if conn.rule is not None
-                                                    else "connection_refused")))
+                              else self.ledger.code("stopped_by", conn.stopped_by)))
             added = zip(*found, strict=True)
             self._verdicts = tuple(np.r_[old, np.array(values, dtype=old.dtype)]
                                    for old, values in zip(self._verdicts, added, strict=True))
@@ -289,7 +290,19 @@ class LegitFlow:
 
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
-        """One submission attempt of every message in ``work`` (first tries and retries)."""
+        """One submission attempt of every message in ``work`` (first tries and retries).
+        A message from an account whose password spammers hold and use goes through the
+        engines instead, as the spammers' sessions do, where the server keeps state over
+        accounts (a rate limit): it then sees all of the account's sessions in time
+        order."""
+        held = self.shared[work.isp] & (work.attempt == 0)
+        if held.any():
+            held &= self.world.credentials.holds(work.isp, work.user)
+        if held.any():
+            self._to_engines(work.take(held))
+            work = work.take(~held)
+            if not len(work):
+                return
         work = work.take(np.lexsort((work.row, work.mid, work.t)))
         starts, per_row, place = runs(work.mid)
         s = work.take(starts)                               # one entry a session
@@ -308,32 +321,21 @@ class LegitFlow:
         index = np.cumsum(live) - 1
         per_row = index[per_row[keep]]
         s, opened, one_way = s.take(live), opened[live], one_way[live]
-        auth = s.port == 587
-        d = Dialogue(self, s.isp, opened, one_way, 2 + auth, per_row, place)
-        code_of = self.ledger.code
-        # refused before RCPT: at the greeting (a blocklist) or at MAIL FROM (too big)
-        greeted = d.greeting(s.src, s.port)
-        too_big = (greeted == 0) & (s.size > self.size_limit[s.isp])
-        code = np.where(greeted > 0, greeted, np.where(too_big, S552_SIZE_EXCEEDED.code, 0))
-        cause = np.where(greeted > 0, code_of("stopped_by", "blocklist"),
-                         np.where(too_big, code_of("stopped_by", mechanism(S552_SIZE_EXCEEDED)),
-                                  0))
-        code, cause = code[per_row], cause[per_row]
-        d.decide(code, cause, rows=work, client=s.src, port=s.port, own=s.own,
-                 auth_user=np.where(auth, s.user, -1),
-                 mail_from=lambda k: self.servers[int(s.isp[k])].address_of(int(s.user[k])))
+        n = len(s)
+        sessions = Columns({
+            "server": s.isp, "opened": opened, "one_way": one_way, "client": s.src,
+            "subnet": s.src_net, "port": s.port, "user": np.where(s.port == 587, s.user, -1),
+            "from_srv": s.isp, "from_user": s.user, "size": s.size, "key": s.key,
+            "kind": np.full(n, LEGIT),
+            "mid": s.mid})
+        recipients = Columns({"session": per_row, "place": place, "rcpt_isp": work.rcpt_isp,
+                              "rcpt_user": work.rcpt_user, "typo": work.typo, "row": work.row})
+        subnets = self.world.plan.subnets
+        d = Dialogue(self, sessions, recipients, helo=lambda k: mua_helo(
+            int(s.src[k]), subnets[int(s.src_net[k])].name)).decide()
+        code, cause, end = d.code, d.cause, d.end
         accepted = code == 0
-        accepted_any = np.bincount(per_row[accepted], minlength=len(s)) > 0
-        dot, end = d.close(accepted_any, s.size * 8 / s.bps, s.key)
-        end = np.where(too_big, d.refused_after(2 + auth), end)
-        end = np.where(greeted > 0, d.refused_after(np.zeros(len(s), dtype=int)), end)
-        caught = d.content_filter(s.key, accepted_any & ~auth & ~s.own)
-        rejected = accepted & (caught & self.filter_rejects[s.isp])[per_row]
-        code[rejected] = S550_CONTENT_REJECTED.code
-        cause[rejected] = code_of("stopped_by", mechanism(S550_CONTENT_REJECTED))
-        accepted &= ~rejected
-        junk = (caught & ~self.filter_rejects[s.isp])[per_row]
-        self._accepted(work.take(accepted), dot[per_row][accepted], junk[accepted])
+        self._accepted(work.take(accepted), d.dot[per_row][accepted], d.junk[accepted])
         # plaintext AUTH across a shared network: the eavesdropper's capture
         for k in np.flatnonzero(s.capture & (end < self.end)).tolist():
             self._captured(int(s.isp[k]), int(s.user[k]), float(end[k]))
@@ -351,15 +353,43 @@ class LegitFlow:
         self.later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
                     self.step_index + 1)
 
+    def _to_engines(self, work: Columns) -> None:
+        """Messages submitted by their users' mail clients on the engine path, each from the
+        instant it is created (``netsim.world.users.MailClients``)."""
+        work = work.take(np.lexsort((work.row, work.mid)))
+        starts = np.flatnonzero(np.r_[True, work.mid[1:] != work.mid[:-1]])
+        subnets, servers = self.world.plan.subnets, self.servers
+        for first, last in zip(starts.tolist(), [*starts[1:].tolist(), len(work)], strict=True):
+            isp, user = int(work.isp[first]), int(work.user[first])
+            net = subnets[int(work.src_net[first])]
+            rows = {recipient_address(servers[int(work.rcpt_isp[i])].domain,
+                                      int(work.rcpt_user[i]), int(work.typo[i])):
+                    int(work.row[i]) for i in range(first, last)}
+            sender = SenderType.USER if net.kind is NetKind.DYNAMIC else SenderType.ROAMING
+            mail = Mail(int(work.mid[first]), Kind.LEGIT, sender, servers[isp].address_of(user),
+                        int(work.size[first]), float(work.t[first]), origin=servers[isp].isp,
+                        rows=rows, key=int(work.key[first]))
+            submit = self.clients[isp].submit(user, mail, (int(work.src[first]), net),
+                                              float(work.draw[first]))
+            self.env.process(self._at(float(work.t[first]), submit))
+
+    def _at(self, t: float, process: Generator[simpy.Event, Any, None],
+            ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(t - self.env.now)
+        yield from process
+
     def _captured(self, isp: int, user: int, at: float) -> None:
         credentials = self.world.credentials
+        if at <= self.env.now:   # (after the run, by ``flush``)
+            credentials.add((isp, user), "smtp")
+            return
         event = self.env.timeout(at - self.env.now)
         event.callbacks.append(lambda _: credentials.add((isp, user), "smtp"))
 
     def _accepted(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
         """The submission server took these recipients at ``at``: its own domain's into
         maildrops (or the junk folder), the rest into its outbound queue."""
-        local = (work.rcpt_isp == work.isp) & (work.typo != TYPO_DOMAIN)
+        local = in_domain(work.rcpt_isp, work.typo, work.isp)
         self.deliver(work.take(local), at[local], junk[local])
         remote = work.take(~local)
         if len(remote):

@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netsim.draws import attempt_key, bounce_keys
 from netsim.mail import Kind, Mail, Outcome, SenderType
-from netsim.mail.draws import bounce_keys
+from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, mistyped, parse_local
 from netsim.mail.ledger import KINDS
-from netsim.mail.message import domain_of, local_part
-from netsim.mail.policy import mechanism
+from netsim.mail.queue import EXPIRED, NXDOMAIN
 from netsim.mail.server import BOUNCE_SIZE
 from netsim.net import RCode, Resolver
-from netsim.protocols.replies import S550_CONTENT_REJECTED
 from netsim.world.columns import Columns, runs
 from netsim.world.dialogue import Dialogue
-from netsim.world.workload import TYPO_DOMAIN, TYPO_NONE, TYPO_USER, mistyped
 
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
@@ -46,7 +44,6 @@ class FlowQueues:
         plan = world.plan
         self.address = np.array([s.address for s in owners], dtype=np.int64)
         self.own_net = np.array([plan.subnet_of(s.address).index for s in owners])
-        self.bandwidth = np.array([s.settings.server_bandwidth_bps for s in owners])
         self.resolvers: list[Resolver] = world.resolvers
         self.resolver_of = np.array([next(i for i, r in enumerate(world.resolvers)
                                           if r is s.queue.resolver) for s in owners])
@@ -58,15 +55,18 @@ class FlowQueues:
         self.mistyped = {mistyped(s.domain): i for i, s in enumerate(world.servers)}
         n = len(world.servers)
         self.cached_lookup = np.array([r.cached_lookup_s for r in self.resolvers])
-        # what each resolver's cache is known to answer until (a lower bound: the engine
-        # path's lookups refresh it too), by name: MX of a domain (x2: right, mistyped), A of
-        # a mail host
-        self.mx_until = np.full((len(self.resolvers), 2 * n), -np.inf)
-        self.a_until = np.full((len(self.resolvers), n), -np.inf)
+        # what each resolver's cache answers, from when until when, by name: MX of a domain
+        # (x2: right, mistyped), A of a mail host (at fidelity flow only these queues use
+        # the servers' resolvers: the cache is known exactly)
+        self.mx_cached = (np.full((len(self.resolvers), 2 * n), np.inf),
+                          np.full((len(self.resolvers), 2 * n), -np.inf))
+        self.a_cached = (np.full((len(self.resolvers), n), np.inf),
+                         np.full((len(self.resolvers), n), -np.inf))
         self.due: dict[int, list[Columns]] = {}
         # from the engines, one entry a message: its fields, the instant, then its recipients'
-        self._handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
+        self.handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
         self.entries = 0
+        self.stepped = -1   # the last minute whose attempts were made
         for i, owner in enumerate(owners):
             owner.queue = HandOff(self, i, owner.queue.resolver)
 
@@ -76,7 +76,7 @@ class FlowQueues:
 
     def held_rows(self) -> list[np.ndarray]:
         return [*(c.row for parts in self.due.values() for c in parts),
-                np.array([row for h in self._handed for row in h[2][0]], dtype=np.int64)]
+                np.array([row for h in self.handed for row in h[2][0]], dtype=np.int64)]
 
     # -- entering the queue ------------------------------------------------------------------
     def enqueue(self, work: Columns, at: np.ndarray, earliest: int) -> None:
@@ -95,10 +95,12 @@ class FlowQueues:
         self.flow.later(self.due, rows, at, earliest)
 
     def step(self, k: int) -> None:
+        """Minute ``k``'s attempts, with what the engines handed over in it."""
+        self.stepped = k
         self.take_handed(k)
         due = self.due.pop(k, [])
         if due:
-                self._attempt(Columns.join(due))
+            self._attempt(Columns.join(due))
 
     # -- one attempt ---------------------------------------------------------------------
     def _attempt(self, work: Columns) -> None:
@@ -110,14 +112,17 @@ class FlowQueues:
         resolver = self.resolver_of[e.qsrv]
         nxdomain = e.typo == TYPO_DOMAIN
         ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
-        mx, rcode = self._lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX")
+        # what the lookups concern: the message and its attempt (``netsim.draws.attempt_key``)
+        keys = e.key, e.attempt + 1
+        mx, rcode = self._lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX", keys)
         bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
-        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, 550, "nxdomain")
+        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, *NXDOMAIN)
         ended[bad] = np.inf                                # done
         temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
         ended[temporary] = mx[temporary]
         go = (rcode == 0) & (mx < self.end)
-        a, rcode_a = self._lookup(resolver[go], e.rcpt_isp[go], mx[go], "A")
+        a, rcode_a = self._lookup(resolver[go], e.rcpt_isp[go], mx[go], "A",
+                                  (keys[0][go], keys[1][go]))
         ready = np.full(len(e), np.nan)
         ready[go] = a
         failed_a = go.copy()
@@ -130,9 +135,8 @@ class FlowQueues:
         pending = self._pending(work)
         still = np.isfinite(ended)[per_row] & pending
         flow.hold(work.row[np.isnan(ended)[per_row] & pending])
-        old = ended - e.queued >= self.retry.queue_lifetime_s
-        self._fail(work, per_row, still & old[per_row], ended, Outcome.EXPIRED, 0,
-                   "queue_lifetime")
+        old = self.retry.expired(e.queued, ended)
+        self._fail(work, per_row, still & old[per_row], ended, Outcome.EXPIRED, *EXPIRED)
         again = still & ~old[per_row]
         retry = work.take(again)
         attempt = retry.attempt + 1
@@ -145,14 +149,14 @@ class FlowQueues:
         return state == self.ledger.code("outcome", Outcome.PENDING.value)
 
     def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
-        2 SERVFAIL). Queries the cache is known to answer are counted as hits; the rest go
-        through the resolver, in time order."""
-        until = self.mx_until if rtype == "MX" else self.a_until
+        2 SERVFAIL). Queries the cache answers are counted as hits; the rest go through the
+        resolver, in time order."""
+        since, until = self.mx_cached if rtype == "MX" else self.a_cached
         done = np.empty(len(t))
         rcode = np.zeros(len(t), dtype=np.int64)
-        hit = t < until[resolver, name]
+        hit = (since[resolver, name] <= t) & (t < until[resolver, name])
         for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
             self.resolvers[int(r)].count_hits(int(n))
         done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
@@ -168,10 +172,11 @@ class FlowQueues:
             else:
                 query = servers[k].hostname
             dns = self.resolvers[r]
-            answer, latency = dns.query(query, rtype, float(t[i]))
+            answer, latency = dns.query(query, rtype, float(t[i]),
+                                        key=attempt_key(int(keys[0][i]), int(keys[1][i])))
             done[i] = t[i] + latency
             rcode[i] = RCODES[answer.rcode]
-            until[r, k] = dns.cached_until(query, rtype)
+            since[r, k], until[r, k] = dns.cached(query, rtype)
         return done, rcode
 
     def _session(self, work: Columns, per_row: np.ndarray, e: Columns, go: np.ndarray,
@@ -198,30 +203,24 @@ class FlowQueues:
         row_session = index[per_row[mine]]
         _, _, row_place = runs(row_session)
         s = sub.take(live)
-        k = len(s)
-        d = Dialogue(flow, s.rcpt_isp, opened[live], one_way[live], np.full(k, 2),
-                     row_session, row_place)
-        code = np.zeros(len(rows), dtype=np.int64)
-        cause = np.zeros(len(rows), dtype=np.int64)
-        d.decide(code, cause, rows=rows, client=self.address[s.qsrv], port=np.full(k, 25),
-                 own=np.zeros(k, dtype=bool), auth_user=np.full(k, -1),
-                 mail_from=lambda j: self.sender_address(int(s.from_srv[j]),
-                                                         int(s.from_user[j])))
+        sessions = Columns({
+            "server": s.rcpt_isp, "opened": opened[live], "one_way": one_way[live],
+            "client": self.address[s.qsrv], "subnet": self.own_net[s.qsrv],
+            "port": np.full(len(s), 25), "user": np.full(len(s), -1),
+            "from_srv": s.from_srv, "from_user": s.from_user, "size": s.size,
+            "key": s.key, "kind": s.kind, "mid": s.mid})
+        recipients = Columns({"session": row_session, "place": row_place,
+                              "rcpt_isp": rows.rcpt_isp, "rcpt_user": rows.rcpt_user,
+                              "typo": rows.typo, "row": rows.row})
+        owners = self.owners
+        d = Dialogue(flow, sessions, recipients,
+                     helo=lambda j: owners[int(s.qsrv[j])].hostname).decide()
+        code, cause, end = d.code, d.cause, d.end
         accepted = code == 0
-        accepted_any = np.bincount(row_session[accepted], minlength=k) > 0
-        transfer = s.size * 8 / np.minimum(self.bandwidth[s.qsrv],
-                                           flow.bandwidth[s.rcpt_isp])
-        dot, end = d.close(accepted_any, transfer, s.key)
-        caught = d.content_filter(s.key, accepted_any, spam=s.kind == KINDS.index(Kind.SPAM))
-        rejected = accepted & (caught & flow.filter_rejects[s.rcpt_isp])[row_session]
-        code[rejected] = S550_CONTENT_REJECTED.code
-        cause[rejected] = self.ledger.code("stopped_by", mechanism(S550_CONTENT_REJECTED))
-        accepted &= ~rejected
-        junk = (caught & ~flow.filter_rejects[s.rcpt_isp])[row_session]
         taken = rows.take(accepted)
         # taken over by a server outside the message's origin
         self.ledger.left_rows(taken.row[taken.origin != taken.rcpt_isp])
-        flow.deliver(taken, dot[row_session][accepted], junk[accepted])
+        flow.deliver(taken, d.dot[row_session][accepted], d.junk[accepted])
         # permanent refusals fail at the session's end, one bounce per distinct reply
         ends = end[row_session]
         permanent = code >= 500
@@ -287,43 +286,41 @@ class FlowQueues:
     def hand_off(self, owner: int, mail: Mail, recipients: list[str], at: float) -> None:
         """Recipients a server's engine accepted for other domains (``MailServer.accept``),
         kept until the next minute's step files them in one batch."""
-        servers = self.flow.servers
         from_srv, from_user = -1, -1
         if mail.mail_from:
-            from_srv = self.domains[domain_of(mail.mail_from)]
-            user = servers[from_srv].user_index(local_part(mail.mail_from))
-            assert user is not None, "senders are accounts of the world"
-            from_user = user
+            local, _, domain = mail.mail_from.rpartition("@")
+            from_srv = self.domains[domain.lower()]
+            from_user, typo = parse_local(local)
+            assert typo == TYPO_NONE, "senders are accounts of the world"
         fields = (mail.id, owner, from_srv, from_user, mail.size, mail.key,
                   KINDS.index(mail.kind), self.origin(mail.origin))
         rows, rcpt_isps, rcpt_users, typos = [], [], [], []
         for address in recipients:
             local, _, domain = address.rpartition("@")
             domain = domain.lower()   # domain_of, inline: once per recipient
-            rcpt_user, typo = -1, TYPO_NONE
+            # the address as the flow path carries it (``netsim.mail.accounts``)
+            rcpt_user, typo = parse_local(local)
             if domain in self.domains:
                 rcpt_isp = self.domains[domain]
-                user = servers[rcpt_isp].user_index(local)
-                if user is None:
-                    typo = TYPO_USER
-                else:
-                    rcpt_user = user
             elif domain in self.mistyped:
                 rcpt_isp, typo = self.mistyped[domain], TYPO_DOMAIN
             else:
                 raise ValueError(f"fidelity flow cannot queue mail for {address}: "
                                  "no such domain in the world")
+            if rcpt_user < 0:
+                raise ValueError(f"fidelity flow cannot queue mail for {address}: not an "
+                                 "address netsim writes")
             rows.append(mail.rows[address])
             rcpt_isps.append(rcpt_isp)
             rcpt_users.append(rcpt_user)
             typos.append(typo)
-        self._handed.append((fields, at, (rows, rcpt_isps, rcpt_users, typos)))
+        self.handed.append((fields, at, (rows, rcpt_isps, rcpt_users, typos)))
 
     def take_handed(self, step: int) -> None:
         """File what the engines handed over since the last step."""
-        if not self._handed:
+        if not self.handed:
             return
-        handed, self._handed = self._handed, []
+        handed, self.handed = self.handed, []
         count = [len(h[2][0]) for h in handed]
         fields = np.array([h[0] for h in handed], dtype=np.int64)
         work = Columns({

@@ -18,6 +18,7 @@ import numpy as np
 
 from netsim.mail.ledger import NUMPY_TYPES
 from netsim.mail.server import MailServer
+from netsim.mail.session import exchanges, greeting, retrieval, transfer
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -86,14 +87,16 @@ class Retrievals:
         starts = np.flatnonzero(~same)
         run = np.repeat(starts, np.diff(np.r_[starts, len(users)]))
         rank = np.arange(len(users)) - run
-        transfer = size * 8 / min(server.settings.server_bandwidth_bps, pool.bandwidth_bps)
-        sent = np.cumsum(transfer)
-        before = sent - transfer - (sent[run] - transfer[run])   # earlier RETRs of the check
+        data = transfer(size, server.settings.server_bandwidth_bps, pool.bandwidth_bps)
+        sent = np.cumsum(data)
+        before = sent - data - (sent[run] - data[run])   # earlier RETRs of the check
         proc = server.processing_s
-        step = 2 * one_way + proc
         security = server.pop3_security
         login = (1 if security == "apop" else 2) + (1 if security == "stls" else 0)
-        retrieved = (opened + one_way + proc + (login + 3 + 2 * rank) * step + before
-                     + 2 * one_way + proc + transfer)
+        # the adapter's instants (``netsim.mail.session``): the greeting, the login, STAT,
+        # LIST and UIDL, then RETR and DELE of each message before this one
+        first = greeting(opened, one_way, proc)[1]
+        retr = exchanges(first, login + 3 + 2 * rank, one_way, proc) + before
+        retrieved = retrieval(retr, one_way, proc, data)
         world.ledger.retrieved_rows(rows, retrieved)
         server.stats_sessions += len(starts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +36,22 @@ class RunResult:
 
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
-             records: str = "full") -> RunResult:
+             records: str = "full", setup: Callable[[World], None] | None = None,
+             ) -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
-    of the result is empty: the summary and the hourly series are counted in place."""
+    of the result is empty: the summary and the hourly series are counted in place.
+    ``setup`` is called with the world once it is built, before it runs: to give servers
+    policies of one's own (``netsim.mail.policy``), say."""
     if tracer is not None and scenario.fidelity == "flow":
         # a trace follows its messages through the engines (docs/fidelity.md)
         scenario = scenario.model_copy(update={"fidelity": "session"})
     started = time.perf_counter()
     world = World(scenario, replication=replication, tracer=tracer)
+    if setup is not None:
+        setup(world)
     world.env.run(until=scenario.duration_s)
-    if world.retrievals is not None:
-        world.retrievals.finish()
+    world.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
     if records == "summary":   # count in place: no table of recipients is built
@@ -74,6 +79,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "events": world.env.events_processed,
             "sim_seconds": scenario.duration_s,
             "wall_seconds": round(wall, 3),
+            "out_of_order": world.out_of_order(),
         },
     }
     timeseries = report.timeseries(cols)

@@ -22,23 +22,26 @@ import bisect
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 import simpy
 
+from netsim.draws import attempt_key
 from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail.accounts import TYPO_NONE, TYPO_USER, account_name, recipient_address
 from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.mail.trace import following
 from netsim.net import text
 from netsim.protocols import Credentials
-from netsim.scenario.schema import BotnetConfig, SpammerServerConfig
+from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
 
 if TYPE_CHECKING:
     from netsim.world.build import World
 
 Process = Generator[simpy.Event, Any, None]
+STRATEGIES = get_args(Strategy)
 
 
 @dataclass(slots=True)   # not frozen: one is made per session, and frozen ones cost more
@@ -79,11 +82,11 @@ class SpamSessions:
         u = rng.random(2 * recipients)
         users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
         invalid = (u[recipients:] < self.cfg.invalid_recipient_share).tolist()
-        # an account's address (MailServer.address_of) or one nobody has; a harvested list
-        # names an address once
+        # an account's address or one nobody has (``netsim.mail.accounts``); a harvested
+        # list names an address once
         domain = target.domain
         addresses = list(dict.fromkeys([
-            f"{'x' if bad else 'user'}{user}@{domain}"
+            recipient_address(domain, user, TYPO_USER if bad else TYPO_NONE)
             for user, bad in zip(users.tolist(), invalid, strict=True)]))
         forged = world.servers[_below(rng.random(), len(world.servers))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
@@ -112,10 +115,10 @@ class SpamSessions:
         for round_ in range(2):   # a first try and at most one retry after a 4xx
             target = dst
             if target is None:
-                server = world.servers[sender.isp]
                 domain = next(iter(pending)).rpartition("@")[2]
-                route = yield from resolve_mx(env, server.queue.resolver, domain,
-                                              sender.rng, trace, "bot")
+                route = yield from resolve_mx(env, world.subscriber_resolvers[sender.isp],
+                                              domain, sender.rng, trace, "bot",
+                                              attempt_key(mail.key, round_ + 1))
                 if route.status is not RouteStatus.OK or not route.addresses:
                     finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED,
                            env.now, cause="dns_failure", trace=trace)
@@ -155,6 +158,10 @@ class Botnet:
     def __init__(self, world: World, cfg: BotnetConfig, bots: list[tuple[int, int]],
                  sessions: SpamSessions, index: int):
         self.world, self.cfg, self.sessions = world, cfg, sessions
+        unknown = [s for s in cfg.strategies if s not in STRATEGIES]
+        if unknown:   # a world built past the scenario's validation
+            raise ValueError(f"botnet {cfg.name}: unknown spam strategy {unknown[0]!r} "
+                             f"(known: {', '.join(STRATEGIES)})")
         self.isp = np.array([b[0] for b in bots], dtype=np.int32)
         self.user = np.array([b[1] for b in bots], dtype=np.int64)
         rng = world.streams[f"bots.rate.{cfg.name}"]
@@ -205,11 +212,13 @@ class Botnet:
                 return False, None
             relay = world.relays[int(self.rng.integers(len(world.relays)))]
             return relay.address, None
+        if strategy != "stolen_587":
+            raise ValueError(f"botnet {self.cfg.name}: unknown spam strategy {strategy!r}")
         account = world.credentials.draw(self.rng)
         if account is None:
             return False, None
         owner = world.servers[account[0]]
-        return owner.address, Credentials(f"user{account[1]}", owner.password(account[1]))
+        return owner.address, Credentials(account_name(account[1]), owner.password(account[1]))
 
     def _learn(self, bot: int, success: bool) -> None:
         if success:

@@ -17,10 +17,12 @@ import numpy as np
 import simpy
 
 from netsim.mail import Kind, Mail, SenderType, pop3_session
+from netsim.mail.accounts import account_name
 from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.mail.trace import following
 from netsim.net import NetKind, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
+from netsim.world.credentials import auth_captured
 from netsim.world.workload import BATCH_S, HOME, Batch, Workload
 
 if TYPE_CHECKING:
@@ -29,9 +31,16 @@ if TYPE_CHECKING:
 Process = Generator[simpy.Event, Any, None]
 
 
-class UserPopulation:
-    """The subscribers of one ISP as mail users, on the engine path: each message of the
-    workload is submitted through SimPy and the SMTP engines; POP3 checks collect mail."""
+def mua_helo(source: int, network: str) -> str:
+    """The name a user's mail client greets its server with (EHLO)."""
+    return f"h{text(source).replace('.', '-')}.{network}.example"
+
+
+class MailClients:
+    """The mail clients (MUAs) of one ISP's users: how each submits a message to its own
+    server, on the engine path (the flow path hands them the messages of users whose
+    password spammers hold, so that the server's rate limit sees that account's sessions
+    in time order, docs/fidelity.md)."""
 
     def __init__(self, world: World, isp: int, workload: Workload):
         self.world = world
@@ -41,15 +50,63 @@ class UserPopulation:
         self.name = world.scenario.isps[isp].name
         self.server = world.servers[isp]
         self.pool = world.dynamic_pool(isp)
-        self.workload = workload
         self.mua_587 = workload.mua_587
+        self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
+        self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
+        self.server_security = world.scenario.isps[isp].mail_server.submission_security
+
+    def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
+               ) -> Process:
+        """The MUA submits to the user's own server as configured (25, or 587 with AUTH),
+        from wherever the user is; a temporary failure is retried a few times."""
+        env, world, cfg, server = self.env, self.world, self.cfg, self.server
+        port = 587 if self.mua_587[user] else 25
+        source, net = where
+        pending = world.outbox.hold(mail)
+        trace = following(world.tracer, mail)
+        credentials = (Credentials(account_name(user), server.password(user)) if port == 587
+                       else None)
+        helo = mua_helo(source, net.name)
+        refused: dict[str, Reply] = {}
+        for round_ in range(cfg.mua_retries + 1):
+            if round_:
+                yield env.timeout(cfg.mua_retry_s)
+            conn, refused = yield from attempt(env, world.network, source, server.address, port,
+                                               mail, pending, helo=helo, credentials=credentials,
+                                               trace=trace, prefix="MUA ")
+            if not conn.is_open:
+                blocked(world.ledger, mail, pending, conn, env.now, trace)
+                break
+            if credentials is not None:
+                self._exposed(user, net, capture)
+            refuse(world.ledger, mail, pending,
+                   {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
+            if not pending:
+                break
+        # the user gives up on what is still refused with a 4xx after the last retry
+        refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now, trace)
+        world.outbox.drop(mail)
+
+    def _exposed(self, user: int, net: Subnet, capture: float) -> None:
+        """Plaintext SMTP AUTH crossed a shared network: an eavesdropper captures it when
+        the message's ``capture`` draw falls below the network's probability."""
+        shared = net.kind is NetKind.VISITED
+        probability = self.eavesdrop[self.visited.index(net)] if shared else 0.0
+        if auth_captured(capture, probability, self.server_security != "tls"):
+            self.world.credentials.add((self.isp, user), "smtp")
+
+
+class UserPopulation(MailClients):
+    """The subscribers of one ISP as mail users, on the engine path: each message of the
+    workload is submitted through SimPy and the SMTP engines; POP3 checks collect mail."""
+
+    def __init__(self, world: World, isp: int, workload: Workload):
+        super().__init__(world, isp, workload)
+        self.workload = workload
         self.size = n = workload.size
         self.check_phase = workload.check_phase
         self.checking = np.zeros(n, dtype=bool)
-        self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
-        self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
         self.roam_rng = world.streams[f"users.roam.{self.name}"]
-        self.server_security = world.scenario.isps[isp].mail_server.submission_security
         self.server.on_new_mail = self.mail_arrived
 
     def location(self, user: int) -> tuple[int, Subnet]:
@@ -110,45 +167,6 @@ class UserPopulation:
         self.env.process(self.submit(user, mail, where, capture=1.0))
         return mail
 
-    def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
-               ) -> Process:
-        """The MUA submits to the user's own server as configured (25, or 587 with AUTH),
-        from wherever the user is; a temporary failure is retried a few times."""
-        env, world, cfg, server = self.env, self.world, self.cfg, self.server
-        port = 587 if self.mua_587[user] else 25
-        source, net = where
-        pending = world.outbox.hold(mail)
-        trace = following(world.tracer, mail)
-        credentials = Credentials(f"user{user}", server.password(user)) if port == 587 else None
-        helo = f"h{text(source).replace('.', '-')}.{net.name}.example"
-        refused: dict[str, Reply] = {}
-        for round_ in range(cfg.mua_retries + 1):
-            if round_:
-                yield env.timeout(cfg.mua_retry_s)
-            conn, refused = yield from attempt(env, world.network, source, server.address, port,
-                                               mail, pending, helo=helo, credentials=credentials,
-                                               trace=trace, prefix="MUA ")
-            if not conn.is_open:
-                blocked(world.ledger, mail, pending, conn, env.now, trace)
-                break
-            if credentials is not None:
-                self._exposed(user, net, capture)
-            refuse(world.ledger, mail, pending,
-                   {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
-            if not pending:
-                break
-        # the user gives up on what is still refused with a 4xx after the last retry
-        refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now, trace)
-        world.outbox.drop(mail)
-
-    def _exposed(self, user: int, net: Subnet, capture: float) -> None:
-        """Plaintext SMTP AUTH crossed a shared network: an eavesdropper captures it when
-        the message's ``capture`` draw falls below the network's probability."""
-        if net.kind is not NetKind.VISITED or self.server_security == "tls":
-            return
-        if capture < self.eavesdrop[self.visited.index(net)]:
-            self.world.credentials.add((self.isp, user), "smtp")
-
     # -- retrieval -----------------------------------------------------------------------
     def mail_arrived(self, user: int, at: float) -> None:
         """Mail for ``user`` was delivered at ``at``: the MUA collects it at its next check."""
@@ -180,7 +198,7 @@ class UserPopulation:
                       server.hostname)
         yield env.timeout(conn.delay_s)
         if conn.is_open:
-            client = POP3Client(f"user{user}", server.password(user), delete=True,
+            client = POP3Client(account_name(user), server.password(user), delete=True,
                                 use_apop=security == "apop", use_stls=security == "stls",
                                 tls=security == "pop3s")
             yield from pop3_session(env, conn, client, trace=trace)

@@ -16,28 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, TYPO_USER
+
 if TYPE_CHECKING:
     from netsim.world.build import World
 
 BATCH_S = 3600.0    # simulated seconds of sending drawn at once
 HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
-TYPO_NONE, TYPO_USER, TYPO_DOMAIN = 0, 1, 2   # how a recipient address is mistyped
-
-
-def mistyped(domain: str) -> str:
-    """A domain with two letters of its top-level label swapped: it does not exist."""
-    head, _, tld = domain.rpartition(".")
-    typo = tld[0] + tld[2] + tld[1] + tld[3:] if len(tld) > 2 else tld + tld[0]
-    return f"{head}.{typo}"
-
-
-def recipient_address(domain: str, user: int, typo: int) -> str:
-    """The address a user writes: right, with a mistyped user part, or a mistyped domain."""
-    if typo == TYPO_USER:
-        return f"user{user}x@{domain}"
-    if typo == TYPO_DOMAIN:
-        return f"user{user}@{mistyped(domain)}"
-    return f"user{user}@{domain}"
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ in arrays, draw the same numbers (counter-based random numbers, as in Random123)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +25,12 @@ _GAMMA, _M1, _M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _MASK = (1 << 64) - 1
 
 
-def keyed_uniform(keys: np.ndarray, salts: np.ndarray | int) -> np.ndarray:
+def keyed_uniform(keys: Any, salts: Any) -> Any:
     """Uniform numbers in [0, 1), one a key (splitmix64's finaliser of key XOR salt: every
-    bit of either reaches every bit of the result)."""
+    bit of either reaches every bit of the result): a float for one key and salt (Python
+    integers, :func:`keyed_uniform_one`), an array for arrays."""
+    if isinstance(keys, int) and isinstance(salts, int):
+        return keyed_uniform_one(keys, salts)
     z = np.asarray(keys).astype(np.uint64) ^ np.asarray(salts).astype(np.uint64)
     with np.errstate(over="ignore"):
         z = z + np.uint64(_GAMMA)
@@ -44,6 +48,24 @@ def keyed_uniform_one(key: int, salt: int) -> float:
     z = ((z ^ (z >> 27)) * _M2) & _MASK
     z ^= z >> 31
     return (z >> 11) * 2.0**-53
+
+
+def derived(key: int, *parts: int) -> int:
+    """A key for a draw that concerns ``key`` and ``parts`` (an attempt's number, a name's
+    hash): splitmix64 of each in turn, a 63-bit Python integer."""
+    z = key & _MASK
+    for part in parts:
+        z = ((z ^ (part & _MASK)) + _GAMMA) & _MASK
+        z = ((z ^ (z >> 30)) * _M1) & _MASK
+        z = ((z ^ (z >> 27)) * _M2) & _MASK
+        z ^= z >> 31
+    return z >> 1
+
+
+def attempt_key(message_key: int, attempt: int) -> int:
+    """The key of the draws one delivery attempt of a message makes (its DNS lookups):
+    attempts count from 1, on every path."""
+    return derived(message_key, attempt)
 
 
 def bounce_keys(parent_keys: np.ndarray) -> np.ndarray:
