@@ -69,6 +69,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     recipients = len(client.rcpt_to)
     server.stats_sessions += 1
     server.stats_smtp_sessions += 1
+    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
+        trace.dialogues += 1
     asked = env.now
     with server.slots.request() as slot:
         yield slot
@@ -120,6 +122,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             on_settled(client, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+    if trace is not None:
+        trace.dialogues -= 1
 
 
 class Replies(NamedTuple):
@@ -240,6 +244,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
     bps = server.bandwidth_bps(conn.src)
     per_command = server.settings.per_command
     server.stats_sessions += 1
+    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
+        trace.dialogues += 1
     with server.slots.request() as slot:
         yield slot
         t = env.now   # the dialogue's clock: env.now, or ahead of it in session fidelity
@@ -279,6 +285,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
             hooks.release()
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+    if trace is not None:
+        trace.dialogues -= 1
 
 
 def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
