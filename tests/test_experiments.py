@@ -216,8 +216,10 @@ def test_ctrl_c_stops_a_sweep_without_a_traceback_and_it_resumes(tmp_path):
     study, out = _tiny_study(tmp_path, replications=4), tmp_path / "out"
     command = [sys.executable, "-m", "netsim.cli", "sweep", str(study), "--out", str(out),
                "--jobs", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    # 40 replications, 80 runs: after its first stored run the sweep has about 8 s left,
+    # so it is still running when SIGINT lands; the runs not yet started are dropped
+    process = subprocess.Popen([*command, "--reps", "40"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 1:
         time.sleep(0.05)
@@ -225,6 +227,9 @@ def test_ctrl_c_stops_a_sweep_without_a_traceback_and_it_resumes(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    done = len(list((out / "runs").glob("*.json")))
+    stored = list((out / "runs").glob("*.json"))
+    assert 1 <= len(stored) < 80
+    # the study as written, 4 replications, resumes from the runs of those it stored
+    done = len([p for p in stored if p.stem.rpartition("__r")[2] in ("0", "1", "2", "3")])
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert f"{8 - done} simulated now, {done} already done" in result.stdout

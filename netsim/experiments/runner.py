@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -89,13 +89,19 @@ def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput
         return
     # spawn: workers start clean, whatever threads the parent holds
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    futures: dict[Future[RunOutput], RunSpec] = {}
     try:
         futures = {pool.submit(run_one, spec): spec for spec in specs}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
-        # on an interruption, drop what has not started instead of waiting for it
-        pool.shutdown(wait=False, cancel_futures=True)
+        # on an interruption, drop what has not started instead of waiting for it. Cancelled
+        # here: shutdown(cancel_futures=True) leaves the cancelling to the pool's manager
+        # thread, which cancels nothing once the pool object is gone, as it is as soon as
+        # this generator ends, and the exit then waits for every run of the sweep
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=False)
 
 
 def connect_dask(scheduler: str | None) -> Any:

@@ -222,6 +222,17 @@ class Ledger:
         if math.isnan(self.retrieved_s[row]):
             self.retrieved_s[row] = at
 
+    def at_rest(self, rows: Iterable[int]) -> bool:
+        """True when each of ``rows`` has its final outcome and each delivered one has been
+        retrieved by POP3: nothing more happens to these recipients."""
+        outcome, retrieved = self.outcome, self.retrieved_s
+        pending, delivered = self._pending, self._outcome[Outcome.DELIVERED]
+        for row in rows:
+            state = outcome[row]
+            if state == pending or (state == delivered and math.isnan(retrieved[row])):
+                return False
+        return True
+
     def pending_rows(self) -> set[int]:
         codes = np.frombuffer(self.outcome, dtype=np.int8)
         return set(np.flatnonzero(codes == self._pending).tolist())

@@ -104,6 +104,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     recipients = len(client.rcpt_to)
     server.stats_sessions += 1
     server.stats_smtp_sessions += 1
+    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
+        trace.dialogues += 1
     asked = env.now
     with server.slots.request() as slot:
         yield slot
@@ -152,6 +154,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             on_settled(client, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+    if trace is not None:
+        trace.dialogues -= 1
 
 
 class Replies(NamedTuple):
@@ -267,6 +271,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
     bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
     per_command = server.settings.per_command
     server.stats_sessions += 1
+    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
+        trace.dialogues += 1
     with server.slots.request() as slot:
         yield slot
         engine, hooks = server.pop3_engine(conn.port, conn.src)
@@ -304,6 +310,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
             hooks.release()
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+    if trace is not None:
+        trace.dialogues -= 1
 
 
 def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:

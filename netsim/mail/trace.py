@@ -1,14 +1,19 @@
 """Tracing one message's journey: DNS answers, connections and dialogues, with their times.
 
 Off by default (``tracer is None`` costs one comparison). The tracer follows one message
-(chosen by id, or the first of a kind) and the bounces it causes.
+(chosen by id, or the first of a kind) and the bounces it causes, and tells when their journey
+is over (:meth:`Tracer.over`), so that a trace need not simulate the rest of the run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netsim.mail.message import Mail
+
+if TYPE_CHECKING:
+    from netsim.mail.ledger import Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,8 @@ class Tracer:
     first_kind: str | None = None
     lines: list[TraceLine] = field(default_factory=list)
     followed: set[int] = field(default_factory=set)
+    rows: list[int] = field(default_factory=list)   # the followed messages' ledger rows
+    dialogues: int = 0   # traced SMTP and POP3 dialogues under way
 
     def created(self, mail: Mail) -> None:
         """Called for every new message: adopts the target and the bounces it causes."""
@@ -39,6 +46,7 @@ class Tracer:
             self.message_id = mail.id
         if mail.id == self.message_id or (mail.parent is not None and mail.parent in self.followed):
             self.followed.add(mail.id)
+            self.rows.extend(mail.rows.values())
             who = mail.mail_from or "<>"
             self.log(mail.created, "message",
                      f"message {mail.id} ({mail.kind}, {mail.size} bytes) from {who} to "
@@ -46,6 +54,15 @@ class Tracer:
 
     def wants(self, mail: Mail) -> bool:
         return mail.id in self.followed
+
+    def over(self, ledger: Ledger) -> bool:
+        """Whether the journey has ended: a message is followed, every recipient of the
+        followed messages has its final outcome and each delivered one has been retrieved by
+        POP3 (the journey's last step), and no traced dialogue is under way (at fidelity
+        ``command`` a dialogue logs its last exchanges, QUIT after a delivery or DELE after
+        a RETR, after the ledger has them). Nothing is logged after that: bounces are made
+        when a recipient fails, and a bounce is never bounced."""
+        return bool(self.rows) and not self.dialogues and ledger.at_rest(self.rows)
 
     def log(self, at: float, topic: str, text: str, src: str = "", dst: str = "") -> None:
         self.lines.append(TraceLine(at, topic, text, src, dst))

@@ -42,7 +42,11 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
     of the result is empty: the summary and the hourly series are counted in place.
     ``setup`` is called with the world once it is built, before it runs: to give servers
-    policies of one's own (``netsim.mail.policy``), say."""
+    policies of one's own (``netsim.mail.policy``), say.
+
+    With a ``tracer`` the run stops as soon as the traced journey is over
+    (:meth:`Tracer.over`), or at the scenario's end: the results then cover the simulated
+    time only (``sim_seconds``), with the recipients still in flight pending."""
     if tracer is not None and scenario.fidelity == "flow":
         # a trace follows its messages through the engines (docs/fidelity.md)
         scenario = scenario.model_copy(update={"fidelity": "session"})
@@ -50,7 +54,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     world = World(scenario, replication=replication, tracer=tracer)
     if setup is not None:
         setup(world)
-    world.env.run(until=scenario.duration_s)
+    if tracer is None:
+        world.env.run(until=scenario.duration_s)
+    else:
+        _run_journey(world, tracer)
     world.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
@@ -77,7 +84,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "recipients": recipients,
             "sessions": sum(s.stats_sessions for s in world.servers),
             "events": world.env.events_processed,
-            "sim_seconds": scenario.duration_s,
+            "sim_seconds": world.env.now,
             "wall_seconds": round(wall, 3),
             "out_of_order": world.out_of_order(),
         },
@@ -85,3 +92,17 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     timeseries = report.timeseries(cols)
     table = cols.table if records != "summary" else Ledger().to_arrow()
     return RunResult(scenario, summary, table, timeseries)
+
+
+def _run_journey(world: World, tracer: Tracer) -> None:
+    """Simulate until the traced journey is over, or to the scenario's end.
+
+    The journey is asked at the end of an instant only: a process started in that instant
+    (a MUA taking custody of a new message) has then run its first step, so every pending
+    recipient is held by a queue or an outbox and the conservation check holds."""
+    env, ledger, end = world.env, world.ledger, world.scenario.duration_s
+    while env.peek() < end:
+        env.step()
+        if env.peek() > env.now and tracer.over(ledger):
+            return
+    env.run(until=end)   # no event left before the end: the clock moves to it
