@@ -374,16 +374,18 @@ def test_the_keyed_verdicts_do_not_depend_on_the_order_they_are_drawn_in():
     """A sanity check of the one expression both paths use: a facts policy's verdict over
     arrays equals its verdicts one ask at a time."""
     from netsim.mail.defences import ContentFilter
-    from netsim.mail.policy import Ask, Judge, judge_many
+    from netsim.mail.policy import Asks, Judge, Panel, judge_many
 
     rng = np.random.default_rng(4)
     n = 500
-    asks = Ask(at=np.sort(rng.random(n) * 100), client=rng.integers(1, 1000, n),
-               subnet=rng.integers(0, 4, n), port=np.full(n, 25), own=rng.random(n) < 0.3,
-               user=np.where(rng.random(n) < 0.3, 7, -1), key=rng.integers(0, 2**62, n),
-               spam=rng.random(n) < 0.5)
+    asks = Asks(n, {"at": np.sort(rng.random(n) * 100), "client": rng.integers(1, 1000, n),
+                    "subnet": rng.integers(0, 4, n), "port": 25, "own": rng.random(n) < 0.3,
+                    "user": np.where(rng.random(n) < 0.3, 7, -1),
+                    "key": rng.integers(0, 2**62, n), "spam": rng.random(n) < 0.5})
     one, many = (ContentFilter(0.9, 0.1, "reject", np.random.default_rng(1)) for _ in range(2))
     alone = [Judge(one, "data").one(asks.row(i)) is not None for i in range(n)]
-    together = judge_many([Judge(many, "data")], np.zeros(n, dtype=int), asks)
+    panel = Panel([Judge(many, "data")])
+    together = judge_many(panel, np.zeros(n, dtype=int), asks)
+    panel.count()
     assert alone == together.tolist()
     assert (one.examined, one.refused) == (many.examined, many.refused) != (0, 0)

@@ -1,6 +1,6 @@
 """Where a server's policies are asked: the one place, for one session or recipient (the
 engines' hooks, :func:`first_refusal`) and for arrays of them at many servers (the flow
-path, :func:`refusals`).
+path, :meth:`Consultation.refusals`).
 
 A server's policies are asked in the server's order, step by step; the first refusal wins,
 and a data step's :data:`~netsim.mail.policy.JUNK` files the message and goes on. A policy
@@ -8,7 +8,8 @@ judged over facts is asked through its :class:`~netsim.mail.policy.Judge`; one w
 classic hooks only, through them (``netsim.mail.policy``, module rules 1-3). Arrays are
 asked in time order: servers whose policies are of the same classes are decided together,
 a stateless policy in one expression, a stateful one server by server, a classic hook one
-ask at a time with the server's clock set to the ask's instant.
+ask at a time with the server's clock set to the ask's instant. The j-th policy of every
+server is asked before the (j+1)-th of any, which keeps each server's order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netsim.mail.policy import JUNK, STEPS, Ask, Judge, Policy, judge_many
+from netsim.mail.policy import JUNK, STEPS, Ask, Asks, Judge, Panel, Policy, judge_many
 from netsim.protocols import Reply, SMTPSession
 
 if TYPE_CHECKING:
@@ -100,60 +101,101 @@ class Refusals:
         return np.array([0 if r is None else r.code for r in self.replies])[self.reply]
 
 
-def refusals(servers: Sequence[MailServer], step: str, server: np.ndarray, asks: Ask,
-             session_of: Callable[[int], tuple[SMTPSession, object]],
-             asked: np.ndarray | None = None) -> Refusals:
-    """Many asks of one step, at the servers ``servers[server[i]]``: each ask's first
-    refusal. ``asked`` limits the asks put (the others were refused before this step);
-    ``session_of(i)`` makes the session and argument a classic hook of ask ``i`` sees."""
-    n = len(server)
-    replies: list[Reply | None] = [None]
-    ids: dict[Reply, int] = {}
-    reply = np.zeros(n, dtype=np.int64)
-    junk = np.zeros(n, dtype=bool)
-    live = np.ones(n, dtype=bool) if asked is None else asked.copy()
-    order = np.argsort(asks.at, kind="stable")
-    order = order[live[order]]
-    all_steps = [steps_of(s) for s in servers]
-    groups: dict[tuple[tuple[type, bool], ...], list[int]] = {}
-    for i in np.unique(server[order]).tolist():
-        signature = all_steps[i].signature[step]
-        if signature:
-            groups.setdefault(signature, []).append(i)
+class Consultation:
+    """The policies of many servers laid out for asking arrays of asks (the flow path): for
+    each step, layer ``j`` holds the j-th policy of every server, grouped by class into
+    panels. Made once a world's policies are final (when its run starts)."""
 
-    def id_of(r: Reply) -> int:
-        found = ids.get(r)
-        if found is None:
-            found = ids[r] = len(replies)
-            replies.append(r)
+    def __init__(self, servers: Sequence[MailServer]):
+        self.servers = servers
+        steps = [steps_of(s) for s in servers]
+        self.layers: dict[str, list[list[_Group]]] = {}
+        for step in STEPS:
+            depth = max((len(st.entries[step]) for st in steps), default=0)
+            layers = []
+            for j in range(depth):
+                kinds: dict[tuple[type, bool], list[int]] = {}
+                for i, st in enumerate(steps):
+                    if j < len(st.signature[step]):
+                        kinds.setdefault(st.signature[step][j], []).append(i)
+                layers.append([_Group(len(servers), members,
+                                      [steps[m].entries[step][j] for m in members], judged)
+                               for (_, judged), members in kinds.items()])
+            self.layers[step] = layers
+
+    def count(self) -> None:
+        """Add what was asked through the panels to each policy's counts."""
+        for layers in self.layers.values():
+            for groups in layers:
+                for group in groups:
+                    if group.panel is not None:
+                        group.panel.count()
+
+    def refusals(self, step: str, server: np.ndarray, asks: Asks,
+                 session_of: Callable[[int], tuple[SMTPSession, object]],
+                 asked: np.ndarray | None = None) -> Refusals:
+        """Many asks of one step, at the servers ``servers[server[i]]``: each ask's first
+        refusal. ``asked`` limits the asks put (the others were refused before this
+        step); ``session_of(i)`` makes the session and argument a classic hook of ask
+        ``i`` sees."""
+        n = len(server)
+        replies: list[Reply | None] = [None]
+        ids: dict[int, int] = {}   # by identity: replies are the few constants policies give
+        reply = np.zeros(n, dtype=np.int64)
+        junk = np.zeros(n, dtype=bool)
+        found = Refusals(reply, replies, junk)
+        layers = self.layers[step]
+        if not layers:
+            return found
+        live = np.flatnonzero(asked) if asked is not None else np.arange(n)
+        order = live[np.argsort(asks.at[live], kind="stable")]
+
+        def id_of(r: Reply) -> int:
+            known = ids.get(id(r))
+            if known is None:
+                known = ids[id(r)] = len(replies)
+                replies.append(r)
+            return known
+
+        for groups in layers:
+            order = order[reply[order] == 0]
+            if not len(order):
+                break
+            for group in groups:
+                rows = order[group.slot[server[order]] >= 0]      # its asks, in time order
+                if not len(rows):
+                    continue
+                owner = group.slot[server[rows]]
+                if group.panel is not None:
+                    hit = judge_many(group.panel, owner, asks.take(rows))
+                    if not hit.any():
+                        continue
+                    rid = np.array([id_of(r) for r in group.replies])[owner[hit]]
+                    is_junk = rid == ids.get(id(JUNK), -1)
+                    junk[rows[hit][is_junk]] = True
+                    reply[rows[hit][~is_junk]] = rid[~is_junk]
+                    continue
+                for r, k in zip(rows.tolist(), owner.tolist(), strict=True):
+                    answer = _ask_hook(group.entries[k], self.servers[group.members[k]],
+                                       float(asks.at[r]), *session_of(r))
+                    if answer is JUNK:
+                        junk[r] = True
+                    elif answer is not None:
+                        reply[r] = id_of(answer)
         return found
 
-    for signature, members in groups.items():
-        slot = np.full(len(servers), -1)
-        slot[members] = np.arange(len(members))
-        rows = order[slot[server[order]] >= 0]          # this group's asks, in time order
-        for j, (_, judged) in enumerate(signature):
-            rows = rows[reply[rows] == 0]
-            if not len(rows):
-                break
-            entries = [all_steps[m].entries[step][j] for m in members]
-            owner = slot[server[rows]]
-            if judged:
-                judges: list[Judge] = entries   # type: ignore[assignment]
-                hit = judge_many(judges, owner, asks.take(rows))
-                rid = np.array([id_of(jd.reply) for jd in judges])[owner[hit]]
-                is_junk = rid == ids.get(JUNK, -1)
-                junk[rows[hit][is_junk]] = True
-                reply[rows[hit][~is_junk]] = rid[~is_junk]
-            else:
-                for r, k in zip(rows.tolist(), owner.tolist(), strict=True):
-                    found = _ask_hook(entries[k], servers[members[k]], float(asks.at[r]),
-                                      *session_of(r))
-                    if found is JUNK:
-                        junk[r] = True
-                    elif found is not None:
-                        reply[r] = id_of(found)
-    return Refusals(reply, replies, junk)
+
+class _Group:
+    """The j-th policies of some servers, of one class: a panel, or classic hooks."""
+
+    def __init__(self, servers: int, members: list[int], entries: list[Entry], judged: bool):
+        self.members = members
+        self.entries = entries
+        self.slot = np.full(servers, -1)              # a server's place among the members
+        self.slot[members] = np.arange(len(members))
+        judges = [e for e in entries if isinstance(e, Judge)]
+        self.panel = Panel(judges) if judged else None
+        self.replies = [j.reply for j in judges]
 
 
 def _ask_hook(hook: Any, server: MailServer, at: float, session: SMTPSession,

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from netsim.draws import keyed_uniform, salt
-from netsim.mail.policy import JUNK, Ask, Policy, inbound, not_
+from netsim.mail.policy import JUNK, Ask, Asks, Policy, inbound, not_
 from netsim.net import AddressPlan, NetKind
 from netsim.protocols import Reply
 from netsim.protocols.replies import (
@@ -213,26 +213,29 @@ class RateLimit(Policy):
 
     def refuses_rcpt(self, ask: Ask) -> Any:
         if not _many(ask):
-            return self._empty([ask.user], [ask.at])[0]
-        return np.array(self._empty(ask.user.tolist(), ask.at.tolist()), dtype=bool)
+            return self._empty(ask.user, ask.at)
+        return np.array([self._empty(user, at) for user, at in zip(
+            ask.user.tolist(), ask.at.tolist(), strict=True)], dtype=bool)
 
-    def _empty(self, users: list[int], instants: list[float]) -> list[bool]:
-        """Take a token for each recipient, in the order given (time order); True where the
-        account's bucket is empty."""
+    @staticmethod
+    def refuses_rcpt_across(policies: list[RateLimit], owner: np.ndarray, ask: Asks,
+                            ) -> np.ndarray:
+        """The asks of several servers' rate limits at once, in time order: each takes a
+        token from its own server's bucket for the account (one loop, not one a server)."""
+        return np.array([policies[o]._empty(user, at) for o, user, at in zip(
+            owner.tolist(), ask.user.tolist(), ask.at.tolist(), strict=True)], dtype=bool)
+
+    def _empty(self, user: int, now: float) -> bool:
+        """Take a token of ``user``'s bucket at ``now``; True where it is empty (451)."""
         capacity = self.recipients_per_hour
-        bucket = self._bucket
-        out = []
-        for user, now in zip(users, instants, strict=True):
-            tokens, last = bucket.get(user, (capacity, now))
-            if now < last:   # an ask earlier than one already taken (fidelity flow)
-                self.out_of_order += 1
-                now = last
-            # Multiply before dividing: 360 s at 10/h refills exactly one token.
-            tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
-            if tokens < 1.0:
-                bucket[user] = (tokens, now)
-                out.append(True)
-            else:
-                bucket[user] = (tokens - 1.0, now)
-                out.append(False)
-        return out
+        tokens, last = self._bucket.get(user, (capacity, now))
+        if now < last:   # an ask earlier than one already taken (fidelity flow)
+            self.out_of_order += 1
+            now = last
+        # Multiply before dividing: 360 s at 10/h refills exactly one token.
+        tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+        if tokens < 1.0:
+            self._bucket[user] = (tokens, now)
+            return True
+        self._bucket[user] = (tokens - 1.0, now)
+        return False

@@ -30,7 +30,7 @@ branch in protocol code.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -54,6 +54,31 @@ from netsim.protocols.replies import (
 if TYPE_CHECKING:
     from netsim.mail.server import MailServer
 
+__all__ = [
+    "FACTS",
+    "JUNK",
+    "MECHANISMS",
+    "STEPS",
+    "Ask",
+    "Asks",
+    "InboundPolicy",
+    "Judge",
+    "Later",
+    "LocalRecipients",
+    "Panel",
+    "Policy",
+    "RelayControl",
+    "Texts",
+    "data_ask",
+    "default_policies",
+    "inbound",
+    "judge_many",
+    "mechanism",
+    "not_",
+    "recipient",
+    "session_ask",
+]
+
 STEPS = ("connect", "mail", "rcpt", "data")
 
 #: A data step's "refusal" that accepts the message into the junk folder (POP3 does not
@@ -74,12 +99,8 @@ def inbound(user: Any, own: Any) -> Any:
 
 @dataclass(slots=True)
 class Ask:
-    """What the server knows when a policy is asked: about one session or recipient (Python
-    scalars) or about many (numpy arrays, one entry each, in time order).
-
-    ``reverse_path`` and ``forward_path`` are text for one ask; for many they are
-    :class:`Texts`, made only for the entries a policy reads them for.
-    """
+    """What the server knows when a policy is asked about one session or recipient (Python
+    scalars; :class:`Asks` holds many)."""
 
     at: Any                 # the instant the server acts [s]
     client: Any             # the client's address (-1: not an address of the world)
@@ -95,22 +116,63 @@ class Ask:
     reverse_path: Any = ""
     forward_path: Any = ""
 
-    def take(self, index: np.ndarray) -> Ask:
-        """The asks at ``index`` (of many)."""
-        return Ask(*(_take(getattr(self, f.name), index) for f in fields(self)))
+
+FACTS = tuple(f.name for f in fields(Ask))
+_DEFAULTS = {f.name: f.default for f in fields(Ask)}
+
+
+class Asks:
+    """Many asks, one entry each (the flow path's): the facts of :class:`Ask` as numpy
+    arrays, or one value shared by all; ``reverse_path`` and ``forward_path`` as
+    :class:`Texts`, made only for the entries a policy reads them for; a fact may come
+    :class:`Later`, made when a policy first reads it. A part taken out of another keeps an
+    index and reads a fact only when a policy asks for it."""
+
+    __slots__ = ("_facts", "_index", "_n", "_read")
+
+    def __init__(self, n: int, facts: dict[str, Any], index: np.ndarray | None = None):
+        unknown = set(facts) - set(FACTS)
+        if unknown:
+            raise TypeError(f"not facts of an ask: {sorted(unknown)}")
+        self._facts = facts
+        self._index = index
+        self._n = n if index is None else len(index)
+        self._read: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getattr__(self, name: str) -> Any:
+        read = self._read
+        if name in read:
+            return read[name]
+        if name not in _DEFAULTS:
+            raise AttributeError(name)
+        value = self._facts.get(name, _DEFAULTS[name])
+        if isinstance(value, Later):   # made once, when first read
+            value = self._facts[name] = value.make()
+        if self._index is not None and isinstance(value, (np.ndarray, Texts)):
+            value = value[self._index]
+        read[name] = value
+        return value
+
+    def take(self, index: np.ndarray) -> Asks:
+        """The asks at ``index``."""
+        mine = self._index
+        return Asks(self._n, self._facts, index if mine is None else mine[index])
 
     def row(self, i: int) -> Ask:
-        """Ask ``i`` of many, as Python scalars."""
-        return Ask(*(_item(getattr(self, f.name), i) for f in fields(self)))
-
-    def but(self, **changed: Any) -> Ask:
-        return replace(self, **changed)
+        """Ask ``i``, as Python scalars."""
+        return Ask(*(_item(getattr(self, name), i) for name in FACTS))
 
 
-def _take(value: Any, index: np.ndarray) -> Any:
-    if isinstance(value, (np.ndarray, Texts)):
-        return value[index]
-    return value   # a value shared by every ask
+class Later:
+    """A fact of many asks made when a policy first reads it."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Any):
+        self.make = make
 
 
 def _item(value: Any, i: int) -> Any:
@@ -222,8 +284,9 @@ class Policy:
                    ) -> Reply | None:
         if not self.judges("mail"):
             return None
-        return Judge(self, "mail").one(
-            session_ask(server, session).but(reverse_path=reverse_path))
+        ask = session_ask(server, session)
+        ask.reverse_path = reverse_path
+        return Judge(self, "mail").one(ask)
 
     def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
@@ -268,72 +331,92 @@ class Judge:
         return self.reply
 
 
-def judge_many(judges: list[Judge], owner: np.ndarray, asks: Ask) -> np.ndarray:
-    """Where many asks are refused, in time order; ask ``i`` is put to ``judges[owner[i]]``
-    (one step of one policy class, at several servers). A stateless policy decides them all
-    in one expression, its settings gathered per ask; a stateful one server by server."""
-    first = judges[0]
-    cls, step = type(first.policy), first.step
-    refused = np.zeros(len(owner), dtype=bool)
-    if cls.stateful:
-        for k in np.unique(owner).tolist():
-            rows = np.flatnonzero(owner == k)
-            refused[rows] = _many(judges[k].policy, step, asks.take(rows), None)
-        return refused
-    policies = [j.policy for j in judges]
-    refused[:] = _many(_Gathered(policies, owner), step, asks, (policies, owner))
-    return refused
+class Panel:
+    """One step of the policies of one class at several servers, asked together: their
+    settings gathered once (a setting they share is itself, one that differs an array, one
+    entry a server)."""
+
+    def __init__(self, judges: list[Judge]):
+        self.judges = judges
+        self.policies = [j.policy for j in judges]
+        first = judges[0]
+        self.cls, self.step = type(first.policy), first.step
+        self._settings: dict[str, Any] = {}
+        # what the policies examined and refused here, added to their counts by ``count``
+        self.examined = np.zeros(len(judges), dtype=np.int64)
+        self.refused = np.zeros(len(judges), dtype=np.int64)
+
+    def count(self) -> None:
+        """Add what was asked through the panel to each policy's counts."""
+        for policy, examined, refused in zip(self.policies, self.examined.tolist(),
+                                             self.refused.tolist(), strict=True):
+            policy.examined += examined
+            policy.refused += refused
+        self.examined[:] = 0
+        self.refused[:] = 0
+
+    def setting(self, name: str) -> tuple[Any, bool]:
+        """The policies' ``name``, and whether it differs between them (then an array)."""
+        found = self._settings.get(name)
+        if found is None:
+            values = [getattr(p, name) for p in self.policies]
+            first = values[0]
+            if isinstance(first, np.ndarray):
+                if not all(isinstance(v, np.ndarray) and np.array_equal(v, first)
+                           for v in values):
+                    raise TypeError(f"{self.cls.__name__}.{name} differs between servers "
+                                    "and is not a number: the policy must be stateful")
+                found = (first, False)
+            elif all(v is first or v == first for v in values):
+                found = (first, False)
+            else:
+                found = (np.array(values), True)
+            self._settings[name] = found
+        return found
 
 
-def _many(policy: Any, step: str, asks: Ask,
-          owners: tuple[list[Policy], np.ndarray] | None) -> np.ndarray:
-    """One policy's (or gathered policies') scope and verdict over arrays; the counts go
-    to each policy of ``owners`` (or to ``policy``)."""
-    cls = type(policy) if owners is None else type(owners[0][0])
-    n = len(asks.at)
+def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
+    """Where many asks are refused, in time order; ask ``i`` is put to the policy
+    ``panel.policies[owner[i]]``. The scope is one expression for all, the settings
+    gathered per ask; so is the verdict of a stateless policy, while a stateful one decides
+    what it examines server by server (or across them, where its class says how). The
+    panel counts what each policy examined and refused (``Panel.count`` adds them)."""
+    cls, step, policies = panel.cls, panel.step, panel.policies
     scope = getattr(cls, f"scope_{step}", None)
-    inside = np.ones(n, dtype=bool) if scope is None else np.asarray(scope(policy, asks),
-                                                                      dtype=bool)
+    inside = (np.ones(len(owner), dtype=bool) if scope is None
+              else np.asarray(scope(_Gathered(panel, owner), asks), dtype=bool))
     picked = np.flatnonzero(inside)
-    refused = np.zeros(n, dtype=bool)
-    if len(picked):
-        sub = policy if owners is None else _Gathered(owners[0], owners[1][picked])
-        refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(sub, asks.take(picked)),
-                                     dtype=bool)
-    if owners is None:
-        policy.examined += len(picked)
-        policy.refused += int(refused.sum())
+    refused = np.zeros(len(owner), dtype=bool)
+    if not len(picked):
+        return refused
+    across = getattr(cls, f"refuses_{step}_across", None)
+    if across is not None:
+        refused[picked] = across(policies, owner[picked], asks.take(picked))
+    elif cls.stateful:
+        verdict = getattr(cls, f"refuses_{step}")
+        mine = owner[picked]
+        for k in np.unique(mine).tolist():
+            rows = picked[mine == k]
+            refused[rows] = np.asarray(verdict(policies[k], asks.take(rows)), dtype=bool)
     else:
-        policies, owner = owners
-        size = len(policies)
-        for p, e, r in zip(policies, np.bincount(owner[inside], minlength=size).tolist(),
-                           np.bincount(owner[refused], minlength=size).tolist(), strict=True):
-            p.examined += e
-            p.refused += r
+        refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(
+            _Gathered(panel, owner[picked]), asks.take(picked)), dtype=bool)
+    panel.examined += np.bincount(owner[picked], minlength=len(policies))
+    panel.refused += np.bincount(owner[refused], minlength=len(policies))
     return refused
 
 
 class _Gathered:
-    """Stands in for ``self`` when policies of one class at several servers decide many
-    asks at once: a setting they share is itself, one that differs is an array, one entry
-    an ask (``owner`` says whose)."""
+    """Stands in for ``self`` when the policies of a panel decide many asks at once: each
+    setting as the panel gathered it, per ask where it differs (``owner`` says whose)."""
 
-    def __init__(self, policies: list[Policy], owner: np.ndarray):
-        self._policies = policies
+    def __init__(self, panel: Panel, owner: np.ndarray):
+        self._panel = panel
         self._owner = owner
 
     def __getattr__(self, name: str) -> Any:
-        values = [getattr(p, name) for p in self._policies]
-        first = values[0]
-        if all(v is first for v in values) or (
-                not isinstance(first, np.ndarray) and all(v == first for v in values)):
-            return first
-        if isinstance(first, np.ndarray):
-            if all(isinstance(v, np.ndarray) and np.array_equal(v, first) for v in values):
-                return first
-            raise TypeError(f"{type(self._policies[0]).__name__}.{name} differs between "
-                            "servers and is not a number: the policy must be stateful")
-        return np.array(values)[self._owner]
+        value, differs = self._panel.setting(name)
+        return value[self._owner] if differs else value
 
 
 def data_ask(ask: Ask, envelope: Envelope) -> Ask:
@@ -393,8 +476,3 @@ MECHANISMS: dict[Reply, str] = {
 def mechanism(reply: Reply) -> str:
     """The name of what a refusal stands for; ``smtp_<code>`` for a reply nobody named."""
     return MECHANISMS.get(reply, f"smtp_{reply.code}")
-
-
-__all__ = ["JUNK", "MECHANISMS", "STEPS", "Ask", "InboundPolicy", "Judge", "LocalRecipients",
-           "Policy", "RelayControl", "Texts", "data_ask", "default_policies", "inbound",
-           "judge_many", "mechanism", "not_", "recipient", "session_ask"]

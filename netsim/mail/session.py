@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import simpy
 
+from netsim.mail.consult import first_refusal
 from netsim.mail.hooks import SMTPHooks
 from netsim.mail.message import Mail
+from netsim.mail.policy import recipient
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network, text
 from netsim.protocols import (
@@ -220,13 +222,16 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
             t = exchanges(t, 1, one_way, proc)                      # QUIT
     else:
         session.mail_from = mail.mail_from
+        ask = hooks.facts(session)   # the session's facts; each RCPT sets its own below
+        rcpt = hooks.steps.entries["rcpt"]
         for address in recipients:                                   # RCPT
             acts, t = exchange(t, one_way, proc)
-            hooks.at = server.instant = acts
+            hooks.at = server.instant = ask.at = acts
             if too_many_recipients(len(session.rcpt_to), settings.max_recipients):
                 answer: Reply | None = S452_TOO_MANY_RCPTS
-            else:
-                answer = hooks.check_rcpt(session, address)
+            else:   # hooks.check_rcpt, the session's facts made once
+                answer = first_refusal(server, rcpt, recipient(server, ask, address),
+                                       session, address)
             if answer is None:
                 session.rcpt_to.append(address)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -34,18 +34,20 @@ class Subnet:
     isp: int
     access_latency_s: float
     bandwidth_bps: float
+    # the prefix's first and last addresses and its number of hosts, as plain ints once
+    # (``ipaddress`` computes them anew on every read; a lookup needs them per session)
+    first: int = field(init=False, repr=False, compare=False)
+    last: int = field(init=False, repr=False, compare=False)
+    hosts: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def first(self) -> int:
-        return int(self.prefix.network_address)
-
-    @property
-    def last(self) -> int:
-        return int(self.prefix.broadcast_address)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "first", int(self.prefix.network_address))
+        object.__setattr__(self, "last", int(self.prefix.broadcast_address))
+        object.__setattr__(self, "hosts", self.prefix.num_addresses - 2)
 
     def host(self, n: int) -> int:
         """The n-th host address (0-based), skipping the network address."""
-        if not 0 <= n < self.prefix.num_addresses - 2:
+        if not 0 <= n < self.hosts:
             raise ValueError(f"host {n} is outside {self.name} {self.prefix}")
         return self.first + 1 + n
 

@@ -29,13 +29,13 @@ def auth_captured(draw: Any, probability: Any, plaintext: Any) -> Any:
 
 class CredentialPool:
     """Accounts (isp index, user index) whose passwords spammers hold. ``subscribers`` are
-    the accounts of each ISP (a flag an account says whether it is held)."""
+    the accounts of each ISP (a flag an account says whether spammers used it)."""
 
     def __init__(self, subscribers: list[int]) -> None:
         self.accounts: list[tuple[int, int]] = []
         self._known: set[tuple[int, int]] = set()
         self._first = np.r_[0, np.cumsum(subscribers)].astype(np.int64)
-        self._held = np.zeros(int(self._first[-1]), dtype=bool)
+        self._used = np.zeros(int(self._first[-1]), dtype=bool)
         self.compromised = 0
         self.captured_pop3 = 0
         self.captured_smtp = 0
@@ -47,7 +47,6 @@ class CredentialPool:
             return
         self._known.add(account)
         self.accounts.append(account)
-        self._held[self._first[account[0]] + account[1]] = True
         if how == "compromised":
             self.compromised += 1
         elif how == "pop3":
@@ -55,9 +54,9 @@ class CredentialPool:
         else:
             self.captured_smtp += 1
 
-    def holds(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
-        """Whether spammers hold each account (as of now)."""
-        return self._held[self._first[isp] + user]
+    def used(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Whether spammers have used each account (as of now)."""
+        return self._used[self._first[isp] + user]
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int] | None:
         """A credential for one session, or None while the pool is empty."""
@@ -66,6 +65,7 @@ class CredentialPool:
         account = self.accounts[int(rng.integers(len(self.accounts)))]
         self.used_sessions += 1
         self.used_accounts.add(account)
+        self._used[self._first[account[0]] + account[1]] = True
         return account
 
     def summary(self) -> dict[str, int]:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netsim.draws import keyed_exponential
 from netsim.mail import Kind, Mail, SenderType
 from netsim.mail.accounts import account, account_name, in_domain, recipient_address
-from netsim.mail.consult import Refusals, refusals
+from netsim.mail.consult import Refusals
 from netsim.mail.ledger import KINDS
-from netsim.mail.policy import Ask, Texts, mechanism
+from netsim.mail.policy import Asks, Later, Texts, mechanism
 from netsim.mail.session import exchange, exchanges, greeting, transfer
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import S452_TOO_MANY_RCPTS
@@ -69,12 +69,10 @@ class Dialogue:
         self.r = r
         self.helo = helo
         self.servers = flow.servers
+        self.facts = self._session_facts()
         server = s.server
         self.proc = flow.proc[server]
-        for i, n in enumerate(np.bincount(server, minlength=len(self.servers)).tolist()):
-            if n:
-                self.servers[i].stats_sessions += n
-                self.servers[i].stats_smtp_sessions += n
+        flow.sessions += np.bincount(server, minlength=len(self.servers))
 
     # -- the facts -------------------------------------------------------------------------
     def _sender(self, k: int) -> str:
@@ -86,13 +84,19 @@ class Dialogue:
         return recipient_address(self.servers[int(r.rcpt_isp[i])].domain, int(r.rcpt_user[i]),
                                  int(r.typo[i]))
 
-    def _session_ask(self, at: np.ndarray, authenticated: bool) -> Ask:
-        s = self.s
-        user = s.user if authenticated else np.full(len(at), -1)
-        return Ask(at=at, client=s.client, subnet=s.subnet, port=s.port,
-                   own=self.flow.own[s.server, s.subnet], user=user, size=s.size,
-                   key=s.key, spam=s.kind == KINDS.index(Kind.SPAM),
-                   reverse_path=Texts(self._sender))
+    def _session_facts(self) -> dict[str, Any]:
+        """The facts of each session (arrays, one entry a session)."""
+        s, flow = self.s, self.flow
+        return {"client": s.client, "subnet": s.subnet, "port": s.port,
+                "own": flow.own[s.server, s.subnet], "user": s.user, "size": s.size,
+                "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM)}
+
+    def _session_ask(self, at: np.ndarray, authenticated: bool) -> Asks:
+        """Each session's facts at instants ``at`` (before AUTH, or after it)."""
+        facts = {**self.facts, "at": at, "reverse_path": Texts(self._sender)}
+        if not authenticated:
+            facts["user"] = -1
+        return Asks(len(at), facts)
 
     def _session(self, k: int, step: str) -> SMTPSession:
         """Session ``k`` as a classic hook sees it at ``step``."""
@@ -174,12 +178,12 @@ class Dialogue:
                        np.where(greet == 421, first, exchanges(last_reply, 1, one_way, proc)))
         return Decided(code, cause, junk, np.where(accepted_any, dot, np.nan), end)
 
-    def _step(self, step: str, asks: Ask, asked: np.ndarray,
+    def _step(self, step: str, asks: Asks, asked: np.ndarray,
               session_of: Callable[[int], tuple[SMTPSession, object]],
               server: np.ndarray | None = None) -> Refusals:
         """One step, asked where ``asked`` (of the sessions, or of ``server``'s asks)."""
-        found = refusals(self.servers, step, self.s.server if server is None else server,
-                         asks, session_of, asked)
+        found = self.flow.consultation.refusals(
+            step, self.s.server if server is None else server, asks, session_of, asked)
         if step != "connect" and any(x is not None and x.code == 421 for x in found.replies):
             raise FlowError(f"a policy answered 421 at {step}, which closes a session "
                             "midway: only the engines replay that; use fidelity session")
@@ -232,11 +236,15 @@ class Dialogue:
         s, r, flow = self.s, self.r, self.flow
         k = r.session
         server = s.server[k]
-        asks = self._session_ask(s.opened, True).take(k)
-        asks.at = at
-        asks.local = in_domain(r.rcpt_isp, r.typo, server)
-        asks.account = account(r.rcpt_user, r.typo, flow.users[r.rcpt_isp])
-        asks.forward_path = Texts(self._forward_path)
+        # each recipient's session's facts, read per recipient when a policy reads them
+        facts: dict[str, Any] = {name: Later(lambda v=value: v[k])
+                                 for name, value in self.facts.items()}
+        facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i]))),
+                     local=Later(lambda: in_domain(r.rcpt_isp, r.typo, server)),
+                     account=Later(lambda: account(r.rcpt_user, r.typo,
+                                                   flow.users[r.rcpt_isp])),
+                     forward_path=Texts(self._forward_path))
+        asks = Asks(len(r), facts)
 
         def session_of(i: int) -> tuple[SMTPSession, object]:
             return self._session(int(k[i]), "rcpt"), self._forward_path(i)

@@ -37,7 +37,7 @@ import simpy
 
 from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_address
-from netsim.mail.consult import classic
+from netsim.mail.consult import Consultation, classic
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
 from netsim.net import NetKind
@@ -106,14 +106,17 @@ class LegitFlow:
         self._hour: Columns | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         self.shared = np.zeros(len(servers), dtype=bool)   # (set when the run starts)
+        self.consultation = Consultation(servers)
+        self.sessions = np.zeros(len(servers), dtype=np.int64)   # SMTP sessions, by server
         self.queues = FlowQueues(self)
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------
     def _run(self) -> Generator[simpy.Event, Any, None]:
         self._refuse_order_bound_hooks()
-        # servers where a stateful policy sees both users' and spammers' sessions of one
-        # account: stolen credentials are used, and the server keeps state over them
+        self.consultation = Consultation(self.servers)   # the policies are final now
+        # servers where a stateful policy may see both users' and spammers' sessions of
+        # one account: stolen credentials can be used, and the server keeps state
         stolen = any("stolen_587" in b.strategies for b in self.world.scenario.spam.botnets)
         self.shared = np.array([stolen and any(getattr(p, "stateful", False)
                                                for p in server.policies)
@@ -153,7 +156,8 @@ class LegitFlow:
     def flush(self) -> None:
         """After the run: the last minute's queues (their turn falls on the run's end), and
         what they, a MUA's last retry or an engine's hand-over filed for after it with
-        instants inside the run, as the engine path takes it within the run."""
+        instants inside the run, as the engine path takes it within the run; then the
+        counts kept in arrays (policies' asks, servers' sessions) join their owners'."""
         k = self.queues.stepped + 1
         queues = self.queues
         while k <= self.step_index or self.due_mua or queues.due or queues.handed:
@@ -161,6 +165,10 @@ class LegitFlow:
                 self._submissions(k)
             queues.step(k)
             k += 1
+        self.consultation.count()
+        for server, n in zip(self.servers, self.sessions.tolist(), strict=True):
+            server.stats_sessions += n
+            server.stats_smtp_sessions += n
 
     def held_rows(self) -> set[int]:
         rows = [*self.held, *(c.row for parts in self.due_mua.values() for c in parts),
@@ -291,13 +299,13 @@ class LegitFlow:
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
         """One submission attempt of every message in ``work`` (first tries and retries).
-        A message from an account whose password spammers hold and use goes through the
+        A message from an account whose password spammers have used goes through the
         engines instead, as the spammers' sessions do, where the server keeps state over
         accounts (a rate limit): it then sees all of the account's sessions in time
         order."""
         held = self.shared[work.isp] & (work.attempt == 0)
         if held.any():
-            held &= self.world.credentials.holds(work.isp, work.user)
+            held &= self.world.credentials.used(work.isp, work.user)
         if held.any():
             self._to_engines(work.take(held))
             work = work.take(~held)

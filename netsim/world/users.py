@@ -39,8 +39,8 @@ def mua_helo(source: int, network: str) -> str:
 class MailClients:
     """The mail clients (MUAs) of one ISP's users: how each submits a message to its own
     server, on the engine path (the flow path hands them the messages of users whose
-    password spammers hold, so that the server's rate limit sees that account's sessions
-    in time order, docs/fidelity.md)."""
+    password spammers have used, so that the server's rate limit sees that account's
+    sessions in time order, docs/fidelity.md)."""
 
     def __init__(self, world: World, isp: int, workload: Workload):
         self.world = world
