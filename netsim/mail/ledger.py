@@ -2,9 +2,9 @@
 
 Rows are stored column by column in typed arrays (``array.array``: small integer codes and
 8-byte floats), so a run holds no Python object per recipient, a row costs 52 bytes,
-and the table converts to Arrow without copying field by field. Outcomes are final once set:
-setting one twice is a bug and raises at once, which is what makes the conservation check
-meaningful.
+and the table converts to Arrow without copying field by field. The columns are those
+declared in :mod:`netsim.mail.columns`. Outcomes are final once set: setting one twice is a
+bug and raises at once, which is what makes the conservation check meaningful.
 """
 
 from __future__ import annotations
@@ -12,40 +12,17 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable
-from enum import StrEnum
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from netsim.mail.message import Kind, Mail, SenderType, domain_of
-
-
-class Outcome(StrEnum):
-    """Final states of a recipient (MODEL.md), plus ``pending`` while it is still queued."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    JUNKED = "junked"
-    BLOCKED = "blocked"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
+from netsim.mail.columns import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, Columns, Outcome
+from netsim.mail.message import Kind, Mail, domain_of
 
 OUTCOMES = tuple(Outcome)
 KINDS = tuple(Kind)
-_NAN = math.nan
-
-
-# a new row's outcome (pending: code 0), reply code, mechanism and instants, one element each
-_BLANK: dict[str, array[Any]] = {
-    "outcome": array("b", [0]), "reply_code": array("h", [0]), "stopped_by": array("h", [0]),
-    "retrieved_s": array("d", [_NAN]), "finished_s": array("d", [_NAN]),
-    "left_origin": array("b", [0])}
-
-NUMPY_TYPES: dict[str, type[Any]] = {"b": np.int8, "h": np.int16, "i": np.int32, "q": np.int64,
-                                     "d": np.float64}
 
 
 class ConservationError(AssertionError):
@@ -70,35 +47,44 @@ class Vocabulary:
 
 
 class Ledger:
-    """Every recipient of every message, from creation to its final outcome."""
+    """Every recipient of every message, from creation to its final outcome.
 
-    def __init__(self) -> None:
-        self.vocab = {name: Vocabulary(words) for name, words in (
-            ("kind", [k.value for k in Kind]), ("sender", [s.value for s in SenderType]),
-            ("outcome", [o.value for o in Outcome]), ("origin_isp", []),
-            ("origin_network", []), ("path", []), ("rcpt_domain", []), ("stopped_by", [""]))}
+    Each stored column of ``columns`` is an attribute of its name, a typed array; a
+    categorical one has a vocabulary in :attr:`vocab`.
+    """
+
+    # the stored columns the ledger fills by name, for the type checker (``__init__`` makes
+    # every stored column of the registry)
+    message_id: array[Any]
+    rcpt_index: array[Any]
+    kind: array[Any]
+    sender: array[Any]
+    origin_isp: array[Any]
+    origin_network: array[Any]
+    path: array[Any]
+    first_hop_port: array[Any]
+    rcpt_domain: array[Any]
+    outcome: array[Any]
+    reply_code: array[Any]
+    stopped_by: array[Any]
+    created_s: array[Any]
+    retrieved_s: array[Any]
+    finished_s: array[Any]
+    left_origin: array[Any]
+
+    def __init__(self, columns: Columns = RECIPIENT_COLUMNS) -> None:
+        self.columns = columns
+        self.vocab = {c.name: Vocabulary(c.words) for c in columns if c.kind is CATEGORY}
+        for column in columns.stored:
+            setattr(self, column.name, array(column.typecode))
+        self._blanks = columns.blanks
+        self._dtypes = {c.name: c.dtype for c in columns.stored}   # for view(), on hot paths
         self._kind = {k: self.vocab["kind"].code(k.value) for k in Kind}
         self._outcome = {o: self.vocab["outcome"].code(o.value) for o in Outcome}
-        self.message_id = array("q")
-        self.rcpt_index = array("h")
-        self.kind = array("b")
-        self.sender = array("b")
-        self.origin_isp = array("h")
-        self.origin_network = array("h")
-        self.path = array("h")
-        self.first_hop_port = array("h")
-        self.rcpt_domain = array("h")
-        self.outcome = array("b")
-        self.reply_code = array("h")
-        self.stopped_by = array("h")
-        self.created_s = array("d")
-        self.retrieved_s = array("d")
-        self.finished_s = array("d")
-        self.left_origin = array("b")
         self.attempted = dict.fromkeys(Kind, 0)
         self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
         self._pending = self._outcome[Outcome.PENDING]
-        assert self._pending == _BLANK["outcome"][0], "a new row starts pending"
+        assert columns["outcome"].blank == Outcome.PENDING, "a new row starts pending"
 
     def __len__(self) -> int:
         return len(self.message_id)
@@ -127,7 +113,7 @@ class Ledger:
             (self.created_s, mail.created))
         for column, value in values:
             column.extend(array(column.typecode, [value]) * n)   # filled in C, not a list
-        for name, blank in _BLANK.items():                      # what every new row starts as
+        for name, blank in self._blanks:                        # what every new row starts as
             getattr(self, name).extend(blank * n)
         self.attempted[mail.kind] += len(mail.rows)
 
@@ -178,7 +164,7 @@ class Ledger:
                                (self.rcpt_domain, rcpt_domain), (self.created_s, created)):
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
         self.kind.extend(array("b", [self._kind[kind]]) * n)
-        for name, blank in _BLANK.items():                      # what every new row starts as
+        for name, blank in self._blanks:                        # what every new row starts as
             getattr(self, name).extend(blank * n)
         self.attempted[kind] += n
         return start
@@ -190,26 +176,26 @@ class Ledger:
             raise ValueError("pending is not a final outcome")
         if not len(rows):
             return
-        state = np.frombuffer(self.outcome, dtype=np.int8)
+        state = self.view("outcome")
         done = rows[state[rows] != self._pending]
         if len(done):
             raise ConservationError(f"recipient rows {done[:10].tolist()} already have an "
                                     f"outcome; cannot also be {outcome}")
         state[rows] = self._outcome[outcome]
-        np.frombuffer(self.finished_s, dtype=np.float64)[rows] = at
-        np.frombuffer(self.reply_code, dtype=np.int16)[rows] = code
-        np.frombuffer(self.stopped_by, dtype=np.int16)[rows] = stopped_by
-        kinds = np.bincount(np.frombuffer(self.kind, dtype=np.int8)[rows], minlength=len(KINDS))
+        self.view("finished_s")[rows] = at
+        self.view("reply_code")[rows] = code
+        self.view("stopped_by")[rows] = stopped_by
+        kinds = np.bincount(self.view("kind")[rows], minlength=len(KINDS))
         for k, n in zip(KINDS, kinds.tolist(), strict=True):
             self.finished[k][outcome] += n
         del state
 
     def left_rows(self, rows: np.ndarray) -> None:
-        np.frombuffer(self.left_origin, dtype=np.int8)[rows] = 1
+        self.view("left_origin")[rows] = 1
 
     def retrieved_rows(self, rows: np.ndarray, at: np.ndarray) -> None:
         """Record first retrievals (rows not yet retrieved)."""
-        column = np.frombuffer(self.retrieved_s, dtype=np.float64)
+        column = self.view("retrieved_s")
         first = np.isnan(column[rows])
         column[rows[first]] = at[first]
 
@@ -234,7 +220,7 @@ class Ledger:
         return True
 
     def pending_rows(self) -> set[int]:
-        codes = np.frombuffer(self.outcome, dtype=np.int8)
+        codes = self.view("outcome")
         return set(np.flatnonzero(codes == self._pending).tolist())
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -270,52 +256,29 @@ class Ledger:
         if problems:
             raise ConservationError("conservation of recipients broken: " + "; ".join(problems))
 
-    def delivered_s(self) -> np.ndarray:
-        """When each recipient reached a maildrop or junk folder (NaN for any other outcome):
-        the instant its outcome became final, so the ledger keeps no column of its own."""
-        outcome = np.frombuffer(self.outcome, dtype=np.int8)
-        stored = np.isin(outcome, [self._outcome[Outcome.DELIVERED],
-                                   self._outcome[Outcome.JUNKED]])
-        return np.where(stored, np.frombuffer(self.finished_s, dtype=np.float64), _NAN)
+    def view(self, name: str) -> np.ndarray:
+        """A column as numpy (a categorical one as its codes), read in place; a derived one
+        computed from the stored columns."""
+        dtype = self._dtypes.get(name)
+        if dtype is None:
+            return self.columns.derive(name, self.view)
+        return np.frombuffer(getattr(self, name), dtype=dtype)
 
     def to_arrow(self, release: bool = False) -> pa.Table:
-        """The ledger as an Arrow table, categorical columns dictionary-encoded. With
-        ``release``, each column is freed once copied (the ledger keeps only its counts),
-        so a country's table never exists twice over."""
-        v = self.vocab
-
-        def take(name: str) -> np.ndarray:
-            column: array = getattr(self, name)
-            values = np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
-            if release:
-                setattr(self, name, array(column.typecode))
-            return values
-
-        def floats(name: str) -> pa.Array:
-            # NaN (never happened) becomes null, which Arrow compares and pandas reads as NaN
-            return pa.array(take(name), from_pandas=True)
-
-        def categories(name: str) -> pa.DictionaryArray:
-            return pa.DictionaryArray.from_arrays(pa.array(take(name).astype(np.int32)),
-                                                  pa.array(v[name].words, pa.string()))
-
-        delivered = self.delivered_s()
-        return pa.table({
-            "message_id": pa.array(take("message_id")),
-            "rcpt_index": pa.array(take("rcpt_index").astype(np.int16)),
-            "kind": categories("kind"),
-            "sender": categories("sender"),
-            "origin_isp": categories("origin_isp"),
-            "origin_network": categories("origin_network"),
-            "path": categories("path"),
-            "first_hop_port": pa.array(take("first_hop_port").astype(np.int32)),
-            "rcpt_domain": categories("rcpt_domain"),
-            "outcome": categories("outcome"),
-            "reply_code": pa.array(take("reply_code")),
-            "stopped_by": categories("stopped_by"),
-            "created_s": floats("created_s"),
-            "delivered_s": pa.array(delivered, from_pandas=True),
-            "retrieved_s": floats("retrieved_s"),
-            "finished_s": floats("finished_s"),
-            "left_origin": pa.array(take("left_origin").astype(bool)),
-        })
+        """The ledger as an Arrow table of its columns, in their order, categorical ones
+        dictionary-encoded. With ``release``, each column is freed once copied (the ledger
+        keeps only its counts), so a country's table never exists twice over."""
+        # derived from the stored columns before any of them is released
+        derived = {c.name: self.view(c.name) for c in self.columns if c.derive is not None}
+        arrays = []
+        for column in self.columns:
+            name = column.name
+            if name in derived:
+                values = derived.pop(name)
+            else:
+                values = self.view(name).copy()
+                if release:
+                    setattr(self, name, array(column.typecode))
+            words = self.vocab[name].words if column.kind is CATEGORY else []
+            arrays.append(column.to_arrow(values, words))
+        return pa.Table.from_arrays(arrays, schema=self.columns.schema)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from netsim.mail.ledger import NUMPY_TYPES, Ledger
+from netsim.mail.ledger import Ledger
 
 INTERVAL_S = 3600
 CHUNK = 1 << 21
@@ -45,8 +45,9 @@ class RecipientColumns:
 
 
 class LedgerColumns(RecipientColumns):
-    """The same columns read in place from a ledger's typed arrays (no table is built):
-    what a run that keeps only its summary reports from."""
+    """The same columns read in place from a ledger's typed arrays as its registry declares
+    them (no table is built; a derived column computed): what a run that keeps only its
+    summary reports from."""
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
@@ -58,8 +59,7 @@ class LedgerColumns(RecipientColumns):
         return self._codes[name]
 
     def values(self, name: str) -> np.ndarray:
-        column = getattr(self.ledger, name)
-        return np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
+        return self.ledger.view(name)
 
 
 def _tally(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
