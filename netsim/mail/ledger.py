@@ -3,7 +3,7 @@
 Rows are stored column by column in typed arrays (``array.array``: small integer codes and
 8-byte floats), so a run holds no Python object per recipient, a row costs 52 bytes,
 and the table converts to Arrow without copying field by field. The columns are those
-declared in :mod:`netsim.mail.columns`. Outcomes are final once set: setting one twice is a
+declared in :mod:`netsim.mail.recipients`. Outcomes are final once set: setting one twice is a
 bug and raises at once, which is what makes the conservation check meaningful.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from netsim.mail.columns import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, Columns, Outcome
 from netsim.mail.message import Kind, Mail, domain_of
+from netsim.mail.recipients import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, ColumnRegistry, Outcome
 
 OUTCOMES = tuple(Outcome)
 KINDS = tuple(Kind)
@@ -72,7 +72,7 @@ class Ledger:
     finished_s: array[Any]
     left_origin: array[Any]
 
-    def __init__(self, columns: Columns = RECIPIENT_COLUMNS) -> None:
+    def __init__(self, columns: ColumnRegistry = RECIPIENT_COLUMNS) -> None:
         self.columns = columns
         self.vocab = {c.name: Vocabulary(c.words) for c in columns if c.kind is CATEGORY}
         for column in columns.stored:

@@ -1,4 +1,4 @@
-"""The recipient columns, declared once (netsim.mail.columns): the ledger's storage, its new
+"""The recipient columns, declared once (netsim.mail.recipients): the ledger's storage, its new
 rows, its Arrow table, the report's readers and docs/outcomes.md all follow the registry."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import pyarrow as pa
 import pytest
 
 from netsim.mail import Kind, Ledger, Mail, Outcome, SenderType
-from netsim.mail.columns import (
+from netsim.mail.recipients import (
     CATEGORY,
     DERIVED,
     INTEGER,
     RECIPIENT_COLUMNS,
     WORDS,
     Column,
-    Columns,
+    ColumnRegistry,
 )
 from netsim.world import World
 from netsim.world.report import LedgerColumns, RecipientColumns
@@ -86,7 +86,7 @@ def test_a_new_row_starts_with_the_registrys_blanks():
         assert row["reply_code"] == 0 and row["left_origin"] is False
         assert row["retrieved_s"] is None and row["finished_s"] is None
     # a registry with another blank: both ways of opening rows start from it
-    columns = Columns(*(dataclasses.replace(c, blank=-1) if c.name == "reply_code" else c
+    columns = ColumnRegistry(*(dataclasses.replace(c, blank=-1) if c.name == "reply_code" else c
                         for c in RECIPIENT_COLUMNS))
     ledger = Ledger(columns)
     _open_rows(ledger)

@@ -119,7 +119,7 @@ class Column:
                         type=self.arrow, from_pandas=True)
 
 
-class Columns:
+class ColumnRegistry:
     """An ordered set of column declarations: the table's columns, in its order."""
 
     def __init__(self, *columns: Column):
@@ -149,9 +149,9 @@ class Columns:
             raise KeyError(f"{name} is a stored column, not a derived one")
         return derive(read)
 
-    def extended(self, *more: Column) -> Columns:
+    def extended(self, *more: Column) -> ColumnRegistry:
         """These columns followed by ``more``."""
-        return Columns(*self._columns, *more)
+        return ColumnRegistry(*self._columns, *more)
 
     def markdown(self) -> str:
         """The column table of docs/outcomes.md."""
@@ -170,7 +170,7 @@ def _delivered_s(read: Reader) -> np.ndarray:
                                        OUTCOME_WORDS.index(Outcome.JUNKED)])
     return np.where(stored, read("finished_s"), math.nan)
 
-RECIPIENT_COLUMNS = Columns(
+RECIPIENT_COLUMNS = ColumnRegistry(
     Column("message_id", INTEGER, "q", pa.int64(), "the message (ids count messages from 1 in "
            "creation order; bounces included)"),
     Column("rcpt_index", INTEGER, "h", pa.int16(), "the recipient's position in the message"),
