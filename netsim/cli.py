@@ -1,5 +1,5 @@
-"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, validate, schema,
-and the live lab's serve, send and fetch.
+"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, compare, validate,
+schema, and the live lab's serve, send and fetch.
 
 A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
 and a message naming what is wrong and where; no traceback reaches the user for it.
@@ -220,6 +220,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from netsim.verify.equivalence import compare
+    from netsim.verify.worlds import random_world
+
+    fidelities = (args.fidelities[0], args.fidelities[1])
+    if args.random:
+        if args.scenario is not None:
+            raise UserError("give a scenario or --random N, not both")
+        worlds = [Scenario.model_validate(random_world(seed)) for seed in range(args.random)]
+    else:
+        worlds = [_load(args)]
+    differing = sent = 0
+    for scenario in worlds:
+        result = compare(scenario, fidelities)
+        print(f"{scenario.name} (seed {scenario.seed}): {result.report()}\n", flush=True)
+        differing += len(result.differing()) + result.unmatched
+        sent += len(result.joined)
+    if len(worlds) > 1:
+        print(f"{len(worlds)} worlds: {differing} of {sent} sent recipients differ "
+              f"({differing / max(sent, 1):.4%})")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     subscribers = sum(i.subscribers for i in scenario.isps)
@@ -293,6 +316,15 @@ def parser() -> argparse.ArgumentParser:
                            "check, with the measured figure and its bound")
     check.add_argument("checks", nargs="*", metavar="CHECK", help="checks to run (default: all)")
     check.set_defaults(func=cmd_check)
+    compare = sub.add_parser("compare", help="run a world at two fidelities and report, "
+                             "recipient by recipient, what differs (docs/fidelity.md)")
+    _scenario_args(compare)
+    compare.add_argument("--fidelities", nargs=2, default=["session", "flow"],
+                         choices=["command", "session", "flow"], metavar="FIDELITY",
+                         help="the two fidelities (default: session flow)")
+    compare.add_argument("--random", type=int, metavar="N", help="compare N random worlds "
+                         "with every mechanism on or off (netsim/verify/worlds.py) instead")
+    compare.set_defaults(func=cmd_compare)
     validate = sub.add_parser("validate", help="check a scenario file and explain each error")
     validate.add_argument("scenario", help="scenario YAML file")
     validate.set_defaults(func=cmd_validate)

@@ -389,3 +389,19 @@ def test_the_keyed_verdicts_do_not_depend_on_the_order_they_are_drawn_in():
     panel.count()
     assert alone == together.tolist()
     assert (one.examined, one.refused) == (many.examined, many.refused) != (0, 0)
+
+
+def test_netsim_compare_reports_what_differs(tmp_path, capsys):
+    from netsim.cli import main
+    from netsim.scenario import scenario_yaml
+
+    path = tmp_path / "hooks.yaml"
+    path.write_text(scenario_yaml(Scenario.model_validate({**HOOK_WORLD, "duration_s": 1800})))
+    assert main(["compare", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sent recipients compared (session against flow)" in out
+    assert "bounces:" in out
+    assert main(["compare", "--random", "2", "--fidelities", "session", "flow"]) == 0
+    assert "2 worlds:" in capsys.readouterr().out
+    assert main(["compare", str(path), "--random", "1"]) == 2
+

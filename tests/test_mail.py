@@ -161,3 +161,17 @@ def test_maildrop_lock_is_exclusive_and_deletes_only_on_close():
     assert drops.open(7) is None                 # a second session cannot lock it
     drops.close(7, {"a"})
     assert [m.uid for m in drops.open(7)] == ["b"]
+
+
+def test_addresses_of_a_message_are_written_as_one_address_is():
+    from netsim.mail.accounts import (
+        TYPO_DOMAIN,
+        TYPO_NONE,
+        TYPO_USER,
+        recipient_address,
+        recipient_addresses,
+    )
+
+    users, typos = [0, 7, 12, 7], [TYPO_NONE, TYPO_USER, TYPO_DOMAIN, TYPO_NONE]
+    assert recipient_addresses("isp-a.example", users, typos) == [
+        recipient_address("isp-a.example", u, t) for u, t in zip(users, typos, strict=True)]

@@ -37,6 +37,14 @@ def recipient_address(domain: str, user: int, typo: int) -> str:
     return f"user{user}@{domain}"
 
 
+def recipient_addresses(domain: str, users: list[int], typos: list[int]) -> list[str]:
+    """:func:`recipient_address` of many users of one domain (one call a message: a spam
+    message names some 25)."""
+    wrong = mistyped(domain)
+    return [f"user{u}x@{domain}" if t == TYPO_USER else f"user{u}@{wrong}" if t == TYPO_DOMAIN
+            else f"user{u}@{domain}" for u, t in zip(users, typos, strict=True)]
+
+
 def parse_local(local: str) -> tuple[int, int]:
     """The (user, typo) a local part stands for: ``user7`` is (7, TYPO_NONE), ``user7x``
     (7, TYPO_USER); anything else (``postmaster``, ``user07``, ``user²``) is (-1,

@@ -146,9 +146,9 @@ class Resolver:
             return Answer(answer.name, answer.rtype, answer.rcode, answer.records, True), \
                 self.cached_lookup_s
         # a query earlier than the answer cached for it (asked out of time order, at
-        # fidelity flow): answered as the miss it was, the later answer kept
-        later = hit is not None and now < hit[0]
-        self.out_of_order += later
+        # fidelity flow): answered as the miss it was, and its answer cached from then on,
+        # as it would have been had it come first
+        self.out_of_order += hit is not None and now < hit[0]
         draw = derived(key, _name_key(name, rtype))
         latency = math.exp(self._mu)
         if self._sigma > 0:   # a uniform kept off 0, so its normal quantile is finite
@@ -160,8 +160,7 @@ class Resolver:
         rcode, records = self.zones.lookup(name, rtype)
         answer = Answer(name, rtype, rcode, records)
         ttl = self.ttl_s if rcode is RCode.NOERROR else self.negative_ttl_s
-        if not later:
-            self._cache[entry] = (now, now + latency + ttl, answer)
+        self._cache[entry] = (now, now + latency + ttl, answer)
         return answer, latency
 
 

@@ -81,6 +81,11 @@ class Comparison:
                              f"{gap.max():.3f} s")
         bounces = [sum(c.get("bounce", {}).values()) for c in self.counts]
         lines.append(f"  bounces: {bounces[0]} at {a}, {bounces[1]} at {b}")
+        for fidelity, summary in zip(self.fidelities, self.summaries, strict=True):
+            late = summary["sim"].get("out_of_order")
+            if late:
+                asks = ", ".join(f"{name} {n}" for name, n in late.items())
+                lines.append(f"  asked out of time order at {fidelity}: {asks}")
         return "\n".join(lines)
 
 

@@ -212,7 +212,7 @@ class Dialogue:
         beyond = r.place[live] >= limit[live]
         cuts = np.flatnonzero(beyond)
         accepted = np.zeros(len(s), dtype=np.int64)
-        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(live)], strict=True):
+        for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(live)], strict=True):
             rows = live[start:stop]
             if not len(rows):
                 continue

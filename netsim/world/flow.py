@@ -41,7 +41,7 @@ from netsim.mail.consult import Consultation, classic
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
 from netsim.net import NetKind
-from netsim.world.columns import Columns, runs
+from netsim.world.columns import Columns, changes, runs
 from netsim.world.credentials import auth_captured
 from netsim.world.dialogue import Dialogue, FlowError
 from netsim.world.flow_queue import FlowQueues
@@ -220,7 +220,7 @@ class LegitFlow:
         if not len(now):
             return []
         ledger, world = self.ledger, self.world
-        first = np.r_[True, now.message[1:] != now.message[:-1]]
+        first = changes(now.message)
         ids = world.next_ids(int(first.sum()))[np.cumsum(first) - 1]
         row0 = ledger.add_rows(
             Kind.LEGIT, message_id=ids, rcpt_index=now.rcpt_index, sender=now.sender,
@@ -365,7 +365,7 @@ class LegitFlow:
         """Messages submitted by their users' mail clients on the engine path, each from the
         instant it is created (``netsim.world.users.MailClients``)."""
         work = work.take(np.lexsort((work.row, work.mid)))
-        starts = np.flatnonzero(np.r_[True, work.mid[1:] != work.mid[:-1]])
+        starts = np.flatnonzero(changes(work.mid))
         subnets, servers = self.world.plan.subnets, self.servers
         for first, last in zip(starts.tolist(), [*starts[1:].tolist(), len(work)], strict=True):
             isp, user = int(work.isp[first]), int(work.user[first])

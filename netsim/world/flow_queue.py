@@ -22,7 +22,7 @@ from netsim.mail.ledger import KINDS
 from netsim.mail.queue import EXPIRED, NXDOMAIN
 from netsim.mail.server import BOUNCE_SIZE
 from netsim.net import RCode, Resolver
-from netsim.world.columns import Columns, runs
+from netsim.world.columns import Columns, changes, runs
 from netsim.world.dialogue import Dialogue
 
 if TYPE_CHECKING:
@@ -86,8 +86,7 @@ class FlowQueues:
         domain = work.rcpt_isp * 2 + (work.typo == TYPO_DOMAIN)
         order = np.lexsort((work.row, domain, work.mid))
         work, at, domain = work.take(order), at[order], domain[order]
-        key = np.c_[work.mid, domain]
-        new = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
+        new = changes(work.mid) | changes(domain)
         entry = self.entries + np.cumsum(new) - 1
         self.entries += int(new.sum())
         rows = Columns({**work.data, "entry": entry, "queued": at, "t": at,

@@ -29,7 +29,7 @@ import simpy
 
 from netsim.draws import attempt_key
 from netsim.mail import Kind, Mail, Outcome, SenderType
-from netsim.mail.accounts import TYPO_NONE, TYPO_USER, account_name, recipient_address
+from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
 from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.mail.trace import following
@@ -81,13 +81,11 @@ class SpamSessions:
         target = world.servers[bisect.bisect_right(self.target_cumulative, rng.random())]
         u = rng.random(2 * recipients)
         users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
-        invalid = (u[recipients:] < self.cfg.invalid_recipient_share).tolist()
         # an account's address or one nobody has (``netsim.mail.accounts``); a harvested
         # list names an address once
-        domain = target.domain
-        addresses = list(dict.fromkeys([
-            recipient_address(domain, user, TYPO_USER if bad else TYPO_NONE)
-            for user, bad in zip(users.tolist(), invalid, strict=True)]))
+        typos = (u[recipients:] < self.cfg.invalid_recipient_share) * TYPO_USER
+        addresses = list(dict.fromkeys(recipient_addresses(target.domain, users.tolist(),
+                                                           typos.tolist())))
         forged = world.servers[_below(rng.random(), len(world.servers))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
                                           self.cfg.size_sigma)))
