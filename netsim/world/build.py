@@ -77,7 +77,8 @@ class World:
         self.relays = self._open_relays()
         self.server_index = {server.address: i for i, server in enumerate(self.servers)}
         self.recipient_choice = [self._recipient_choice(i) for i in isps]
-        self.workloads = [Workload(self, i) for i in isps]
+        self.workloads = [Workload(scenario, self.streams, i, self.recipient_choice[i])
+                          for i in isps]
         self.retrievals: Retrievals | None = None
         self.flow: LegitFlow | None = None
         self.populations: list[UserPopulation] = []

@@ -11,13 +11,26 @@ the simulation runs anyway.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
 
-if TYPE_CHECKING:
-    from netsim.world.build import World
+from netsim.scenario import Scenario
+from netsim.world.streams import Streams
+
+
+class CredentialWorld(Protocol):
+    """What seeding and capturing credentials read of the world."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def streams(self) -> Streams: ...
+    @property
+    def credentials(self) -> CredentialPool: ...
+    @property
+    def env(self) -> simpy.Environment: ...
 
 
 def auth_captured(draw: Any, probability: Any, plaintext: Any) -> Any:
@@ -74,7 +87,7 @@ class CredentialPool:
                 "used_sessions": self.used_sessions, "accounts_used": len(self.used_accounts)}
 
 
-def seed_compromised(world: World) -> None:
+def seed_compromised(world: CredentialWorld) -> None:
     """Put ``spam.compromised_share`` of each ISP's accounts into the pool at time 0."""
     share = world.scenario.spam.compromised_share
     if share <= 0:
@@ -86,7 +99,8 @@ def seed_compromised(world: World) -> None:
             world.credentials.add((isp, int(user)), "compromised")
 
 
-def pop3_capture_process(world: World, isp: int) -> Generator[simpy.Event, Any, None] | None:
+def pop3_capture_process(world: CredentialWorld, isp: int,
+                         ) -> Generator[simpy.Event, Any, None] | None:
     """Captures of roaming users' plaintext POP3 logins, or None when none can happen."""
     s = world.scenario
     if s.isps[isp].mail_server.pop3_security != "plaintext" or not s.visited_networks:

@@ -9,31 +9,64 @@ What is written here is only how the arrays become the facts the policies judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from netsim.draws import keyed_exponential
 from netsim.mail import Kind, Mail, SenderType
 from netsim.mail.accounts import account, account_name, in_domain, recipient_address
-from netsim.mail.consult import Refusals
-from netsim.mail.ledger import KINDS
+from netsim.mail.consult import Consultation, Refusals
+from netsim.mail.ledger import KINDS, Ledger
 from netsim.mail.policy import Asks, Later, Texts, mechanism
+from netsim.mail.server import MailServer
 from netsim.mail.session import exchange, exchanges, greeting, transfer
+from netsim.net import AddressPlan
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import S452_TOO_MANY_RCPTS
 from netsim.protocols.smtp_server import auth_required, mail_checks, too_many_recipients
 from netsim.world.columns import Columns
 
-if TYPE_CHECKING:
-    from netsim.world.flow import LegitFlow
-
 
 class FlowError(ValueError):
     """A world, or a reply of a policy, that the flow path cannot decide (the engines
     can): run it at fidelity ``session``."""
+
+
+class ServerArrays:
+    """What the flow path's sessions read of the ISPs' mail servers: their settings as
+    arrays, one entry a server (whether a network is a server's own: one entry a server and
+    network), their policies laid out (``Consultation``), the sessions each served."""
+
+    def __init__(self, servers: Sequence[MailServer], plan: AddressPlan):
+        self.servers = servers
+        self.proc = np.array([s.processing_s for s in servers])
+        self.max_rcpt = np.array([s.settings.max_recipients for s in servers])
+        self.size_limit = np.array([s.settings.message_size_limit for s in servers])
+        self.bandwidth = np.array([s.settings.server_bandwidth_bps for s in servers])
+        self.scan_mean = np.array([s.settings.scan_mean_s for s in servers])
+        self.scan_salt = np.array([s.scan_salt for s in servers], dtype=np.uint64)
+        self.users = np.array([s.users for s in servers])
+        self.subnet_bps = np.array([n.bandwidth_bps for n in plan.subnets])
+        # whether a client network is one of the server's own ("mynetworks")
+        self.own = np.zeros((len(servers), len(plan.subnets)), dtype=bool)
+        for i, server in enumerate(servers):
+            self.own[i, list(server.own_subnets)] = True
+        self.consultation = Consultation(servers)
+        self.sessions = np.zeros(len(servers), dtype=np.int64)
+
+    def ready(self) -> None:
+        """The servers' policies are final (the run starts): lay them out anew."""
+        self.consultation = Consultation(self.servers)
+
+    def count(self) -> None:
+        """After the run: what was counted in arrays joins the servers' and policies'."""
+        self.consultation.count()
+        for server, n in zip(self.servers, self.sessions.tolist(), strict=True):
+            server.stats_sessions += n
+            server.stats_smtp_sessions += n
 
 
 @dataclass
@@ -56,23 +89,24 @@ class Dialogue:
     ``s`` has one row a session: ``server`` (an ISP index), ``opened`` (the connection is
     open), ``one_way``, ``client`` (its address), ``subnet``, ``port``, ``user`` (the account
     that authenticates, -1: none), ``from_srv`` and ``from_user`` (the reverse path: -1 for
-    a bounce's null path), ``size``, ``key``,
-    ``kind`` (a ledger kind code) and ``mid``. ``r`` has one row a recipient, grouped by
+    a bounce's null path), ``size``, ``key``, ``kind`` (a ledger kind code) and
+    ``mid``. ``r`` has one row a recipient, grouped by
     session in RCPT order: ``session`` (a row of ``s``), ``place`` (its place among the
     session's RCPTs), ``rcpt_isp``, ``rcpt_user``, ``typo`` and ``row`` (its ledger row).
     ``helo(k)`` is the name session ``k``'s client greets with.
     """
 
-    def __init__(self, flow: LegitFlow, s: Columns, r: Columns, helo: Callable[[int], str]):
-        self.flow = flow
+    def __init__(self, servers: ServerArrays, ledger: Ledger, s: Columns, r: Columns,
+                 helo: Callable[[int], str]):
+        self.arrays = servers
+        self.ledger = ledger
         self.s = s
         self.r = r
         self.helo = helo
-        self.servers = flow.servers
+        self.servers = servers.servers
         self.facts = self._session_facts()
-        server = s.server
-        self.proc = flow.proc[server]
-        flow.sessions += np.bincount(server, minlength=len(self.servers))
+        self.proc = servers.proc[s.server]
+        servers.sessions += np.bincount(s.server, minlength=len(self.servers))
 
     # -- the facts -------------------------------------------------------------------------
     def _sender(self, k: int) -> str:
@@ -86,9 +120,9 @@ class Dialogue:
 
     def _session_facts(self) -> dict[str, Any]:
         """The facts of each session (arrays, one entry a session)."""
-        s, flow = self.s, self.flow
+        s, arrays = self.s, self.arrays
         return {"client": s.client, "subnet": s.subnet, "port": s.port,
-                "own": flow.own[s.server, s.subnet], "user": s.user, "size": s.size,
+                "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM)}
 
     def _session_ask(self, at: np.ndarray, authenticated: bool) -> Asks:
@@ -113,7 +147,7 @@ class Dialogue:
 
     def _mail(self, k: int, rows: list[int], addresses: list[str]) -> Mail:
         """The message of session ``k`` as a classic data hook sees it."""
-        ledger, s = self.flow.ledger, self.s
+        ledger, s = self.ledger, self.s
         row = rows[0]
         sender = ledger.vocab["sender"].words[ledger.sender[row]]
         origin = ledger.vocab["origin_isp"].words[ledger.origin_isp[row]]
@@ -123,7 +157,7 @@ class Dialogue:
 
     # -- the dialogue ----------------------------------------------------------------------
     def decide(self) -> Decided:
-        flow, s, r = self.flow, self.s, self.r
+        arrays, s, r = self.arrays, self.s, self.r
         n_s = len(s)
         one_way, proc = s.one_way, self.proc
         # the greeting: the connect policies (a 554 or a 421 refuses the whole session)
@@ -139,7 +173,7 @@ class Dialogue:
         mail = np.zeros(n_s, dtype=np.int64)
         mail_cause = np.zeros(n_s, dtype=np.int64)
         for refuses, reply in mail_checks(auth_required(s.port), authenticated, s.size,
-                                          flow.size_limit[s.server]):
+                                          arrays.size_limit[s.server]):
             hit = (greet == 0) & (mail == 0) & refuses
             mail[hit], mail_cause[hit] = reply.code, self._cause(reply)
         policy, policy_cause = self._codes(self._step(
@@ -160,7 +194,7 @@ class Dialogue:
         accepted = code == 0
         accepted_any = np.bincount(k[accepted], minlength=n_s) > 0
         content_sent = exchanges(first, 3 + authenticated + count, one_way, proc)
-        data = transfer(s.size, flow.bandwidth[s.server], flow.subnet_bps[s.subnet])
+        data = transfer(s.size, arrays.bandwidth[s.server], arrays.subnet_bps[s.subnet])
         dot, quit_sent = exchange(content_sent, one_way, proc, data, self._scan(accepted_any))
         judged = self._step("data", self._session_ask(dot, True), accepted_any,
                             lambda j: self._data_hook_args(j, accepted))
@@ -182,7 +216,7 @@ class Dialogue:
               session_of: Callable[[int], tuple[SMTPSession, object]],
               server: np.ndarray | None = None) -> Refusals:
         """One step, asked where ``asked`` (of the sessions, or of ``server``'s asks)."""
-        found = self.flow.consultation.refusals(
+        found = self.arrays.consultation.refusals(
             step, self.s.server if server is None else server, asks, session_of, asked)
         if step != "connect" and any(x is not None and x.code == 421 for x in found.replies):
             raise FlowError(f"a policy answered 421 at {step}, which closes a session "
@@ -196,7 +230,7 @@ class Dialogue:
         return codes[found.reply], causes[found.reply]
 
     def _cause(self, reply: Reply) -> int:
-        return self.flow.ledger.code("stopped_by", mechanism(reply))
+        return self.ledger.code("stopped_by", mechanism(reply))
 
     def _recipients(self, code: np.ndarray, cause: np.ndarray, at: np.ndarray,
                     open_session: np.ndarray) -> None:
@@ -205,8 +239,8 @@ class Dialogue:
         whose place is below the limit cannot meet it; one beyond it depends on what the
         places before it accepted: the asks are split before each such recipient, so that
         what comes before it in time is decided first."""
-        s, r, flow = self.s, self.r, self.flow
-        limit = flow.max_rcpt[s.server][r.session]
+        s, r, arrays = self.s, self.r, self.arrays
+        limit = arrays.max_rcpt[s.server][r.session]
         live = np.flatnonzero(open_session[r.session])
         live = live[np.argsort(at[live], kind="stable")]
         beyond = r.place[live] >= limit[live]
@@ -233,7 +267,7 @@ class Dialogue:
         """The RCPT policies for the recipients ``asked``, at their instants ``at``."""
         if not asked.any():
             return
-        s, r, flow = self.s, self.r, self.flow
+        s, r, arrays = self.s, self.r, self.arrays
         k = r.session
         server = s.server[k]
         # each recipient's session's facts, read per recipient when a policy reads them
@@ -242,7 +276,7 @@ class Dialogue:
         facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i]))),
                      local=Later(lambda: in_domain(r.rcpt_isp, r.typo, server)),
                      account=Later(lambda: account(r.rcpt_user, r.typo,
-                                                   flow.users[r.rcpt_isp])),
+                                                   arrays.users[r.rcpt_isp])),
                      forward_path=Texts(self._forward_path))
         asks = Asks(len(r), facts)
 
@@ -268,7 +302,7 @@ class Dialogue:
     def _scan(self, accepted_any: np.ndarray) -> np.ndarray:
         """The server's scan of each message it receives, keyed by message
         (``MailServer.scan_time``)."""
-        flow, s = self.flow, self.s
-        mean = flow.scan_mean[s.server]
+        arrays, s = self.arrays, self.s
+        mean = arrays.scan_mean[s.server]
         return np.where(accepted_any & (mean > 0),
-                        keyed_exponential(s.key, flow.scan_salt[s.server], mean), 0.0)
+                        keyed_exponential(s.key, arrays.scan_salt[s.server], mean), 0.0)

@@ -11,49 +11,54 @@ backoff, expiry after its lifetime, and a bounce to the sender for every permane
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from netsim.draws import attempt_key, bounce_keys
 from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, mistyped, parse_local
-from netsim.mail.ledger import KINDS
-from netsim.mail.queue import EXPIRED, NXDOMAIN
-from netsim.mail.server import BOUNCE_SIZE
-from netsim.net import RCode, Resolver
+from netsim.mail.ledger import KINDS, Ledger
+from netsim.mail.queue import EXPIRED, NXDOMAIN, RetryPolicy
+from netsim.mail.server import BOUNCE_SIZE, MailServer
+from netsim.net import AddressPlan, RCode, Resolver
 from netsim.world.columns import Columns, changes, runs
-from netsim.world.dialogue import Dialogue
-
-if TYPE_CHECKING:
-    from netsim.world.flow import LegitFlow
+from netsim.world.connections import Connections
+from netsim.world.custody import Custody
+from netsim.world.dialogue import Dialogue, ServerArrays
 
 RCODES = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}   # as the arrays code them
 
 class FlowQueues:
     """The outbound queues of every ISP's server and every open relay, as rows."""
 
-    def __init__(self, flow: LegitFlow):
-        world = flow.world
-        self.flow = flow
-        self.ledger = flow.ledger
-        self.end = flow.end
-        self.retry = world.retry_policy
-        self.owners = owners = [*world.servers, *world.relays]
+    def __init__(self, servers: ServerArrays, relays: Sequence[MailServer],
+                 resolvers: list[Resolver], retry: RetryPolicy, plan: AddressPlan,
+                 ledger: Ledger, custody: Custody, connections: Connections,
+                 ids: Callable[[int], np.ndarray]):
+        self.servers = servers
+        self.custody = custody
+        self.connections = connections
+        self.ledger = ledger
+        self.ids = ids
+        self.end = custody.end
+        self.retry = retry
+        isps = servers.servers
+        self.owners = owners = [*isps, *relays]
         code = self.ledger.code
-        plan = world.plan
+        self.domain_code = np.array([code("rcpt_domain", s.domain) for s in isps])
         self.address = np.array([s.address for s in owners], dtype=np.int64)
         self.own_net = np.array([plan.subnet_of(s.address).index for s in owners])
-        self.resolvers: list[Resolver] = world.resolvers
-        self.resolver_of = np.array([next(i for i, r in enumerate(world.resolvers)
+        self.resolvers = resolvers
+        self.resolver_of = np.array([next(i for i, r in enumerate(resolvers)
                                           if r is s.queue.resolver) for s in owners])
         self.isp_code = np.array([code("origin_isp", s.isp) for s in owners])
         self.network_code = np.array([code("origin_network", s.isp) for s in owners])
-        self._origins = {s.isp: i for i, s in enumerate(world.servers)}
+        self._origins = {s.isp: i for i, s in enumerate(isps)}
         self.owner_origin = np.array([self.origin(s.isp) for s in owners])
-        self.domains = {s.domain: i for i, s in enumerate(world.servers)}
-        self.mistyped = {mistyped(s.domain): i for i, s in enumerate(world.servers)}
-        n = len(world.servers)
+        self.domains = {s.domain: i for i, s in enumerate(isps)}
+        self.mistyped = {mistyped(s.domain): i for i, s in enumerate(isps)}
+        n = len(isps)
         self.cached_lookup = np.array([r.cached_lookup_s for r in self.resolvers])
         # what each resolver's cache answers, from when until when, by name: MX of a domain
         # (x2: right, mistyped), A of a mail host (at fidelity flow only these queues use
@@ -91,7 +96,7 @@ class FlowQueues:
         self.entries += int(new.sum())
         rows = Columns({**work.data, "entry": entry, "queued": at, "t": at,
                         "attempt": np.zeros(len(work), dtype=np.int64)})
-        self.flow.later(self.due, rows, at, earliest)
+        self.custody.later(self.due, rows, at, earliest)
 
     def step(self, k: int) -> None:
         """Minute ``k``'s attempts, with what the engines handed over in it."""
@@ -104,7 +109,7 @@ class FlowQueues:
     # -- one attempt ---------------------------------------------------------------------
     def _attempt(self, work: Columns) -> None:
         """One delivery attempt of every entry in ``work`` (``OutboundQueue._deliver``)."""
-        flow = self.flow
+        custody = self.custody
         work = work.take(np.lexsort((work.row, work.entry, work.t)))
         starts, per_row, _ = runs(work.entry)
         e = work.take(starts)                               # one entry a queue entry
@@ -133,7 +138,7 @@ class FlowQueues:
         # what is still pending after an attempt: expire it, or try again later
         pending = self._pending(work)
         still = np.isfinite(ended)[per_row] & pending
-        flow.hold(work.row[np.isnan(ended)[per_row] & pending])
+        custody.hold(work.row[np.isnan(ended)[per_row] & pending])
         old = self.retry.expired(e.queued, ended)
         self._fail(work, per_row, still & old[per_row], ended, Outcome.EXPIRED, *EXPIRED)
         again = still & ~old[per_row]
@@ -141,7 +146,7 @@ class FlowQueues:
         attempt = retry.attempt + 1
         delay = self.retry.delays(attempt)
         t = ended[per_row][again] + delay if len(retry) else np.zeros(0)
-        flow.later(self.due, retry.but(t=t, attempt=attempt), t, flow.step_index + 1)
+        custody.later(self.due, retry.but(t=t, attempt=attempt), t, self.stepped + 1)
 
     def _pending(self, work: Columns) -> np.ndarray:
         state = np.frombuffer(self.ledger.outcome, dtype=np.int8)[work.row]
@@ -161,7 +166,7 @@ class FlowQueues:
         done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
         if rtype == "MX":
             rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
-        servers = self.flow.servers
+        servers = self.servers.servers
         ask = np.flatnonzero(~hit)
         for i in ask[np.argsort(t[ask], kind="stable")].tolist():
             r, k = int(resolver[i]), int(name[i])
@@ -182,14 +187,13 @@ class FlowQueues:
                  ready: np.ndarray) -> np.ndarray:
         """SMTP from each entry's queue owner to the recipients' MX from ``ready``; returns
         when each attempt ended (NaN: under way at the run's end)."""
-        flow = self.flow
+        custody = self.custody
         picked = np.flatnonzero(go)
         n = len(picked)
         sub = e.take(picked)
         t = ready[picked]
-        is_open, delay, one_way, _ = flow.connect(self.own_net[sub.qsrv],
-                                                  self.address[sub.qsrv], sub.rcpt_isp,
-                                                  np.full(n, 25), t)
+        is_open, delay, one_way, _ = self.connections.connect(
+            self.own_net[sub.qsrv], self.address[sub.qsrv], sub.rcpt_isp, np.full(n, 25), t)
         opened = t + delay
         result = np.where(opened < self.end, opened, np.nan)  # no connection: try later
         live = is_open & (opened < self.end)
@@ -212,19 +216,19 @@ class FlowQueues:
                               "rcpt_isp": rows.rcpt_isp, "rcpt_user": rows.rcpt_user,
                               "typo": rows.typo, "row": rows.row})
         owners = self.owners
-        d = Dialogue(flow, sessions, recipients,
+        d = Dialogue(self.servers, self.ledger, sessions, recipients,
                      helo=lambda j: owners[int(s.qsrv[j])].hostname).decide()
         code, cause, end = d.code, d.cause, d.end
         accepted = code == 0
         taken = rows.take(accepted)
         # taken over by a server outside the message's origin
         self.ledger.left_rows(taken.row[taken.origin != taken.rcpt_isp])
-        flow.deliver(taken, d.dot[row_session][accepted], d.junk[accepted])
+        custody.deliver(taken, d.dot[row_session][accepted], d.junk[accepted])
         # permanent refusals fail at the session's end, one bounce per distinct reply
         ends = end[row_session]
         permanent = code >= 500
-        flow.finish(rows.row[permanent], Outcome.REJECTED, ends[permanent],
-                    code=code[permanent], cause=cause[permanent])
+        custody.finish(rows.row[permanent], Outcome.REJECTED, ends[permanent],
+                       code=code[permanent], cause=cause[permanent])
         told = permanent & (ends < self.end)
         if told.any():
             pairs = np.unique(np.c_[row_session[told], code[told], cause[told]], axis=0)
@@ -235,7 +239,7 @@ class FlowQueues:
 
     def sender_address(self, server: int, user: int) -> str:
         """The reverse path: a sender's address, or "" (a bounce's null path)."""
-        return "" if user < 0 else self.flow.servers[server].address_of(user)
+        return "" if user < 0 else self.servers.servers[server].address_of(user)
 
     def _fail(self, work: Columns, per_row: np.ndarray, chosen: np.ndarray, at: np.ndarray,
               outcome: Outcome, code: int, cause: str) -> None:
@@ -259,15 +263,15 @@ class FlowQueues:
         n = len(at)
         if not n:
             return
-        flow, ledger, code = self.flow, self.ledger, self.ledger.code
-        ids = flow.world.next_ids(n)
+        ledger, code = self.ledger, self.ledger.code
+        ids = self.ids(n)
         owner = failed.qsrv
         row0 = ledger.add_rows(
             Kind.BOUNCE, message_id=ids, rcpt_index=np.zeros(n),
             sender=np.full(n, code("sender", SenderType.MAILER_DAEMON.value)),
             origin_isp=self.isp_code[owner], origin_network=self.network_code[owner],
             path=np.full(n, code("path", "bounce")), first_hop_port=np.zeros(n),
-            rcpt_domain=flow.domain_code[failed.from_srv], created=at)
+            rcpt_domain=self.domain_code[failed.from_srv], created=at)
         key = bounce_keys(failed.key)
         dsn = Columns({
             "row": row0 + np.arange(n), "mid": ids, "qsrv": owner,
@@ -277,9 +281,10 @@ class FlowQueues:
             "rcpt_isp": failed.from_srv, "rcpt_user": failed.from_user,
             "typo": np.full(n, TYPO_NONE)})
         local = failed.from_srv == owner
-        flow.deliver(dsn.take(local), at[local], np.zeros(int(local.sum()), dtype=bool))
+        self.custody.deliver(dsn.take(local), at[local],
+                             np.zeros(int(local.sum()), dtype=bool))
         if (~local).any():
-            self.enqueue(dsn.take(~local), at[~local], flow.step_index + 1)
+            self.enqueue(dsn.take(~local), at[~local], self.stepped + 1)
 
     # -- from the engines -------------------------------------------------------------------
     def hand_off(self, owner: int, mail: Mail, recipients: list[str], at: float) -> None:

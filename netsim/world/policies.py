@@ -7,18 +7,34 @@ whose source is the ISP's dynamic pool and the visited networks behind it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from netsim.mail import MailServer
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit, listed_subnets
 from netsim.mail.policy import LocalRecipients, RelayControl
-from netsim.net import Action, NetKind, Rule, op25b_rule
+from netsim.net import Action, AddressPlan, NetKind, Network, Rule, Subnet, op25b_rule
+from netsim.scenario import Scenario
+from netsim.world.streams import Streams
 
-if TYPE_CHECKING:
-    from netsim.world.build import World
+
+class PolicyWorld(Protocol):
+    """What installing policies reads of the world."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def plan(self) -> AddressPlan: ...
+    @property
+    def servers(self) -> list[MailServer]: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def streams(self) -> Streams: ...
+
+    def dynamic_pool(self, isp: int) -> Subnet: ...
 
 
-def apply_policies(world: World) -> None:
+def apply_policies(world: PolicyWorld) -> None:
     """Install every ISP's policies and the scenario's receiver defences."""
     s = world.scenario
     plan = world.plan
@@ -51,7 +67,7 @@ def apply_policies(world: World) -> None:
         _defences(world, server)
 
 
-def _defences(world: World, server: MailServer) -> None:
+def _defences(world: PolicyWorld, server: MailServer) -> None:
     d = world.scenario.defences
     if d.blocklist is not None:
         kinds = [NetKind(k) for k in d.blocklist.listed]

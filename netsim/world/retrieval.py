@@ -12,23 +12,42 @@ from home (a roaming user's check from a visited network differs by its latency 
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from netsim.mail.ledger import NUMPY_TYPES
+from netsim.mail.ledger import NUMPY_TYPES, Ledger
 from netsim.mail.server import MailServer
 from netsim.mail.session import exchanges, greeting, retrieval, transfer
+from netsim.net import Network, Subnet
+from netsim.scenario import Scenario
+from netsim.world.workload import Workload
 
-if TYPE_CHECKING:
-    from netsim.world.build import World
+
+class RetrievalWorld(Protocol):
+    """What timing first retrievals reads of the world."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def server_index(self) -> dict[int, int]: ...
+    @property
+    def servers(self) -> list[MailServer]: ...
+    @property
+    def workloads(self) -> list[Workload]: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def ledger(self) -> Ledger: ...
+
+    def dynamic_pool(self, isp: int) -> Subnet: ...
 
 
 class Retrievals:
     """Deliveries into maildrops: the ISP, user, ledger row, instant and size of each, in
     typed columns (26 bytes a delivery)."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: RetrievalWorld):
         self.world = world
         cfg = world.scenario.users
         self.interval = cfg.pop3_check_interval_s

@@ -22,23 +22,56 @@ import bisect
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, Protocol, get_args
 
 import numpy as np
 import simpy
 
 from netsim.draws import attempt_key
-from netsim.mail import Kind, Mail, Outcome, SenderType
+from netsim.mail import Kind, Ledger, Mail, MailServer, Outcome, SenderType, Tracer
 from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
-from netsim.mail.outbox import attempt, blocked, finish, refuse
+from netsim.mail.outbox import Outbox, attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.mail.trace import following
-from netsim.net import text
+from netsim.net import AddressPlan, Network, Resolver, Subnet, text
 from netsim.protocols import Credentials
+from netsim.scenario import Scenario
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
+from netsim.world.credentials import CredentialPool
+from netsim.world.streams import Streams
 
-if TYPE_CHECKING:
-    from netsim.world.build import World
+
+class SpamWorld(Protocol):
+    """What spam senders read of the world."""
+
+    @property
+    def env(self) -> simpy.Environment: ...
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def servers(self) -> list[MailServer]: ...
+    @property
+    def relays(self) -> list[MailServer]: ...
+    @property
+    def plan(self) -> AddressPlan: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def tracer(self) -> Tracer | None: ...
+    @property
+    def credentials(self) -> CredentialPool: ...
+    @property
+    def streams(self) -> Streams: ...
+    @property
+    def subscriber_resolvers(self) -> list[Resolver]: ...
+
+    def dynamic_pool(self, isp: int) -> Subnet: ...
+
+    def next_id(self) -> int: ...
 
 Process = Generator[simpy.Event, Any, None]
 STRATEGIES = get_args(Strategy)
@@ -62,7 +95,7 @@ class Sender:
 class SpamSessions:
     """Composes spam sessions and runs them; shared by botnets and spammer servers."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: SpamWorld):
         self.world = world
         self.cfg = world.scenario.spam
         s = world.scenario
@@ -153,7 +186,7 @@ def _below(u: float, n: int) -> int:
 class Botnet:
     """One botnet's bots and their sending process."""
 
-    def __init__(self, world: World, cfg: BotnetConfig, bots: list[tuple[int, int]],
+    def __init__(self, world: SpamWorld, cfg: BotnetConfig, bots: list[tuple[int, int]],
                  sessions: SpamSessions, index: int):
         self.world, self.cfg, self.sessions = world, cfg, sessions
         unknown = [s for s in cfg.strategies if s not in STRATEGIES]
@@ -234,7 +267,7 @@ class Botnet:
             self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0))
 
 
-def build_botnets(world: World, sessions: SpamSessions) -> list[Botnet]:
+def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:
     """Infect each ISP's hosts at its bot_fraction and share them among the botnets."""
     cfg = world.scenario.spam
     if not cfg.botnets:
@@ -254,7 +287,7 @@ def build_botnets(world: World, sessions: SpamSessions) -> list[Botnet]:
 class SpammerServers:
     """Spammer-owned servers of one hosting network: direct to MX from static addresses."""
 
-    def __init__(self, world: World, cfg: SpammerServerConfig, index: int,
+    def __init__(self, world: SpamWorld, cfg: SpammerServerConfig, index: int,
                  sessions: SpamSessions):
         self.world, self.cfg, self.sessions = world, cfg, sessions
         self.net = world.plan.by_name[cfg.network]

@@ -11,22 +11,52 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import simpy
 
-from netsim.mail import Kind, Mail, SenderType, pop3_session
+from netsim.mail import Kind, Ledger, Mail, MailServer, SenderType, Tracer, pop3_session
 from netsim.mail.accounts import account_name
-from netsim.mail.outbox import attempt, blocked, refuse
+from netsim.mail.outbox import Outbox, attempt, blocked, refuse
 from netsim.mail.trace import following
-from netsim.net import NetKind, Subnet, text
+from netsim.net import AddressPlan, NetKind, Network, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
-from netsim.world.credentials import auth_captured
+from netsim.scenario import Scenario
+from netsim.world.credentials import CredentialPool, auth_captured
+from netsim.world.streams import Streams
 from netsim.world.workload import BATCH_S, HOME, Batch, Workload
 
-if TYPE_CHECKING:
-    from netsim.world.build import World
+
+class UsersWorld(Protocol):
+    """What users' mail clients read of the world."""
+
+    @property
+    def env(self) -> simpy.Environment: ...
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def servers(self) -> list[MailServer]: ...
+    @property
+    def plan(self) -> AddressPlan: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def tracer(self) -> Tracer | None: ...
+    @property
+    def credentials(self) -> CredentialPool: ...
+    @property
+    def streams(self) -> Streams: ...
+
+    def dynamic_pool(self, isp: int) -> Subnet: ...
+
+    def next_id(self) -> int: ...
+
+    def address(self, isp: int, user: int, typo: int) -> str: ...
 
 Process = Generator[simpy.Event, Any, None]
 
@@ -42,7 +72,7 @@ class MailClients:
     password spammers have used, so that the server's rate limit sees that account's
     sessions in time order, docs/fidelity.md)."""
 
-    def __init__(self, world: World, isp: int, workload: Workload):
+    def __init__(self, world: UsersWorld, isp: int, workload: Workload):
         self.world = world
         self.env = world.env
         self.cfg = world.scenario.users
@@ -100,7 +130,7 @@ class UserPopulation(MailClients):
     """The subscribers of one ISP as mail users, on the engine path: each message of the
     workload is submitted through SimPy and the SMTP engines; POP3 checks collect mail."""
 
-    def __init__(self, world: World, isp: int, workload: Workload):
+    def __init__(self, world: UsersWorld, isp: int, workload: Workload):
         super().__init__(world, isp, workload)
         self.workload = workload
         self.size = n = workload.size

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, TYPO_USER
-
-if TYPE_CHECKING:
-    from netsim.world.build import World
+from netsim.scenario import Scenario
+from netsim.world.streams import Streams
 
 BATCH_S = 3600.0    # simulated seconds of sending drawn at once
 HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
@@ -59,13 +57,13 @@ class Workload:
     """The behaviour of one ISP's users: send rates, MUA configuration, POP3 check times,
     recipients."""
 
-    def __init__(self, world: World, isp: int):
-        s = world.scenario
+    def __init__(self, scenario: Scenario, streams: Streams, isp: int,
+                 recipient_choice: tuple[np.ndarray, np.ndarray] | None):
+        s = scenario
         cfg = self.cfg = s.users
         self.isp = isp
         self.name = s.isps[isp].name
         self.size = n = s.isps[isp].subscribers
-        streams = world.streams
         mean = cfg.sends_per_day / 86_400
         sigma = cfg.rate_sigma
         rates = mean * np.exp(sigma * streams[f"users.rate.{self.name}"].standard_normal(n)
@@ -77,7 +75,7 @@ class Workload:
         self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * cfg.pop3_check_interval_s
         self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)
         self.server_users = np.array([i.subscribers for i in s.isps], dtype=np.int64)
-        self.others = world.recipient_choice[isp]
+        self.others = recipient_choice
         self.visited_hosts = np.array([v.prefix.num_addresses - 2 for v in s.visited_networks],
                                       dtype=np.int64)
         self.rng = streams[f"users.send.{self.name}"]

@@ -1,0 +1,58 @@
+"""The flow path's connection verdicts: ``Network.connect`` asked once for each source
+network, server, port and epoch, and remembered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from netsim.mail.ledger import Ledger
+from netsim.net import Network
+
+
+class Connections:
+    """Verdicts of connections from the world's networks to ``addresses`` (the ISPs' mail
+    servers) on 25 and 587: open?, the client's cost, the one-way latency and, for one that
+    never opened, what stopped it (a ``stopped_by`` code)."""
+
+    def __init__(self, network: Network, addresses: Sequence[int], ledger: Ledger):
+        self.network = network
+        self.addresses = list(addresses)
+        self.ledger = ledger
+        # instants at which a verdict can change: rules and ports coming in force
+        self.epochs = sorted(network.changes())
+        # by (source network, server, port, epoch): an index into ``_verdicts`` (-1: not
+        # asked yet)
+        self._verdict = np.full(len(network.plan.subnets) * len(self.addresses) * 2
+                                * (len(self.epochs) + 1), -1, dtype=np.int64)
+        # open?, delay, one-way latency, stopped_by code: one entry a verdict
+        self._verdicts: tuple[np.ndarray, ...] = (
+            np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+    def connect(self, src_net: np.ndarray, src: np.ndarray, server: np.ndarray,
+                port: np.ndarray, t: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per attempt: open?, what it costs the client, the one-way latency and what
+        stopped it — ``Network.connect`` as it answers at ``t``."""
+        epoch = np.searchsorted(self.epochs, t, side="right")
+        # the flow path connects to 25 and 587 only
+        key = ((src_net * len(self.addresses) + server) * 2
+               + (port == 587)) * (len(self.epochs) + 1) + epoch
+        known = self._verdict[key]
+        if (known < 0).any():
+            new = np.flatnonzero(known < 0)
+            _, first = np.unique(key[new], return_index=True)
+            found: list[tuple[bool, float, float, int]] = []
+            for i in new[first].tolist():
+                conn = self.network.connect(int(src[i]), self.addresses[int(server[i])],
+                                            int(port[i]), float(t[i]))
+                self._verdict[key[i]] = len(self._verdicts[0]) + len(found)
+                found.append((conn.is_open, conn.delay_s, conn.one_way_s, 0 if conn.is_open
+                              else self.ledger.code("stopped_by", conn.stopped_by)))
+            added = zip(*found, strict=True)
+            self._verdicts = tuple(np.concatenate([old, np.array(values, dtype=old.dtype)])
+                                   for old, values in zip(self._verdicts, added, strict=True))
+            known = self._verdict[key]
+        is_open, delay, one_way, cause = (column[known] for column in self._verdicts)
+        return is_open, delay, one_way, cause
