@@ -30,6 +30,8 @@ class LabSMTPHooks(SMTPHooks):
 
     def __init__(self, server: MailServer, index: int, postmaster: Postmaster) -> None:
         super().__init__(server)
+        # for the Received: line; ``self.server`` is typed as what the mail hooks use of it
+        self.hostname = server.hostname
         self.index = index
         self.postmaster = postmaster
 
@@ -45,7 +47,7 @@ class LabSMTPHooks(SMTPHooks):
         payload = envelope.payload
         assert isinstance(payload, bytes), "the wire layer carries the message bytes"
         uid = self.postmaster.new_uid(self.index)
-        stamped = received_line(session, self.server.hostname, uid) + payload
+        stamped = received_line(session, self.hostname, uid) + payload
         self.postmaster.accept(self.index, envelope.mail_from, envelope.rcpt_to, stamped, uid)
         return S250_QUEUED.with_text(f"Ok: queued as {uid}")
 

@@ -16,18 +16,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from netsim.mail.policy import JUNK, STEPS, Ask, Asks, Judge, Panel, Policy, judge_many
+from netsim.mail.policy import (
+    JUNK,
+    STEPS,
+    Ask,
+    Asks,
+    InboundPolicy,
+    Judge,
+    Panel,
+    Policy,
+    PolicyServer,
+    judge_many,
+)
 from netsim.protocols import Reply, SMTPSession
-
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
 
 Hook = Callable[..., Reply | None]
 Entry = Judge | Hook
+
+
+class ConsultedServer(PolicyServer, Protocol):
+    """What asking a server's policies uses of the server (``MailServer`` is one): what the
+    policies may read of it (:class:`~netsim.mail.policy.PolicyServer`), and the policies.
+
+    Attributes:
+        policies: The server's policies, in the order they are asked.
+        steps: Its policies by step (:func:`steps_of` keeps it; None: not made yet).
+        instant: The instant the server acts on, set while a classic hook is asked at an
+            instant of its own (:class:`Consultation`); None: the clock's.
+    """
+
+    steps: Steps | None
+    instant: float | None
+
+    @property
+    def policies(self) -> Sequence[InboundPolicy]: ...
 
 
 def classic(policy: object, step: str) -> bool:
@@ -60,7 +86,7 @@ class Steps:
             self.signature[step] = tuple(kinds)
 
 
-def steps_of(server: MailServer) -> Steps:
+def steps_of(server: ConsultedServer) -> Steps:
     """The server's policies by step (made again only when its list of policies changed)."""
     found: Steps | None = server.steps
     if found is None or found.policies != tuple(server.policies):
@@ -68,7 +94,7 @@ def steps_of(server: MailServer) -> Steps:
     return found
 
 
-def first_refusal(server: MailServer, entries: list[Entry], ask: Ask, session: SMTPSession,
+def first_refusal(server: PolicyServer, entries: list[Entry], ask: Ask, session: SMTPSession,
                   arg: object = None) -> Reply | None:
     """One ask of one step, through ``entries`` (``steps_of(server).entries[step]``):
     the first refusal, or None. A junk verdict files the message (``session.extra``)."""
@@ -106,7 +132,7 @@ class Consultation:
     each step, layer ``j`` holds the j-th policy of every server, grouped by class into
     panels. Made once a world's policies are final (when its run starts)."""
 
-    def __init__(self, servers: Sequence[MailServer]):
+    def __init__(self, servers: Sequence[ConsultedServer]):
         self.servers = servers
         steps = [steps_of(s) for s in servers]
         self.layers: dict[str, list[list[_Group]]] = {}
@@ -198,7 +224,7 @@ class _Group:
         self.replies = [j.reply for j in judges]
 
 
-def _ask_hook(hook: Any, server: MailServer, at: float, session: SMTPSession,
+def _ask_hook(hook: Any, server: ConsultedServer, at: float, session: SMTPSession,
               arg: object) -> Reply | None:
     """A classic hook, asked as the engines ask it: the server's clock at the ask's
     instant; JUNK if it filed the message as junk."""

@@ -7,23 +7,51 @@ so whatever a hook records carries the exact time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
-from netsim.mail.consult import Entry, first_refusal, steps_of
+from netsim.mail.consult import ConsultedServer, Entry, first_refusal, steps_of
+from netsim.mail.mailbox import Maildrops
 from netsim.mail.message import Mail
 from netsim.mail.policy import Ask, data_ask, recipient, session_ask
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
+
+class SMTPHookServer(ConsultedServer, Protocol):
+    """What the SMTP hooks use of their server (``MailServer`` is one): what asking its
+    policies uses (:class:`~netsim.mail.consult.ConsultedServer`), its accounts' passwords
+    and where accepted mail goes."""
+
+    def password_ok(self, name: str, password: str) -> bool:
+        """Whether ``password`` is the account's."""
+
+    def accept(self, mail: Mail, recipients: list[str], at: float, *, junk: bool = False,
+               ) -> None:
+        """Take responsibility for accepted recipients (into the junk folder if ``junk``)."""
+
+
+class POP3HookServer(Protocol):
+    """What the POP3 hooks use of their server (``MailServer`` is one): its accounts and
+    their maildrops."""
+
+    @property
+    def maildrops(self) -> Maildrops: ...
+
+    def user_index(self, name: str) -> int | None:
+        """The index of an account name, None if unknown."""
+
+    def password(self, user: int) -> str:
+        """The account's password."""
+
+    def password_ok(self, name: str, password: str) -> bool:
+        """Whether ``password`` is the account's."""
 
 
 class SMTPHooks:
     """SMTP policy boundary: asks the server's policies (:mod:`netsim.mail.consult`) about
     the session's facts, hands accepted mail over."""
 
-    def __init__(self, server: MailServer):
+    def __init__(self, server: SMTPHookServer):
         self.server = server
         self.at = 0.0
         self.steps = steps_of(server)
@@ -85,7 +113,7 @@ class SMTPHooks:
 class POP3Hooks:
     """POP3 maildrop access; records each retrieval with the instant RETR is answered."""
 
-    def __init__(self, server: MailServer):
+    def __init__(self, server: POP3HookServer):
         self.server = server
         self.at = 0.0
         self.last_size = 0

@@ -13,10 +13,11 @@ Rules this module keeps (after h11's ``_state.py``):
    earlier asks (a rate limit's bucket, greylisting's triplets) says so (``stateful``): it
    is asked server by server, in time order.
 3. A policy written with classic hooks only (``check_connect(server, session)`` and the
-   others, aiosmtpd's habit) is honoured on every path: the flow path asks it one session or
-   recipient at a time, in time order, with a session built from the arrays. The flow path
-   decides a minute at a time and spam senders' sessions in between, so it cannot keep the
-   engines' order across all of them: it asks classic hooks only of a policy that declares
+   others, aiosmtpd's habit; ``server`` is what a policy may read, :class:`PolicyServer`)
+   is honoured on every path: the flow path asks it one session or recipient at a time, in
+   time order, with a session built from the arrays. The flow path decides a minute at a
+   time and spam senders' sessions in between, so it cannot keep the engines' order across
+   all of them: it asks classic hooks only of a policy that declares
    ``order_free = True`` (its answers do not depend on what it was asked before), and
    refuses to start with any other (``FlowError``, naming the policy, hook and server).
 4. Policies are consulted in one place (:mod:`netsim.mail.consult`), in the server's order;
@@ -31,12 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from netsim.mail.accounts import account, parse_local
 from netsim.mail.message import Kind
+from netsim.net import Network
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
     S450_GREYLISTED,
@@ -51,9 +53,6 @@ from netsim.protocols.replies import (
     S554_RELAY_DENIED,
 )
 
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
-
 __all__ = [
     "FACTS",
     "JUNK",
@@ -67,6 +66,7 @@ __all__ = [
     "LocalRecipients",
     "Panel",
     "Policy",
+    "PolicyServer",
     "RelayControl",
     "Texts",
     "data_ask",
@@ -201,7 +201,38 @@ class Texts:
         return str(self._make(int(i if self._index is None else self._index[i])))
 
 
-def session_ask(server: MailServer, session: SMTPSession) -> Ask:
+class PolicyServer(Protocol):
+    """What a policy may read of the server that asks it (``MailServer`` is one): the
+    ``server`` of the classic hooks, and all :func:`session_ask` and :func:`recipient` read.
+
+    Attributes:
+        now: The instant the server acts on the current command [s].
+        domain: The server's mail domain, lower case.
+        users: How many accounts the server has (``user0`` … ``user<users-1>``).
+        own_subnets: The indices of the server's own networks ("mynetworks").
+        network: The world's network (its address plan places a client).
+    """
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def users(self) -> int: ...
+
+    @property
+    def own_subnets(self) -> frozenset[int]: ...
+
+    @property
+    def network(self) -> Network: ...
+
+    def user_index(self, name: str) -> int | None:
+        """The index of an account name (``user7`` or ``user7@domain``), None if unknown."""
+
+
+def session_ask(server: PolicyServer, session: SMTPSession) -> Ask:
     """The facts of one session at ``server``, as the engines' hooks see it."""
     client = session.client_address
     subnet = -1
@@ -217,7 +248,7 @@ def session_ask(server: MailServer, session: SMTPSession) -> Ask:
                user=-1 if user is None else user, reverse_path=session.mail_from or "")
 
 
-def recipient(server: MailServer, ask: Ask, forward_path: str) -> Ask:
+def recipient(server: PolicyServer, ask: Ask, forward_path: str) -> Ask:
     """``ask``, now about the recipient ``forward_path`` (local to the server? which
     account?): the same object, changed (asked once a recipient)."""
     local, _, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
@@ -228,21 +259,22 @@ def recipient(server: MailServer, ask: Ask, forward_path: str) -> Ask:
 
 
 class InboundPolicy(Protocol):
-    """The classic hooks a policy may have; each returns a refusal or None.
+    """The classic hooks a policy may have; each returns a refusal or None. ``server`` is
+    what the policy may read of the server that asks it (:class:`PolicyServer`).
 
     ``check_data`` may instead file the message as junk by setting
     ``session.extra["folder"] = "junk"`` and returning None.
     """
 
-    def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None: ...
+    def check_connect(self, server: PolicyServer, session: SMTPSession) -> Reply | None: ...
 
-    def check_mail(self, server: MailServer, session: SMTPSession, reverse_path: str,
+    def check_mail(self, server: PolicyServer, session: SMTPSession, reverse_path: str,
                    ) -> Reply | None: ...
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
+    def check_rcpt(self, server: PolicyServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None: ...
 
-    def check_data(self, server: MailServer, session: SMTPSession, envelope: Envelope,
+    def check_data(self, server: PolicyServer, session: SMTPSession, envelope: Envelope,
                    ) -> Reply | None: ...
 
 
@@ -275,12 +307,12 @@ class Policy:
         return hasattr(self, f"refuses_{step}")
 
     # The classic hooks of a policy judged over facts: the same decision, asked once.
-    def check_connect(self, server: MailServer, session: SMTPSession) -> Reply | None:
+    def check_connect(self, server: PolicyServer, session: SMTPSession) -> Reply | None:
         if not self.judges("connect"):
             return None
         return Judge(self, "connect").one(session_ask(server, session))
 
-    def check_mail(self, server: MailServer, session: SMTPSession, reverse_path: str,
+    def check_mail(self, server: PolicyServer, session: SMTPSession, reverse_path: str,
                    ) -> Reply | None:
         if not self.judges("mail"):
             return None
@@ -288,14 +320,14 @@ class Policy:
         ask.reverse_path = reverse_path
         return Judge(self, "mail").one(ask)
 
-    def check_rcpt(self, server: MailServer, session: SMTPSession, forward_path: str,
+    def check_rcpt(self, server: PolicyServer, session: SMTPSession, forward_path: str,
                    ) -> Reply | None:
         if not self.judges("rcpt"):
             return None
         return Judge(self, "rcpt").one(
             recipient(server, session_ask(server, session), forward_path))
 
-    def check_data(self, server: MailServer, session: SMTPSession, envelope: Envelope,
+    def check_data(self, server: PolicyServer, session: SMTPSession, envelope: Envelope,
                    ) -> Reply | None:
         if not self.judges("data"):
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -21,12 +21,9 @@ from netsim.mail.message import Mail, domain_of
 from netsim.mail.outbox import attempt
 from netsim.mail.policy import mechanism
 from netsim.mail.routing import RouteStatus, resolve_mx
-from netsim.mail.trace import following
-from netsim.net import Resolver
+from netsim.mail.trace import Tracer, following
+from netsim.net import Network, Resolver
 from netsim.protocols import Reply
-
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +66,41 @@ class QueueEntry:
         self.attempts = 0
 
 
+class QueueServer(Protocol):
+    """What an outbound queue uses of the server it belongs to (``MailServer`` is one).
+
+    Attributes:
+        env: The simulation's environment.
+        network: The world's network, to connect to MX hosts through.
+        address: The server's address, the source of its connections.
+        hostname: Its name, for HELO and the trace.
+        tracer: The trace of followed messages, if any.
+    """
+
+    @property
+    def env(self) -> simpy.Environment: ...
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def address(self) -> int: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def tracer(self) -> Tracer | None: ...
+
+    def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
+             code: int, stopped_by: str) -> None:
+        """Final failure of recipients the queue gives up; the server bounces the mail."""
+
+
 class OutboundQueue:
     """The deferred and active queue of one MailServer."""
 
-    def __init__(self, server: MailServer, resolver: Resolver, retry: RetryPolicy,
+    def __init__(self, server: QueueServer, resolver: Resolver, retry: RetryPolicy,
                  rng: np.random.Generator):
         self.server = server
         self.env: simpy.Environment = server.env

@@ -20,13 +20,14 @@ observe in between: mail delivered during a POP3 session waits for the next one.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import simpy
 
 from netsim.mail.consult import first_refusal
-from netsim.mail.hooks import SMTPHooks
+from netsim.mail.hooks import POP3Hooks, SMTPHooks, SMTPHookServer
+from netsim.mail.ledger import Ledger
 from netsim.mail.message import Mail
 from netsim.mail.policy import recipient
 from netsim.mail.trace import Tracer
@@ -36,18 +37,93 @@ from netsim.protocols import (
     Credentials,
     Envelope,
     POP3Client,
+    POP3Server,
     Reply,
     Retr,
     SMTPClient,
+    SMTPServer,
     SMTPSession,
 )
 from netsim.protocols.replies import S452_TOO_MANY_RCPTS, S535_AUTH_INVALID
 from netsim.protocols.smtp_server import auth_required, mail_checks, too_many_recipients
 
-if TYPE_CHECKING:
-    from netsim.mail.server import MailServer
-
 SessionProcess = Generator[simpy.Event, Any, None]
+
+
+class SessionSettings(Protocol):
+    """The server settings the session adapters read (``ServerSettings`` has them)."""
+
+    @property
+    def server_bandwidth_bps(self) -> float: ...
+
+    @property
+    def per_command(self) -> bool: ...
+
+    @property
+    def max_recipients(self) -> int: ...
+
+    @property
+    def message_size_limit(self) -> int: ...
+
+
+class SessionServer(Protocol):
+    """What a session adapter uses of the server a connection reaches (``MailServer`` is
+    one; ``conn.listener.server``).
+
+    Attributes:
+        processing_s: The server's processing time per command [s].
+        settings: Its settings.
+        slots: Its session slots.
+        stats_sessions: How many sessions it has had (counted here).
+        network: The world's network (to name a client in the trace).
+        hostname: The server's name.
+    """
+
+    stats_sessions: int
+
+    @property
+    def processing_s(self) -> float: ...
+
+    @property
+    def settings(self) -> SessionSettings: ...
+
+    @property
+    def slots(self) -> simpy.Resource: ...
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    def client_bps(self, client_address: int) -> float:
+        """The rate of the client's network."""
+
+
+class SMTPSessionServer(SessionServer, SMTPHookServer, Protocol):
+    """What the SMTP adapters use of the server: what every session uses, what its hooks
+    use (:class:`~netsim.mail.hooks.SMTPHookServer`, which the direct session asks itself),
+    its engine and scan time, and its SMTP counters."""
+
+    stats_smtp_sessions: int
+    stats_wait_s: float   # total time SMTP clients waited for a session slot
+
+    def smtp_engine(self, port: int, client_address: object) -> tuple[SMTPServer, SMTPHooks]:
+        """An SMTP engine for one session on ``port``, and its hooks."""
+
+    def scan_time(self, key: int) -> float:
+        """Time to scan the message with ``key`` after the final dot."""
+
+
+class POP3SessionServer(SessionServer, Protocol):
+    """What the POP3 adapter uses of the server: what every session uses, its engine, and
+    the ledger it records retrievals in."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    def pop3_engine(self, port: int, client_address: object) -> tuple[POP3Server, POP3Hooks]:
+        """A POP3 engine for one session on ``port``, and its hooks."""
 
 
 # The adapter's instants, one definition for the engines (a session at a time) and the flow
@@ -97,7 +173,7 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
     ``on_settled(client, at)`` is called once, at the instant every recipient has a reply
     that decides it; the caller releases or reschedules its recipients there.
     """
-    server: MailServer = conn.listener.server
+    server: SMTPSessionServer = conn.listener.server
     port: int = conn.port
     one_way = conn.one_way_s
     proc = server.processing_s
@@ -178,7 +254,7 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
     message (the data policies, then delivery), QUIT (not after a 421); the instants of
     :func:`smtp_session` at session fidelity, without its wait for a slot.
     ``tests/test_fidelity.py`` compares both."""
-    server: MailServer = conn.listener.server
+    server: SMTPSessionServer = conn.listener.server
     port = conn.port
     one_way = conn.one_way_s
     proc = server.processing_s
@@ -270,7 +346,7 @@ def label(network: Network, address: int) -> str:
 def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *,
                  trace: Tracer | None = None) -> SessionProcess:
     """Run a POP3 dialogue; retrievals are recorded by the server's hooks as RETR is answered."""
-    server: MailServer = conn.listener.server
+    server: POP3SessionServer = conn.listener.server
     one_way = conn.one_way_s
     proc = server.processing_s
     bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
