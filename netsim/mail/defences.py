@@ -213,29 +213,38 @@ class RateLimit(Policy):
 
     def refuses_rcpt(self, ask: Ask) -> Any:
         if not _many(ask):
-            return self._empty(ask.user, ask.at)
-        return np.array([self._empty(user, at) for user, at in zip(
-            ask.user.tolist(), ask.at.tolist(), strict=True)], dtype=bool)
+            return self._empty([ask.user], [ask.at])[0]
+        return np.array(self._empty(ask.user.tolist(), ask.at.tolist()), dtype=bool)
 
     @staticmethod
     def refuses_rcpt_across(policies: list[RateLimit], owner: np.ndarray, ask: Asks,
                             ) -> np.ndarray:
-        """The asks of several servers' rate limits at once, in time order: each takes a
-        token from its own server's bucket for the account (one loop, not one a server)."""
-        return np.array([policies[o]._empty(user, at) for o, user, at in zip(
-            owner.tolist(), ask.user.tolist(), ask.at.tolist(), strict=True)], dtype=bool)
+        """The asks of several servers' rate limits at once, in time order: each server's
+        asks go to its own buckets, one call a server."""
+        refused = np.zeros(len(owner), dtype=bool)
+        for k in np.unique(owner).tolist():
+            rows = np.flatnonzero(owner == k)
+            refused[rows] = policies[k]._empty(ask.user[rows].tolist(),
+                                               ask.at[rows].tolist())
+        return refused
 
-    def _empty(self, user: int, now: float) -> bool:
-        """Take a token of ``user``'s bucket at ``now``; True where it is empty (451)."""
+    def _empty(self, users: list[int], instants: list[float]) -> list[bool]:
+        """Take a token of each account's bucket at its instant, in the order given (time
+        order); True where the bucket is empty (451)."""
         capacity = self.recipients_per_hour
-        tokens, last = self._bucket.get(user, (capacity, now))
-        if now < last:   # an ask earlier than one already taken (fidelity flow)
-            self.out_of_order += 1
-            now = last
-        # Multiply before dividing: 360 s at 10/h refills exactly one token.
-        tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
-        if tokens < 1.0:
-            self._bucket[user] = (tokens, now)
-            return True
-        self._bucket[user] = (tokens - 1.0, now)
-        return False
+        bucket = self._bucket
+        out = []
+        for user, now in zip(users, instants, strict=True):
+            tokens, last = bucket.get(user, (capacity, now))
+            if now < last:   # an ask earlier than one already taken (fidelity flow)
+                self.out_of_order += 1
+                now = last
+            # Multiply before dividing: 360 s at 10/h refills exactly one token.
+            tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+            if tokens < 1.0:
+                bucket[user] = (tokens, now)
+                out.append(True)
+            else:
+                bucket[user] = (tokens - 1.0, now)
+                out.append(False)
+        return out
