@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -34,7 +34,24 @@ from netsim.mail.policy import (
 )
 from netsim.protocols import Reply, SMTPSession
 
-Hook = Callable[..., Reply | None]
+
+class Hook:
+    """A classic hook of a policy, asked as a :class:`~netsim.mail.policy.Judge` is (one
+    call an entry, whichever kind it is)."""
+
+    __slots__ = ("hook", "takes_arg")
+
+    def __init__(self, hook: Callable[..., Reply | None], takes_arg: bool):
+        self.hook = hook
+        self.takes_arg = takes_arg
+
+    def one(self, ask: object, server: object, session: SMTPSession, arg: object,
+            ) -> Reply | None:
+        if self.takes_arg:
+            return self.hook(server, session, arg)
+        return self.hook(server, session)
+
+
 Entry = Judge | Hook
 
 
@@ -80,7 +97,7 @@ class Steps:
                     entries.append(Judge(policy, step))
                     kinds.append((type(policy), True))
                 elif classic(policy, step):
-                    entries.append(getattr(policy, f"check_{step}"))
+                    entries.append(Hook(getattr(policy, f"check_{step}"), step != "connect"))
                     kinds.append((type(policy), False))
             self.entries[step] = entries
             self.signature[step] = tuple(kinds)
@@ -99,17 +116,11 @@ def first_refusal(server: PolicyServer, entries: list[Entry], ask: Ask, session:
     """One ask of one step, through ``entries`` (``steps_of(server).entries[step]``):
     the first refusal, or None. A junk verdict files the message (``session.extra``)."""
     for entry in entries:
-        if isinstance(entry, Judge):
-            reply = entry.one(ask)
-            if reply is JUNK:
-                session.extra["folder"] = "junk"
-                continue
-        elif arg is None:
-            reply = entry(server, session)
-        else:
-            reply = entry(server, session, arg)
+        reply = entry.one(ask, server, session, arg)
         if reply is not None:
-            return reply
+            if reply is not JUNK:
+                return reply
+            session.extra["folder"] = "junk"
     return None
 
 
@@ -224,14 +235,13 @@ class _Group:
         self.replies = [j.reply for j in judges]
 
 
-def _ask_hook(hook: Any, server: ConsultedServer, at: float, session: SMTPSession,
+def _ask_hook(entry: Hook, server: ConsultedServer, at: float, session: SMTPSession,
               arg: object) -> Reply | None:
     """A classic hook, asked as the engines ask it: the server's clock at the ask's
     instant; JUNK if it filed the message as junk."""
     server.instant = at
     try:
-        reply: Reply | None = hook(server, session) if arg is None else hook(server, session,
-                                                                             arg)
+        reply = entry.one(None, server, session, arg)
     finally:
         server.instant = None
     if reply is None and session.extra.get("folder") == "junk":

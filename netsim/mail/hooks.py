@@ -6,7 +6,7 @@ so whatever a hook records carries the exact time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, cast
 
 from netsim.mail.consult import ConsultedServer, Entry, first_refusal, steps_of
@@ -26,8 +26,9 @@ class SMTPHookServer(ConsultedServer, Protocol):
         """Whether ``password`` is the account's."""
 
     def accept(self, mail: Mail, recipients: list[str], at: float, *, junk: bool = False,
-               ) -> None:
-        """Take responsibility for accepted recipients (into the junk folder if ``junk``)."""
+               accounts: Mapping[str, int] | None = None) -> None:
+        """Take responsibility for accepted recipients (into the junk folder if ``junk``;
+        ``accounts``: the account each local recipient named at RCPT)."""
 
 
 class POP3HookServer(Protocol):
@@ -57,6 +58,8 @@ class SMTPHooks:
         self.steps = steps_of(server)
         self._ask: Ask | None = None
         self._user: str | None = None
+        # the account each local recipient named at RCPT, for the delivery (one parse)
+        self.accounts: dict[str, int] = {}
 
     def facts(self, session: SMTPSession) -> Ask:
         """The session's facts as of now (made once a session; the account after AUTH)."""
@@ -83,9 +86,17 @@ class SMTPHooks:
                              reverse_path)
 
     def check_rcpt(self, session: SMTPSession, forward_path: str) -> Reply | None:
-        ask = recipient(self.server, self.facts(session), forward_path)
+        ask = self.recipient(self.facts(session), forward_path)
         return first_refusal(self.server, self.steps.entries["rcpt"], ask, session,
                              forward_path)
+
+    def recipient(self, ask: Ask, forward_path: str) -> Ask:
+        """``ask`` about ``forward_path`` (``netsim.mail.policy.recipient``); the account a
+        local recipient names is kept for its delivery."""
+        recipient(self.server, ask, forward_path)
+        if ask.local:
+            self.accounts[forward_path] = ask.account
+        return ask
 
     def authenticate(self, session: SMTPSession, mechanism: str, username: str,
                      password: str) -> bool:
@@ -106,7 +117,8 @@ class SMTPHooks:
         mail = envelope.payload
         assert isinstance(mail, Mail), "the simulation carries a Mail as the payload"
         junk = session.extra.pop("folder", None) == "junk"
-        self.server.accept(mail, list(envelope.rcpt_to), self.at, junk=junk)
+        self.server.accept(mail, list(envelope.rcpt_to), self.at, junk=junk,
+                           accounts=self.accounts)
         return S250_QUEUED
 
 

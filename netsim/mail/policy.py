@@ -351,8 +351,10 @@ class Judge:
         self.refuses = getattr(policy, f"refuses_{step}")
         self.reply: Reply = getattr(policy, f"reply_{step}")
 
-    def one(self, ask: Ask) -> Reply | None:
-        """The reply if the policy refuses this one ask, else None."""
+    def one(self, ask: Ask, server: object = None, session: object = None,
+            arg: object = None) -> Reply | None:
+        """The reply if the policy refuses this one ask, else None (the server, session and
+        argument a classic hook would be asked with are not needed)."""
         policy = self.policy
         if self.scope is not None and not self.scope(ask):
             return None

@@ -8,9 +8,9 @@ server with a million users stores nothing per user until mail arrives for one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import simpy
@@ -145,6 +145,10 @@ class MailServer:
         found = account(*parse_local(name), self.users)
         return None if found < 0 else found
 
+    def _account(self, address: str) -> int:
+        found = self.user_index(address)
+        return -1 if found is None else found
+
     def password(self, user: int) -> str:
         """The account's password (plain text, as POP3 and AUTH PLAIN carry it)."""
         return f"pw-{self.domain}-{user}"
@@ -190,9 +194,10 @@ class MailServer:
 
     # -- custody -------------------------------------------------------------------------
     def accept(self, mail: Mail, recipients: list[str], at: float, *, junk: bool = False,
-               ) -> None:
+               accounts: Mapping[str, int] | None = None) -> None:
         """Take responsibility for accepted recipients: local ones into maildrops (or the
-        junk folder, which POP3 does not serve), the rest into the outbound queue."""
+        junk folder, which POP3 does not serve), the rest into the outbound queue.
+        ``accounts`` may give the account a local recipient names (found at RCPT)."""
         if mail.origin != self.isp:
             for address in recipients:
                 self.ledger.left(mail.rows[address])
@@ -202,19 +207,19 @@ class MailServer:
         for address in recipients:   # domain_of, inline: once per recipient
             (local if address.rpartition("@")[2].lower() == domain else remote).append(address)
         if local:
-            self.deliver_local(mail, local, at, junk=junk)
+            self.deliver_local(mail, local, at, junk=junk, accounts=accounts)
         if remote:
             self.queue.enqueue(mail, remote, at)
 
     def deliver_local(self, mail: Mail, addresses: list[str], at: float, *,
-                      junk: bool = False) -> None:
+                      junk: bool = False, accounts: Mapping[str, int] | None = None) -> None:
         """Recipients of this server's domain, accepted at ``at``: into their maildrops (or
-        the junk folder)."""
-        found = [self.user_index(address) for address in addresses]
-        if None in found:   # a policy lets nothing through for unknown users
-            unknown = addresses[found.index(None)]
+        the junk folder). ``accounts`` may give the account each names."""
+        known = accounts if accounts is not None else {}
+        users = [known[a] if a in known else self._account(a) for a in addresses]
+        if min(users) < 0:   # a policy lets nothing through for unknown users
+            unknown = addresses[users.index(min(users))]
             raise AssertionError(f"{self.hostname}: no mailbox for {unknown}")
-        users = cast(list[int], found)
         rows = [mail.rows[address] for address in addresses]
         self.ledger.finish_many(rows, Outcome.JUNKED if junk else Outcome.DELIVERED, at)
         trace = following(self.tracer, mail)

@@ -29,7 +29,6 @@ from netsim.mail.consult import first_refusal
 from netsim.mail.hooks import POP3Hooks, SMTPHooks, SMTPHookServer
 from netsim.mail.ledger import Ledger
 from netsim.mail.message import Mail
-from netsim.mail.policy import recipient
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network, text
 from netsim.protocols import (
@@ -306,7 +305,7 @@ def direct_smtp_session(env: simpy.Environment, conn: Connection, mail: Mail,
             if too_many_recipients(len(session.rcpt_to), settings.max_recipients):
                 answer: Reply | None = S452_TOO_MANY_RCPTS
             else:   # hooks.check_rcpt, the session's facts made once
-                answer = first_refusal(server, rcpt, recipient(server, ask, address),
+                answer = first_refusal(server, rcpt, hooks.recipient(ask, address),
                                        session, address)
             if answer is None:
                 session.rcpt_to.append(address)

@@ -18,14 +18,11 @@ import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 
 from netsim.draws import derived, keyed_uniform_one, salt
 from netsim.net.addresses import text
-
-_NORMAL = NormalDist()
 
 
 class RCode(StrEnum):
@@ -151,9 +148,11 @@ class Resolver:
         self.out_of_order += hit is not None and now < hit[0]
         draw = derived(key, _name_key(name, rtype))
         latency = math.exp(self._mu)
-        if self._sigma > 0:   # a uniform kept off 0, so its normal quantile is finite
-            u = max(keyed_uniform_one(draw, self.salt), 2.0**-54)
-            latency = math.exp(self._mu + self._sigma * _NORMAL.inv_cdf(u))
+        if self._sigma > 0:   # a normal deviate by Box and Muller from two keyed uniforms
+            u = max(keyed_uniform_one(draw, self.salt), 2.0**-54)   # kept off 0 for the log
+            z = math.sqrt(-2.0 * math.log(u)) * math.cos(
+                math.tau * keyed_uniform_one(derived(draw, 2), self.salt))
+            latency = math.exp(self._mu + self._sigma * z)
         if (self.servfail_rate > 0
                 and keyed_uniform_one(derived(draw, 1), self.salt) < self.servfail_rate):
             return Answer(name, rtype, RCode.SERVFAIL), latency   # failures are not cached
