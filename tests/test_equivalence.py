@@ -374,7 +374,8 @@ def test_the_keyed_verdicts_do_not_depend_on_the_order_they_are_drawn_in():
     """A sanity check of the one expression both paths use: a facts policy's verdict over
     arrays equals its verdicts one ask at a time."""
     from netsim.mail.defences import ContentFilter
-    from netsim.mail.policy import Asks, Judge, Panel, judge_many
+    from netsim.mail.facts import Asks
+    from netsim.mail.policy import Judge, Panel, judge_many
 
     rng = np.random.default_rng(4)
     n = 500

@@ -18,8 +18,8 @@ import pytest
 
 import netsim
 from netsim.mail.consult import ConsultedServer
+from netsim.mail.facts import PolicyServer
 from netsim.mail.hooks import POP3HookServer, SMTPHookServer
-from netsim.mail.policy import PolicyServer
 from netsim.mail.queue import QueueServer
 from netsim.mail.session import POP3SessionServer, SessionSettings, SMTPSessionServer
 from netsim.world import World

@@ -20,18 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from netsim.mail.policy import (
-    JUNK,
-    STEPS,
-    Ask,
-    Asks,
-    InboundPolicy,
-    Judge,
-    Panel,
-    Policy,
-    PolicyServer,
-    judge_many,
-)
+from netsim.mail.facts import Ask, Asks, PolicyServer
+from netsim.mail.policy import JUNK, STEPS, InboundPolicy, Judge, Panel, Policy, judge_many
 from netsim.protocols import Reply, SMTPSession
 
 

@@ -29,7 +29,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from netsim.draws import keyed_uniform, salt
-from netsim.mail.policy import JUNK, Ask, Asks, Policy, inbound, not_
+from netsim.mail.facts import Ask, Asks, inbound, not_
+from netsim.mail.policy import JUNK, Policy
 from netsim.net import AddressPlan, NetKind
 from netsim.protocols import Reply
 from netsim.protocols.replies import (

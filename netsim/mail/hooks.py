@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, cast
 
 from netsim.mail.consult import ConsultedServer, Entry, first_refusal, steps_of
+from netsim.mail.facts import Ask, data_ask, recipient, session_ask
 from netsim.mail.mailbox import Maildrops
 from netsim.mail.message import Mail
-from netsim.mail.policy import Ask, data_ask, recipient, session_ask
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 

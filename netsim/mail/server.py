@@ -158,10 +158,6 @@ class MailServer:
         user = self.user_index(name)
         return user is not None and password == self.password(user)
 
-    def is_own_client(self, client_address: object) -> bool:
-        return (isinstance(client_address, int)
-                and self.network.plan.subnet_of(client_address).index in self.own_subnets)
-
     def client_bps(self, client_address: int) -> float:
         """The rate of the client's network (``netsim.mail.session.transfer`` takes the
         slower of it and the server's)."""

@@ -19,8 +19,9 @@ from netsim.draws import keyed_exponential
 from netsim.mail import Kind, Mail, SenderType
 from netsim.mail.accounts import account, account_name, in_domain, recipient_address
 from netsim.mail.consult import Consultation, Refusals
+from netsim.mail.facts import Asks, Later, Texts
 from netsim.mail.ledger import KINDS, Ledger
-from netsim.mail.policy import Asks, Later, Texts, mechanism
+from netsim.mail.policy import mechanism
 from netsim.mail.server import MailServer
 from netsim.mail.session import exchange, exchanges, greeting, transfer
 from netsim.net import AddressPlan

@@ -237,10 +237,6 @@ class FlowQueues:
         result[np.flatnonzero(live)] = np.where(end < self.end, end, np.nan)
         return result
 
-    def sender_address(self, server: int, user: int) -> str:
-        """The reverse path: a sender's address, or "" (a bounce's null path)."""
-        return "" if user < 0 else self.servers.servers[server].address_of(user)
-
     def _fail(self, work: Columns, per_row: np.ndarray, chosen: np.ndarray, at: np.ndarray,
               outcome: Outcome, code: int, cause: str) -> None:
         """Fail the chosen recipients still pending at their entry's instant ``at`` and
