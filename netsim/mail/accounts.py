@@ -40,7 +40,7 @@ def recipient_address(domain: str, user: int, typo: int) -> str:
 def recipient_addresses(domain: str, users: list[int], typos: list[int]) -> list[str]:
     """:func:`recipient_address` of many users of one domain (one call a message: a spam
     message names some 25)."""
-    wrong = mistyped(domain)
+    wrong = mistyped(domain) if TYPO_DOMAIN in typos else ""
     return [f"user{u}x@{domain}" if t == TYPO_USER else f"user{u}@{wrong}" if t == TYPO_DOMAIN
             else f"user{u}@{domain}" for u, t in zip(users, typos, strict=True)]
 

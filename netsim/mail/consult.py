@@ -6,10 +6,10 @@ A server's policies are asked in the server's order, step by step; the first ref
 and a data step's :data:`~netsim.mail.policy.JUNK` files the message and goes on. A policy
 judged over facts is asked through its :class:`~netsim.mail.policy.Judge`; one with
 classic hooks only, through them (``netsim.mail.policy``, module rules 1-3). Arrays are
-asked in time order: servers whose policies are of the same classes are decided together,
-a stateless policy in one expression, a stateful one server by server, a classic hook one
-ask at a time with the server's clock set to the ask's instant. The j-th policy of every
-server is asked before the (j+1)-th of any, which keeps each server's order.
+asked in time order, the j-th policy of every server before the (j+1)-th of any (which
+keeps each server's order); the j-th policies of one class are decided together, a
+stateless one in one expression, a stateful one server by server, a classic hook one ask
+at a time with the server's clock set to the ask's instant.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def classic(policy: object, step: str) -> bool:
 
 class Steps:
     """A list of policies by step, ready to be asked: a ``Judge`` for a policy judged
-    over facts, the bound hook for a classic one; policies that do not look at a step are
-    left out of it."""
+    over facts, a ``Hook`` for a classic one; policies that do not look at a step are left
+    out of it."""
 
     def __init__(self, policies: Sequence[object]):
         self.policies = tuple(policies)
