@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from netsim.draws import keyed_uniform, salt
-from netsim.mail.facts import Ask, Asks, inbound, not_
+from netsim.mail.facts import Ask, inbound, not_
 from netsim.mail.policy import JUNK, Policy
 from netsim.net import AddressPlan, NetKind
 from netsim.protocols import Reply
@@ -216,18 +216,6 @@ class RateLimit(Policy):
         if not _many(ask):
             return self._empty([ask.user], [ask.at])[0]
         return np.array(self._empty(ask.user.tolist(), ask.at.tolist()), dtype=bool)
-
-    @staticmethod
-    def refuses_rcpt_across(policies: list[RateLimit], owner: np.ndarray, ask: Asks,
-                            ) -> np.ndarray:
-        """The asks of several servers' rate limits at once, in time order: each server's
-        asks go to its own buckets, one call a server."""
-        refused = np.zeros(len(owner), dtype=bool)
-        for k in np.unique(owner).tolist():
-            rows = np.flatnonzero(owner == k)
-            refused[rows] = policies[k]._empty(ask.user[rows].tolist(),
-                                               ask.at[rows].tolist())
-        return refused
 
     def _empty(self, users: list[int], instants: list[float]) -> list[bool]:
         """Take a token of each account's bucket at its instant, in the order given (time

@@ -227,8 +227,8 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
     """Where many asks are refused, in time order; ask ``i`` is put to the policy
     ``panel.policies[owner[i]]``. The scope is one expression for all, the settings
     gathered per ask; so is the verdict of a stateless policy, while a stateful one decides
-    what it examines server by server (or across them, where its class says how). The
-    panel counts what each policy examined and refused (``Panel.count`` adds them)."""
+    what it examines server by server, one call a server. The panel counts what each policy
+    examined and refused (``Panel.count`` adds them)."""
     cls, step, policies = panel.cls, panel.step, panel.policies
     scope = getattr(cls, f"scope_{step}", None)
     inside = (np.ones(len(owner), dtype=bool) if scope is None
@@ -237,10 +237,7 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
     refused = np.zeros(len(owner), dtype=bool)
     if not len(picked):
         return refused
-    across = getattr(cls, f"refuses_{step}_across", None)
-    if across is not None:
-        refused[picked] = across(policies, owner[picked], asks.take(picked))
-    elif cls.stateful:
+    if cls.stateful:
         verdict = getattr(cls, f"refuses_{step}")
         mine = owner[picked]
         for k in np.unique(mine).tolist():
