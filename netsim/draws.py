@@ -43,11 +43,15 @@ def keyed_uniform(keys: Any, salts: Any) -> Any:
 def keyed_uniform_one(key: int, salt: int) -> float:
     """:func:`keyed_uniform` of one key, in Python integers (no array for one number: the
     engine path judges one message at a time)."""
-    z = ((key ^ salt) + _GAMMA) & _MASK
+    return (_mix(key ^ salt) >> 11) * 2.0**-53
+
+
+def _mix(z: int) -> int:
+    """splitmix64's step of a 64-bit Python integer: the increment, then the finaliser."""
+    z = (z + _GAMMA) & _MASK
     z = ((z ^ (z >> 30)) * _M1) & _MASK
     z = ((z ^ (z >> 27)) * _M2) & _MASK
-    z ^= z >> 31
-    return (z >> 11) * 2.0**-53
+    return z ^ (z >> 31)
 
 
 def derived(key: int, *parts: int) -> int:
@@ -55,10 +59,7 @@ def derived(key: int, *parts: int) -> int:
     hash): splitmix64 of each in turn, a 63-bit Python integer."""
     z = key & _MASK
     for part in parts:
-        z = ((z ^ (part & _MASK)) + _GAMMA) & _MASK
-        z = ((z ^ (z >> 30)) * _M1) & _MASK
-        z = ((z ^ (z >> 27)) * _M2) & _MASK
-        z ^= z >> 31
+        z = _mix(z ^ (part & _MASK))
     return z >> 1
 
 
