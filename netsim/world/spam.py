@@ -28,52 +28,27 @@ import numpy as np
 import simpy
 
 from netsim.draws import attempt_key
-from netsim.mail import Kind, Ledger, Mail, MailServer, Outcome, SenderType, Tracer
+from netsim.mail import Kind, Mail, MailServer, Outcome, SenderType
 from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
-from netsim.mail.outbox import Outbox, attempt, blocked, finish, refuse
+from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.mail.trace import following
-from netsim.net import AddressPlan, Network, Resolver, Subnet, text
+from netsim.net import Resolver, text
 from netsim.protocols import Credentials
-from netsim.scenario import Scenario
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
-from netsim.world.credentials import CredentialPool
-from netsim.world.streams import Streams
+from netsim.world.senders import Process, SendersWorld
 
 
-class SpamWorld(Protocol):
-    """What spam senders read of the world."""
+class SpamWorld(SendersWorld, Protocol):
+    """What spam senders read of the world, besides what every sender reads: the open
+    relays, and the resolvers of the ISPs' subscribers (a bot's)."""
 
-    @property
-    def env(self) -> simpy.Environment: ...
-    @property
-    def scenario(self) -> Scenario: ...
-    @property
-    def servers(self) -> list[MailServer]: ...
     @property
     def relays(self) -> list[MailServer]: ...
     @property
-    def plan(self) -> AddressPlan: ...
-    @property
-    def network(self) -> Network: ...
-    @property
-    def ledger(self) -> Ledger: ...
-    @property
-    def outbox(self) -> Outbox: ...
-    @property
-    def tracer(self) -> Tracer | None: ...
-    @property
-    def credentials(self) -> CredentialPool: ...
-    @property
-    def streams(self) -> Streams: ...
-    @property
     def subscriber_resolvers(self) -> list[Resolver]: ...
 
-    def dynamic_pool(self, isp: int) -> Subnet: ...
 
-    def next_id(self) -> int: ...
-
-Process = Generator[simpy.Event, Any, None]
 STRATEGIES = get_args(Strategy)
 
 

@@ -10,55 +10,26 @@ measure and are not simulated.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import numpy as np
-import simpy
 
-from netsim.mail import Kind, Ledger, Mail, MailServer, SenderType, Tracer, pop3_session
+from netsim.mail import Kind, Mail, SenderType, pop3_session
 from netsim.mail.accounts import account_name
-from netsim.mail.outbox import Outbox, attempt, blocked, refuse
+from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.mail.trace import following
-from netsim.net import AddressPlan, NetKind, Network, Subnet, text
+from netsim.net import NetKind, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
-from netsim.scenario import Scenario
-from netsim.world.credentials import CredentialPool, auth_captured
-from netsim.world.streams import Streams
+from netsim.world.credentials import auth_captured
+from netsim.world.senders import Process, SendersWorld
 from netsim.world.workload import BATCH_S, HOME, Batch, Workload
 
 
-class UsersWorld(Protocol):
-    """What users' mail clients read of the world."""
-
-    @property
-    def env(self) -> simpy.Environment: ...
-    @property
-    def scenario(self) -> Scenario: ...
-    @property
-    def servers(self) -> list[MailServer]: ...
-    @property
-    def plan(self) -> AddressPlan: ...
-    @property
-    def network(self) -> Network: ...
-    @property
-    def ledger(self) -> Ledger: ...
-    @property
-    def outbox(self) -> Outbox: ...
-    @property
-    def tracer(self) -> Tracer | None: ...
-    @property
-    def credentials(self) -> CredentialPool: ...
-    @property
-    def streams(self) -> Streams: ...
-
-    def dynamic_pool(self, isp: int) -> Subnet: ...
-
-    def next_id(self) -> int: ...
+class UsersWorld(SendersWorld, Protocol):
+    """What users' mail clients read of the world, besides what every sender reads: the
+    address a user writes for a recipient."""
 
     def address(self, isp: int, user: int, typo: int) -> str: ...
-
-Process = Generator[simpy.Event, Any, None]
 
 
 def mua_helo(source: int, network: str) -> str:
