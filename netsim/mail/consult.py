@@ -123,10 +123,6 @@ class Refusals:
     replies: list[Reply | None]
     junk: np.ndarray
 
-    def codes(self) -> np.ndarray:
-        """Per ask, the refusal's reply code (0: none)."""
-        return np.array([0 if r is None else r.code for r in self.replies])[self.reply]
-
 
 class Consultation:
     """The policies of many servers laid out for asking arrays of asks (the flow path): for

@@ -39,7 +39,10 @@ class FlowError(ValueError):
 class ServerArrays:
     """What the flow path's sessions read of the ISPs' mail servers: their settings as
     arrays, one entry a server (whether a network is a server's own: one entry a server and
-    network), their policies laid out (``Consultation``), the sessions each served."""
+    network), their policies laid out (``Consultation``, once they are final: ``ready``),
+    the sessions each served."""
+
+    consultation: Consultation
 
     def __init__(self, servers: Sequence[MailServer], plan: AddressPlan):
         self.servers = servers
@@ -55,11 +58,10 @@ class ServerArrays:
         self.own = np.zeros((len(servers), len(plan.subnets)), dtype=bool)
         for i, server in enumerate(servers):
             self.own[i, list(server.own_subnets)] = True
-        self.consultation = Consultation(servers)
         self.sessions = np.zeros(len(servers), dtype=np.int64)
 
     def ready(self) -> None:
-        """The servers' policies are final (the run starts): lay them out anew."""
+        """The servers' policies are final (the run starts): lay them out."""
         self.consultation = Consultation(self.servers)
 
     def count(self) -> None:

@@ -90,7 +90,6 @@ class LegitFlow:
         self.step_index = 0
         self._hour: Columns | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
-        self.shared = np.zeros(len(servers), dtype=bool)   # (set when the run starts)
         self.queues = FlowQueues(self.arrays, world.relays, world.resolvers,
                                  world.retry_policy, plan, self.ledger, self.custody,
                                  self.connections, world.next_ids)
@@ -100,12 +99,7 @@ class LegitFlow:
     def _run(self) -> Generator[simpy.Event, Any, None]:
         self._refuse_order_bound_hooks()
         self.arrays.ready()   # the policies are final now
-        # servers where a stateful policy may see both users' and spammers' sessions of
-        # one account: stolen credentials can be used, and the server keeps state
-        stolen = any("stolen_587" in b.strategies for b in self.world.scenario.spam.botnets)
-        self.shared = np.array([stolen and any(getattr(p, "stateful", False)
-                                               for p in server.policies)
-                                for server in self.servers])
+        self.shared = self._shared_accounts()
         k = 0
         while k * STEP_S < self.end:
             self._submissions(k)
@@ -114,6 +108,13 @@ class LegitFlow:
             # the minute's queues once every engine event in it has happened: what the
             # engines handed over in it joins them, and all are taken in time order
             self.queues.step(k - 1)
+
+    def _shared_accounts(self) -> np.ndarray:
+        """Per server: whether a stateful policy may see both users' and spammers' sessions
+        of one account (stolen credentials can be used, and the server keeps state)."""
+        stolen = any("stolen_587" in b.strategies for b in self.world.scenario.spam.botnets)
+        return np.array([stolen and any(getattr(p, "stateful", False) for p in s.policies)
+                         for s in self.servers])
 
     def _refuse_order_bound_hooks(self) -> None:
         """Before anything runs (once the world's policies are final): refuse a classic
