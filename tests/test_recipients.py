@@ -86,8 +86,8 @@ def test_a_new_row_starts_with_the_registrys_blanks():
         assert row["reply_code"] == 0 and row["left_origin"] is False
         assert row["retrieved_s"] is None and row["finished_s"] is None
     # a registry with another blank: both ways of opening rows start from it
-    columns = ColumnRegistry(*(dataclasses.replace(c, blank=-1) if c.name == "reply_code" else c
-                        for c in RECIPIENT_COLUMNS))
+    columns = ColumnRegistry(*(dataclasses.replace(c, blank=-1) if c.name == "reply_code"
+                               else c for c in RECIPIENT_COLUMNS))
     ledger = Ledger(columns)
     _open_rows(ledger)
     assert ledger.reply_code.tolist() == [-1] * 5
@@ -129,8 +129,8 @@ def test_the_report_reads_every_column_alike_in_place_and_from_the_table():
     assert len(world.ledger) > 100
     for column in RECIPIENT_COLUMNS:
         if column.kind is CATEGORY:
-            (codes, words), (t_codes, t_words) = (in_place.codes(column.name),
-                                                   from_table.codes(column.name))
+            (codes, words) = in_place.codes(column.name)
+            (t_codes, t_words) = from_table.codes(column.name)
             assert [words[c] for c in codes] == [t_words[c] for c in t_codes], column.name
         else:
             got, want = in_place.values(column.name), from_table.values(column.name)

@@ -170,6 +170,7 @@ def _delivered_s(read: Reader) -> np.ndarray:
                                        OUTCOME_WORDS.index(Outcome.JUNKED)])
     return np.where(stored, read("finished_s"), math.nan)
 
+
 RECIPIENT_COLUMNS = ColumnRegistry(
     Column("message_id", INTEGER, "q", pa.int64(), "the message (ids count messages from 1 in "
            "creation order; bounces included)"),

@@ -45,7 +45,6 @@ class ServerSettings:
 BOUNCE_SIZE = 2_000   # bytes of a delivery status notification
 
 
-
 class DeliverySink(Protocol):
     """Takes deliveries instead of the maildrops (``netsim.world.retrieval``)."""
 

@@ -187,7 +187,7 @@ class LegitFlow:
             first_hop_port=now.port, rcpt_domain=now.domain, created=now.t)
         d = {k: v for k, v in now.data.items()
              if k not in ("rcpt_index", "sender", "network", "path", "domain", "order",
-                         "message")}   # the ledger has them; "mid" names the message now
+                          "message")}   # the ledger has them; "mid" names the message now
         return [Columns({**d, "row": row0 + np.arange(len(now)), "mid": ids})]
 
     def _recipients(self, isp: int, batch: Batch) -> Columns:
@@ -250,7 +250,7 @@ class LegitFlow:
         # a connection that never opened: its recipients are blocked, by the rule or refused
         shut = ~is_open[per_row]
         self.custody.finish(work.row[shut], Outcome.BLOCKED, opened[per_row][shut],
-                    cause=cause[per_row][shut])
+                            cause=cause[per_row][shut])
         live = is_open & (opened < self.end)
         self.custody.hold(work.row[is_open[per_row] & ~live[per_row]])
         if not live.any():
@@ -283,14 +283,14 @@ class LegitFlow:
         last = work.attempt >= self.cfg.mua_retries
         final = ~accepted & ((code >= 500) | last)
         self.custody.finish(work.row[final], Outcome.REJECTED, ends[final], code=code[final],
-                    cause=cause[final])
+                            cause=cause[final])
         again = ~accepted & ~final
         self.custody.hold(work.row[again & (ends >= self.end)])
         again &= ends < self.end
         retry = work.take(again)
         t = ends[again] + self.cfg.mua_retry_s
         self.custody.later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
-                    self.step_index + 1)
+                           self.step_index + 1)
 
     def _to_engines(self, work: Columns) -> None:
         """Messages submitted by their users' mail clients on the engine path, each from the

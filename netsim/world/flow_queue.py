@@ -29,6 +29,7 @@ from netsim.world.dialogue import Dialogue, ServerArrays
 
 RCODES = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}   # as the arrays code them
 
+
 class FlowQueues:
     """The outbound queues of every ISP's server and every open relay, as rows."""
 
