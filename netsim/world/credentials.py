@@ -53,7 +53,6 @@ class CredentialPool:
         self.captured_pop3 = 0
         self.captured_smtp = 0
         self.used_sessions = 0
-        self.used_accounts: set[tuple[int, int]] = set()
 
     def add(self, account: tuple[int, int], how: str) -> None:
         if account in self._known:
@@ -77,14 +76,13 @@ class CredentialPool:
             return None
         account = self.accounts[int(rng.integers(len(self.accounts)))]
         self.used_sessions += 1
-        self.used_accounts.add(account)
         self._used[self._first[account[0]] + account[1]] = True
         return account
 
     def summary(self) -> dict[str, int]:
         return {"compromised": self.compromised, "captured_pop3": self.captured_pop3,
                 "captured_smtp_auth": self.captured_smtp, "pool": len(self.accounts),
-                "used_sessions": self.used_sessions, "accounts_used": len(self.used_accounts)}
+                "used_sessions": self.used_sessions, "accounts_used": int(self._used.sum())}
 
 
 def seed_compromised(world: CredentialWorld) -> None:
