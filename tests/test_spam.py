@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -250,3 +251,19 @@ def test_blocklist_and_content_filter_from_the_scenario():
     assert (spam["outcome"] == "junked").mean() == pytest.approx(0.9, abs=0.05)
     legit = f[f["kind"] == "legit"]
     assert (legit["outcome"] == "junked").sum() == 0
+
+
+def test_the_pool_counts_each_account_spammers_used_once_and_flags_it():
+    from netsim.world.credentials import CredentialPool
+
+    pool = CredentialPool([5, 3])
+    assert pool.draw(np.random.default_rng(0)) is None
+    pool.add((0, 4), "compromised")
+    pool.add((1, 2), "pop3")
+    rng = np.random.default_rng(1)
+    drawn = {pool.draw(rng) for _ in range(50)}
+    assert drawn == {(0, 4), (1, 2)}
+    summary = pool.summary()
+    assert summary["used_sessions"] == 50 and summary["accounts_used"] == 2
+    assert pool.used(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 0])).tolist() == [
+        True, False, True, False]
