@@ -169,3 +169,13 @@ def test_a_declaration_that_cannot_be_stored_or_read_is_refused(declaration):
 def test_two_columns_of_one_name_are_refused():
     with pytest.raises(ValueError, match="share a name"):
         RECIPIENT_COLUMNS.extended(RECIPIENT_COLUMNS["outcome"])
+
+
+def test_a_row_is_pending_until_its_outcome_is_final():
+    ledger = Ledger()
+    _open_rows(ledger)
+    rows = np.arange(len(ledger))
+    assert ledger.pending(rows).all()
+    ledger.finish_rows(np.array([1, 3]), Outcome.REJECTED, np.array([9.0, 9.0]), code=550)
+    assert ledger.pending(rows).tolist() == [True, False, True, False, True]
+    assert ledger.pending_rows() == {0, 2, 4}

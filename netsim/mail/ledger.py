@@ -219,6 +219,10 @@ class Ledger:
                 return False
         return True
 
+    def pending(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` is still without a final outcome."""
+        return self.view("outcome")[rows] == self._pending
+
     def pending_rows(self) -> set[int]:
         codes = self.view("outcome")
         return set(np.flatnonzero(codes == self._pending).tolist())

@@ -137,7 +137,7 @@ class FlowQueues:
         if go.any():
             ended[go] = self._session(work, per_row, e, go, ready)
         # what is still pending after an attempt: expire it, or try again later
-        pending = self._pending(work)
+        pending = self.ledger.pending(work.row)
         still = np.isfinite(ended)[per_row] & pending
         custody.hold(work.row[np.isnan(ended)[per_row] & pending])
         old = self.retry.expired(e.queued, ended)
@@ -148,10 +148,6 @@ class FlowQueues:
         delay = self.retry.delays(attempt)
         t = ended[per_row][again] + delay if len(retry) else np.zeros(0)
         custody.later(self.due, retry.but(t=t, attempt=attempt), t, self.stepped + 1)
-
-    def _pending(self, work: Columns) -> np.ndarray:
-        state = np.frombuffer(self.ledger.outcome, dtype=np.int8)[work.row]
-        return state == self.ledger.code("outcome", Outcome.PENDING.value)
 
     def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
                 keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +198,7 @@ class FlowQueues:
             return result
         index = np.full(len(e), -1)
         index[picked[live]] = np.arange(int(live.sum()))
-        mine = (index[per_row] >= 0) & self._pending(work)
+        mine = (index[per_row] >= 0) & self.ledger.pending(work.row)
         rows = work.take(mine)
         row_session = index[per_row[mine]]
         _, _, row_place = runs(row_session)
@@ -242,7 +238,7 @@ class FlowQueues:
               outcome: Outcome, code: int, cause: str) -> None:
         """Fail the chosen recipients still pending at their entry's instant ``at`` and
         bounce each entry to its sender (``OutboundQueue._fail``)."""
-        mask = chosen & self._pending(work)
+        mask = chosen & self.ledger.pending(work.row)
         if not mask.any():
             return
         self.ledger.finish_rows(work.row[mask], outcome, at[per_row][mask], code=code,
