@@ -10,11 +10,13 @@ eavesdroppers. ``tests/test_equivalence.py`` and ``netsim compare --random N`` u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-STRATEGIES = ("direct", "isp_relay", "open_relay", "stolen_587")
+from netsim.scenario.schema import Strategy
+
+STRATEGIES = get_args(Strategy)
 
 
 def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:

@@ -218,8 +218,7 @@ class Botnet:
                 return False, None
             relay = world.relays[int(self.rng.integers(len(world.relays)))]
             return relay.address, None
-        if strategy != "stolen_587":
-            raise ValueError(f"botnet {self.cfg.name}: unknown spam strategy {strategy!r}")
+        # stolen_587 (the botnet's strategies were checked when it was made)
         account = world.credentials.draw(self.rng)
         if account is None:
             return False, None
