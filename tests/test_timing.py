@@ -77,3 +77,15 @@ def test_retrieval_happens_at_the_users_next_pop3_check():
     # the check connects, is greeted, logs in and retrieves within a second
     assert check < row["retrieved_s"] < check + 1.0
     assert world.servers[1].maildrops.count(1) == 0   # deleted at QUIT
+
+
+def test_a_transfer_takes_the_slower_rate_for_one_session_or_many():
+    import numpy as np
+
+    from netsim.mail.session import transfer
+
+    one = transfer(SIZE, 1e9, 1e6)
+    # one session's clock stays a Python float (no numpy scalar on the engine path)
+    assert type(one) is float and one == SIZE * 8 / 1e6
+    many = transfer(np.array([SIZE, SIZE]), np.array([1e9, 1e5]), 1e6)
+    assert many.tolist() == [one, SIZE * 8 / 1e5]

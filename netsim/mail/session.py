@@ -154,7 +154,10 @@ def retrieval(sent: Any, one_way: Any, proc: Any, data_s: Any) -> Any:
 def transfer(size: Any, server_bps: Any, client_bps: Any) -> Any:
     """How long message data takes on the wire: its size at the slower of the server's rate
     and the client's network's."""
-    return size * 8 / np.minimum(server_bps, client_bps)
+    if isinstance(server_bps, np.ndarray) or isinstance(client_bps, np.ndarray):
+        return size * 8 / np.minimum(server_bps, client_bps)
+    # one session's rates: a Python float, so the session's clock stays one
+    return size * 8 / min(server_bps, client_bps)
 
 
 def exchanges(sent: Any, count: Any, one_way: Any, proc: Any) -> Any:
