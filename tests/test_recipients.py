@@ -179,3 +179,11 @@ def test_a_row_is_pending_until_its_outcome_is_final():
     ledger.finish_rows(np.array([1, 3]), Outcome.REJECTED, np.array([9.0, 9.0]), code=550)
     assert ledger.pending(rows).tolist() == [True, False, True, False, True]
     assert ledger.pending_rows() == {0, 2, 4}
+
+
+def test_a_categorical_column_gives_back_the_word_it_coded():
+    ledger = Ledger()
+    _open_rows(ledger)
+    assert [ledger.word("sender", row) for row in range(len(ledger))] == [
+        "user", "user", "bot", "bot", "bot"]
+    assert ledger.word("path", 0) == "mua:587" and ledger.word("rcpt_domain", 1) == "z.example"

@@ -149,6 +149,10 @@ class Ledger:
         """The integer code of ``word`` in a categorical column."""
         return self.vocab[column].code(word)
 
+    def word(self, column: str, row: int) -> str:
+        """The word a categorical column holds at ``row`` (what :meth:`code` coded)."""
+        return self.vocab[column].words[getattr(self, column)[row]]
+
     def add_rows(self, kind: Kind, *, message_id: np.ndarray, rcpt_index: np.ndarray,
                  sender: np.ndarray, origin_isp: np.ndarray, origin_network: np.ndarray,
                  path: np.ndarray, first_hop_port: np.ndarray, rcpt_domain: np.ndarray,

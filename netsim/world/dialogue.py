@@ -152,10 +152,9 @@ class Dialogue:
         """The message of session ``k`` as a classic data hook sees it."""
         ledger, s = self.ledger, self.s
         row = rows[0]
-        sender = ledger.vocab["sender"].words[ledger.sender[row]]
-        origin = ledger.vocab["origin_isp"].words[ledger.origin_isp[row]]
-        return Mail(int(s.mid[k]), KINDS[int(s.kind[k])], SenderType(sender), self._sender(k),
-                    int(s.size[k]), float(ledger.created_s[row]), origin=origin,
+        return Mail(int(s.mid[k]), KINDS[int(s.kind[k])], SenderType(ledger.word("sender", row)),
+                    self._sender(k), int(s.size[k]), float(ledger.created_s[row]),
+                    origin=ledger.word("origin_isp", row),
                     rows=dict(zip(addresses, rows, strict=True)), key=int(s.key[k]))
 
     # -- the dialogue ----------------------------------------------------------------------

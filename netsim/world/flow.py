@@ -33,7 +33,7 @@ from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_add
 from netsim.mail.consult import classic
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
-from netsim.net import NetKind, Resolver
+from netsim.net import Resolver
 from netsim.world.columns import Columns, changes, runs
 from netsim.world.connections import Connections
 from netsim.world.credentials import auth_captured
@@ -304,7 +304,7 @@ class LegitFlow:
             rows = {recipient_address(servers[int(work.rcpt_isp[i])].domain,
                                       int(work.rcpt_user[i]), int(work.typo[i])):
                     int(work.row[i]) for i in range(first, last)}
-            sender = SenderType.USER if net.kind is NetKind.DYNAMIC else SenderType.ROAMING
+            sender = SenderType(self.ledger.word("sender", int(work.row[first])))
             mail = Mail(int(work.mid[first]), Kind.LEGIT, sender, servers[isp].address_of(user),
                         int(work.size[first]), float(work.t[first]), origin=servers[isp].isp,
                         rows=rows, key=int(work.key[first]))
