@@ -43,7 +43,7 @@ CAUSES = {"op25b", "inbound_25_block", "connection_refused", "relay_denied", "us
           "message_size", "too_many_recipients", "queue_lifetime"}
 
 
-AUTHENTICATED = ("mua:587", "stolen_587")
+AUTHENTICATED = ("mua:587", "mua:25+auth", "stolen_587")
 
 
 def _agree(result: Comparison) -> int:
@@ -94,6 +94,8 @@ class Seen:
         self.relays: set[str] = set()
         self.op25b: set[str] = set()
         self.stolen_used = 0
+        self.mua_paths: set[str] = set()
+        self.pop_relayed = 0   # a traveller's mail relayed after a POP3 login
         self.examples = 0
         self.recipients = 0
         self.differing = 0
@@ -117,6 +119,11 @@ class Seen:
             self.op25b |= {i["policies"]["op25b"]["action"] for i in data["isps"]
                            if "op25b" in i["policies"]}
         self.stolen_used += result.summaries[0]["credentials"]["used_sessions"]
+        legit = frame[(frame["kind"] == "legit") & (frame[f"outcome_{a}"] == "delivered")]
+        self.mua_paths |= set(legit[f"path_{a}"].dropna())
+        away = legit["origin_isp"].astype(str) + ".example" != legit["rcpt_domain"].astype(str)
+        self.pop_relayed += int(((legit[f"path_{a}"] == "mua:25+pop")
+                                 & (legit[f"sender_{a}"] == "roaming") & away).sum())
 
 
 def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
@@ -138,6 +145,8 @@ def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
     assert seen.relays == {"hosting", "dynamic"}
     assert seen.op25b == {"drop", "reject"}
     assert seen.stolen_used > 0 and seen.recipients > 20_000
+    assert seen.mua_paths == {"mua:25", "mua:25+auth", "mua:25+pop", "mua:587"}
+    assert seen.pop_relayed > 0
     assert seen.differing <= 0.001 * seen.recipients
 
 

@@ -135,7 +135,7 @@ def server():
 
 def test_what_a_policy_may_read_of_its_server():
     assert _members(PolicyServer) == {"now", "domain", "users", "own_subnets", "network",
-                                      "user_index"}
+                                      "user_index", "pop_login"}
 
 
 @pytest.mark.parametrize("protocol", [

@@ -76,6 +76,73 @@ def test_auth_required_on_25_when_the_isp_does_not_relay_for_its_networks():
     assert _rcpt_codes(world, home, 25, [LOCAL, REMOTE]) == {LOCAL: 250, REMOTE: 554}
 
 
+def _pop_world(start_s: float = 0.0, window_s: float = 600.0) -> World:
+    isps = tiny_scenario().model_dump(mode="json")["isps"]
+    isps[0]["policies"] = {"pop_before_smtp": {"start_s": start_s, "window_s": window_s}}
+    return _world(isps=isps)
+
+
+def _rcpt_code_at(world: World, source: int, at: float) -> int:
+    world.servers[0].instant = at   # the server acts at ``at``
+    try:
+        return _rcpt_codes(world, source, 25, [REMOTE])[REMOTE]
+    finally:
+        world.servers[0].instant = None
+
+
+def test_pop_before_smtp_relays_for_the_login_address_within_the_window():
+    world = _pop_world(window_s=600)
+    hotel = world.plan.by_name["hotel"]
+    traveller, neighbour = hotel.host(1), hotel.host(2)
+    world.servers[0].record_pop_login(traveller, 1000.0)
+    assert _rcpt_code_at(world, traveller, 999.0) == 554      # not before the login
+    assert _rcpt_code_at(world, traveller, 1000.0) == 250
+    assert _rcpt_code_at(world, traveller, 1600.0) == 250     # the window's last instant
+    assert _rcpt_code_at(world, traveller, 1600.5) == 554
+    assert _rcpt_code_at(world, neighbour, 1100.0) == 554     # another address
+    world.servers[0].record_pop_login(traveller, 1500.0)      # a new login opens it again
+    assert _rcpt_code_at(world, traveller, 2000.0) == 250
+
+
+def test_pop_before_smtp_relays_only_once_in_force():
+    world = _pop_world(start_s=2000.0)
+    traveller = world.plan.by_name["hotel"].host(1)
+    world.servers[0].record_pop_login(traveller, 1900.0)
+    assert _rcpt_code_at(world, traveller, 1950.0) == 554
+    assert _rcpt_code_at(world, traveller, 2000.0) == 250
+
+
+def test_a_traveller_delivers_through_the_home_server_with_pop_before_smtp_or_auth_on_25():
+    """Before OP25B, travellers whose mail clients log in by POP3 first (at an ISP with
+    POP-before-SMTP) or authenticate on 25 deliver like home users; those that do neither
+    are refused relay."""
+    isps = tiny_scenario().model_dump(mode="json")["isps"]
+    isps[0]["policies"] = {"pop_before_smtp": True, "submission": None}
+    world = _world(isps=isps, duration_s=600)
+    users = world.populations[0]
+    hotel = world.plan.by_name["hotel"]
+    mails = {}
+    for user, mode in ((1, 0), (2, 1), (3, 2)):
+        users.mua_25[user] = mode
+        mails[mode] = users.send(user, [REMOTE], 1000, source=hotel)
+    world.env.run(until=600)
+    frame = world.ledger.to_arrow().to_pandas().set_index("message_id")
+    outcome = {mode: (frame.loc[m.id, "path"], frame.loc[m.id, "outcome"],
+                      frame.loc[m.id, "stopped_by"]) for mode, m in mails.items()}
+    assert outcome == {0: ("mua:25", "rejected", "relay_denied"),
+                       1: ("mua:25+auth", "delivered", ""),
+                       2: ("mua:25+pop", "delivered", "")}
+
+
+def test_mail_clients_move_to_587_when_their_isp_opens_it():
+    from netsim.world.workload import submission_port
+
+    assert submission_port(True, 100.0, 200.0) == 25      # set for 587, not offered yet
+    assert submission_port(True, 200.0, 200.0) == 587
+    assert submission_port(False, 300.0, 200.0) == 25
+    assert submission_port(True, 300.0, float("inf")) == 25   # an ISP without 587
+
+
 def test_no_listener_on_587_when_the_isp_offers_no_submission_port():
     isps = tiny_scenario().model_dump(mode="json")["isps"]
     isps[1]["policies"] = {"submission": None}

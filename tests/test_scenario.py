@@ -71,6 +71,12 @@ BAD = {
                        "isps[2].subscribers: Input should be greater than or equal to 0"),
     "share above one": (_mutate(lambda d: d.update(users={"mua_587_share": 1.5})),
                         "users.mua_587_share: Input should be less than or equal to 1"),
+    "MUA shares on 25 above one": (_mutate(lambda d: d.update(users={
+        "mua_25_auth_share": 0.6, "mua_25_pop_share": 0.5})),
+        "mua_25_auth_share + mua_25_pop_share exceed 1"),
+    "POP-before-SMTP window zero": (_mutate(lambda d: d["isps"][0].update(policies={
+        "pop_before_smtp": {"window_s": 0}})),
+        "isps[0].policies.pop_before_smtp.window_s: Input should be greater than 0"),
     "domain twice": (_mutate(lambda d: d["isps"][1].update(domain="isp-a.example")),
                      "domain 'isp-a.example' appears twice"),
     "disconnected graph": (_mutate(lambda d: d.update(links=d["links"][:1])),

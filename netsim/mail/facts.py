@@ -11,6 +11,7 @@ their shared pieces.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ class Ask:
     spam: Any = False       # DATA: the message is spam (what a content filter detects)
     reverse_path: Any = ""
     forward_path: Any = ""
+    pop_at: Any = -math.inf  # the client address's last POP3 login at the server [s]
 
 
 FACTS = tuple(f.name for f in fields(Ask))
@@ -170,6 +172,10 @@ class PolicyServer(Protocol):
     def user_index(self, name: str) -> int | None:
         """The index of an account name (``user7`` or ``user7@domain``), None if unknown."""
 
+    def pop_login(self, client: int, at: float) -> float:
+        """When ``client`` last logged in by POP3 at the server, at or before ``at``
+        (-inf: never); what POP-before-SMTP reads."""
+
 
 def session_ask(server: PolicyServer, session: SMTPSession) -> Ask:
     """The facts of one session at ``server``, as the engines' hooks see it."""
@@ -182,9 +188,11 @@ def session_ask(server: PolicyServer, session: SMTPSession) -> Ask:
             subnet = -1
     name = session.authenticated_user
     user = server.user_index(name) if name else None
-    return Ask(at=server.now, client=client if isinstance(client, int) else -1,
+    at = server.now
+    return Ask(at=at, client=client if isinstance(client, int) else -1,
                subnet=subnet, port=session.port, own=subnet in server.own_subnets,
-               user=-1 if user is None else user, reverse_path=session.mail_from or "")
+               user=-1 if user is None else user, reverse_path=session.mail_from or "",
+               pop_at=server.pop_login(client, at) if isinstance(client, int) else -math.inf)
 
 
 def recipient(server: PolicyServer, ask: Ask, forward_path: str) -> Ask:

@@ -130,6 +130,7 @@ class POP3Hooks:
         self.at = 0.0
         self.last_size = 0
         self.retrieved: list[int] = []   # ledger rows retrieved by the last command
+        self.login_at: float | None = None   # when the session logged in
         self._user: int | None = None
 
     def authenticate(self, session: POP3Session, username: str, password: str) -> bool:
@@ -147,6 +148,7 @@ class POP3Hooks:
         drop = self.server.maildrops.open(user, self.at)
         if drop is not None:
             self._user = user
+            self.login_at = self.at
         return drop
 
     def commit(self, session: POP3Session, username: str, deleted_uids: Sequence[str]) -> None:

@@ -274,18 +274,25 @@ class LocalRecipients(Policy):
 
 
 class RelayControl(Policy):
-    """Relay to other domains only for authenticated clients, or for the ISP's own networks
+    """Relay to other domains only for authenticated clients, for the ISP's own networks
     on port 25 until ``auth_on_25_from`` (Postfix ``permit_mynetworks,
-    permit_sasl_authenticated, reject_unauth_destination``). Never for strangers."""
+    permit_sasl_authenticated, reject_unauth_destination``), and, where POP-before-SMTP is
+    in force (from ``pop_from``), on port 25 for an address that logged in by POP3 at most
+    ``pop_window_s`` before. Never for strangers."""
 
     reply_rcpt = S554_RELAY_DENIED
 
-    def __init__(self, auth_on_25_from: float = math.inf):
+    def __init__(self, auth_on_25_from: float = math.inf, pop_from: float = math.inf,
+                 pop_window_s: float = 0.0):
         self.auth_on_25_from = auth_on_25_from
+        self.pop_from = pop_from
+        self.pop_window_s = pop_window_s
 
     def refuses_rcpt(self, ask: Ask) -> Any:
-        return not_(ask.local | (ask.user >= 0)
-                    | ((ask.port == 25) & ask.own & (ask.at < self.auth_on_25_from)))
+        on_25 = ask.port == 25
+        mynetworks = ask.own & (ask.at < self.auth_on_25_from)
+        after_pop = (ask.at >= self.pop_from) & (ask.at - ask.pop_at <= self.pop_window_s)
+        return not_(ask.local | (ask.user >= 0) | (on_25 & (mynetworks | after_pop)))
 
 
 def default_policies() -> list[InboundPolicy]:

@@ -184,8 +184,9 @@ RECIPIENT_COLUMNS = ColumnRegistry(
            "hosting network"),
     Column("origin_network", CATEGORY, "h", WORDS, "the network the message left from: "
            "`<isp>.dynamic`, a visited network, a hosting network, or the ISP (bounces)"),
-    Column("path", CATEGORY, "h", WORDS, "how it was submitted: `mua:25`, `mua:587`; for spam the "
-           "strategy `direct`, `isp_relay`, `open_relay`, `stolen_587`; `bounce`"),
+    Column("path", CATEGORY, "h", WORDS, "how it was submitted: `mua:25`, `mua:25+auth`, "
+           "`mua:25+pop`, `mua:587`; for spam the strategy `direct`, `isp_relay`, "
+           "`open_relay`, `stolen_587`; `bounce`"),
     Column("first_hop_port", INTEGER, "h", pa.int32(), "the destination port of the first "
            "connection (25 or 587; 0 for bounces)"),
     Column("rcpt_domain", CATEGORY, "h", WORDS, "the recipient's domain (mistyped domains "

@@ -8,6 +8,8 @@ server with a million users stores nothing per user until mail arrives for one.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -108,6 +110,8 @@ class MailServer:
         self.stats_wait_s = 0.0        # total time SMTP clients waited for a session slot
         self.stats_smtp_sessions = 0
         self.pop3_security = "plaintext"   # or "apop", "stls", "pop3s"
+        # POP3 logins that open relay (POP-before-SMTP): client address → instants, sorted
+        self.pop_logins: dict[int, list[float]] = {}
         self._pop3_sessions = 0
 
     @property
@@ -156,6 +160,26 @@ class MailServer:
         """Whether ``password`` is the account's (for POP3 and SMTP AUTH alike)."""
         user = self.user_index(name)
         return user is not None and password == self.password(user)
+
+    @property
+    def pop3_port(self) -> int:
+        """Where the server serves POP3: 995 for POP3S, else 110."""
+        return 995 if self.pop3_security == "pop3s" else 110
+
+    def pop_login(self, client: int, at: float) -> float:
+        """When ``client`` last logged in by POP3 before sending, at or before ``at`` (-inf:
+        never): the login POP-before-SMTP opens relay for."""
+        times = self.pop_logins.get(client)
+        if not times:
+            return -math.inf
+        k = bisect.bisect_right(times, at)
+        return times[k - 1] if k else -math.inf
+
+    def record_pop_login(self, client: int, at: float) -> None:
+        """A mail client logged in by POP3 from ``client`` at ``at`` before sending (the
+        flow path records a minute's logins ahead of it: kept sorted, read up to an
+        instant)."""
+        bisect.insort(self.pop_logins.setdefault(client, []), at)
 
     def client_bps(self, client_address: int) -> float:
         """The rate of the client's network (``netsim.mail.session.transfer`` takes the

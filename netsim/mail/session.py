@@ -160,6 +160,25 @@ def transfer(size: Any, server_bps: Any, client_bps: Any) -> Any:
     return size * 8 / min(server_bps, client_bps)
 
 
+# Commands a POP3 client sends before the one that logs in (PASS, or APOP), by the
+# server's login security: USER; APOP alone; STLS, USER; USER on 995.
+COMMANDS_BEFORE_LOGIN = {"plaintext": 1, "apop": 0, "stls": 2, "pop3s": 1}
+
+
+def pop3_login(opened: Any, one_way: Any, proc: Any, before: Any) -> tuple[Any, Any]:
+    """A POP3 session that logs in and quits (``POP3Client(fetch=False)``), on a connection
+    open at ``opened``, ``before`` commands ahead of the login: when the server takes the
+    login, and when the client has the reply to QUIT."""
+    # step by step, as ``pop3_session`` steps: the same instants to the last bit
+    t = greeting(opened, one_way, proc)[1]
+    for k in range(int(np.max(before, initial=0))):
+        t = np.where(k < before, retrieval(t, one_way, proc, 0.0), t) \
+            if isinstance(before, np.ndarray) else retrieval(t, one_way, proc, 0.0)
+    login = exchange(t, one_way, proc)[0]
+    t = retrieval(t, one_way, proc, 0.0)
+    return login, retrieval(t, one_way, proc, 0.0)
+
+
 def exchanges(sent: Any, count: Any, one_way: Any, proc: Any) -> Any:
     """When the client sends its next command after ``count`` plain exchanges (no data)
     from ``sent``."""
@@ -346,8 +365,10 @@ def label(network: Network, address: int) -> str:
 
 
 def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *,
-                 trace: Tracer | None = None) -> SessionProcess:
-    """Run a POP3 dialogue; retrievals are recorded by the server's hooks as RETR is answered."""
+                 trace: Tracer | None = None,
+                 ) -> Generator[simpy.Event, Any, float | None]:
+    """Run a POP3 dialogue; retrievals are recorded by the server's hooks as RETR is
+    answered. Returns when the client logged in (None: it did not)."""
     server: POP3SessionServer = conn.listener.server
     one_way = conn.one_way_s
     proc = server.processing_s
@@ -395,6 +416,7 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
     if trace is not None:
         trace.dialogues -= 1
+    return hooks.login_at
 
 
 def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:

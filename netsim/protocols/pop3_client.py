@@ -1,4 +1,4 @@
-"""POP3 client engine: log in, fetch every message, optionally delete, quit. Sans-I/O.
+"""POP3 client engine: log in, fetch every message (or none), optionally delete, quit. Sans-I/O.
 
 The sequence (what Thunderbird-like MUAs do, RFC 1939)::
 
@@ -89,6 +89,8 @@ class POP3Client:
         delete: DELE each message after RETR (the messages go at QUIT).
         use_stls: Send STLS first and give up if the server refuses it.
         tls: The connection is TLS already (port 995).
+        fetch: Fetch the mail after logging in; ``False``: log in and quit (what a mail
+            client does to open POP-before-SMTP relay).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class POP3Client:
         delete: bool = True,
         use_stls: bool = False,
         tls: bool = False,
+        fetch: bool = True,
     ) -> None:
         User(username)  # validate early: the same rules as the wire
         Pass(password)
@@ -109,6 +112,7 @@ class POP3Client:
         self._delete = delete
         self._use_stls = use_stls and not tls
         self._tls = tls
+        self._fetch = fetch
         self._state = POP3ClientState.GREETING
         self._timestamp: str | None = None
         self._authenticated = False
@@ -244,6 +248,8 @@ class POP3Client:
         if not reply.ok:
             return self._give_up(reply)
         self._authenticated = True
+        if not self._fetch:   # a login only (POP-before-SMTP): its mail waits
+            return self._send(POP3ClientState.QUIT, Quit())
         return self._send(POP3ClientState.STAT, Stat())
 
     def _on_stat(self, reply: POP3Reply) -> POP3Command:

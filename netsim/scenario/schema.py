@@ -83,6 +83,14 @@ class OP25BPolicy(Switch):
         "(one round trip).")
 
 
+class PopBeforeSMTPPolicy(Switch):
+    """POP-before-SMTP: a POP3 login opens relay on port 25 for the client's address."""
+
+    window_s: float = Field(1800, gt=0, description="How long after a POP3 login the "
+                            "login's address may relay on 25 [s]. Operators chose it (MDaemon "
+                            "asks for a check within the last N minutes); 30 minutes assumed.")
+
+
 class RateLimitPolicy(Switch):
     """Per-account submission rate limit (Postfix policy daemons; token bucket)."""
 
@@ -109,13 +117,16 @@ class ISPPolicies(Strict):
                                       "SMTP AUTH (RFC 6409; RFC 5068 asks every provider to).")
     auth_on_25: Switch | None = Field(None, description="Require AUTH for relaying on port 25 "
                                       "too, instead of relaying for the ISP's own networks.")
+    pop_before_smtp: PopBeforeSMTPPolicy | None = Field(
+        None, description="POP-before-SMTP, the roaming relief of the years before 587: a "
+        "successful POP3 login opens relay on port 25 for that client address for a window.")
     inbound_25_block: Switch | None = Field(None, description="Block port 25 from outside "
                                             "into the dynamic pool (no servers at home).")
     rate_limit: RateLimitPolicy | None = Field(None, description="Per-account submission "
                                                "rate limit.")
 
-    _switches = field_validator("op25b", "submission", "auth_on_25", "inbound_25_block",
-                                "rate_limit", mode="before")(_switch)
+    _switches = field_validator("op25b", "submission", "auth_on_25", "pop_before_smtp",
+                                "inbound_25_block", "rate_limit", mode="before")(_switch)
 
 
 PRESETS: dict[str, dict[str, object]] = {
@@ -285,7 +296,17 @@ class UsersConfig(Strict):
     mistyped_domain_share: Share = Field(0.002, description="Share of recipients whose domain "
                                          "is mistyped (NXDOMAIN). Assumed.")
     mua_587_share: Share = Field(0.5, description="Share of users whose MUA submits on 587 "
-                                 "with AUTH; the rest use 25 without AUTH.")
+                                 "with AUTH where and once their ISP offers 587; the others, "
+                                 "and these before their ISP offers 587, submit on 25 as "
+                                 "mua_25_auth_share and mua_25_pop_share say.")
+    mua_25_auth_share: Share = Field(0.0, description="Share of MUAs on port 25 that "
+                                     "authenticate with SMTP AUTH (RFC 4954), as ISPs told "
+                                     "travellers to before 587; the rest of those on 25 relay "
+                                     "by their address (at home) unless POP-before-SMTP.")
+    mua_25_pop_share: Share = Field(0.0, description="Share of MUAs on port 25 that log in "
+                                    "by POP3 just before they send (POP-before-SMTP: relay "
+                                    "where the ISP has it in force); the rest of those on 25 "
+                                    "send without either.")
     pop3_check_interval_s: float = Field(600, gt=0, description="How often a user's MUA checks "
                                          "mail by POP3 [s]. Assumed: every 10 minutes.")
     size_median_bytes: float = Field(12_000, gt=0, description="Median legitimate message "
@@ -309,6 +330,8 @@ class UsersConfig(Strict):
     def _shares(self) -> UsersConfig:
         if self.mistyped_user_share + self.mistyped_domain_share > 1:
             raise ValueError("mistyped_user_share + mistyped_domain_share exceed 1")
+        if self.mua_25_auth_share + self.mua_25_pop_share > 1:
+            raise ValueError("mua_25_auth_share + mua_25_pop_share exceed 1")
         return self
 
 
@@ -472,9 +495,13 @@ class Scenario(Strict):
     defences: DefencesConfig = Field(default_factory=DefencesConfig,
                                      description="Receiver defences.")
     policy: Literal["none", "op25b", "op25b+587"] | None = Field(
-        None, description="A policy preset applied to every ISP (after policy_presets): none "
-        "(no blocking; submission as the ISP has it), op25b (blocking without a submission "
-        "port: what broke travellers), op25b+587 (blocking, and 587 with AUTH).")
+        None, description="A policy preset applied to every ISP (after policy_presets). It "
+        "sets two fields of each ISP's policies and nothing else: none sets op25b off "
+        "(submission as the ISP has it); op25b sets op25b on (drop, from the start) and "
+        "submission off: the era before 587, what broke travellers; op25b+587 sets op25b "
+        "on and submission on (587 with AUTH, from the start). No preset touches users' mail "
+        "clients: a client set for 587 submits there only where and once its ISP offers "
+        "587, and on 25 as the users' mua_25_* shares say otherwise (users.mua_587_share).")
     policy_presets: list[PresetApplication] = Field(
         default_factory=list, description="Presets applied to lists of ISPs, in order.")
     policy_adoption: PolicyAdoption | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -197,12 +198,45 @@ def greylisting_non_retrying() -> Check:
                  "0 delivered; waits in [300, 302) s", ok)
 
 
+PRIMER_STORY = "primer-story.yaml"   # in netsim/data
+
+
+def primer_phases(frame: Any) -> dict[str, list[float]]:
+    """Legitimate delivery of the primer's story (``netsim/data/primer-story.yaml``) for
+    the home ISP's users by sender (user, roaming) and phase: before OP25B (02:00), under
+    it without 587, after 587 (04:00); recipients still pending at the end are left out."""
+    legit = frame[(frame["kind"] == "legit") & (frame["outcome"] != "pending")
+                  & (frame["origin_isp"] == "home-isp")]
+    phase = np.digitize(legit["created_s"].to_numpy(), [7200.0, 14400.0])
+    delivered = (legit["outcome"] == "delivered").to_numpy()
+    sender = legit["sender"].astype(str).to_numpy()
+    return {who: [float(delivered[(sender == who) & (phase == k)].mean()) for k in range(3)]
+            for who in ("user", "roaming")}
+
+
+def primer_story() -> Check:
+    """The primer's story: a traveller delivers like a home user before OP25B (through the
+    home server, after a POP3 login or with AUTH on 25), not once the hotel's upstream
+    blocks port 25, and again once the mail client submits on 587 with AUTH."""
+    from netsim.scenario import load_scenario
+
+    path = resources.files("netsim") / "data" / PRIMER_STORY
+    shares = primer_phases(simulate(load_scenario(str(path))).recipients_frame())
+    roaming, home = shares["roaming"], shares["user"]
+    ok = roaming[0] >= 0.9 and roaming[1] < 0.1 and roaming[2] >= 0.9 and min(home) >= 0.99
+    return Check("primer: roaming, OP25B, 587",
+                 "roaming " + " / ".join(f"{x:.2f}" for x in roaming) + f", home ≥ {min(home):.3f}",
+                 "≥ 0.90 / < 0.10 / ≥ 0.90, home ≥ 0.99", ok,
+                 "before OP25B / OP25B upstream of the hotel / 587")
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "poisson": poisson_sending,
     "mmc": mmc_session_slots,
     "op25b": op25b_proportionality,
     "retry": retry_schedule,
     "greylisting": greylisting_non_retrying,
+    "primer": primer_story,
 }
 
 

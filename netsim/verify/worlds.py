@@ -5,7 +5,8 @@ rejecting) and the other ISP policies, most with start times inside the run; sma
 and size limits; open relays on a hosting network and in a dynamic pool; botnets of every
 strategy, adaptive or not, spammer servers, stolen credentials; greylisting, blocklists and
 content filters of both actions; SERVFAIL, short queue lifetimes, roaming users and
-eavesdroppers. ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
+eavesdroppers; mail clients with AUTH on 25 or POP-before-SMTP, and ISPs that relay after
+a POP3 login. ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
         defences["content_filter"] = {"action": pick("reject", "junk"),
                                       "false_positive_rate": 0.05}
     backoff = pick(60.0, 300.0)
-    return {
+    world = {
         "name": f"random-{seed}", "seed": seed, "duration_s": duration, "isps": isps,
         "links": [{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01 * (i + 1)}
                   for i in range(n - 1)],
@@ -114,3 +115,10 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
                                       "recipients_per_session": 12}] if chance(0.6) else [],
                  "compromised_share": pick(0.02, 0.1)},
     }
+    # drawn after the rest, so that the worlds drawn before these mechanisms stay as they were
+    for isp in isps:   # roaming relief before 587
+        if chance(0.4):
+            isp["policies"]["pop_before_smtp"] = {"start_s": pick(*later),
+                                                  "window_s": pick(60.0, 1800.0)}
+    world["users"].update(mua_25_auth_share=pick(0.0, 0.3), mua_25_pop_share=pick(0.0, 0.3, 0.6))
+    return world

@@ -42,6 +42,9 @@ class Columns:
         """Every column, read."""
         return {name: self._column(name) for name in self._base}
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._base
+
     def __len__(self) -> int:
         name = next(iter(self._base))
         return len(self._column(name))

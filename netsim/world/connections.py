@@ -10,11 +10,16 @@ import numpy as np
 from netsim.mail.ledger import Ledger
 from netsim.net import Network
 
+# the ports the flow path connects to: SMTP, submission, POP3 (a login before sending)
+PORTS = (25, 587, 110, 995)
+_PORT_INDEX = np.full(max(PORTS) + 1, -1, dtype=np.int64)
+_PORT_INDEX[list(PORTS)] = np.arange(len(PORTS))
+
 
 class Connections:
     """Verdicts of connections from the world's networks to ``addresses`` (the ISPs' mail
-    servers) on 25 and 587: open?, the client's cost, the one-way latency and, for one that
-    never opened, what stopped it (a ``stopped_by`` code)."""
+    servers) on the flow path's ``PORTS``: open?, the client's cost, the one-way latency
+    and, for one that never opened, what stopped it (a ``stopped_by`` code)."""
 
     def __init__(self, network: Network, addresses: Sequence[int], ledger: Ledger):
         self.network = network
@@ -24,7 +29,7 @@ class Connections:
         self.epochs = sorted(network.changes())
         # by (source network, server, port, epoch): an index into ``_verdicts`` (-1: not
         # asked yet)
-        self._verdict = np.full(len(network.plan.subnets) * len(self.addresses) * 2
+        self._verdict = np.full(len(network.plan.subnets) * len(self.addresses) * len(PORTS)
                                 * (len(self.epochs) + 1), -1, dtype=np.int64)
         # open?, delay, one-way latency, stopped_by code: one entry a verdict
         self._verdicts: tuple[np.ndarray, ...] = (
@@ -36,9 +41,8 @@ class Connections:
         """Per attempt: open?, what it costs the client, the one-way latency and what
         stopped it — ``Network.connect`` as it answers at ``t``."""
         epoch = np.searchsorted(self.epochs, t, side="right")
-        # the flow path connects to 25 and 587 only
-        key = ((src_net * len(self.addresses) + server) * 2
-               + (port == 587)) * (len(self.epochs) + 1) + epoch
+        key = ((src_net * len(self.addresses) + server) * len(PORTS)
+               + _PORT_INDEX[port]) * (len(self.epochs) + 1) + epoch
         known = self._verdict[key]
         if (known < 0).any():
             new = np.flatnonzero(known < 0)

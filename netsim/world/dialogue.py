@@ -92,11 +92,12 @@ class Dialogue:
     ``s`` has one row a session: ``server`` (an ISP index), ``opened`` (the connection is
     open), ``one_way``, ``client`` (its address), ``subnet``, ``port``, ``user`` (the account
     that authenticates, -1: none), ``from_srv`` and ``from_user`` (the reverse path: -1 for
-    a bounce's null path), ``size``, ``key``, ``kind`` (a ledger kind code) and
-    ``mid``. ``r`` has one row a recipient, grouped by
-    session in RCPT order: ``session`` (a row of ``s``), ``place`` (its place among the
-    session's RCPTs), ``rcpt_isp``, ``rcpt_user``, ``typo`` and ``row`` (its ledger row).
-    ``helo(k)`` is the name session ``k``'s client greets with.
+    a bounce's null path), ``size``, ``key``, ``kind`` (a ledger kind code), ``mid`` and,
+    optionally, ``pop_at`` (the client's last POP3 login at the server; none by default).
+    ``r`` has one row a recipient, grouped by session in RCPT order: ``session`` (a row of
+    ``s``), ``place`` (its place among the session's RCPTs), ``rcpt_isp``, ``rcpt_user``,
+    ``typo`` and ``row`` (its ledger row). ``helo(k)`` is the name session ``k``'s client
+    greets with.
     """
 
     def __init__(self, servers: ServerArrays, ledger: Ledger, s: Columns, r: Columns,
@@ -124,9 +125,12 @@ class Dialogue:
     def _session_facts(self) -> dict[str, Any]:
         """The facts of each session (arrays, one entry a session)."""
         s, arrays = self.s, self.arrays
-        return {"client": s.client, "subnet": s.subnet, "port": s.port,
-                "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
-                "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM)}
+        facts = {"client": s.client, "subnet": s.subnet, "port": s.port,
+                 "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
+                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM)}
+        if "pop_at" in s:   # users' sessions: their clients' POP3 logins
+            facts["pop_at"] = s.pop_at
+        return facts
 
     def _session_ask(self, at: np.ndarray, authenticated: bool) -> Asks:
         """Each session's facts at instants ``at`` (before AUTH, or after it)."""

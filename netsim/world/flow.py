@@ -33,6 +33,7 @@ from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_add
 from netsim.mail.consult import classic
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
+from netsim.mail.session import COMMANDS_BEFORE_LOGIN, greeting, pop3_login
 from netsim.net import Resolver
 from netsim.world.columns import Columns, changes, runs
 from netsim.world.connections import Connections
@@ -41,7 +42,16 @@ from netsim.world.custody import STEP_S, Custody, Deliveries
 from netsim.world.dialogue import Dialogue, FlowError, ServerArrays
 from netsim.world.flow_queue import FlowQueues
 from netsim.world.users import MailClients, UsersWorld, mua_helo
-from netsim.world.workload import BATCH_S, HOME, Batch, Workload
+from netsim.world.workload import (
+    BATCH_S,
+    HOME,
+    MUA_PATHS,
+    Batch,
+    Workload,
+    authenticates,
+    logs_in_first,
+    submission_port,
+)
 
 LEGIT = KINDS.index(Kind.LEGIT)
 
@@ -78,6 +88,9 @@ class LegitFlow:
                                    for v in world.scenario.visited_networks] + [0.0])
         self.tls_auth = np.array([i.mail_server.submission_security == "tls"
                                   for i in world.scenario.isps])
+        self.pop3_port = np.array([s.pop3_port for s in servers])
+        self.before_login = np.array([COMMANDS_BEFORE_LOGIN[s.pop3_security]
+                                      for s in servers])
         self.arrays = ServerArrays(servers, plan)
         self.custody = Custody(self.ledger, retrievals, self.end)
         self.connections = Connections(world.network, [s.address for s in servers],
@@ -86,6 +99,9 @@ class LegitFlow:
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
         self.isp_code = np.array([code("origin_isp", s.isp) for s in servers])
+        # by (port == 587) * 3 + the MUA's setting on 25
+        self.path_code = np.array([code("path", MUA_PATHS[port, mode])
+                                   for port in (25, 587) for mode in range(3)])
         self.due_mua: dict[int, list[Columns]] = {}
         self.step_index = 0
         self._hour: Columns | None = None
@@ -199,23 +215,27 @@ class LegitFlow:
         nets = [world.dynamic_pool(isp), *self.visited]
         net_of = batch.where + 1             # index into ``nets``
         src_net = np.array([net.index for net in nets])[net_of]
-        port = np.where(world.workloads[isp].mua_587[batch.user], 587, 25)
+        workload = world.workloads[isp]
+        port = submission_port(workload.mua_587[batch.user], batch.created,
+                               workload.offers_587_from)
+        mode = workload.mua_25[batch.user]
         sender = np.where(batch.where == HOME, code("sender", SenderType.USER.value),
                           code("sender", SenderType.ROAMING.value))
         # HOME (-1) reads the last entry of ``eavesdrop``: 0
         capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
-                                ~self.tls_auth[isp]) & (port == 587)
+                                ~self.tls_auth[isp]) & authenticates(port, mode)
         draw = batch.capture
         typo = batch.typo
         per_message = {
             "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
             "src_net": src_net,
             "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
-            "port": port,
+            "port": port, "auth": authenticates(port, mode),
+            "pop_first": logs_in_first(port, mode),
             "size": batch.size, "key": batch.key, "capture": capture, "draw": draw,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": np.where(port == 587, code("path", "mua:587"), code("path", "mua:25")),
+            "path": self.path_code[(port == 587) * 3 + mode],
             # a message's place in the merged hour: ISP, then creation order
             "message": isp * 2**40 + np.arange(n)}
         data = {k: v[msg] for k, v in per_message.items()}
@@ -244,9 +264,10 @@ class LegitFlow:
         work = work.take(np.lexsort((work.row, work.mid, work.t)))
         starts, per_row, place = runs(work.mid)
         s = work.take(starts)                               # one entry a session
+        smtp_at = self._pop_logins(s)
         is_open, delay, one_way, cause = self.connections.connect(s.src_net, s.src, s.isp,
-                                                                  s.port, s.t)
-        opened = s.t + delay
+                                                                  s.port, smtp_at)
+        opened = smtp_at + delay
         # a connection that never opened: its recipients are blocked, by the rule or refused
         shut = ~is_open[per_row]
         self.custody.finish(work.row[shut], Outcome.BLOCKED, opened[per_row][shut],
@@ -263,7 +284,8 @@ class LegitFlow:
         n = len(s)
         sessions = Columns({
             "server": s.isp, "opened": opened, "one_way": one_way, "client": s.src,
-            "subnet": s.src_net, "port": s.port, "user": np.where(s.port == 587, s.user, -1),
+            "subnet": s.src_net, "port": s.port, "user": np.where(s.auth, s.user, -1),
+            "pop_at": self._last_logins(s, opened, one_way),
             "from_srv": s.isp, "from_user": s.user, "size": s.size, "key": s.key,
             "kind": np.full(n, LEGIT),
             "mid": s.mid})
@@ -291,6 +313,42 @@ class LegitFlow:
         t = ends[again] + self.cfg.mua_retry_s
         self.custody.later(self.due_mua, retry.but(t=t, attempt=retry.attempt + 1), t,
                            self.step_index + 1)
+
+    def _pop_logins(self, s: Columns) -> np.ndarray:
+        """The POP3 logins of the sessions whose MUA logs in before sending (a login and
+        QUIT, ``netsim.mail.session.pop3_login``), recorded at their servers; returns when
+        each session's SMTP connection is attempted: after its login, or at once."""
+        first = s.pop_first
+        if not first.any():
+            return s.t
+        k = np.flatnonzero(first)
+        p = s.take(k)
+        is_open, delay, one_way, _ = self.connections.connect(
+            p.src_net, p.src, p.isp, self.pop3_port[p.isp], p.t)
+        opened = p.t + delay
+        login, done = pop3_login(opened, one_way, self.arrays.proc[p.isp],
+                                 self.before_login[p.isp])
+        servers = self.servers
+        for i in np.flatnonzero(is_open).tolist():
+            servers[int(p.isp[i])].record_pop_login(int(p.src[i]), float(login[i]))
+        t = s.t.copy()
+        t[k] = np.where(is_open, done, opened)
+        return t
+
+    def _last_logins(self, s: Columns, opened: np.ndarray, one_way: np.ndarray,
+                     ) -> np.ndarray:
+        """Each session's ``pop_at`` fact: its client's last POP3 login at the server as of
+        the greeting (``MailServer.pop_login``, as the engines' hooks read it); only port-25
+        sessions at servers that have seen logins can have one."""
+        pop_at = np.full(len(s), -math.inf)
+        seen = np.array([bool(server.pop_logins) for server in self.servers])
+        ask = np.flatnonzero((s.port == 25) & seen[s.isp])
+        if len(ask):
+            greet = greeting(opened[ask], one_way[ask], self.arrays.proc[s.isp[ask]])[0]
+            servers = self.servers
+            for j, i in enumerate(ask.tolist()):
+                pop_at[i] = servers[int(s.isp[i])].pop_login(int(s.src[i]), float(greet[j]))
+        return pop_at
 
     def _to_engines(self, work: Columns) -> None:
         """Messages submitted by their users' mail clients on the engine path, each from the

@@ -43,7 +43,7 @@ def apply_policies(world: PolicyWorld) -> None:
         server = world.servers[i]
         server.pop3_security = isp.mail_server.pop3_security
         server.listen(25)
-        server.listen(995 if isp.mail_server.pop3_security == "pop3s" else 110)
+        server.listen(server.pop3_port)
         if p.submission is not None:
             server.listen(587, from_s=p.submission.start_s)
         if p.op25b is not None:
@@ -60,7 +60,11 @@ def apply_policies(world: PolicyWorld) -> None:
                 dst_subnets=frozenset({world.dynamic_pool(i).index}),
                 active_from=p.inbound_25_block.start_s))
         auth_from = p.auth_on_25.start_s if p.auth_on_25 is not None else math.inf
-        server.policies = [RelayControl(auth_from), LocalRecipients()]
+        pop = p.pop_before_smtp
+        server.policies = [
+            RelayControl(auth_from, pop.start_s if pop is not None else math.inf,
+                         pop.window_s if pop is not None else 0.0),
+            LocalRecipients()]
         if p.rate_limit is not None:
             server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
                                              p.rate_limit.start_s))

@@ -17,12 +17,21 @@ import numpy as np
 from netsim.mail import Kind, Mail, SenderType, pop3_session
 from netsim.mail.accounts import account_name
 from netsim.mail.outbox import attempt, blocked, refuse
-from netsim.mail.trace import following
+from netsim.mail.trace import Tracer, following
 from netsim.net import NetKind, Subnet, text
 from netsim.protocols import Credentials, POP3Client, Reply
 from netsim.world.credentials import auth_captured
 from netsim.world.senders import Process, SendersWorld
-from netsim.world.workload import BATCH_S, HOME, Batch, Workload
+from netsim.world.workload import (
+    BATCH_S,
+    HOME,
+    MUA_PATHS,
+    Batch,
+    Workload,
+    authenticates,
+    logs_in_first,
+    submission_port,
+)
 
 
 class UsersWorld(SendersWorld, Protocol):
@@ -52,26 +61,43 @@ class MailClients:
         self.server = world.servers[isp]
         self.pool = world.dynamic_pool(isp)
         self.mua_587 = workload.mua_587
+        self.mua_25 = workload.mua_25
+        self.offers_587_from = workload.offers_587_from
         self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
         self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
         self.server_security = world.scenario.isps[isp].mail_server.submission_security
 
+    def port(self, user: int, at: float) -> int:
+        """The port the user's MUA submits a message created at ``at`` on."""
+        return int(submission_port(self.mua_587[user], at, self.offers_587_from))
+
+    def pop3_client(self, user: int, *, fetch: bool = True) -> POP3Client:
+        """The user's MUA as a POP3 client of its server's login security."""
+        security = self.server.pop3_security
+        return POP3Client(account_name(user), self.server.password(user), delete=True,
+                          use_apop=security == "apop", use_stls=security == "stls",
+                          tls=security == "pop3s", fetch=fetch)
+
     def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
                ) -> Process:
-        """The MUA submits to the user's own server as configured (25, or 587 with AUTH),
-        from wherever the user is; a temporary failure is retried a few times."""
+        """The MUA submits to the user's own server as configured (25, 25 with AUTH, 25
+        after a POP3 login, or 587 with AUTH), from wherever the user is; a temporary
+        failure is retried a few times."""
         env, world, cfg, server = self.env, self.world, self.cfg, self.server
-        port = 587 if self.mua_587[user] else 25
+        port = self.port(user, mail.created)
+        mode = int(self.mua_25[user])
         source, net = where
         pending = world.outbox.hold(mail)
         trace = following(world.tracer, mail)
-        credentials = (Credentials(account_name(user), server.password(user)) if port == 587
-                       else None)
+        credentials = (Credentials(account_name(user), server.password(user))
+                       if authenticates(port, mode) else None)
         helo = mua_helo(source, net.name)
         refused: dict[str, Reply] = {}
         for round_ in range(cfg.mua_retries + 1):
             if round_:
                 yield env.timeout(cfg.mua_retry_s)
+            if logs_in_first(port, mode):
+                yield from self._pop_login(user, source, trace)
             conn, refused = yield from attempt(env, world.network, source, server.address, port,
                                                mail, pending, helo=helo, credentials=credentials,
                                                trace=trace, prefix="MUA ")
@@ -87,6 +113,21 @@ class MailClients:
         # the user gives up on what is still refused with a 4xx after the last retry
         refuse(world.ledger, mail, pending, {a: refused[a] for a in pending}, env.now, trace)
         world.outbox.drop(mail)
+
+    def _pop_login(self, user: int, source: int, trace: Tracer | None) -> Process:
+        """POP-before-SMTP: the MUA logs in by POP3 and quits; the server keeps the login's
+        address and instant (``MailServer.record_pop_login``)."""
+        env, server = self.env, self.server
+        conn = self.world.network.connect(source, server.address, server.pop3_port, env.now)
+        if trace is not None:
+            trace.log(env.now, "connect", f"MUA {conn.describe()}", text(source),
+                      server.hostname)
+        yield env.timeout(conn.delay_s)
+        if conn.is_open:
+            login = yield from pop3_session(env, conn, self.pop3_client(user, fetch=False),
+                                            trace=trace)
+            if login is not None:
+                server.record_pop_login(source, login)
 
     def _exposed(self, user: int, net: Subnet, capture: float) -> None:
         """Plaintext SMTP AUTH crossed a shared network: an eavesdropper captures it when
@@ -151,9 +192,9 @@ class UserPopulation(MailClients):
         sender = SenderType.USER if where[1] is self.pool else SenderType.ROAMING
         mail = Mail(world.next_id(), Kind.LEGIT, sender, self.server.address_of(user),
                     size, self.env.now, origin=self.name, key=key)
-        port = 587 if self.mua_587[user] else 25
+        port = self.port(user, mail.created)
         world.ledger.add(mail, recipients, origin_isp=self.name, origin_network=where[1].name,
-                         path=f"mua:{port}", first_hop_port=port)
+                         path=MUA_PATHS[port, int(self.mua_25[user])], first_hop_port=port)
         if world.tracer is not None:
             world.tracer.created(mail)
         return mail
@@ -191,18 +232,13 @@ class UserPopulation(MailClients):
         # Where the user checks from matters for latency; captures of roaming logins are
         # counted by the aggregated capture process (netsim.world.credentials).
         source, _ = self.location(user)
-        security = server.pop3_security
-        port = 995 if security == "pop3s" else 110
-        conn = world.network.connect(source, server.address, port, env.now)
+        conn = world.network.connect(source, server.address, server.pop3_port, env.now)
         if trace is not None:
             trace.log(env.now, "connect", f"MUA {conn.describe()}", text(source),
                       server.hostname)
         yield env.timeout(conn.delay_s)
         if conn.is_open:
-            client = POP3Client(account_name(user), server.password(user), delete=True,
-                                use_apop=security == "apop", use_stls=security == "stls",
-                                tls=security == "pop3s")
-            yield from pop3_session(env, conn, client, trace=trace)
+            yield from pop3_session(env, conn, self.pop3_client(user), trace=trace)
         self.checking[user] = False
         if server.maildrops.count(user):
             self.mail_arrived(user, env.now)

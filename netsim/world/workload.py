@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,29 @@ from netsim.world.streams import Streams
 
 BATCH_S = 3600.0    # simulated seconds of sending drawn at once
 HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
+
+# How a user's mail client submits on port 25 (before its ISP offers 587, or always)
+MUA_25_PLAIN, MUA_25_AUTH, MUA_25_POP = 0, 1, 2
+MUA_PATHS = {(587, MUA_25_PLAIN): "mua:587", (587, MUA_25_AUTH): "mua:587",
+             (587, MUA_25_POP): "mua:587", (25, MUA_25_PLAIN): "mua:25",
+             (25, MUA_25_AUTH): "mua:25+auth", (25, MUA_25_POP): "mua:25+pop"}
+
+
+def submission_port(on_587: Any, at: Any, offered_from: Any) -> Any:
+    """The port a MUA submits on at ``at``: 587 if it is set for 587 and its ISP offers 587
+    by then (users move to 587 when their ISP opens it; an ISP without 587 has none of its
+    users on it), else 25. For one message or arrays of them."""
+    return 25 + 562 * (on_587 & (at >= offered_from))
+
+
+def authenticates(port: Any, mode: Any) -> Any:
+    """Whether the MUA authenticates with SMTP AUTH: on 587 always, on 25 if set to."""
+    return (port == 587) | (mode == MUA_25_AUTH)
+
+
+def logs_in_first(port: Any, mode: Any) -> Any:
+    """Whether the MUA logs in by POP3 just before it sends (POP-before-SMTP)."""
+    return (port == 25) & (mode == MUA_25_POP)
 
 
 @dataclass(slots=True)
@@ -71,6 +95,13 @@ class Workload:
         self.cumulative_rate = np.cumsum(rates)
         self.total_rate = float(self.cumulative_rate[-1]) if n else 0.0
         self.mua_587 = streams[f"users.mua.{self.name}"].random(n) < cfg.mua_587_share
+        # each MUA's setting on 25 (its own stream: the draws above stay as they were)
+        mode = streams[f"users.mua25.{self.name}"].random(n)
+        self.mua_25 = np.where(mode < cfg.mua_25_auth_share, MUA_25_AUTH, np.where(
+            mode < cfg.mua_25_auth_share + cfg.mua_25_pop_share, MUA_25_POP,
+            MUA_25_PLAIN)).astype(np.int8)
+        submission = s.isps[isp].policies.submission
+        self.offers_587_from = math.inf if submission is None else submission.start_s
         # each user's MUA checks mail every interval, from its own phase
         self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * cfg.pop3_check_interval_s
         self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)

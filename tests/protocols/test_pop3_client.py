@@ -66,6 +66,16 @@ def test_keep_messages(maildrop: Any) -> None:
     assert c.retrieved_uids == ["uid-1", "uid-2", "uid-3"]
 
 
+def test_a_login_only_session_fetches_nothing(maildrop: Any) -> None:
+    # POP-before-SMTP: the mail client logs in to open relay, and its mail waits
+    c = POP3Client("alice", "secret", fetch=False)
+    transcript = pop3_exchange(c, server(maildrop))
+    assert [line for side, line in transcript if side == "C"] == ["USER alice", "PASS secret",
+                                                                  "QUIT"]
+    assert c.authenticated and c.committed and c.retrieved == []
+    assert maildrop.commits == [("alice", [])] and len(maildrop.messages["alice"]) == 3
+
+
 def test_empty_maildrop(make_maildrop: Any) -> None:
     c = POP3Client("alice", "secret")
     transcript = pop3_exchange(c, server(make_maildrop()))
