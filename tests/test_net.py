@@ -22,6 +22,7 @@ from netsim.net import (
     Zones,
     graph_from_links,
     op25b_rule,
+    top_talkers_rule,
 )
 from netsim.net.dns import lognormal_params
 
@@ -181,3 +182,48 @@ def test_dns_draws_are_keyed_by_what_the_lookup_concerns_not_by_order():
 def test_lognormal_params_fixed_when_p90_equals_mean():
     mu, sigma = lognormal_params(0.1, 0.1)
     assert sigma == 0 and np.exp(mu) == pytest.approx(0.1)
+
+
+def test_op25b_on_an_address_block_covers_its_hosts_only():
+    network = _network()
+    pool = network.plan.by_name["a.dynamic"]
+    far = network.plan.by_name["b.static"].host(0)
+    network.listen(far, 25, "far")
+    network.egress[0].append(op25b_rule("a", [0], [], src_ranges=[(pool.host(0),
+                                                                   pool.host(9))]))
+    assert network.connect(pool.host(9), far, 25, 0).verdict is Verdict.DROPPED
+    assert network.connect(pool.host(10), far, 25, 0).verdict is Verdict.OPEN
+    # the verdicts of the stateless rules change only at the block's edges
+    assert network.source_cuts() == [pool.host(0), pool.host(10)]
+    assert not network.per_host(pool.host(0), far, 25, 0)
+
+
+def test_top_talkers_block_a_host_from_its_attempt_over_the_limit_on():
+    network = _network()
+    pool = network.plan.by_name["a.dynamic"]
+    own = network.plan.by_name["a.static"].host(0)
+    far = network.plan.by_name["b.static"].host(0)
+    network.listen(far, 25, "far")
+    network.listen(own, 25, "own")
+    network.egress[0].append(top_talkers_rule(0, [own], max_connections=3, window_s=100,
+                                              action=Action.REJECT, active_from=10))
+    busy, quiet = pool.host(0), pool.host(1)
+    assert network.per_host(busy, far, 25, 10) and not network.per_host(busy, far, 25, 9)
+    assert not network.per_host(busy, own, 25, 10) and not network.per_host(busy, far, 587, 10)
+    # before the rule is in force nothing counts; the own server and other ports never count
+    verdicts = [network.connect(busy, far, 25, t).verdict for t in (0, 5)]
+    verdicts += [network.connect(busy, own, 25, 20).verdict for _ in range(5)]
+    # three in 100 s are allowed; the attempt at 200 is within 100 s of 101 and 150 only
+    verdicts += [network.connect(busy, far, 25, t).verdict for t in (10, 101, 150, 200)]
+    assert set(verdicts) == {Verdict.OPEN}
+    # the fourth within 100 s (101, 150, 200, 200.5): blocked, and so is every later attempt
+    over = network.connect(busy, far, 25, 200.5)
+    assert (over.verdict, over.stopped_by) == (Verdict.REJECTED, "op25b_top_talkers")
+    assert network.connect(busy, far, 25, 10_000).verdict is Verdict.REJECTED
+    assert network.connect(busy, own, 25, 10_000).verdict is Verdict.OPEN
+    # another host's count is its own
+    assert network.connect(quiet, far, 25, 10_000).verdict is Verdict.OPEN
+    rule = network.egress[0].rules[0]
+    assert rule.out_of_order == 0
+    network.connect(quiet, far, 25, 9_000)
+    assert rule.out_of_order == 1

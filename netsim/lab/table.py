@@ -20,7 +20,12 @@ def policies(isp: ISPConfig) -> str:
     p = isp.policies
     out = []
     if p.op25b is not None:
-        out.append(f"OP25B ({p.op25b.action}){_when(p.op25b.start_s)}")
+        share = "" if p.op25b.pool_share >= 1 else f", {p.op25b.pool_share:.0%} of the pool"
+        out.append(f"OP25B ({p.op25b.action}{share}){_when(p.op25b.start_s)}")
+    if p.op25b_top_talkers is not None:
+        t = p.op25b_top_talkers
+        out.append(f"OP25B on top talkers (over {t.max_connections} in {t.window_s:g} s, "
+                   f"{t.action}){_when(t.start_s)}")
     if p.submission is not None:
         out.append(f"587+AUTH{_when(p.submission.start_s)}")
     if p.auth_on_25 is not None:

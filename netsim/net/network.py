@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from netsim.net.acl import ACL, Action, Rule
+from netsim.net.acl import ACL, Action, Filter
 from netsim.net.addresses import AddressPlan, Subnet, text
 from netsim.net.topology import Topology
 
@@ -40,7 +40,7 @@ class Connection:
     src: int
     dst: int
     port: int
-    rule: Rule | None = None
+    rule: Filter | None = None
     where: str = ""          # "egress:<isp>" or "ingress:<isp>" for an ACL verdict
     listener: Any = None
 
@@ -95,6 +95,25 @@ class Network:
         return ({rule.active_from for acl in (*self.egress, *self.ingress) for rule in acl.rules}
                 | {from_s for _, from_s in self._listeners.values()})
 
+    def source_cuts(self) -> list[int]:
+        """Addresses at which a rule's source address blocks begin or end (after the last
+        address, ``last + 1``): within a network, between two cuts, every host gets the same
+        verdict from the stateless rules."""
+        return sorted({cut for acl in (*self.egress, *self.ingress) for rule in acl.rules
+                       for lo, hi in rule.scope.src_ranges or () for cut in (lo, hi + 1)})
+
+    def per_host(self, src: int, dst: int, port: int, now: float) -> bool:
+        """Whether the verdict on this attempt depends on the source host's past attempts
+        (a stateful rule is the first whose scope holds it, at egress or ingress). Counts
+        nothing: ``connect`` is what counts an attempt."""
+        src_net = self.plan.subnet_of(src)
+        dst_net = self.plan.subnet_of(dst)
+        for acl in (self.egress[src_net.isp], self.ingress[dst_net.isp]):
+            rule = acl.first_in_scope(src_net.index, src, dst_net.index, dst, port, now)
+            if rule is not None and (rule.per_host or rule.action is not Action.ACCEPT):
+                return rule.per_host
+        return False
+
     def one_way(self, src: int, dst: int) -> float:
         return self.topology.one_way(self.plan.subnet_of(src), self.plan.subnet_of(dst))
 
@@ -109,7 +128,7 @@ class Network:
         one_way = self.topology.one_way(src_net, dst_net)
         for acl, point, net in ((self.egress[src_net.isp], "egress", src_net),
                                 (self.ingress[dst_net.isp], "ingress", dst_net)):
-            rule = acl.first_match(src_net.index, dst_net.index, dst, port, now)
+            rule = acl.first_match(src_net.index, src, dst_net.index, dst, port, now)
             if rule is not None and rule.action is not Action.ACCEPT:
                 where = _where(point, self, net)
                 if rule.action is Action.DROP:

@@ -1,12 +1,13 @@
 """Random worlds with every mechanism switched on or off at random, to compare fidelities on.
 
 ``random_world(seed)`` draws a scenario of 3-4 ISPs from one seed: OP25B (dropping or
-rejecting) and the other ISP policies, most with start times inside the run; small recipient
-and size limits; open relays on a hosting network and in a dynamic pool; botnets of every
-strategy, adaptive or not, spammer servers, stolen credentials; greylisting, blocklists and
-content filters of both actions; SERVFAIL, short queue lifetimes, roaming users and
-eavesdroppers; mail clients with AUTH on 25 or POP-before-SMTP, and ISPs that relay after
-a POP3 login. ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
+rejecting, over the whole pool or a share of it, and on top talkers) and the other ISP
+policies, most with start times inside the run; small recipient and size limits; open
+relays on a hosting network and in a dynamic pool; botnets of every strategy, adaptive or
+not, spammer servers, stolen credentials; greylisting, blocklists and content filters of
+both actions; SERVFAIL, short queue lifetimes, roaming users and eavesdroppers; mail clients
+with AUTH on 25 or POP-before-SMTP, and ISPs that relay after a POP3 login.
+``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
         defences["content_filter"] = {"action": pick("reject", "junk"),
                                       "false_positive_rate": 0.05}
     backoff = pick(60.0, 300.0)
-    world = {
+    world: dict[str, Any] = {
         "name": f"random-{seed}", "seed": seed, "duration_s": duration, "isps": isps,
         "links": [{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01 * (i + 1)}
                   for i in range(n - 1)],
@@ -121,4 +122,14 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
             isp["policies"]["pop_before_smtp"] = {"start_s": pick(*later),
                                                   "window_s": pick(60.0, 1800.0)}
     world["users"].update(mua_25_auth_share=pick(0.0, 0.3), mua_25_pop_share=pick(0.0, 0.3, 0.6))
+    # selective OP25B, drawn after the rest so that the draws above stay as they were: a
+    # share of the pool, and a top-talker rule (after OP25B where both apply)
+    for isp in isps:
+        policies = isp["policies"]
+        if "op25b" in policies and chance(0.4):
+            policies["op25b"]["pool_share"] = pick(0.0, 0.3, 0.6)
+        if chance(0.4):
+            policies["op25b_top_talkers"] = {
+                "start_s": pick(*later), "max_connections": pick(2, 5, 20),
+                "window_s": pick(600.0, 3600.0), "action": pick("drop", "reject")}
     return world

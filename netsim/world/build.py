@@ -129,10 +129,10 @@ class World:
             self.retrievals.finish()
 
     def out_of_order(self) -> dict[str, int]:
-        """Asks that came earlier in time than one a stateful policy or a resolver's cache
-        had already answered for the same key, by policy (``dns`` for the caches): none on
-        the engine path; at fidelity flow, each may have been answered otherwise than the
-        engines would (docs/fidelity.md)."""
+        """Asks that came earlier in time than one a stateful policy, a stateful ACL rule or
+        a resolver's cache had already answered for the same key, by policy or rule
+        (``dns`` for the caches): none on the engine path; at fidelity flow, each may have
+        been answered otherwise than the engines would (docs/fidelity.md)."""
         counts: dict[str, int] = {}
         for server in [*self.servers, *self.relays]:
             for policy in server.policies:
@@ -140,6 +140,11 @@ class World:
                 if n:
                     name = type(policy).__name__
                     counts[name] = counts.get(name, 0) + n
+        for acl in (*self.network.egress, *self.network.ingress):
+            for rule in acl.rules:
+                n = getattr(rule, "out_of_order", 0)   # a stateful rule's (TopTalkers)
+                if n:
+                    counts[rule.name] = counts.get(rule.name, 0) + n
         dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
         if dns:
             counts["dns"] = dns

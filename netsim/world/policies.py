@@ -1,7 +1,9 @@
 """ISP policies and receiver defences, turned into ACL rules, listeners and server policies.
 
 Where is OP25B decided? Here: one ACL rule at the ISP's egress (``netsim.net.acl.op25b_rule``)
-whose source is the ISP's dynamic pool and the visited networks behind it.
+whose source is the ISP's dynamic pool, or an address block of it, and the visited networks
+behind it; and, on the ISP's top talkers, a stateful rule after it
+(``netsim.net.acl.top_talkers_rule``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from typing import Protocol
 from netsim.mail import MailServer
 from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit, listed_subnets
 from netsim.mail.policy import LocalRecipients, RelayControl
-from netsim.net import Action, AddressPlan, NetKind, Network, Rule, Subnet, op25b_rule
+from netsim.net import (
+    Action,
+    AddressPlan,
+    NetKind,
+    Network,
+    Rule,
+    Subnet,
+    op25b_rule,
+    top_talkers_rule,
+)
 from netsim.scenario import Scenario
 from netsim.world.streams import Streams
 
@@ -46,12 +57,18 @@ def apply_policies(world: PolicyWorld) -> None:
         server.listen(server.pop3_port)
         if p.submission is not None:
             server.listen(587, from_s=p.submission.start_s)
+        pool = world.dynamic_pool(i)
         if p.op25b is not None:
-            access = [world.dynamic_pool(i).index] + [
-                n.index for n in plan.subnets if n.kind is NetKind.VISITED and n.isp == i]
+            visited = [n for n in plan.subnets if n.kind is NetKind.VISITED and n.isp == i]
             world.network.egress[i].append(op25b_rule(
-                isp.name, access, [server.address], action=Action(p.op25b.action),
-                active_from=p.op25b.start_s))
+                isp.name, [pool.index, *(n.index for n in visited)], [server.address],
+                action=Action(p.op25b.action), active_from=p.op25b.start_s,
+                src_ranges=_covered(pool, isp.subscribers, p.op25b.pool_share, visited)))
+        if p.op25b_top_talkers is not None:
+            t = p.op25b_top_talkers
+            world.network.egress[i].append(top_talkers_rule(
+                pool.index, [server.address], max_connections=t.max_connections,
+                window_s=t.window_s, action=Action(t.action), active_from=t.start_s))
         if p.inbound_25_block is not None:
             outside = frozenset(n.index for n in plan.subnets if not (
                 n.isp == i and n.kind in (NetKind.DYNAMIC, NetKind.STATIC)))
@@ -69,6 +86,18 @@ def apply_policies(world: PolicyWorld) -> None:
             server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
                                              p.rate_limit.start_s))
         _defences(world, server)
+
+
+def _covered(pool: Subnet, subscribers: int, share: float,
+             visited: list[Subnet]) -> list[tuple[int, int]] | None:
+    """The source addresses OP25B on ``share`` of a pool covers: the block of the pool's
+    first round(share × subscribers) hosts (subscribers hold the pool's first hosts), and
+    the visited networks whole; None (no narrowing) for the whole pool."""
+    if share >= 1:
+        return None
+    hosts = round(share * subscribers)
+    block = [(pool.host(0), pool.host(hosts - 1))] if hosts else []
+    return block + [(n.first, n.last) for n in visited]
 
 
 def _defences(world: PolicyWorld, server: MailServer) -> None:
