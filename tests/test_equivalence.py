@@ -2,8 +2,9 @@
 
 Random worlds (hypothesis) cover every mechanism: policies with start times, both OP25B
 actions, open relays on hosting and in dynamic pools, AUTH on 25, rate limits that bite
-spam, stolen credentials in use, short queue lifetimes, greylisting, blocklists, content
-filters of both actions, SERVFAIL, roaming and eavesdroppers, small recipient and size
+spam, stolen credentials in use, short queue lifetimes, greylisting, blocklists (of part of
+the ranges, not consulted everywhere, listing spam sources once seen), content filters of both
+actions, SERVFAIL, roaming and eavesdroppers, small recipient and size
 limits. Each is run at ``session`` and ``flow`` and compared recipient by recipient; the test
 asserts its own coverage across the examples, so it cannot pass on easy worlds. Every
 policy class and every hook is enumerated and shown honoured at ``flow``.
@@ -93,6 +94,7 @@ class Seen:
         self.strategies: set[str] = set()
         self.relays: set[str] = set()
         self.op25b: set[str] = set()
+        self.blocklist: set[str] = set()   # its settings met in worlds where it refused
         self.stolen_used = 0
         self.examples = 0
         self.recipients = 0
@@ -117,6 +119,18 @@ class Seen:
             self.op25b |= {i["policies"]["op25b"]["action"] for i in data["isps"]
                            if "op25b" in i["policies"]}
         self.stolen_used += result.summaries[0]["credentials"]["used_sessions"]
+        blocklist = data["defences"].get("blocklist")
+        listed = frame[frame[f"stopped_by_{a}"] == "blocklist"]
+        if blocklist is not None and len(listed):
+            shares = blocklist["listed"]
+            if isinstance(shares, dict) and min(shares.values(), default=1) < 1:
+                self.blocklist.add("coverage")
+            if blocklist.get("consulted_by", 1.0) != 1.0:
+                self.blocklist.add("not_consulted")
+            seen = ((listed[f"path_{a}"] == "open_relay")
+                    | (listed[f"sender_{a}"] == "spammer_server"))
+            if blocklist.get("list_seen_after_s") is not None and seen.any():
+                self.blocklist.add("seen")
 
 
 def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
@@ -137,6 +151,7 @@ def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
     assert seen.strategies == set(STRATEGIES)
     assert seen.relays == {"hosting", "dynamic"}
     assert seen.op25b == {"drop", "reject"}
+    assert seen.blocklist == {"coverage", "not_consulted", "seen"}
     assert seen.stolen_used > 0 and seen.recipients > 20_000
     assert seen.differing <= 0.001 * seen.recipients
 

@@ -3,7 +3,8 @@
 ``random_world(seed)`` draws a scenario of 3-4 ISPs from one seed: OP25B (dropping or
 rejecting) and the other ISP policies, most with start times inside the run; small recipient
 and size limits; open relays on a hosting network and in a dynamic pool; botnets of every
-strategy, adaptive or not, spammer servers, stolen credentials; greylisting, blocklists and
+strategy, adaptive or not, spammer servers, stolen credentials; greylisting, blocklists (of
+part of a kind's ranges, consulted by some servers, listing spam sources once seen) and
 content filters of both actions; SERVFAIL, short queue lifetimes, roaming users and
 eavesdroppers. ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
 """
@@ -89,7 +90,7 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
         defences["content_filter"] = {"action": pick("reject", "junk"),
                                       "false_positive_rate": 0.05}
     backoff = pick(60.0, 300.0)
-    return {
+    world = {
         "name": f"random-{seed}", "seed": seed, "duration_s": duration, "isps": isps,
         "links": [{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01 * (i + 1)}
                   for i in range(n - 1)],
@@ -114,3 +115,14 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
                                       "recipients_per_session": 12}] if chance(0.6) else [],
                  "compromised_share": pick(0.02, 0.1)},
     }
+    # drawn after every draw above, so that the worlds drawn before stay as they were
+    blocklist = defences.get("blocklist")
+    if blocklist is not None:
+        if chance(0.6):   # a share of each kind's ranges, by address or by /28
+            blocklist["listed"] = {kind: pick(0.3, 0.7) for kind in blocklist["listed"]}
+            blocklist["range_prefix"] = pick(28, 32)
+        if chance(0.5):   # servers that do not consult the list
+            blocklist["consulted_by"] = pick(0.5, [f"isp-{i}" for i in range(0, n, 2)])
+        if chance(0.7):   # spammer servers and open relays listed once seen
+            blocklist["list_seen_after_s"] = pick(300.0, 1800.0)
+    return world
