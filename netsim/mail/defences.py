@@ -93,12 +93,12 @@ class Listing:
         # record lists it (the flow path's queues record a minute's sessions at its end):
         # each may have been answered otherwise than the engines would (docs/fidelity.md).
         self.out_of_order = 0
+        self.row_of: dict[int, int] = {}
         self.watch(())
 
     def watch(self, addresses: Iterable[int]) -> None:
         """Add spam sources whose sessions the list's operators see (before the run)."""
-        known = getattr(self, "watched", np.zeros(0, dtype=np.int64))[:-1]
-        found = sorted(set(known.tolist()) | set(addresses))
+        found = sorted(set(self.row_of) | set(addresses))
         # sorted, with a sentinel above every address, so a lookup needs no bounds check;
         # listed_from and asked have one more entry, for "not watched"
         self.watched = np.array([*found, 2**62], dtype=np.int64)
