@@ -3,7 +3,10 @@ limits, each driven through isp-b's real mail server."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from netsim.mail import Kind, Mail, MailServer, SenderType
@@ -11,8 +14,9 @@ from netsim.mail.defences import (
     Blocklist,
     ContentFilter,
     Greylisting,
+    Listing,
     RateLimit,
-    listed_subnets,
+    coverage_by_subnet,
 )
 from netsim.mail.policy import MECHANISMS, mechanism
 from netsim.net import NetKind
@@ -23,7 +27,8 @@ from netsim.protocols.replies import (
     S550_CONTENT_REJECTED,
     S554_BLOCKLISTED,
 )
-from netsim.world import World
+from netsim.scenario import Scenario
+from netsim.world import World, simulate
 from tests.conftest import tiny_scenario
 
 HOTEL = {"name": "hotel", "prefix": "172.16.0.0/24", "upstream": "isp-a"}
@@ -92,15 +97,21 @@ def test_each_defence_names_its_mechanism():
 
 # --- blocklist ---------------------------------------------------------------------------
 
-def test_listed_subnets_by_kind(world: World):
-    listed = listed_subnets(world.plan, [NetKind.DYNAMIC, NetKind.VISITED])
-    assert listed == {world.dynamic_pool(0).index, world.dynamic_pool(1).index,
-                      world.plan.by_name["hotel"].index}
-    assert listed_subnets(world.plan, []) == frozenset()
+def _whole(world: World, *kinds: NetKind) -> Listing:
+    """A list of every range of ``kinds``."""
+    return Listing(coverage_by_subnet(world.plan, dict.fromkeys(kinds, 1.0)), 24, salt=1)
+
+
+def test_coverage_by_kind(world: World):
+    table = coverage_by_subnet(world.plan, {NetKind.DYNAMIC: 0.5, NetKind.VISITED: 1.0})
+    assert table[world.dynamic_pool(0).index] == table[world.dynamic_pool(1).index] == 0.5
+    assert table[world.plan.by_name["hotel"].index] == 1.0
+    assert table[world.plan.by_name["isp-a.static"].index] == 0.0
+    assert table[-1] == 0.0   # "no subnet"
 
 
 def test_blocklist_refuses_listed_strangers_on_25_only(world: World, server: MailServer):
-    block = Blocklist(listed_subnets(world.plan, [NetKind.DYNAMIC, NetKind.VISITED]))
+    block = Blocklist(_whole(world, NetKind.DYNAMIC, NetKind.VISITED))
     assert block.check_connect(server, _session(_stranger(world))) == S554_BLOCKLISTED
     assert block.check_connect(server, _session(_hotel(world))) == S554_BLOCKLISTED
     # a mail server's static network is not listed; own subscribers are not checked
@@ -113,7 +124,7 @@ def test_blocklist_refuses_listed_strangers_on_25_only(world: World, server: Mai
 
 
 def test_blocklisted_greeting_refuses_every_recipient(world: World, server: MailServer):
-    server.policies.append(Blocklist(listed_subnets(world.plan, [NetKind.DYNAMIC])))
+    server.policies.append(Blocklist(_whole(world, NetKind.DYNAMIC)))
     client = _send(world, _stranger(world), [LOCAL1, LOCAL2])
     assert _codes(client) == {LOCAL1: 554, LOCAL2: 554}
     assert client.final_reply == S554_BLOCKLISTED
@@ -296,3 +307,156 @@ def test_keyed_draws_are_the_same_one_at_a_time_and_in_arrays():
     # uniform enough: deciles hold a tenth each, within five standard deviations
     counts = np.bincount((arrays * 10).astype(int), minlength=10)
     assert (np.abs(counts - 100) < 5 * (1000 * 0.1 * 0.9) ** 0.5).all()
+
+
+# --- blocklist coverage, consulting servers, listing once seen -----------------------------
+
+def test_a_range_is_listed_or_not_as_one_and_coverage_is_the_share_of_ranges_listed():
+    """Over 4096 /24s of a /12 at coverage 0.3, the share listed is 0.3 within 0.03 (about
+    four binomial standard deviations, sqrt(0.3 * 0.7 / 4096) = 0.007); every address of a
+    /24 shares its verdict; one ask and an array of asks agree."""
+    coverage = np.array([0.3, 0.0])   # subnet 0: the /12; -1: no subnet
+    listing = Listing(coverage, 24, salt=12345)
+    first = 10 << 24
+    ranges = first + (np.arange(4096, dtype=np.int64) << 8)
+    listed = listing.lists(ranges, np.zeros(4096, dtype=np.int64), 0.0)
+    assert abs(listed.mean() - 0.3) < 0.03
+    inside = listing.lists(ranges + 200, np.zeros(4096, dtype=np.int64), 0.0)
+    assert (inside == listed).all()
+    one = [bool(listing.lists(int(a), 0, 0.0)) for a in ranges[:200].tolist()]
+    assert one == listed[:200].tolist()
+    # none at 0, all at 1; address by address at prefix 32
+    assert not Listing(np.array([0.0, 0.0]), 24, 1).lists(ranges, 0, 0.0).any()
+    assert Listing(np.array([1.0, 0.0]), 24, 1).lists(ranges, 0, 0.0).all()
+    by_address = Listing(coverage, 32, salt=12345).lists(first + np.arange(256), 0, 0.0)
+    assert 0 < by_address.sum() < 256
+
+
+def test_a_watched_address_is_listed_after_it_is_seen_sending_spam():
+    listing = Listing(np.zeros(2), 24, salt=1, seen_after_s=600)
+    relay, other = 100 << 24 | 5, 100 << 24 | 6
+    listing.watch([relay])
+    listing.seen(relay, 50.0, False)             # a bounce: not spam
+    listing.seen(other, 60.0, True)              # not watched
+    assert not listing.lists(relay, 0, 500.0)
+    listing.seen(relay, 100.0, True)
+    assert not listing.lists(relay, 0, 699.9)
+    assert listing.lists(relay, 0, 700.0) and not listing.lists(other, 0, 10_000.0)
+    assert listing.out_of_order == 0
+    # seen earlier than first recorded (the flow path's queues record a minute at its end):
+    # the ask at 699.9 was answered "not listed", and is counted
+    listing.seen(np.array([relay, relay]), np.array([90.0, 400.0]), np.array([True, True]))
+    assert listing.lists(np.array([relay, other]), np.array([0, 0]), 690.0).tolist() == [
+        True, False]
+    assert listing.out_of_order == 1
+    never = Listing(np.zeros(2), 24, salt=1)     # no seen_after_s: never listed
+    never.watch([relay])
+    never.seen(relay, 0.0, True)
+    assert not never.lists(relay, 0, 1e9)
+
+
+def _coverage_world(coverage: float, **blocklist: Any) -> pd.DataFrame:
+    """400 bots of isp-a, each at the same rate, sending direct to isp-b's MX for an hour."""
+    data = {
+        "name": "coverage", "seed": 5, "duration_s": 3600, "fidelity": "session",
+        "isps": [{"name": "isp-a", "domain": "isp-a.example", "subscribers": 1000,
+                  "dynamic_pool": "10.1.0.0/22", "server_network": "192.0.2.0/28",
+                  "bot_fraction": 0.4},
+                 {"name": "isp-b", "domain": "isp-b.example", "subscribers": 2000,
+                  "dynamic_pool": "10.2.0.0/21", "server_network": "198.51.100.0/28"}],
+        "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.01}],
+        "users": {"sends_per_day": 0.0},
+        "defences": {"blocklist": {"listed": {"dynamic": coverage}, "range_prefix": 32,
+                                   **blocklist}},
+        "spam": {"invalid_recipient_share": 0.0,
+                 "botnets": [{"name": "b", "share": 1.0, "strategies": ["direct"],
+                              "rate_median_per_day": 240, "rate_sigma": 0.0,
+                              "recipients_per_session": 4}]}}
+    f = simulate(Scenario.model_validate(data)).recipients_frame()
+    return f[(f["kind"] == "spam") & (f["rcpt_domain"] == "isp-b.example")]
+
+
+@pytest.mark.parametrize("coverage", [0.0, 0.5, 1.0])
+def test_acceptance_at_smtp_moves_with_coverage(coverage: float):
+    """The share of bots' direct sessions isp-b accepts is 1 - coverage: exactly at 0 and 1;
+    at 0.5 within 0.1 (which of the 400 bots are listed is binomial, sd 0.025; which bots
+    send the ~500 sessions adds about 0.02)."""
+    spam = _coverage_world(coverage)
+    assert len(spam) > 1000
+    accepted = (spam["outcome"] == "delivered").mean()
+    assert set(spam.loc[spam["outcome"] != "delivered", "stopped_by"]) <= {"blocklist"}
+    assert abs(accepted - (1 - coverage)) < (0.1 if 0 < coverage < 1 else 1e-12)
+
+
+def test_a_server_that_does_not_consult_the_list_accepts():
+    spam = _coverage_world(1.0, consulted_by=["isp-a"])
+    assert len(spam) > 1000 and (spam["outcome"] == "delivered").all()
+
+
+def test_which_servers_consult_is_drawn_once_and_a_larger_share_keeps_them():
+    def consulting(share: float) -> set[str]:
+        data = tiny_scenario(
+            isps=[{"name": f"isp-{i}", "domain": f"isp-{i}.example", "subscribers": 1,
+                   "dynamic_pool": f"10.{i + 1}.0.0/24", "server_network": f"192.0.{i}.0/28"}
+                  for i in range(20)],
+            links=[{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01}
+                   for i in range(19)],
+            defences={"blocklist": {"consulted_by": share}})
+        world = World(data)
+        return {s.isp for s in world.servers
+                if any(isinstance(p, Blocklist) for p in s.policies)}
+
+    assert consulting(0.0) == set() and len(consulting(1.0)) == 20
+    half, most = consulting(0.5), consulting(0.8)
+    assert 0 < len(half) < len(most) < 20 and half < most
+    assert consulting(0.5) == half
+
+
+SEEN_WORLD: dict[str, Any] = {
+    "name": "seen", "seed": 3, "duration_s": 3600,
+    "isps": [{"name": f"isp-{c}", "domain": f"isp-{c}.example", "subscribers": 60,
+              "dynamic_pool": f"10.{i + 1}.0.0/24", "server_network": f"192.0.{i}.0/28",
+              "bot_fraction": 0.1 * i} for i, c in enumerate("ab")],
+    "links": [{"a": "isp-a", "b": "isp-b", "latency_s": 0.01}],
+    "hosting_networks": [{"name": "hosting", "prefix": "100.64.0.0/24", "upstream": "isp-a"}],
+    "users": {"sends_per_day": 0.0},
+    "defences": {"blocklist": {"listed": [], "list_seen_after_s": 1200}},
+    "spam": {"invalid_recipient_share": 0.0,
+             "botnets": [{"name": "b", "share": 1.0, "strategies": ["open_relay"],
+                          "rate_median_per_day": 2000, "rate_sigma": 0.0}],
+             "spammer_servers": [{"network": "hosting", "count": 1, "rate_per_day": 20_000,
+                                  "recipients_per_session": 10}],
+             "open_relays": [{"network": "hosting", "count": 1}]}}
+
+
+@pytest.mark.parametrize("fidelity", ["session", "flow"])
+def test_a_spammer_server_and_an_open_relay_are_refused_once_listed_and_not_before(
+        fidelity: str):
+    worlds: list[World] = []
+    result = simulate(Scenario.model_validate({**SEEN_WORLD, "fidelity": fidelity}),
+                      setup=worlds.append)
+    f = result.recipients_frame()
+    listing = worlds[0].listing
+    assert listing is not None
+    for sender, address in (("spammer_server", worlds[0].spammers[0].addresses[0]),
+                            ("bot", worlds[0].relays[0].address)):
+        listed_at = listing.listed_from[listing.row_of[address]]
+        first = f.loc[(f["kind"] == "spam") & (f["sender"] == sender), "created_s"].min()
+        # seen at its first spam session, whose connection opens a moment after creation
+        assert first < listed_at - 1200 < first + 5
+        mine = f[(f["kind"] == "spam") & (f["sender"] == sender)
+                 & ~((sender == "bot") & (f["stopped_by"] == "relay_denied"))]
+        refused = mine[mine["stopped_by"] == "blocklist"]
+        delivered = mine[mine["outcome"] == "delivered"]
+        assert len(refused) > 10 and len(delivered) > 10
+        assert (refused["finished_s"] >= listed_at).all()
+        assert (delivered["created_s"] < listed_at).all()
+    assert result.summary["sim"]["out_of_order"] == {}
+
+
+def test_a_list_of_kinds_lists_every_range_of_each():
+    scenario = tiny_scenario(defences={"blocklist": {"listed": ["dynamic", "visited"]}})
+    assert scenario.defences.blocklist is not None
+    assert scenario.defences.blocklist.listed == {"dynamic": 1.0, "visited": 1.0}
+    assert tiny_scenario(defences={"blocklist": True}).defences.blocklist.listed == {
+        "dynamic": 1.0}

@@ -3,11 +3,12 @@
 Random worlds (hypothesis) cover every mechanism: policies with start times, both OP25B
 actions, OP25B on part of a pool and on top talkers, open relays on hosting and in dynamic
 pools, AUTH on 25, rate limits that bite spam, stolen credentials in use, short queue
-lifetimes, greylisting, blocklists, content filters of both actions, SERVFAIL, roaming and
-eavesdroppers, small recipient and size limits. Each is run at ``session`` and ``flow`` and
-compared recipient by recipient; the test asserts its own coverage across the examples, so
-it cannot pass on easy worlds. Every policy class and every hook is enumerated and shown
-honoured at ``flow``.
+lifetimes, greylisting, blocklists (of part of the ranges, not consulted everywhere, listing
+spam sources once seen), content filters of both actions, SERVFAIL, roaming and
+eavesdroppers, mail clients with AUTH on 25 or POP-before-SMTP, small recipient and size
+limits. Each is run at ``session`` and ``flow`` and compared recipient by recipient; the test
+asserts its own coverage across the examples, so it cannot pass on easy worlds. Every
+policy class and every hook is enumerated and shown honoured at ``flow``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Seen:
         self.relays: set[str] = set()
         self.op25b: set[str] = set()
         self.op25b_share = 0   # worlds where OP25B on part of a pool blocked spam from it
+        self.blocklist: set[str] = set()   # its settings met in worlds where it refused
         self.stolen_used = 0
         self.mua_paths: set[str] = set()
         self.pop_relayed = 0   # a traveller's mail relayed after a POP3 login
@@ -134,6 +136,18 @@ class Seen:
         away = legit["origin_isp"].astype(str) + ".example" != legit["rcpt_domain"].astype(str)
         self.pop_relayed += int(((legit[f"path_{a}"] == "mua:25+pop")
                                  & (legit[f"sender_{a}"] == "roaming") & away).sum())
+        blocklist = data["defences"].get("blocklist")
+        listed = frame[frame[f"stopped_by_{a}"] == "blocklist"]
+        if blocklist is not None and len(listed):
+            shares = blocklist["listed"]
+            if isinstance(shares, dict) and min(shares.values(), default=1) < 1:
+                self.blocklist.add("coverage")
+            if blocklist.get("consulted_by", 1.0) != 1.0:
+                self.blocklist.add("not_consulted")
+            seen = ((listed[f"path_{a}"] == "open_relay")
+                    | (listed[f"sender_{a}"] == "spammer_server"))
+            if blocklist.get("list_seen_after_s") is not None and seen.any():
+                self.blocklist.add("seen")
 
 
 def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
@@ -155,6 +169,7 @@ def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
     assert seen.relays == {"hosting", "dynamic"}
     assert seen.op25b == {"drop", "reject"}
     assert seen.op25b_share > 0
+    assert seen.blocklist == {"coverage", "not_consulted", "seen"}
     assert seen.stolen_used > 0 and seen.recipients > 20_000
     assert seen.mua_paths == {"mua:25", "mua:25+auth", "mua:25+pop", "mua:587"}
     assert seen.pop_relayed > 0

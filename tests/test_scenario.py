@@ -91,6 +91,24 @@ BAD = {
                    "isps[0].dynamic_pool"),
     "pool too small": (_mutate(lambda d: d["isps"][0].update(dynamic_pool="10.1.0.0/28")),
                        "do not fit in dynamic_pool"),
+    "blocklist coverage above one": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"listed": {"dynamic": 1.5}}})),
+        "defences.blocklist.listed.dynamic: Input should be less than or equal to 1"),
+    "blocklist of hosting networks": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"listed": ["hosting"]}})),
+        "defences.blocklist.listed.hosting.[key]: Input should be 'dynamic' or 'visited'"),
+    "blocklist range longer than an address": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"range_prefix": 33}})),
+        "defences.blocklist.range_prefix: Input should be less than or equal to 32"),
+    "blocklist consulted by a share above one": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"consulted_by": 1.5}})),
+        "defences.blocklist.consulted_by.constrained-float: Input should be less than"),
+    "blocklist consulted by an unknown ISP": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"consulted_by": ["isp-z"]}})),
+        "defences.blocklist.consulted_by: ISP 'isp-z' does not exist"),
+    "blocklist listing before it sees": (
+        _mutate(lambda d: d.update(defences={"blocklist": {"list_seen_after_s": -60}})),
+        "defences.blocklist.list_seen_after_s: Input should be greater than or equal to 0"),
     "not yaml": ("isps: [unclosed\n  - name: x\n", "not valid YAML"),
     "not a mapping": ("- just\n- a list\n", "a scenario must be a YAML mapping"),
 }

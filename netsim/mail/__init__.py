@@ -5,8 +5,9 @@ from netsim.mail.defences import (
     Blocklist,
     ContentFilter,
     Greylisting,
+    Listing,
     RateLimit,
-    listed_subnets,
+    coverage_by_subnet,
 )
 from netsim.mail.ledger import ConservationError, Ledger, Outcome
 from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
@@ -26,6 +27,7 @@ __all__ = [
     "Kind",
     "Ledger",
     "Listener",
+    "Listing",
     "Mail",
     "MailServer",
     "OutboundQueue",
@@ -37,8 +39,8 @@ __all__ = [
     "ServerSettings",
     "TraceLine",
     "Tracer",
+    "coverage_by_subnet",
     "domain_of",
-    "listed_subnets",
     "local_part",
     "mechanism",
     "pop3_session",

@@ -3,9 +3,11 @@
 Each defence is a :class:`~netsim.mail.policy.Policy`, so a server gains one by having it
 appended to ``server.policies``; none touches protocol code. What each models:
 
-- :class:`Blocklist`: a DNS blocklist of address ranges that should not send mail directly
-  to MX hosts, like the Spamhaus PBL (dynamic pools, hotel networks). The greeting on port 25
-  is refused with 554; submission (587) is never checked, as Spamhaus asks of PBL users.
+- :class:`Blocklist`: a server consulting a DNS blocklist (:class:`Listing`): address ranges
+  that should not send mail directly to MX hosts, like the Spamhaus PBL (a share of the
+  dynamic pools' and hotel networks' ranges), and spam sources listed once seen, like its
+  SBL (spammer servers, open relays). The greeting on port 25 is refused with 554;
+  submission (587) is never checked, as Spamhaus asks of PBL users.
 - :class:`Greylisting`: postgrey's triplet rule. An unknown (client, sender, recipient) is
   deferred with 450; a retry after ``delay_s`` (postgrey: 300 s) passes, and so does later
   mail with the same triplet. Real MTAs retry, most spam bots do not.
@@ -23,7 +25,7 @@ recipient or many (``netsim.mail.policy``, module rule 1). Each refusal is a nam
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -41,15 +43,18 @@ from netsim.protocols.replies import (
 )
 
 __all__ = [
-    "Blocklist", "ContentFilter", "Greylisting", "RateLimit",
-    "listed_subnets",
+    "Blocklist", "ContentFilter", "Greylisting", "Listing", "RateLimit",
+    "coverage_by_subnet",
 ]
 
 
-def listed_subnets(plan: AddressPlan, kinds: Iterable[NetKind]) -> frozenset[int]:
-    """The indices of every subnet of the plan whose kind is one of ``kinds``."""
-    wanted = frozenset(kinds)
-    return frozenset(s.index for s in plan.subnets if s.kind in wanted)
+def coverage_by_subnet(plan: AddressPlan, coverage: Mapping[NetKind, float]) -> np.ndarray:
+    """The share of ranges listed in each subnet of the plan, by its index, from the share
+    of each kind (0 for a kind not given); one more entry, 0, for "no subnet" (-1)."""
+    table = np.zeros(len(plan.subnets) + 1)
+    for subnet in plan.subnets:
+        table[subnet.index] = coverage.get(subnet.kind, 0.0)
+    return table
 
 
 def _many(ask: Ask) -> bool:
@@ -57,29 +62,109 @@ def _many(ask: Ask) -> bool:
     return isinstance(ask.at, np.ndarray)
 
 
-class Blocklist(Policy):
-    """Refuse port-25 sessions from listed address ranges (PBL-like).
+class Listing:
+    """One DNS blocklist, the same object for every server that consults it.
 
-    Own subscribers are not checked (an ISP does not block its own pool on its MX), nor is
-    submission: Spamhaus asks PBL users to check port 25 only.
+    It names address ranges by the kind of network they are in, as the PBL does: a range
+    (a /24 by default) of a kind with coverage ``c`` is listed when a keyed draw of the
+    range is below ``c``, so which ranges are listed depends on the range alone, not on who
+    asks or when. And it names spam sources once seen, as the SBL does: a watched address
+    (a spammer server, an open relay) is listed ``seen_after_s`` after the first instant it
+    opens a session for spam at any mail server (:meth:`seen`), until the run's end.
 
     Args:
-        listed_subnets: Indices (in the address plan) of the listed networks.
+        coverage: The share of ranges listed in each subnet, by index (``coverage_by_subnet``).
+        range_prefix: The length of the prefix of the ranges listed as one: 24 lists /24s,
+            32 decides address by address.
+        salt: The list's salt (``netsim.draws``), drawn from its own stream.
+        seen_after_s: How long after it is first seen a watched address is listed [s];
+            None: never.
+    """
+
+    def __init__(self, coverage: np.ndarray, range_prefix: int, salt: int,
+                 seen_after_s: float | None = None):
+        if not 0 <= range_prefix <= 32:
+            raise ValueError(f"range_prefix must be within [0, 32], got {range_prefix}")
+        self.coverage = np.asarray(coverage, dtype=float)
+        self.shift = 32 - range_prefix
+        self.salt = salt
+        self.seen_after_s = seen_after_s
+        # Asks answered for a watched address at or after an instant from which a later
+        # record lists it (the flow path's queues record a minute's sessions at its end):
+        # each may have been answered otherwise than the engines would (docs/fidelity.md).
+        self.out_of_order = 0
+        self.row_of: dict[int, int] = {}
+        self.watch(())
+
+    def watch(self, addresses: Iterable[int]) -> None:
+        """Add spam sources whose sessions the list's operators see (before the run)."""
+        found = sorted(set(self.row_of) | set(addresses))
+        # sorted, with a sentinel above every address, so a lookup needs no bounds check;
+        # listed_from and asked have one more entry, for "not watched"
+        self.watched = np.array([*found, 2**62], dtype=np.int64)
+        self.row_of = {a: i for i, a in enumerate(found)}
+        self.listed_from = np.full(len(found) + 2, np.inf)
+        self.asked = np.full(len(found) + 2, -np.inf)   # the latest instant asked about each
+
+    def _rows(self, client: Any) -> Any:
+        """Each client's row among the watched addresses (the last row if not watched)."""
+        if isinstance(client, int):
+            return self.row_of.get(client, -1)
+        i = np.searchsorted(self.watched, client)
+        return np.where(self.watched[i] == client, i, -1)
+
+    def lists(self, client: Any, subnet: Any, at: Any) -> Any:
+        """Whether the list names ``client`` (in network ``subnet``) at ``at``: one
+        expression for one ask (Python scalars) or many (arrays)."""
+        ranged = keyed_uniform(client >> self.shift, self.salt) < self.coverage[subnet]
+        if self.seen_after_s is None:
+            return ranged
+        rows = self._rows(client)
+        if isinstance(rows, int):
+            self.asked[rows] = max(self.asked[rows], at)
+        else:
+            np.maximum.at(self.asked, rows, at)
+        return ranged | (at >= self.listed_from[rows])
+
+    def seen(self, client: Any, at: Any, spam: Any) -> None:
+        """Sessions opened at ``at`` by ``client`` (one or many), for spam where ``spam``:
+        a watched address is listed from its first such instant plus ``seen_after_s``."""
+        if self.seen_after_s is None:
+            return
+        rows = np.atleast_1d(self._rows(client))
+        take = np.atleast_1d(spam) & (rows >= 0)
+        if not take.any():
+            return
+        rows = rows[take]
+        listed = np.broadcast_to(np.asarray(at, dtype=float), take.shape)[take] \
+            + self.seen_after_s
+        before = self.listed_from[rows]
+        # an ask already answered at or after the new instant, when the old one was later
+        self.out_of_order += int(((listed < before) & (self.asked[rows] >= listed)).sum())
+        np.minimum.at(self.listed_from, rows, listed)
+
+
+class Blocklist(Policy):
+    """Refuse port-25 sessions from addresses the list names (:class:`Listing`).
+
+    Own subscribers are not checked (an ISP does not block its own pool on its MX), nor is
+    submission: Spamhaus asks PBL users to check port 25 only. A server that does not
+    consult the list has no Blocklist.
+
+    Args:
+        listing: The list, shared by every server that consults it.
     """
 
     reply_connect = S554_BLOCKLISTED
 
-    def __init__(self, listed_subnets: frozenset[int]):
-        self.listed_subnets = frozenset(listed_subnets)
-        # a table by subnet index: one lookup for one client or for an array of them
-        self.listed = np.zeros(max(self.listed_subnets, default=-1) + 2, dtype=bool)
-        self.listed[list(self.listed_subnets)] = True
+    def __init__(self, listing: Listing):
+        self.listing = listing
 
     def scope_connect(self, ask: Ask) -> Any:
         return (ask.port == 25) & not_(ask.own) & (ask.subnet >= 0)
 
     def refuses_connect(self, ask: Ask) -> Any:
-        return self.listed[np.minimum(ask.subnet, len(self.listed) - 1)]
+        return self.listing.lists(ask.client, ask.subnet, ask.at)
 
 
 class Greylisting(Policy):

@@ -13,8 +13,9 @@ from typing import Any
 
 import simpy
 
+from netsim.mail.defences import Listing
 from netsim.mail.ledger import Ledger, Outcome
-from netsim.mail.message import Mail
+from netsim.mail.message import Kind, Mail
 from netsim.mail.policy import mechanism
 from netsim.mail.session import Replies, direct_smtp_session, label, smtp_session
 from netsim.mail.trace import Tracer
@@ -46,12 +47,14 @@ class Outbox:
 def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: int,
             mail: Mail, pending: dict[str, int], *, helo: str,
             credentials: Credentials | None = None, trace: Tracer | None = None,
-            prefix: str = "") -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
+            prefix: str = "", listing: Listing | None = None,
+            ) -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
     """Connect and run one SMTP session for the pending recipients.
 
     Accepted recipients leave ``pending`` at the instant the server takes them. Returns the
     connection and the refusals: recipient → reply (4xx and 5xx); recipients refused stay in
-    ``pending`` for the caller to retry or fail.
+    ``pending`` for the caller to retry or fail. A blocklist (``listing``) sees the session
+    open.
     """
     conn = network.connect(src, dst, port, env.now)
     if trace is not None:
@@ -61,6 +64,8 @@ def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: 
     refused: dict[str, Reply] = {}
     if not conn.is_open:
         return conn, refused
+    if listing is not None:
+        listing.seen(src, env.now, mail.kind is Kind.SPAM)
 
     def settle(client: SMTPClient | Replies, at: float) -> None:
         for address, reply in client.rcpt_replies.items():

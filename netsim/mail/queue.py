@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from netsim.draws import attempt_key
+from netsim.mail.defences import Listing
 from netsim.mail.ledger import Outcome
 from netsim.mail.message import Mail, domain_of
 from netsim.mail.outbox import attempt
@@ -98,7 +99,10 @@ class QueueServer(Protocol):
 
 
 class OutboundQueue:
-    """The deferred and active queue of one MailServer."""
+    """The deferred and active queue of one MailServer. A blocklist (``listing``) sees the
+    sessions it opens."""
+
+    listing: Listing | None = None
 
     def __init__(self, server: QueueServer, resolver: Resolver, retry: RetryPolicy,
                  rng: np.random.Generator):
@@ -149,7 +153,7 @@ class OutboundQueue:
         for address in route.addresses:
             conn, refused = yield from attempt(
                 env, server.network, server.address, address, 25, mail, entry.pending,
-                helo=server.hostname, trace=trace)
+                helo=server.hostname, trace=trace, listing=self.listing)
             if not conn.is_open:
                 continue   # try the next MX address; all failing is a temporary failure
             failed: dict[Reply, dict[str, int]] = {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -29,11 +30,14 @@ def _type_name(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin is None:
         return getattr(annotation, "__name__", str(annotation)).replace("IPv4Network", "prefix")
+    if origin is Annotated:   # a constrained type (Share, Seconds): the type it constrains
+        return _type_name(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
     inner = ", ".join(_type_name(a) for a in args)
     name = getattr(origin, "__name__", str(origin))
     if name in ("Union", "UnionType"):
-        return inner + " or null"
+        either = " or ".join(_type_name(a) for a in args)
+        return either + " or null" if len(args) < len(get_args(annotation)) else either
     if name == "Literal":
         return " / ".join(f"`{a}`" for a in get_args(annotation))
     return f"{name}[{inner}]"
@@ -64,7 +68,7 @@ def _rows(model: type[BaseModel]) -> list[str]:
 
 
 def _sections(model: type[BaseModel], path: str, seen: set[type[BaseModel]]) -> list[str]:
-    out = [f"## `{path}`", "", (model.__doc__ or "").strip(), "", *_rows(model), ""]
+    out = [f"## `{path}`", "", inspect.cleandoc(model.__doc__ or ""), "", *_rows(model), ""]
     seen.add(model)
     for name, field in model.model_fields.items():
         for sub in _models_in(field.annotation):

@@ -4,7 +4,8 @@
 rejecting, over the whole pool or a share of it, and on top talkers) and the other ISP
 policies, most with start times inside the run; small recipient and size limits; open
 relays on a hosting network and in a dynamic pool; botnets of every strategy, adaptive or
-not, spammer servers, stolen credentials; greylisting, blocklists and content filters of
+not, spammer servers, stolen credentials; greylisting, blocklists (of part of a kind's
+ranges, consulted by some servers, listing spam sources once seen) and content filters of
 both actions; SERVFAIL, short queue lifetimes, roaming users and eavesdroppers; mail clients
 with AUTH on 25 or POP-before-SMTP, and ISPs that relay after a POP3 login.
 ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
@@ -132,4 +133,14 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
             policies["op25b_top_talkers"] = {
                 "start_s": pick(*later), "max_connections": pick(2, 5, 20),
                 "window_s": pick(600.0, 3600.0), "action": pick("drop", "reject")}
+    # drawn after every draw above, so that the worlds drawn before stay as they were
+    blocklist = defences.get("blocklist")
+    if blocklist is not None:
+        if chance(0.6):   # a share of each kind's ranges, by address or by /28
+            blocklist["listed"] = {kind: pick(0.3, 0.7) for kind in blocklist["listed"]}
+            blocklist["range_prefix"] = pick(28, 32)
+        if chance(0.5):   # servers that do not consult the list
+            blocklist["consulted_by"] = pick(0.5, [f"isp-{i}" for i in range(0, n, 2)])
+        if chance(0.7):   # spammer servers and open relays listed once seen
+            blocklist["list_seen_after_s"] = pick(300.0, 1800.0)
     return world

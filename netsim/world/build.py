@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from netsim.mail import Ledger, MailServer, RetryPolicy, ServerSettings, Tracer
+from netsim.mail import Ledger, MailServer, OutboundQueue, RetryPolicy, ServerSettings, Tracer
 from netsim.mail.accounts import recipient_address
 from netsim.mail.outbox import Outbox
 from netsim.net import (
@@ -73,8 +73,11 @@ class World:
         # caching resolver of its own (``resolvers``), as MTAs do
         self.subscriber_resolvers = [self._resolver(f"dns.{i.name}.subscribers")
                                      for i in scenario.isps]
-        apply_policies(self)
+        self.listing = apply_policies(self)
         self.relays = self._open_relays()
+        for server in [*self.servers, *self.relays]:   # what their queues send is seen
+            if isinstance(server.queue, OutboundQueue):
+                server.queue.listing = self.listing
         self.server_index = {server.address: i for i, server in enumerate(self.servers)}
         self.recipient_choice = [self._recipient_choice(i) for i in isps]
         self.workloads = [Workload(scenario, self.streams, i, self.recipient_choice[i])
@@ -101,6 +104,9 @@ class World:
         self.botnets = build_botnets(self, sessions)
         self.spammers = [SpammerServers(self, cfg, k, sessions)
                          for k, cfg in enumerate(scenario.spam.spammer_servers)]
+        if self.listing is not None:   # the spam sources the list's operators see
+            self.listing.watch([*(r.address for r in self.relays),
+                                *(a for s in self.spammers for a in s.addresses)])
 
     def next_id(self) -> int:
         """A new message id; ids count messages from 1 in creation order."""
@@ -145,6 +151,8 @@ class World:
                 n = getattr(rule, "out_of_order", 0)   # a stateful rule's (TopTalkers)
                 if n:
                     counts[rule.name] = counts.get(rule.name, 0) + n
+        if self.listing is not None and self.listing.out_of_order:
+            counts["Listing"] = self.listing.out_of_order
         dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
         if dns:
             counts["dns"] = dns

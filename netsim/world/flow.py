@@ -31,6 +31,7 @@ import simpy
 from netsim.mail import Kind, Mail, MailServer, Outcome, RetryPolicy, SenderType
 from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_address
 from netsim.mail.consult import classic
+from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
 from netsim.mail.session import COMMANDS_BEFORE_LOGIN, greeting, pop3_login
@@ -67,6 +68,8 @@ class FlowWorld(UsersWorld, Protocol):
     def resolvers(self) -> list[Resolver]: ...
     @property
     def retry_policy(self) -> RetryPolicy: ...
+    @property
+    def listing(self) -> Listing | None: ...
 
     def next_ids(self, n: int) -> np.ndarray: ...
 
@@ -108,7 +111,7 @@ class LegitFlow:
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         self.queues = FlowQueues(self.arrays, world.relays, world.resolvers,
                                  world.retry_policy, plan, self.ledger, self.custody,
-                                 self.connections, world.next_ids)
+                                 self.connections, world.next_ids, world.listing)
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 from netsim.draws import attempt_key, bounce_keys
 from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, mistyped, parse_local
+from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
 from netsim.mail.queue import EXPIRED, NXDOMAIN, RetryPolicy
 from netsim.mail.server import BOUNCE_SIZE, MailServer
@@ -27,6 +28,7 @@ from netsim.world.connections import Connections
 from netsim.world.custody import Custody
 from netsim.world.dialogue import Dialogue, ServerArrays
 
+SPAM = KINDS.index(Kind.SPAM)
 RCODES = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}   # as the arrays code them
 
 
@@ -36,8 +38,9 @@ class FlowQueues:
     def __init__(self, servers: ServerArrays, relays: Sequence[MailServer],
                  resolvers: list[Resolver], retry: RetryPolicy, plan: AddressPlan,
                  ledger: Ledger, custody: Custody, connections: Connections,
-                 ids: Callable[[int], np.ndarray]):
+                 ids: Callable[[int], np.ndarray], listing: Listing | None = None):
         self.servers = servers
+        self.listing = listing   # a blocklist that sees the sessions the queues open
         self.custody = custody
         self.connections = connections
         self.ledger = ledger
@@ -203,6 +206,8 @@ class FlowQueues:
         row_session = index[per_row[mine]]
         _, _, row_place = runs(row_session)
         s = sub.take(live)
+        if self.listing is not None:   # seen when they open, before any is judged
+            self.listing.seen(self.address[s.qsrv], opened[live], s.kind == SPAM)
         sessions = Columns({
             "server": s.rcpt_isp, "opened": opened[live], "one_way": one_way[live],
             "client": self.address[s.qsrv], "subnet": self.own_net[s.qsrv],

@@ -11,8 +11,16 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from netsim.draws import salt
 from netsim.mail import MailServer
-from netsim.mail.defences import Blocklist, ContentFilter, Greylisting, RateLimit, listed_subnets
+from netsim.mail.defences import (
+    Blocklist,
+    ContentFilter,
+    Greylisting,
+    Listing,
+    RateLimit,
+    coverage_by_subnet,
+)
 from netsim.mail.policy import LocalRecipients, RelayControl
 from netsim.net import (
     Action,
@@ -45,10 +53,13 @@ class PolicyWorld(Protocol):
     def dynamic_pool(self, isp: int) -> Subnet: ...
 
 
-def apply_policies(world: PolicyWorld) -> None:
-    """Install every ISP's policies and the scenario's receiver defences."""
+def apply_policies(world: PolicyWorld) -> Listing | None:
+    """Install every ISP's policies and the scenario's receiver defences; returns the
+    blocklist the consulting servers share, if the scenario has one."""
     s = world.scenario
     plan = world.plan
+    listing = _listing(world)
+    consults = _consulting(world)
     for i, isp in enumerate(s.isps):
         p = isp.policies
         server = world.servers[i]
@@ -85,7 +96,8 @@ def apply_policies(world: PolicyWorld) -> None:
         if p.rate_limit is not None:
             server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
                                              p.rate_limit.start_s))
-        _defences(world, server)
+        _defences(world, server, listing if consults[i] else None)
+    return listing
 
 
 def _covered(pool: Subnet, subscribers: int, share: float,
@@ -100,11 +112,35 @@ def _covered(pool: Subnet, subscribers: int, share: float,
     return block + [(n.first, n.last) for n in visited]
 
 
-def _defences(world: PolicyWorld, server: MailServer) -> None:
+def _listing(world: PolicyWorld) -> Listing | None:
+    """The scenario's blocklist: which ranges it lists is a keyed draw of each range, salted
+    from its own stream."""
+    b = world.scenario.defences.blocklist
+    if b is None:
+        return None
+    coverage = coverage_by_subnet(world.plan, {NetKind(k): c for k, c in b.listed.items()})
+    return Listing(coverage, b.range_prefix, salt(world.streams["defences.blocklist.ranges"]),
+                   b.list_seen_after_s)
+
+
+def _consulting(world: PolicyWorld) -> list[bool]:
+    """Whether each ISP's server consults the blocklist: the ISPs named, or each with
+    probability ``consulted_by`` (one draw an ISP, in the scenario's order, from its own
+    stream: a larger share adds servers and keeps the others)."""
+    s = world.scenario
+    b = s.defences.blocklist
+    if b is None:
+        return [False] * len(s.isps)
+    if isinstance(b.consulted_by, list):
+        return [isp.name in b.consulted_by for isp in s.isps]
+    draws = world.streams["defences.blocklist.consulted_by"].random(len(s.isps))
+    return (draws < b.consulted_by).tolist()
+
+
+def _defences(world: PolicyWorld, server: MailServer, listing: Listing | None) -> None:
     d = world.scenario.defences
-    if d.blocklist is not None:
-        kinds = [NetKind(k) for k in d.blocklist.listed]
-        server.policies.insert(0, Blocklist(listed_subnets(world.plan, kinds)))
+    if listing is not None:
+        server.policies.insert(0, Blocklist(listing))
     if d.greylisting is not None:
         server.policies.append(Greylisting(d.greylisting.delay_s, d.greylisting.retry_window_s))
     if d.content_filter is not None:

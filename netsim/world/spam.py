@@ -30,6 +30,7 @@ import simpy
 from netsim.draws import attempt_key
 from netsim.mail import Kind, Mail, MailServer, Outcome, SenderType
 from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
+from netsim.mail.defences import Listing
 from netsim.mail.outbox import attempt, blocked, finish, refuse
 from netsim.mail.routing import RouteStatus, resolve_mx
 from netsim.mail.trace import following
@@ -47,6 +48,8 @@ class SpamWorld(SendersWorld, Protocol):
     def relays(self) -> list[MailServer]: ...
     @property
     def subscriber_resolvers(self) -> list[Resolver]: ...
+    @property
+    def listing(self) -> Listing | None: ...
 
 
 STRATEGIES = get_args(Strategy)
@@ -133,7 +136,8 @@ class SpamSessions:
             before = len(pending)
             conn, refused = yield from attempt(env, world.network, sender.address, target,
                                                port, mail, pending, helo=helo,
-                                               credentials=credentials, trace=trace)
+                                               credentials=credentials, trace=trace,
+                                               listing=world.listing)
             if not conn.is_open:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
@@ -266,6 +270,7 @@ class SpammerServers:
         self.world, self.cfg, self.sessions = world, cfg, sessions
         self.net = world.plan.by_name[cfg.network]
         self.index = index
+        self.addresses = [self.net.host(h) for h in range(cfg.count)]
         rate = cfg.count * cfg.rate_per_day / cfg.recipients_per_session / 86_400
         if cfg.count and rate > 0:
             world.env.process(self.run(rate))
@@ -278,7 +283,7 @@ class SpammerServers:
             yield world.env.timeout(rng.exponential(1 / sessions_per_s))
             host = int(rng.integers(cfg.count))
             recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
-            sender = Sender(cfg.network, cfg.network, self.net.host(host), self.net.isp,
+            sender = Sender(cfg.network, cfg.network, self.addresses[host], self.net.isp,
                             SenderType.SPAMMER_SERVER, "direct", 1.0, 300.0, compose)
             mail = self.sessions.compose(sender, recipients)
             if mail is not None:
