@@ -161,17 +161,17 @@ def test_greylisting_stops_non_retrying_bots_and_delays_legit_by_the_retry_inter
 
 def test_bad_spam_and_policy_input_exits_2(tmp_path, capsys):
     cases = {
-        "spam.botnets[0].strategies[0]": lambda d: d["spam"]["botnets"][0].update(
+        "spam.botnets[0] (cutwail).strategies[0]": lambda d: d["spam"]["botnets"][0].update(
             strategies=["teleport"]),
         "policy": lambda d: d.update(policy="block-everything"),
         "policy_presets[0].isps: ISP 'isp-z'": lambda d: d.update(
             policy_presets=[{"preset": "op25b", "isps": ["isp-z"]}]),
         "policy_presets[0].preset": lambda d: d.update(
             policy_presets=[{"preset": "op99", "isps": ["isp-a"]}]),
-        "isps[0].bot_fraction": lambda d: d["isps"][0].update(bot_fraction=1.5),
+        "isps[0] (isp-a).bot_fraction": lambda d: d["isps"][0].update(bot_fraction=1.5),
         "users.roaming_share": lambda d: d["users"].update(roaming_share=-0.1),
         "upstream ISP 'nowhere'": lambda d: d["visited_networks"][0].update(upstream="nowhere"),
-        "isps[1].policies.op25b.action": lambda d: d["isps"][1]["policies"].update(
+        "isps[1] (isp-b).policies.op25b.action": lambda d: d["isps"][1]["policies"].update(
             op25b={"action": "explode"}),
     }
     for expected, change in cases.items():
