@@ -338,8 +338,9 @@ class BotnetConfig(Strict):
                               "three orders of magnitude).")
     recipients_per_session: float = Field(25, ge=1, description="Mean recipients per SMTP "
                                           "session (Pathak et al.: about 25).")
-    retry_4xx: Share = Field(0.05, description="Probability a bot retries after a 4xx; bot "
-                             "engines often do not (REFERENCE.md).")
+    retry_4xx: Share = Field(0.05, description="Probability a bot retries, once, the "
+                             "recipients refused with a 4xx; bot engines often do not "
+                             "(REFERENCE.md).")
     retry_delay_s: Seconds = Field(300, description="Delay of a bot's retry [s]. Assumed.")
 
     _name = field_validator("name")(_check_name)
@@ -352,7 +353,14 @@ class SpammerServerConfig(Strict):
     count: int = Field(1, ge=0, description="Number of servers.")
     rate_per_day: float = Field(20_000, ge=0, description="Spam recipients each server "
                                 "attempts a day [1/d]. Assumed.")
-    recipients_per_session: float = Field(50, ge=1, description="Mean recipients per session.")
+    recipients_per_session: float = Field(50, ge=1, description="Mean recipients per session. "
+                                          "Assumed: twice a bot's (Pathak et al.: about 25).")
+    retry_4xx: Share = Field(1.0, description="Probability a server retries, once, the "
+                             "recipients refused with a 4xx. Assumed: spammer-owned servers run "
+                             "ordinary MTA software, which retries (why greylisting stops bots "
+                             "and not them).")
+    retry_delay_s: Seconds = Field(300, description="Delay of that retry [s] (Postfix "
+                                   "minimal_backoff_time 300 s).")
 
 
 class OpenRelayConfig(Strict):
