@@ -244,9 +244,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args)
     subscribers = sum(i.subscribers for i in scenario.isps)
-    print(f"{args.scenario}: valid scenario {scenario.name!r}: {len(scenario.isps)} ISPs, "
+    source = args.scenario or "the embedded default world"
+    if args.overrides:
+        source += " with " + " ".join(f"--set {o}" for o in args.overrides)
+    print(f"{source}: valid scenario {scenario.name!r}: {len(scenario.isps)} ISPs, "
           f"{subscribers} subscribers, {len(scenario.visited_networks)} visited and "
           f"{len(scenario.hosting_networks)} hosting networks, {scenario.duration_s:g} s")
     return 0
@@ -325,8 +328,9 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--random", type=int, metavar="N", help="compare N random worlds "
                          "with every mechanism on or off (netsim/verify/worlds.py) instead")
     compare.set_defaults(func=cmd_compare)
-    validate = sub.add_parser("validate", help="check a scenario file and explain each error")
-    validate.add_argument("scenario", help="scenario YAML file")
+    validate = sub.add_parser("validate", help="check a scenario (with its --set overrides, "
+                              "as run would apply them) and explain each error")
+    _scenario_args(validate)
     validate.set_defaults(func=cmd_validate)
     schema = sub.add_parser("schema", help="print the JSON Schema of a scenario")
     schema.add_argument("--markdown", action="store_true", help="print the scenario reference "

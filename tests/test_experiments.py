@@ -161,7 +161,7 @@ BAD_STUDIES = {
     "unknown grid key": ({"grid": {"users.roaming_shares": [0.1]}},
                          "users.roaming_shares: unknown field"),
     "unknown scenario field in an arm": ({"arms": {"x": {"isps.isp-a.subscriberz": 3}}},
-                                         "isps[0].subscriberz: unknown field"),
+                                         "isps[0] (isp-a).subscriberz: unknown field"),
     "bad value in an arm": ({"arms": {"x": {"policy": "op99"}}}, "(arm x)"),
     "unknown figure": ({"figures": ["pie"]}, "unknown figure"),
 }

@@ -1,5 +1,5 @@
-"""The layers (design/STYLE.md): each imports only those below it, the engines are sans-I/O,
-and the mail layer's modules take the narrow protocols of a server they use, not
+"""The layers (docs/model.md "Layers"): each imports only those below it, the engines are
+sans-I/O, and the mail layer's modules take the narrow protocols of a server they use, not
 ``netsim.mail.server``.
 
 Imports are read from the source, so those under ``if TYPE_CHECKING:`` and inside functions

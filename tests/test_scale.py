@@ -1,6 +1,6 @@
 """The shape of netsim's memory: what a subscriber costs, and that recipients are not objects.
 
-MODEL.md "Scale": per-host state lives in arrays, so a country's memory grows with its
+docs/model.md "Scale": per-host state lives in arrays, so a country's memory grows with its
 subscribers only by those arrays, and the ledger keeps recipients in typed columns.
 """
 

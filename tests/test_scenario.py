@@ -64,11 +64,11 @@ def _mutate(change):
 
 BAD = {
     "unknown key": (_mutate(lambda d: d["isps"][0].update(subscriberz=3)),
-                    "isps[0].subscriberz: unknown field"),
+                    "isps[0] (isp-a).subscriberz: unknown field"),
     "wrong type": (_mutate(lambda d: d["isps"][1].update(subscribers="many")),
-                   "isps[1].subscribers: Input should be a valid integer"),
+                   "isps[1] (isp-b).subscribers: Input should be a valid integer"),
     "negative count": (_mutate(lambda d: d["isps"][2].update(subscribers=-5)),
-                       "isps[2].subscribers: Input should be greater than or equal to 0"),
+                       "isps[2] (isp-c).subscribers: Input should be greater than or equal to 0"),
     "share above one": (_mutate(lambda d: d.update(users={"mua_587_share": 1.5})),
                         "users.mua_587_share: Input should be less than or equal to 1"),
     "MUA shares on 25 above one": (_mutate(lambda d: d.update(users={
@@ -76,7 +76,7 @@ BAD = {
         "mua_25_auth_share + mua_25_pop_share exceed 1"),
     "POP-before-SMTP window zero": (_mutate(lambda d: d["isps"][0].update(policies={
         "pop_before_smtp": {"window_s": 0}})),
-        "isps[0].policies.pop_before_smtp.window_s: Input should be greater than 0"),
+        "isps[0] (isp-a).policies.pop_before_smtp.window_s: Input should be greater than 0"),
     "domain twice": (_mutate(lambda d: d["isps"][1].update(domain="isp-a.example")),
                      "domain 'isp-a.example' appears twice"),
     "disconnected graph": (_mutate(lambda d: d.update(links=d["links"][:1])),
@@ -88,7 +88,7 @@ BAD = {
     "overlapping prefixes": (_mutate(lambda d: d["hosting_networks"][0].update(
         prefix="10.1.2.0/24")), "prefixes overlap"),
     "bad prefix": (_mutate(lambda d: d["isps"][0].update(dynamic_pool="10.1.0.0/33")),
-                   "isps[0].dynamic_pool"),
+                   "isps[0] (isp-a).dynamic_pool"),
     "pool too small": (_mutate(lambda d: d["isps"][0].update(dynamic_pool="10.1.0.0/28")),
                        "do not fit in dynamic_pool"),
     "blocklist coverage above one": (
@@ -132,7 +132,27 @@ def test_validate_explains_every_error(tmp_path, capsys):
                               d["isps"][1].update(subscribers=-1)))
     assert main(["validate", str(_write(tmp_path, data))]) == 2
     err = capsys.readouterr().err
-    assert "isps[0].subscriberz" in err and "isps[1].subscribers" in err
+    assert "isps[0] (isp-a).subscriberz" in err and "isps[1] (isp-b).subscribers" in err
+
+
+def test_validate_applies_overrides_as_run_does(capsys):
+    assert main(["validate", "--set", "isps.isp-b.subscribers=12", "--set", "seed=3"]) == 0
+    assert "2312 subscribers" in capsys.readouterr().out
+    assert main(["validate", "--set", "isps.isp-c.subscribers=-5"]) == 2
+    captured = capsys.readouterr()
+    assert "isps[2] (isp-c).subscribers: Input should be greater than or equal to 0" in \
+        captured.err
+    assert "Traceback" not in captured.err and not captured.out
+
+
+def test_errors_name_list_items_by_index_and_name(tmp_path, capsys):
+    data = _mutate(lambda d: (d["spam"]["botnets"][1].update(rate_sigma=-1),
+                              d["isps"][2].update(subscribers=10**6)))
+    assert main(["validate", str(_write(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "spam.botnets[1] (rustock).rate_sigma: Input should be greater" in err
+    assert "isps[2] (isp-c): 1000000 subscribers do not fit" in err
+    assert "Traceback" not in err
 
 
 def test_validate_accepts_a_good_file(tmp_path, capsys):
@@ -180,5 +200,5 @@ def test_a_prefix_must_be_written_as_text(tmp_path, capsys):
     assert main(["run", "--set", "isps.0.dynamic_pool=true", "--set",
                  "hosting_networks.hosting.prefix=5"]) == 2
     err = capsys.readouterr().err
-    assert "isps[0].dynamic_pool: must be a prefix written like 10.1.0.0/16" in err
-    assert "hosting_networks[0].prefix" in err
+    assert "isps[0] (isp-a).dynamic_pool: must be a prefix written like 10.1.0.0/16" in err
+    assert "hosting_networks[0] (hosting).prefix" in err

@@ -159,19 +159,40 @@ def test_greylisting_stops_non_retrying_bots_and_delays_legit_by_the_retry_inter
     assert delay[delay < 300].max() < 2
 
 
+def test_spammer_servers_retry_greylisting_as_their_scenario_says():
+    """Spammer servers retry a 4xx once, after retry_delay_s, with probability retry_4xx:
+    past greylisting when the delay is the greylist's, not at all when they do not retry."""
+    def spammer_spam(**server: Any) -> pd.DataFrame:
+        f = frame(world(bots=0.0, botnets=[],
+                        hosting_networks=[{"name": "hosting", "prefix": "100.64.0.0/24",
+                                           "upstream": "isp-c"}],
+                        spam={"spammer_servers": [{"network": "hosting", "rate_per_day": 2000,
+                                                   **server}],
+                              "invalid_recipient_share": 0.0},
+                        defences={"greylisting": {"delay_s": 300}}))
+        return f[f["kind"] == "spam"]
+    retrying = spammer_spam()   # the defaults: always, after 300 s
+    assert len(retrying) > 100
+    assert (retrying["outcome"] == "delivered").mean() > 0.99
+    late = spammer_spam(retry_delay_s=100)   # back before the greylist lets it through
+    assert (late["stopped_by"] == "greylisting").mean() > 0.99
+    never = spammer_spam(retry_4xx=0.0)
+    assert (never["stopped_by"] == "greylisting").mean() > 0.99
+
+
 def test_bad_spam_and_policy_input_exits_2(tmp_path, capsys):
     cases = {
-        "spam.botnets[0].strategies[0]": lambda d: d["spam"]["botnets"][0].update(
+        "spam.botnets[0] (cutwail).strategies[0]": lambda d: d["spam"]["botnets"][0].update(
             strategies=["teleport"]),
         "policy": lambda d: d.update(policy="block-everything"),
         "policy_presets[0].isps: ISP 'isp-z'": lambda d: d.update(
             policy_presets=[{"preset": "op25b", "isps": ["isp-z"]}]),
         "policy_presets[0].preset": lambda d: d.update(
             policy_presets=[{"preset": "op99", "isps": ["isp-a"]}]),
-        "isps[0].bot_fraction": lambda d: d["isps"][0].update(bot_fraction=1.5),
+        "isps[0] (isp-a).bot_fraction": lambda d: d["isps"][0].update(bot_fraction=1.5),
         "users.roaming_share": lambda d: d["users"].update(roaming_share=-0.1),
         "upstream ISP 'nowhere'": lambda d: d["visited_networks"][0].update(upstream="nowhere"),
-        "isps[1].policies.op25b.action": lambda d: d["isps"][1]["policies"].update(
+        "isps[1] (isp-b).policies.op25b.action": lambda d: d["isps"][1]["policies"].update(
             op25b={"action": "explode"}),
     }
     for expected, change in cases.items():

@@ -1,6 +1,6 @@
 """One message across two ISPs with known latencies arrives at the exact simulated time.
 
-Every term below is written out by hand from the model's timing rules (MODEL.md "Protocol
+Every term below is written out by hand from the model's timing rules (docs/model.md "Protocol
 fidelity"): a connection costs one round trip, the greeting one way plus processing, each
 command one round trip plus processing, the data its transfer time.
 """

@@ -224,4 +224,4 @@ def test_scenario_error_lists_every_problem():
         from netsim.scenario.load import validate
         validate({"isps": [{"name": "A"}], "bogus": 1}, "x.yaml")
     text = str(info.value)
-    assert "x.yaml" in text and "bogus" in text and "isps[0].domain" in text
+    assert "x.yaml" in text and "bogus" in text and "isps[0] (A).domain" in text

@@ -43,7 +43,7 @@ def simpy_floor(events: int = 300_000, repeats: int = 3) -> float:
 def bench_scenario(scale: str, duration_s: float = 86_400,
                    fidelity: str = "flow") -> Scenario:
     """50 ISPs on a Barabási–Albert graph with Zipf-like sizes; bots concentrated in a few
-    ISPs (REFERENCE.md: 10 ISPs hold about 30 % of spam sources); roaming users on hotel
+    ISPs (docs/references.md: 10 ISPs hold about 30 % of spam sources); roaming users on hotel
     networks; spammer servers and open relays on hosting networks; every ISP policy in force
     somewhere."""
     total = round(NATIONAL_SUBSCRIBERS * SCALES[scale])

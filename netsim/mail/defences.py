@@ -1,4 +1,4 @@
-"""Receiver defences: server policies a scenario may switch on (MODEL.md "Policies").
+"""Receiver defences: server policies a scenario may switch on (docs/model.md "Policies").
 
 Each defence is a :class:`~netsim.mail.policy.Policy`, so a server gains one by having it
 appended to ``server.policies``; none touches protocol code. What each models:

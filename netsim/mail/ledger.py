@@ -242,7 +242,7 @@ class Ledger:
         return out
 
     def check_conservation(self, held: set[int]) -> None:
-        """MODEL.md's law: per kind, attempted = delivered + junked + blocked + rejected +
+        """docs/model.md's law: per kind, attempted = delivered + junked + blocked + rejected +
         expired + pending; and the pending rows are exactly those some queue still holds."""
         pending = self.pending_rows()
         problems = []

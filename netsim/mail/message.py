@@ -1,8 +1,8 @@
 """A message in flight: what the simulation carries as the payload of SMTP and POP3 engines.
 
 One object a message, however many recipients; each recipient is a row of the ledger, and a
-message knows its rows by address. Kept to the fields every component needs (STYLE.md: no
-packet class that carries every component's fields).
+message knows its rows by address. Kept to the fields every component needs (docs/model.md
+"Layers": no packet class that carries every component's fields).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
-    """What a message is (MODEL.md "What is measured")."""
+    """What a message is (docs/model.md "What is measured")."""
 
     LEGIT = "legit"
     SPAM = "spam"

@@ -24,7 +24,7 @@ from netsim.mail.message import Kind, SenderType
 
 
 class Outcome(StrEnum):
-    """Final states of a recipient (MODEL.md), plus ``pending`` while it is still queued."""
+    """Final states of a recipient (docs/model.md), plus ``pending`` while it is still queued."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -148,15 +148,33 @@ def validate(data: dict[str, Any], source: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = [ScenarioProblem(_dotted(err["loc"]), _message(err)) for err in exc.errors()]
+        problems = [ScenarioProblem(_dotted(err["loc"], data), _message(err))
+                    for err in exc.errors()]
         raise ScenarioError(source, problems) from None
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
+def _dotted(loc: tuple[int | str, ...], data: Any = None) -> str:
+    """``isps[2] (isp-c).subscribers``: a list item by its index, and by its name when it has
+    one, read from the raw ``data`` the error was found in."""
     out = ""
+    node = data
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        node = _item(node, part)
+        if isinstance(part, int) and isinstance(node, dict):
+            name = node.get("name")
+            if isinstance(name, str) and name:
+                out += f" ({name})"
     return out
+
+
+def _item(node: Any, part: int | str) -> Any:
+    """The child of a raw scenario node at one step of an error's location, or None."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _message(err: Any) -> str:

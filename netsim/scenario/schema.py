@@ -222,7 +222,7 @@ class LinkConfig(Strict):
     a: str = Field(description="One ISP's name.")
     b: str = Field(description="The other ISP's name.")
     latency_s: float = Field(gt=0, description="One-way latency of the link [s]. Public RTTs: "
-                             "Dallas–New York 38 ms, New York–Paris 78 ms (REFERENCE.md).")
+                             "Dallas–New York 38 ms, New York–Paris 78 ms (docs/references.md).")
 
 
 class GeneratedTopology(Strict):
@@ -274,10 +274,10 @@ class DNSConfig(Strict):
     negative_ttl_s: Seconds = Field(900, description="How long NXDOMAIN is cached [s] "
                                     "(RFC 2308 negative caching). Assumed.")
     lookup_mean_s: float = Field(0.150, gt=0, description="Mean latency of an uncached lookup "
-                                 "[s] (REFERENCE.md: mean about 150 ms).")
+                                 "[s] (docs/references.md: mean about 150 ms).")
     lookup_p90_s: float = Field(0.275, gt=0, description="90th percentile of uncached lookup "
-                                "latency [s] (REFERENCE.md: 90 % within 275 ms). Equal to the "
-                                "mean gives a fixed latency.")
+                                "latency [s] (docs/references.md: 90 % within 275 ms). Equal to "
+                                "the mean gives a fixed latency.")
     cached_lookup_s: Seconds = Field(0.0005, description="Latency of an answer from the "
                                      "resolver's cache [s]. Assumed.")
     servfail_rate: Share = Field(0.001, description="Share of uncached lookups answered "
@@ -343,11 +343,11 @@ class UsersConfig(Strict):
     pop3_check_interval_s: float = Field(600, gt=0, description="How often a user's MUA checks "
                                          "mail by POP3 [s]. Assumed: every 10 minutes.")
     size_median_bytes: float = Field(12_000, gt=0, description="Median legitimate message "
-                                     "size [bytes] (about 6–8× spam's 2 KB, REFERENCE.md).")
+                                     "size [bytes] (about 6–8× spam's 2 KB, docs/references.md).")
     size_sigma: float = Field(1.0, ge=0, description="Log-normal sigma of message sizes.")
     roaming_share: Share = Field(0.0, description="Share of users who are, at any moment, on "
                                  "a visited network (their MUA settings unchanged). Not "
-                                 "published (REFERENCE.md): sweep it.")
+                                 "published (docs/references.md): sweep it.")
     mua_retries: int = Field(2, ge=0, description="Times a MUA retries a submission that got a "
                              "temporary failure before it reports the mail as not sent.")
     mua_retry_s: Seconds = Field(300, description="Delay between MUA retries [s]. Assumed.")
@@ -388,14 +388,15 @@ class BotnetConfig(Strict):
                                    "an adaptive bot moves on [sessions]. Assumed.")
     rate_median_per_day: float = Field(
         300, ge=0, description="Median spam recipients a bot attempts a day [1/d]. Storm "
-        "about 180/d, top-10 botnets 2009 about 27,000/d (REFERENCE.md).")
+        "about 180/d, top-10 botnets 2009 about 27,000/d (docs/references.md).")
     rate_sigma: float = Field(2.1, ge=0, description="Log-normal sigma of per-bot rates: 2.1 "
-                              "puts the 5th and 95th percentiles 1000× apart (REFERENCE.md: "
+                              "puts the 5th and 95th percentiles 1000× apart (docs/references.md: "
                               "three orders of magnitude).")
     recipients_per_session: float = Field(25, ge=1, description="Mean recipients per SMTP "
                                           "session (Pathak et al.: about 25).")
-    retry_4xx: Share = Field(0.05, description="Probability a bot retries after a 4xx; bot "
-                             "engines often do not (REFERENCE.md).")
+    retry_4xx: Share = Field(0.05, description="Probability a bot retries, once, the "
+                             "recipients refused with a 4xx; bot engines often do not "
+                             "(docs/references.md).")
     retry_delay_s: Seconds = Field(300, description="Delay of a bot's retry [s]. Assumed.")
 
     _name = field_validator("name")(_check_name)
@@ -408,7 +409,14 @@ class SpammerServerConfig(Strict):
     count: int = Field(1, ge=0, description="Number of servers.")
     rate_per_day: float = Field(20_000, ge=0, description="Spam recipients each server "
                                 "attempts a day [1/d]. Assumed.")
-    recipients_per_session: float = Field(50, ge=1, description="Mean recipients per session.")
+    recipients_per_session: float = Field(50, ge=1, description="Mean recipients per session. "
+                                          "Assumed: twice a bot's (Pathak et al.: about 25).")
+    retry_4xx: Share = Field(1.0, description="Probability a server retries, once, the "
+                             "recipients refused with a 4xx. Assumed: spammer-owned servers run "
+                             "ordinary MTA software, which retries (why greylisting stops bots "
+                             "and not them).")
+    retry_delay_s: Seconds = Field(300, description="Delay of that retry [s] (Postfix "
+                                   "minimal_backoff_time 300 s).")
 
 
 class OpenRelayConfig(Strict):
@@ -432,7 +440,7 @@ class SpamConfig(Strict):
         0.2, description="Share of harvested addresses that do not exist (550 5.1.1). "
         "Assumed; only about 30 % of Cutwail's spam was accepted (Stone-Gross 2011).")
     size_median_bytes: float = Field(2_000, gt=0, description="Median spam size [bytes] "
-                                     "(about 2 KB in 2008, REFERENCE.md).")
+                                     "(about 2 KB in 2008, docs/references.md).")
     size_sigma: float = Field(0.5, ge=0, description="Log-normal sigma of spam sizes.")
     compromised_share: Share = Field(0.0, description="Share of accounts whose password "
                                      "spammers hold from the start (phished, guessed).")

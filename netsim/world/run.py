@@ -27,7 +27,7 @@ class RunResult:
     timeseries: pa.Table
 
     def recipients_frame(self) -> pd.DataFrame:
-        """One row per message recipient (MODEL.md "What is measured")."""
+        """One row per message recipient (docs/model.md "What is measured")."""
         return self.recipients.to_pandas()
 
     def timeseries_frame(self) -> pd.DataFrame:

@@ -284,7 +284,8 @@ class SpammerServers:
             host = int(rng.integers(cfg.count))
             recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
             sender = Sender(cfg.network, cfg.network, self.addresses[host], self.net.isp,
-                            SenderType.SPAMMER_SERVER, "direct", 1.0, 300.0, compose)
+                            SenderType.SPAMMER_SERVER, "direct", cfg.retry_4xx, cfg.retry_delay_s,
+                            compose)
             mail = self.sessions.compose(sender, recipients)
             if mail is not None:
                 world.env.process(self._send(sender, mail))
