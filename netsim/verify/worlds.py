@@ -6,7 +6,8 @@ and size limits; open relays on a hosting network and in a dynamic pool; botnets
 strategy, adaptive or not, spammer servers, stolen credentials; greylisting, blocklists and
 content filters of both actions; SERVFAIL, short queue lifetimes, roaming users and
 eavesdroppers; mail clients with AUTH on 25 or POP-before-SMTP, and ISPs that relay after
-a POP3 login. ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
+a POP3 login; users of a mail provider that is not their ISP, and users' own MTAs at home.
+``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
         defences["content_filter"] = {"action": pick("reject", "junk"),
                                       "false_positive_rate": 0.05}
     backoff = pick(60.0, 300.0)
-    world = {
+    world: dict[str, Any] = {
         "name": f"random-{seed}", "seed": seed, "duration_s": duration, "isps": isps,
         "links": [{"a": f"isp-{i}", "b": f"isp-{i + 1}", "latency_s": 0.01 * (i + 1)}
                   for i in range(n - 1)],
@@ -121,4 +122,10 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
             isp["policies"]["pop_before_smtp"] = {"start_s": pick(*later),
                                                   "window_s": pick(60.0, 1800.0)}
     world["users"].update(mua_25_auth_share=pick(0.0, 0.3), mua_25_pop_share=pick(0.0, 0.3, 0.6))
+    if chance(0.5):   # users whose mail provider is not their ISP
+        world["providers"] = [{"name": "acme", "domain": "acme.example", "network": "hosting",
+                               "submission": None if chance(0.3) else {"start_s": pick(*later)}}]
+        world["users"]["provider_share"] = pick(0.1, 0.3)
+    world["users"].update(home_mta_share=pick(0.05, 0.15),
+                          home_mta_smarthost=pick("none", "isp_25", "isp_587"))
     return world
