@@ -68,11 +68,15 @@ def _format_extras(summary: dict) -> list[str]:
             causes = ", ".join(f"{c} {n}" for c, n in sorted(stopped[kind].items(),
                                                              key=lambda kv: -kv[1]))
             lines.append(f"{kind} stopped by: {causes}")
-    delivery = summary["legit_delivery"]
-    parts = [f"{who} on {port}: {d['ratio']:.1%} of {d['attempted']}"
-             for who in ("home", "roaming") for port, d in sorted(delivery[who].items())]
-    if parts:
-        lines.append("legit delivered: " + "; ".join(parts))
+    groups = summary["legit_groups"]
+    if groups:
+        lines.append("legit delivered, by sender and how they submit (what stopped the rest):")
+        for who, paths in groups.items():
+            for path, d in paths.items():
+                why = ", ".join(f"{c} {n}" for c, n in sorted(d["stopped_by"].items(),
+                                                             key=lambda kv: -kv[1]))
+                lines.append(f"  {who:<8} {path:<13} {d['ratio']:>7.1%} of {d['attempted']:>8}"
+                             + (f"  ({why})" if why else ""))
     spam = sorted(summary["spam_by_origin"], key=lambda r: -r["attempted"])
     if spam:
         lines.append("spam by origin and strategy: attempted / left origin ISP / delivered")

@@ -45,7 +45,7 @@ CAUSES = {"op25b", "inbound_25_block", "connection_refused", "relay_denied", "us
           "message_size", "too_many_recipients", "queue_lifetime", "op25b_top_talkers"}
 
 
-AUTHENTICATED = ("mua:587", "mua:25+auth", "stolen_587")
+AUTHENTICATED = ("mua:587", "mua:25+auth", "mta:isp_587", "stolen_587")
 
 
 def _agree(result: Comparison) -> int:
@@ -171,7 +171,8 @@ def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
     assert seen.op25b_share > 0
     assert seen.blocklist == {"coverage", "not_consulted", "seen"}
     assert seen.stolen_used > 0 and seen.recipients > 20_000
-    assert seen.mua_paths == {"mua:25", "mua:25+auth", "mua:25+pop", "mua:587"}
+    assert seen.mua_paths == {"mua:25", "mua:25+auth", "mua:25+pop", "mua:587", "provider:25",
+                              "provider:587", "mta:direct", "mta:isp_25", "mta:isp_587"}
     assert seen.pop_relayed > 0
     assert seen.differing <= 0.001 * seen.recipients
 

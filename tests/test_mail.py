@@ -123,7 +123,7 @@ def test_a_traveller_delivers_through_the_home_server_with_pop_before_smtp_or_au
     hotel = world.plan.by_name["hotel"]
     mails = {}
     for user, mode in ((1, 0), (2, 1), (3, 2)):
-        users.mua_25[user] = mode
+        users.workload.mua_25[user] = mode
         mails[mode] = users.send(user, [REMOTE], 1000, source=hotel)
     world.env.run(until=600)
     frame = world.ledger.to_arrow().to_pandas().set_index("message_id")
@@ -135,12 +135,15 @@ def test_a_traveller_delivers_through_the_home_server_with_pop_before_smtp_or_au
 
 
 def test_mail_clients_move_to_587_when_their_isp_opens_it():
-    from netsim.world.workload import submission_port
+    from netsim.world.workload import PATHS, submission_path
 
-    assert submission_port(True, 100.0, 200.0) == 25      # set for 587, not offered yet
-    assert submission_port(True, 200.0, 200.0) == 587
-    assert submission_port(False, 300.0, 200.0) == 25
-    assert submission_port(True, 300.0, float("inf")) == 25   # an ISP without 587
+    def path(on_587: bool, at: float, offered_from: float) -> str:
+        return PATHS[int(submission_path(0, on_587, 0, at, offered_from, float("inf"), 6))]
+
+    assert path(True, 100.0, 200.0) == "mua:25"      # set for 587, not offered yet
+    assert path(True, 200.0, 200.0) == "mua:587"
+    assert path(False, 300.0, 200.0) == "mua:25"
+    assert path(True, 300.0, float("inf")) == "mua:25"   # an ISP without 587
 
 
 def test_no_listener_on_587_when_the_isp_offers_no_submission_port():

@@ -77,6 +77,14 @@ BAD = {
     "POP-before-SMTP window zero": (_mutate(lambda d: d["isps"][0].update(policies={
         "pop_before_smtp": {"window_s": 0}})),
         "isps[0] (isp-a).policies.pop_before_smtp.window_s: Input should be greater than 0"),
+    "provider share without providers": (_mutate(lambda d: d.update(users={
+        "provider_share": 0.1})), "users.provider_share > 0 but no providers are given"),
+    "provider outside hosting": (_mutate(lambda d: d.update(providers=[{
+        "name": "acme", "domain": "acme.example", "network": "hotel"}])),
+        "providers[0].network: 'hotel' is not a hosting network"),
+    "senders' shares above one": (_mutate(lambda d: d.update(users={
+        "provider_share": 0.7, "home_mta_share": 0.4})),
+        "provider_share + home_mta_share exceed 1"),
     "domain twice": (_mutate(lambda d: d["isps"][1].update(domain="isp-a.example")),
                      "domain 'isp-a.example' appears twice"),
     "disconnected graph": (_mutate(lambda d: d.update(links=d["links"][:1])),

@@ -192,17 +192,17 @@ def test_the_flow_path_keys_verdicts_by_address_block_and_asks_top_talkers_in_ti
 
 
 BAD = {
-    "isps[0].policies.op25b.pool_share: Input should be less than or equal to 1":
+    "isps[0] (isp-a).policies.op25b.pool_share: Input should be less than or equal to 1":
         {"op25b": {"pool_share": 1.5}},
-    "isps[0].policies.op25b.pool_share: Input should be greater than or equal to 0":
+    "isps[0] (isp-a).policies.op25b.pool_share: Input should be greater than or equal to 0":
         {"op25b": {"pool_share": -0.1}},
-    "isps[0].policies.op25b_top_talkers.max_connections: Input should be greater than or "
+    "isps[0] (isp-a).policies.op25b_top_talkers.max_connections: Input should be greater than or "
     "equal to 1": {"op25b_top_talkers": {"max_connections": 0}},
-    "isps[0].policies.op25b_top_talkers.window_s: Input should be greater than 0":
+    "isps[0] (isp-a).policies.op25b_top_talkers.window_s: Input should be greater than 0":
         {"op25b_top_talkers": {"window_s": 0}},
-    "isps[0].policies.op25b_top_talkers.connections_per_hour: unknown field":
+    "isps[0] (isp-a).policies.op25b_top_talkers.connections_per_hour: unknown field":
         {"op25b_top_talkers": {"connections_per_hour": 5}},
-    "isps[0].policies.op25b_top_talkers.action": {"op25b_top_talkers": {"action": "slow"}},
+    "isps[0] (isp-a).policies.op25b_top_talkers.action": {"op25b_top_talkers": {"action": "slow"}},
 }
 
 

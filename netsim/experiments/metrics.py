@@ -31,6 +31,13 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
         for port, d in ports.items():
             row[f"{who}_{port}_attempted"] = d["attempted"]
             row[f"{who}_{port}_delivery_ratio"] = d["ratio"]
+    for who, paths in summary["legit_groups"].items():
+        for path, d in paths.items():
+            name = path.replace(":", "_").replace("+", "_")   # mua:25+pop → mua_25_pop
+            row[f"{who}_{name}_attempted"] = d["attempted"]
+            row[f"{who}_{name}_delivery_ratio"] = d["ratio"]
+    for origin, d in summary["legit_by_origin"].items():
+        row[f"legit_delivery_ratio_from_{origin}"] = d["ratio"]
     row["spam_left_origin"] = 0
     for r in summary["spam_by_origin"]:
         for key in ("attempted", "left_origin", "delivered", "blocked"):

@@ -266,6 +266,29 @@ class HostingNetworkConfig(Strict):
     _prefix = field_validator("prefix", mode="before")(_prefix_text)
 
 
+class ProviderConfig(Strict):
+    """A mail provider that is not an access ISP: a company's or a hosting provider's server,
+    to which its customers submit from wherever they are, always with SMTP AUTH."""
+
+    name: str = Field(description="Short name.")
+    domain: str = Field(description="The provider's domain; its server is mail.<domain>.")
+    network: str = Field(description="The hosting network its server lives in.")
+    submission: Switch | None = Field(default_factory=Switch, description="Offer port 587 "
+                                      "with SMTP AUTH (RFC 6409), from start_s; without it "
+                                      "customers submit on 25 with AUTH.")
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not _DOMAIN.match(value):
+            raise ValueError("is not a valid lower-case domain name")
+        return value
+
+    _submission = field_validator("submission", mode="before")(_switch)
+
+
 class DNSConfig(Strict):
     """Authoritative data is derived from the ISPs; these set the resolvers' behaviour."""
 
@@ -348,6 +371,23 @@ class UsersConfig(Strict):
     roaming_share: Share = Field(0.0, description="Share of users who are, at any moment, on "
                                  "a visited network (their MUA settings unchanged). Not "
                                  "published (docs/references.md): sweep it.")
+    provider_share: Share = Field(0.0, description="Share of subscribers whose mail "
+                                  "provider is not their access ISP (a company, a hosting "
+                                  "provider: the scenario's providers): their mail clients "
+                                  "submit to the provider's server, on 587 if set for it "
+                                  "(mua_587_share) and offered, else on 25, always with AUTH; "
+                                  "OP25B stops the latter. Their mailboxes stay at the access "
+                                  "ISP in the model. Not published: sweep it.")
+    home_mta_share: Share = Field(0.0, description="Share of subscribers who run their own "
+                                  "mail server (MTA) on their dynamic address: it queues their "
+                                  "mail and delivers it to each recipient's MX on 25 (OP25B and "
+                                  "PBL-like blocklists stop it), or through a smarthost "
+                                  "(home_mta_smarthost). Not published: sweep it.")
+    home_mta_smarthost: Literal["none", "isp_25", "isp_587"] = Field(
+        "none", description="How home MTAs send: none (direct to MX), isp_25 (through the "
+        "access ISP's server on 25, relayed for its own networks: what ISPs told home-MTA "
+        "users when they started OP25B), isp_587 (through it on 587 with AUTH); through a "
+        "smarthost the MTA submits each message as a mail client on that port does.")
     mua_retries: int = Field(2, ge=0, description="Times a MUA retries a submission that got a "
                              "temporary failure before it reports the mail as not sent.")
     mua_retry_s: Seconds = Field(300, description="Delay between MUA retries [s]. Assumed.")
@@ -365,6 +405,8 @@ class UsersConfig(Strict):
             raise ValueError("mistyped_user_share + mistyped_domain_share exceed 1")
         if self.mua_25_auth_share + self.mua_25_pop_share > 1:
             raise ValueError("mua_25_auth_share + mua_25_pop_share exceed 1")
+        if self.provider_share + self.home_mta_share > 1:
+            raise ValueError("provider_share + home_mta_share exceed 1")
         return self
 
 
@@ -555,6 +597,9 @@ class Scenario(Strict):
         default_factory=list, description="Shared networks (hotels, cafés) behind an ISP.")
     hosting_networks: list[HostingNetworkConfig] = Field(
         default_factory=list, description="Networks of rented static addresses.")
+    providers: list[ProviderConfig] = Field(
+        default_factory=list, description="Mail providers that are not access ISPs, for the "
+        "users' provider_share.")
     dns: DNSConfig = Field(default_factory=DNSConfig, description="Resolver behaviour.")
     smtp: SMTPConfig = Field(default_factory=SMTPConfig, description="SMTP timing and queues.")
     users: UsersConfig = Field(default_factory=UsersConfig,
@@ -628,6 +673,15 @@ class Scenario(Strict):
             if server.network not in hosting:
                 raise ValueError(f"spam.spammer_servers[{i}].network: {server.network!r} is not "
                                  f"a hosting network ({', '.join(sorted(hosting)) or 'none'})")
+        for i, provider in enumerate(self.providers):
+            if provider.network not in hosting:
+                raise ValueError(f"providers[{i}].network: {provider.network!r} is not a "
+                                 f"hosting network ({', '.join(sorted(hosting)) or 'none'})")
+        _unique([p.name for p in self.providers], "provider name")
+        _unique([isp.domain for isp in self.isps] + [p.domain for p in self.providers],
+                "domain")
+        if self.users.provider_share > 0 and not self.providers:
+            raise ValueError("users.provider_share > 0 but no providers are given")
         pools = hosting | {f"{n}.dynamic" for n in names}
         for i, relay in enumerate(self.spam.open_relays):
             if relay.network not in pools:

@@ -7,7 +7,8 @@ relays on a hosting network and in a dynamic pool; botnets of every strategy, ad
 not, spammer servers, stolen credentials; greylisting, blocklists (of part of a kind's
 ranges, consulted by some servers, listing spam sources once seen) and content filters of
 both actions; SERVFAIL, short queue lifetimes, roaming users and eavesdroppers; mail clients
-with AUTH on 25 or POP-before-SMTP, and ISPs that relay after a POP3 login.
+with AUTH on 25 or POP-before-SMTP, and ISPs that relay after a POP3 login; users of a mail
+provider that is not their ISP, and users' own MTAs at home.
 ``tests/test_equivalence.py`` and ``netsim compare --random N`` use it.
 """
 
@@ -143,4 +144,10 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
             blocklist["consulted_by"] = pick(0.5, [f"isp-{i}" for i in range(0, n, 2)])
         if chance(0.7):   # spammer servers and open relays listed once seen
             blocklist["list_seen_after_s"] = pick(300.0, 1800.0)
+    if chance(0.5):   # users whose mail provider is not their ISP
+        world["providers"] = [{"name": "acme", "domain": "acme.example", "network": "hosting",
+                               "submission": None if chance(0.3) else {"start_s": pick(*later)}}]
+        world["users"]["provider_share"] = pick(0.1, 0.3)
+    world["users"].update(home_mta_share=pick(0.05, 0.15),
+                          home_mta_smarthost=pick("none", "isp_25", "isp_587"))
     return world

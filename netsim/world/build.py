@@ -28,8 +28,8 @@ from netsim.world.policies import apply_policies
 from netsim.world.retrieval import Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
-from netsim.world.users import UserPopulation
-from netsim.world.workload import Workload
+from netsim.world.users import UserPopulation, mua_helo
+from netsim.world.workload import GROUP_HOME_MTA, Workload
 
 
 class CountingEnvironment(simpy.Environment):
@@ -78,10 +78,16 @@ class World:
         for server in [*self.servers, *self.relays]:   # what their queues send is seen
             if isinstance(server.queue, OutboundQueue):
                 server.queue.listing = self.listing
+        self.providers = self._providers()
+        # provider accounts: customer ``offset[isp] + user``
+        self._offset = np.concatenate([[0], np.cumsum([i.subscribers for i in scenario.isps])])
         self.server_index = {server.address: i for i, server in enumerate(self.servers)}
         self.recipient_choice = [self._recipient_choice(i) for i in isps]
         self.workloads = [Workload(scenario, self.streams, i, self.recipient_choice[i])
                           for i in isps]
+        self.home_mtas, self._home_mta = self._home_mtas()
+        # every server that is not an ISP's: they queue and relay like the ISPs' servers
+        self.other_servers = [*self.relays, *self.providers, *self.home_mtas]
         self.retrievals: Retrievals | None = None
         self.flow: LegitFlow | None = None
         self.populations: list[UserPopulation] = []
@@ -123,6 +129,18 @@ class World:
         """The address a user of any ISP writes for ``user`` of ``isp`` (maybe mistyped)."""
         return recipient_address(self.servers[isp].domain, user, typo)
 
+    def customer(self, isp: int, user: int) -> int:
+        """The account a user of ``isp`` has at a mail provider."""
+        return int(self._offset[isp]) + user
+
+    def home_mta(self, isp: int, user: int) -> MailServer:
+        """The MTA a user runs at home."""
+        return self.home_mtas[self._home_mta[isp, user]]
+
+    def home_mta_index(self, isp: int, user: int) -> int:
+        """Its place in ``home_mtas``."""
+        return self._home_mta[isp, user]
+
     def dynamic_pool(self, isp: int) -> Subnet:
         return self.plan.by_name[f"{self.scenario.isps[isp].name}.dynamic"]
 
@@ -140,7 +158,7 @@ class World:
         (``dns`` for the caches): none on the engine path; at fidelity flow, each may have
         been answered otherwise than the engines would (docs/fidelity.md)."""
         counts: dict[str, int] = {}
-        for server in [*self.servers, *self.relays]:
+        for server in [*self.servers, *self.other_servers]:
             for policy in server.policies:
                 n = getattr(policy, "out_of_order", 0)
                 if n:
@@ -161,7 +179,7 @@ class World:
     def held_rows(self) -> set[int]:
         """Every recipient some queue or MUA outbox still holds."""
         held = self.outbox.held_rows()
-        for server in [*self.servers, *self.relays]:
+        for server in [*self.servers, *self.other_servers]:
             held |= server.held_rows()
         if self.flow is not None:
             held |= self.flow.held_rows()
@@ -237,6 +255,51 @@ class World:
         return ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
                               m.message_size_limit, s.smtp.server_bandwidth_bps, m.scan_mean_s,
                               per_command=s.fidelity == "command", direct=s.fidelity == "flow")
+
+    def _providers(self) -> list[MailServer]:
+        """Mail providers' servers, in the middle of their hosting networks (clear of the
+        spammer servers at the bottom and the open relays at the top): they relay for their
+        authenticated customers only."""
+        providers: list[MailServer] = []
+        customers = sum(i.subscribers for i in self.scenario.isps)
+        for k, cfg in enumerate(self.scenario.providers):
+            net = self.plan.by_name[cfg.network]
+            hostname = f"mail.{cfg.domain}"
+            address = net.host((net.prefix.num_addresses - 2) // 2 + k)
+            self.zones.add_mx(cfg.domain, 10, hostname)
+            self.zones.add_a(hostname, address)
+            server = MailServer(
+                self.env, isp=cfg.name, domain=cfg.domain, address=address, users=customers,
+                own_subnets=frozenset(), settings=self._settings(
+                    self.scenario.isps[net.isp].mail_server),
+                network=self.network, resolver=self.resolvers[net.isp], ledger=self.ledger,
+                retry=self.retry_policy, rng=self.streams[f"mx.{cfg.name}"], ids=self.next_id,
+                tracer=self.tracer, hostname=hostname)
+            server.listen(25)
+            if cfg.submission is not None:
+                server.listen(587, from_s=cfg.submission.start_s)
+            providers.append(server)
+        return providers
+
+    def _home_mtas(self) -> tuple[list[MailServer], dict[tuple[int, int], int]]:
+        """The MTAs users run on their hosts at home: each queues its user's mail and
+        delivers it from the host's address (through the ISP's resolver)."""
+        mtas: list[MailServer] = []
+        index: dict[tuple[int, int], int] = {}
+        for i, workload in enumerate(self.workloads):
+            pool = self.dynamic_pool(i)
+            m = self.scenario.isps[i].mail_server
+            for user in np.flatnonzero(workload.group == GROUP_HOME_MTA).tolist():
+                address = pool.host(user)
+                name = mua_helo(address, pool.name)
+                index[i, user] = len(mtas)
+                mtas.append(MailServer(
+                    self.env, isp=self.scenario.isps[i].name, domain=name, address=address,
+                    users=0, own_subnets=frozenset(), settings=self._settings(m),
+                    network=self.network, resolver=self.resolvers[i], ledger=self.ledger,
+                    retry=self.retry_policy, rng=self.streams[f"mx.{name}"], ids=self.next_id,
+                    tracer=self.tracer, hostname=name))
+        return mtas, index
 
     def _open_relays(self) -> list[MailServer]:
         """Misconfigured servers that relay for anyone: no policies at all."""

@@ -44,14 +44,18 @@ from netsim.world.dialogue import Dialogue, FlowError, ServerArrays
 from netsim.world.flow_queue import FlowQueues
 from netsim.world.users import MailClients, UsersWorld, mua_helo
 from netsim.world.workload import (
+    AUTH,
     BATCH_S,
     HOME,
-    MUA_PATHS,
+    HOME_MTA,
+    ISP_SERVER,
+    PATHS,
+    POP_FIRST,
+    PORT,
+    PROVIDER,
+    TARGET,
     Batch,
     Workload,
-    authenticates,
-    logs_in_first,
-    submission_port,
 )
 
 LEGIT = KINDS.index(Kind.LEGIT)
@@ -61,7 +65,11 @@ class FlowWorld(UsersWorld, Protocol):
     """What the flow path reads of the world, besides what users' mail clients read."""
 
     @property
-    def relays(self) -> list[MailServer]: ...
+    def other_servers(self) -> list[MailServer]: ...
+    @property
+    def home_mtas(self) -> list[MailServer]: ...
+
+    def home_mta_index(self, isp: int, user: int) -> int: ...
     @property
     def workloads(self) -> list[Workload]: ...
     @property
@@ -102,14 +110,14 @@ class LegitFlow:
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
         self.isp_code = np.array([code("origin_isp", s.isp) for s in servers])
-        # by (port == 587) * 3 + the MUA's setting on 25
-        self.path_code = np.array([code("path", MUA_PATHS[port, mode])
-                                   for port in (25, 587) for mode in range(3)])
+        self.path_code = np.array([code("path", path) for path in PATHS])
         self.due_mua: dict[int, list[Columns]] = {}
         self.step_index = 0
         self._hour: Columns | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
-        self.queues = FlowQueues(self.arrays, world.relays, world.resolvers,
+        # the queues of every other server follow the ISPs', the home MTAs' last
+        self.first_home_mta = len(servers) + len(world.other_servers) - len(world.home_mtas)
+        self.queues = FlowQueues(self.arrays, world.other_servers, world.resolvers,
                                  world.retry_policy, plan, self.ledger, self.custody,
                                  self.connections, world.next_ids, world.listing)
         self.env.process(self._run())
@@ -218,27 +226,25 @@ class LegitFlow:
         nets = [world.dynamic_pool(isp), *self.visited]
         net_of = batch.where + 1             # index into ``nets``
         src_net = np.array([net.index for net in nets])[net_of]
-        workload = world.workloads[isp]
-        port = submission_port(workload.mua_587[batch.user], batch.created,
-                               workload.offers_587_from)
-        mode = workload.mua_25[batch.user]
+        path = world.workloads[isp].path(batch.user, batch.created)
+        port = PORT[path]
         sender = np.where(batch.where == HOME, code("sender", SenderType.USER.value),
                           code("sender", SenderType.ROAMING.value))
         # HOME (-1) reads the last entry of ``eavesdrop``: 0
         capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
-                                ~self.tls_auth[isp]) & authenticates(port, mode)
+                                ~self.tls_auth[isp]) & AUTH[path] & (TARGET[path] == ISP_SERVER)
         draw = batch.capture
         typo = batch.typo
         per_message = {
             "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
             "src_net": src_net,
             "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
-            "port": port, "auth": authenticates(port, mode),
-            "pop_first": logs_in_first(port, mode),
+            "port": port, "auth": AUTH[path], "pop_first": POP_FIRST[path],
+            "target": TARGET[path],
             "size": batch.size, "key": batch.key, "capture": capture, "draw": draw,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": self.path_code[(port == 587) * 3 + mode],
+            "path": self.path_code[path],
             # a message's place in the merged hour: ISP, then creation order
             "message": isp * 2**40 + np.arange(n)}
         data = {k: v[msg] for k, v in per_message.items()}
@@ -256,12 +262,19 @@ class LegitFlow:
         engines instead, as the spammers' sessions do, where the server keeps state over
         accounts (a rate limit): it then sees all of the account's sessions in time
         order."""
-        held = self.shared[work.isp] & (work.attempt == 0)
+        first = work.attempt == 0
+        home = first & (work.target == HOME_MTA)   # no session at the ISP's server
+        held = self.shared[work.isp] & first & ~home
         if held.any():
             held &= self.world.credentials.used(work.isp, work.user)
+        # a provider's customers submit to the provider's server, which the engines run
+        held |= first & (work.target == PROVIDER)
+        if home.any():
+            self._to_home_mtas(work.take(home))
         if held.any():
             self._to_engines(work.take(held))
-            work = work.take(~held)
+        if held.any() or home.any():
+            work = work.take(~(held | home))
             if not len(work):
                 return
         work = work.take(np.lexsort((work.row, work.mid, work.t)))
@@ -352,6 +365,19 @@ class LegitFlow:
             for j, i in enumerate(ask.tolist()):
                 pop_at[i] = servers[int(s.isp[i])].pop_login(int(s.src[i]), float(greet[j]))
         return pop_at
+
+    def _to_home_mtas(self, work: Columns) -> None:
+        """Messages users' own MTAs take as they are written (``MailServer.accept`` at
+        home): into the flow path's queues, as each MTA's queue, at once."""
+        world = self.world
+        slot = [world.home_mta_index(i, u)
+                for i, u in zip(work.isp.tolist(), work.user.tolist(), strict=True)]
+        self.queues.enqueue(Columns({
+            **{k: work.data[k] for k in ("row", "mid", "size", "key", "rcpt_isp", "rcpt_user",
+                                         "typo")},
+            "qsrv": self.first_home_mta + np.array(slot, dtype=np.int64),
+            "from_srv": work.isp, "from_user": work.user,
+            "kind": np.full(len(work), LEGIT), "origin": work.isp}), work.t, self.step_index)
 
     def _to_engines(self, work: Columns) -> None:
         """Messages submitted by their users' mail clients on the engine path, each from the

@@ -1,5 +1,6 @@
 """What a run reports beyond the counts: stopped_by, spam by origin and strategy, legitimate
-delivery for home and roaming users by MUA port, credentials, and the hourly series.
+delivery for home and roaming users by MUA port and by how they submit (who lost what, and
+why), by origin ISP, credentials, and the hourly series.
 
 Computed once, after the run, from the recipient table (never on the simulation's hot path),
 on the integer codes of its dictionary-encoded columns: counting a country's twenty million
@@ -155,6 +156,54 @@ def legit_delivery(cols: RecipientColumns) -> dict[str, dict[str, dict[str, floa
             d = int((mine & delivered & (port == p)).sum())
             out[who][str(p)] = {"attempted": int(n), "delivered": d, "ratio": round(d / n, 6)}
     return out
+
+
+def _shares(cols: RecipientColumns, mine: np.ndarray, keys: list[np.ndarray],
+            names: list[list[str]]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Legitimate recipients of ``mine`` by the keys' words: attempted, delivered, the
+    ratio, and what kept the rest from an inbox (``stopped_by``, else their outcome:
+    ``junked``, ``pending``)."""
+    outcome, outcomes = cols.codes("outcome")
+    cause, causes = cols.codes("stopped_by")
+    words = [outcomes[o] if causes[c] == "" else causes[c]
+             for o in range(len(outcomes)) for c in range(len(causes))]
+    why = outcome * len(causes) + cause
+    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    groups, counts = _tally([k[mine] for k in keys] + [why[mine]])
+    for (*key, w), n in zip(groups.tolist(), counts.tolist(), strict=True):
+        group = out.setdefault(tuple(names[j][k] for j, k in enumerate(key)),
+                               {"attempted": 0, "delivered": 0, "stopped_by": {}})
+        group["attempted"] += n
+        if words[w] == "delivered":
+            group["delivered"] += n
+        else:
+            group["stopped_by"][words[w]] = group["stopped_by"].get(words[w], 0) + n
+    for group in out.values():
+        group["ratio"] = round(group["delivered"] / group["attempted"], 6)
+    return out
+
+
+def legit_groups(cols: RecipientColumns) -> dict[str, dict[str, dict[str, Any]]]:
+    """Legitimate delivery by sender group (home, roaming) and how the mail was submitted
+    (``path``: the ISP's server on 25 or 587, after a POP3 login or with AUTH on 25, a
+    provider's server, a home MTA): who lost what, and why."""
+    legit = cols.is_("kind", "legit")
+    sender, senders = cols.codes("sender")
+    path, paths = cols.codes("path")
+    who = {"user": "home", "roaming": "roaming"}
+    out: dict[str, dict[str, dict[str, Any]]] = {"home": {}, "roaming": {}}
+    for (s, p), group in sorted(_shares(cols, legit, [sender, path],
+                                        [senders, paths]).items()):
+        out.setdefault(who.get(s, s), {})[p] = group
+    return {k: v for k, v in out.items() if v}
+
+
+def legit_by_origin(cols: RecipientColumns) -> dict[str, dict[str, Any]]:
+    """Legitimate delivery by the sender's ISP, and why the rest was not delivered."""
+    legit = cols.is_("kind", "legit")
+    origin, origins = cols.codes("origin_isp")
+    return {o: group for (o,), group in sorted(_shares(cols, legit, [origin],
+                                                       [origins]).items())}
 
 
 def legit_delay(cols: RecipientColumns) -> dict[str, float]:

@@ -77,6 +77,8 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "stopped_by": report.stopped_by(cols),
         "spam_by_origin": report.spam_by_origin(cols),
         "legit_delivery": report.legit_delivery(cols),
+        "legit_groups": report.legit_groups(cols),
+        "legit_by_origin": report.legit_by_origin(cols),
         "legit_delay": report.legit_delay(cols),
         "credentials": world.credentials.summary(),
         "sim": {

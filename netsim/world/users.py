@@ -14,7 +14,7 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from netsim.mail import Kind, Mail, SenderType, pop3_session
+from netsim.mail import Kind, Mail, MailServer, SenderType, pop3_session
 from netsim.mail.accounts import account_name
 from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.mail.trace import Tracer, following
@@ -23,22 +23,33 @@ from netsim.protocols import Credentials, POP3Client, Reply
 from netsim.world.credentials import auth_captured
 from netsim.world.senders import Process, SendersWorld
 from netsim.world.workload import (
+    AUTH,
     BATCH_S,
     HOME,
-    MUA_PATHS,
+    HOME_MTA,
+    PATHS,
+    POP_FIRST,
+    PORT,
+    PROVIDER,
+    TARGET,
     Batch,
     Workload,
-    authenticates,
-    logs_in_first,
-    submission_port,
 )
 
 
 class UsersWorld(SendersWorld, Protocol):
     """What users' mail clients read of the world, besides what every sender reads: the
-    address a user writes for a recipient."""
+    address a user writes for a recipient, the mail providers that are not access ISPs
+    (and the account a user has at one), and the MTAs users run at home."""
+
+    @property
+    def providers(self) -> list[MailServer]: ...
 
     def address(self, isp: int, user: int, typo: int) -> str: ...
+
+    def customer(self, isp: int, user: int) -> int: ...
+
+    def home_mta(self, isp: int, user: int) -> MailServer: ...
 
 
 def mua_helo(source: int, network: str) -> str:
@@ -60,16 +71,14 @@ class MailClients:
         self.name = world.scenario.isps[isp].name
         self.server = world.servers[isp]
         self.pool = world.dynamic_pool(isp)
-        self.mua_587 = workload.mua_587
-        self.mua_25 = workload.mua_25
-        self.offers_587_from = workload.offers_587_from
+        self.workload = workload
         self.visited = [world.plan.by_name[v.name] for v in world.scenario.visited_networks]
         self.eavesdrop = [v.eavesdrop_probability for v in world.scenario.visited_networks]
         self.server_security = world.scenario.isps[isp].mail_server.submission_security
 
-    def port(self, user: int, at: float) -> int:
-        """The port the user's MUA submits a message created at ``at`` on."""
-        return int(submission_port(self.mua_587[user], at, self.offers_587_from))
+    def path(self, user: int, at: float) -> int:
+        """How the user's message written at ``at`` is submitted (a code of ``PATHS``)."""
+        return int(self.workload.path(user, at))
 
     def pop3_client(self, user: int, *, fetch: bool = True) -> POP3Client:
         """The user's MUA as a POP3 client of its server's login security."""
@@ -80,23 +89,31 @@ class MailClients:
 
     def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
                ) -> Process:
-        """The MUA submits to the user's own server as configured (25, 25 with AUTH, 25
-        after a POP3 login, or 587 with AUTH), from wherever the user is; a temporary
-        failure is retried a few times."""
-        env, world, cfg, server = self.env, self.world, self.cfg, self.server
-        port = self.port(user, mail.created)
-        mode = int(self.mua_25[user])
+        """The MUA submits to the user's server as configured (the ISP's on 25, 25 with
+        AUTH, 25 after a POP3 login, or 587 with AUTH; a provider's with AUTH), from
+        wherever the user is, and retries a temporary failure a few times; or the user's own
+        MTA takes the message and queues it."""
+        env, world, cfg = self.env, self.world, self.cfg
+        path = self.path(user, mail.created)
+        if TARGET[path] == HOME_MTA:
+            world.home_mta(self.isp, user).accept(mail, mail.recipients, env.now)
+            return
+        server, account = self.server, user
+        if TARGET[path] == PROVIDER:
+            server = world.providers[int(self.workload.provider[user])]
+            account = world.customer(self.isp, user)
+        port = int(PORT[path])
         source, net = where
         pending = world.outbox.hold(mail)
         trace = following(world.tracer, mail)
-        credentials = (Credentials(account_name(user), server.password(user))
-                       if authenticates(port, mode) else None)
+        credentials = (Credentials(account_name(account), server.password(account))
+                       if AUTH[path] else None)
         helo = mua_helo(source, net.name)
         refused: dict[str, Reply] = {}
         for round_ in range(cfg.mua_retries + 1):
             if round_:
                 yield env.timeout(cfg.mua_retry_s)
-            if logs_in_first(port, mode):
+            if POP_FIRST[path]:
                 yield from self._pop_login(user, source, trace)
             conn, refused = yield from attempt(env, world.network, source, server.address, port,
                                                mail, pending, helo=helo, credentials=credentials,
@@ -104,7 +121,7 @@ class MailClients:
             if not conn.is_open:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
-            if credentials is not None:
+            if credentials is not None and server is self.server:   # the ISP's accounts
                 self._exposed(user, net, capture)
             refuse(world.ledger, mail, pending,
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
@@ -144,7 +161,6 @@ class UserPopulation(MailClients):
 
     def __init__(self, world: UsersWorld, isp: int, workload: Workload):
         super().__init__(world, isp, workload)
-        self.workload = workload
         self.size = n = workload.size
         self.check_phase = workload.check_phase
         self.checking = np.zeros(n, dtype=bool)
@@ -192,9 +208,9 @@ class UserPopulation(MailClients):
         sender = SenderType.USER if where[1] is self.pool else SenderType.ROAMING
         mail = Mail(world.next_id(), Kind.LEGIT, sender, self.server.address_of(user),
                     size, self.env.now, origin=self.name, key=key)
-        port = self.port(user, mail.created)
+        path = self.path(user, mail.created)
         world.ledger.add(mail, recipients, origin_isp=self.name, origin_network=where[1].name,
-                         path=MUA_PATHS[port, int(self.mua_25[user])], first_hop_port=port)
+                         path=PATHS[path], first_hop_port=int(PORT[path]))
         if world.tracer is not None:
             world.tracer.created(mail)
         return mail

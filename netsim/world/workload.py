@@ -23,28 +23,34 @@ from netsim.world.streams import Streams
 BATCH_S = 3600.0    # simulated seconds of sending drawn at once
 HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
 
+# Who handles a user's mail: their access ISP's server, a provider's, or their own MTA
+GROUP_ISP, GROUP_PROVIDER, GROUP_HOME_MTA = 0, 1, 2
 # How a user's mail client submits on port 25 (before its ISP offers 587, or always)
 MUA_25_PLAIN, MUA_25_AUTH, MUA_25_POP = 0, 1, 2
-MUA_PATHS = {(587, MUA_25_PLAIN): "mua:587", (587, MUA_25_AUTH): "mua:587",
-             (587, MUA_25_POP): "mua:587", (25, MUA_25_PLAIN): "mua:25",
-             (25, MUA_25_AUTH): "mua:25+auth", (25, MUA_25_POP): "mua:25+pop"}
+
+# How a message is submitted, one code a path (the ledger's ``path``); the first three are
+# the codes of the settings on 25 above. What each path means: its port, whether it
+# authenticates, whether a POP3 login comes first, and which server it submits to.
+PATHS = ("mua:25", "mua:25+auth", "mua:25+pop", "mua:587", "provider:25", "provider:587",
+         "mta:direct", "mta:isp_25", "mta:isp_587")
+ISP_SERVER, PROVIDER, HOME_MTA = 0, 1, 2   # the target of a path
+PORT = np.array([25, 25, 25, 587, 25, 587, 25, 25, 587])
+AUTH = np.array([False, True, False, True, True, True, False, False, True])
+POP_FIRST = np.array([False, False, True, False, False, False, False, False, False])
+TARGET = np.array([ISP_SERVER] * 4 + [PROVIDER] * 2 + [HOME_MTA, ISP_SERVER, ISP_SERVER])
+HOME_MTA_PATHS = {"none": 6, "isp_25": 7, "isp_587": 8}   # by ``home_mta_smarthost``
 
 
-def submission_port(on_587: Any, at: Any, offered_from: Any) -> Any:
-    """The port a MUA submits on at ``at``: 587 if it is set for 587 and its ISP offers 587
-    by then (users move to 587 when their ISP opens it; an ISP without 587 has none of its
-    users on it), else 25. For one message or arrays of them."""
-    return 25 + 562 * (on_587 & (at >= offered_from))
-
-
-def authenticates(port: Any, mode: Any) -> Any:
-    """Whether the MUA authenticates with SMTP AUTH: on 587 always, on 25 if set to."""
-    return (port == 587) | (mode == MUA_25_AUTH)
-
-
-def logs_in_first(port: Any, mode: Any) -> Any:
-    """Whether the MUA logs in by POP3 just before it sends (POP-before-SMTP)."""
-    return (port == 25) & (mode == MUA_25_POP)
+def submission_path(group: Any, on_587: Any, mode: Any, at: Any, isp_587_from: Any,
+                    provider_587_from: Any, home_mta_path: int) -> Any:
+    """How a message written at ``at`` is submitted (a code of ``PATHS``): a mail client set
+    for 587 submits there where and once its server (the ISP's, or the provider's) offers
+    587 (users move to 587 when it opens; an ISP without 587 has none of its users on it),
+    else on 25 as set; a home MTA as configured. For one message or arrays of them."""
+    isp = np.where(on_587 & (at >= isp_587_from), 3, mode)
+    provider = np.where(on_587 & (at >= provider_587_from), 5, 4)
+    return np.select([group == GROUP_PROVIDER, group == GROUP_HOME_MTA],
+                     [provider, home_mta_path], isp)
 
 
 @dataclass(slots=True)
@@ -102,6 +108,18 @@ class Workload:
             MUA_25_PLAIN)).astype(np.int8)
         submission = s.isps[isp].policies.submission
         self.offers_587_from = math.inf if submission is None else submission.start_s
+        # whose server handles each user's mail, and which provider's (own streams)
+        group = streams[f"users.group.{self.name}"].random(n)
+        self.group = np.where(group < cfg.provider_share, GROUP_PROVIDER, np.where(
+            group < cfg.provider_share + cfg.home_mta_share, GROUP_HOME_MTA,
+            GROUP_ISP)).astype(np.int8)
+        self.provider = (streams[f"users.provider.{self.name}"].integers(
+            len(s.providers), size=n, dtype=np.int32) if s.providers
+            else np.zeros(n, dtype=np.int8))
+        self.provider_587_from = np.array(
+            [math.inf if p.submission is None else p.submission.start_s for p in s.providers]
+            or [math.inf])
+        self.home_mta_path = HOME_MTA_PATHS[cfg.home_mta_smarthost]
         # each user's MUA checks mail every interval, from its own phase
         self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * cfg.pop3_check_interval_s
         self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)
@@ -110,6 +128,13 @@ class Workload:
         self.visited_hosts = np.array([v.prefix.num_addresses - 2 for v in s.visited_networks],
                                       dtype=np.int64)
         self.rng = streams[f"users.send.{self.name}"]
+
+    def path(self, user: Any, at: Any) -> Any:
+        """How ``user``'s message written at ``at`` is submitted (``submission_path``)."""
+        return submission_path(self.group[user], self.mua_587[user], self.mua_25[user], at,
+                               self.offers_587_from,
+                               self.provider_587_from[self.provider[user]],
+                               self.home_mta_path)
 
     def batch(self, start: float, end: float) -> Batch:
         """The messages created in ``[start, end)``: a Poisson count, uniform times."""
@@ -122,6 +147,8 @@ class Workload:
         host = user.copy()
         if len(self.visited_hosts):
             roaming = np.flatnonzero(rng.random(n) < cfg.roaming_share)
+            # a home MTA sends from home wherever its user is
+            roaming = roaming[self.group[user[roaming]] != GROUP_HOME_MTA]
             where[roaming] = rng.integers(len(self.visited_hosts), size=len(roaming))
             host[roaming] = rng.integers(self.visited_hosts[where[roaming]])
         size = np.maximum(300, rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma,
