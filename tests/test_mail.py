@@ -118,7 +118,8 @@ def test_a_traveller_delivers_through_the_home_server_with_pop_before_smtp_or_au
     are refused relay."""
     isps = tiny_scenario().model_dump(mode="json")["isps"]
     isps[0]["policies"] = {"pop_before_smtp": True, "submission": None}
-    world = _world(isps=isps, duration_s=600)
+    world = _world(isps=isps, duration_s=600, users={"sends_per_day": 0,
+                                                      "mua_25_pop_share": 0.5})
     users = world.populations[0]
     hotel = world.plan.by_name["hotel"]
     mails = {}

@@ -281,6 +281,10 @@ def test_the_pool_counts_each_account_spammers_used_once_and_flags_it():
     assert pool.draw(np.random.default_rng(0)) is None
     pool.add((0, 4), "compromised")
     pool.add((1, 2), "pop3")
+    # held from the moment spammers have the password, used once they log in with it
+    assert pool.held(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 0])).tolist() == [
+        True, False, True, False]
+    assert not pool.used(np.array([0, 1]), np.array([4, 2])).any()
     rng = np.random.default_rng(1)
     drawn = {pool.draw(rng) for _ in range(50)}
     assert drawn == {(0, 4), (1, 2)}

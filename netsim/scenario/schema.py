@@ -354,7 +354,8 @@ class UsersConfig(Strict):
     mua_587_share: Share = Field(0.5, description="Share of users whose MUA submits on 587 "
                                  "with AUTH where and once their ISP offers 587; the others, "
                                  "and these before their ISP offers 587, submit on 25 as "
-                                 "mua_25_auth_share and mua_25_pop_share say.")
+                                 "mua_25_auth_share and mua_25_pop_share say. Assumed: no "
+                                 "published share.")
     mua_25_auth_share: Share = Field(0.0, description="Share of MUAs on port 25 that "
                                      "authenticate with SMTP AUTH (RFC 4954), as ISPs told "
                                      "travellers to before 587; the rest of those on 25 relay "

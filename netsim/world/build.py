@@ -289,6 +289,8 @@ class World:
         for i, workload in enumerate(self.workloads):
             pool = self.dynamic_pool(i)
             m = self.scenario.isps[i].mail_server
+            if workload.group is None:
+                continue
             for user in np.flatnonzero(workload.group == GROUP_HOME_MTA).tolist():
                 address = pool.host(user)
                 name = mua_helo(address, pool.name)

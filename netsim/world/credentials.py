@@ -40,6 +40,9 @@ def auth_captured(draw: Any, probability: Any, plaintext: Any) -> Any:
     return plaintext & (draw < probability)
 
 
+HELD, USED = 1, 2   # what spammers have of an account
+
+
 class CredentialPool:
     """Accounts (isp index, user index) whose passwords spammers hold. ``subscribers`` are
     the accounts of each ISP (a flag an account says whether spammers used it)."""
@@ -48,7 +51,8 @@ class CredentialPool:
         self.accounts: list[tuple[int, int]] = []
         self._known: set[tuple[int, int]] = set()
         self._first = np.r_[0, np.cumsum(subscribers)].astype(np.int64)
-        self._used = np.zeros(int(self._first[-1]), dtype=bool)
+        # per account: 0 spammers do not hold it, HELD they do, USED they have used it
+        self._state = np.zeros(int(self._first[-1]), dtype=np.int8)
         self.compromised = 0
         self.captured_pop3 = 0
         self.captured_smtp = 0
@@ -59,6 +63,7 @@ class CredentialPool:
             return
         self._known.add(account)
         self.accounts.append(account)
+        self._state[self._first[account[0]] + account[1]] = HELD
         if how == "compromised":
             self.compromised += 1
         elif how == "pop3":
@@ -68,7 +73,12 @@ class CredentialPool:
 
     def used(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
         """Whether spammers have used each account (as of now)."""
-        return self._used[self._first[isp] + user]
+        return self._state[self._first[isp] + user] == USED
+
+    def held(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Whether spammers hold each account's password (as of now): they may use it at
+        any instant from now on."""
+        return self._state[self._first[isp] + user] >= HELD
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int] | None:
         """A credential for one session, or None while the pool is empty."""
@@ -76,13 +86,14 @@ class CredentialPool:
             return None
         account = self.accounts[int(rng.integers(len(self.accounts)))]
         self.used_sessions += 1
-        self._used[self._first[account[0]] + account[1]] = True
+        self._state[self._first[account[0]] + account[1]] = USED
         return account
 
     def summary(self) -> dict[str, int]:
         return {"compromised": self.compromised, "captured_pop3": self.captured_pop3,
                 "captured_smtp_auth": self.captured_smtp, "pool": len(self.accounts),
-                "used_sessions": self.used_sessions, "accounts_used": int(self._used.sum())}
+                "used_sessions": self.used_sessions,
+                "accounts_used": int((self._state == USED).sum())}
 
 
 def seed_compromised(world: CredentialWorld) -> None:

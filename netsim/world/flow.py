@@ -9,8 +9,8 @@ adapter's instants) and the MUA's retries. Every server's outbound queue is the 
 too (``netsim.world.flow_queue``), and first POP3 retrievals are computed at the end
 (``netsim.world.retrieval``). Bots and spammer servers still run as SimPy processes, their
 sessions decided by the servers' hooks (``netsim.mail.session.direct_smtp_session``), and
-so do the mail clients of users whose password spammers have used; ``netsim trace`` runs
-through the engines.
+so do the mail clients of users whose password spammers hold and of providers' customers;
+``netsim trace`` runs through the engines.
 
 Each step is taken in the minute in which it starts, and within a minute in time order; a
 minute's queue attempts are made at its end, after what the engines handed over in it. As
@@ -258,15 +258,15 @@ class LegitFlow:
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
         """One submission attempt of every message in ``work`` (first tries and retries).
-        A message from an account whose password spammers have used goes through the
+        A message from an account whose password spammers hold goes through the
         engines instead, as the spammers' sessions do, where the server keeps state over
         accounts (a rate limit): it then sees all of the account's sessions in time
         order."""
         first = work.attempt == 0
         home = first & (work.target == HOME_MTA)   # no session at the ISP's server
-        held = self.shared[work.isp] & first & ~home
-        if held.any():
-            held &= self.world.credentials.used(work.isp, work.user)
+        held = self.shared[work.isp] & ~home   # first tries and retries alike
+        if held.any():   # spammers may use the password at any instant of the minute
+            held &= self.world.credentials.held(work.isp, work.user)
         # a provider's customers submit to the provider's server, which the engines run
         held |= first & (work.target == PROVIDER)
         if home.any():
@@ -381,7 +381,7 @@ class LegitFlow:
 
     def _to_engines(self, work: Columns) -> None:
         """Messages submitted by their users' mail clients on the engine path, each from the
-        instant it is created (``netsim.world.users.MailClients``)."""
+        instant of its attempt, first or a retry (``netsim.world.users.MailClients``)."""
         work = work.take(np.lexsort((work.row, work.mid)))
         starts = np.flatnonzero(changes(work.mid))
         subnets, servers = self.world.plan.subnets, self.servers
@@ -392,11 +392,13 @@ class LegitFlow:
                                       int(work.rcpt_user[i]), int(work.typo[i])):
                     int(work.row[i]) for i in range(first, last)}
             sender = SenderType(self.ledger.word("sender", int(work.row[first])))
+            created = float(self.ledger.created_s[int(work.row[first])])
             mail = Mail(int(work.mid[first]), Kind.LEGIT, sender, servers[isp].address_of(user),
-                        int(work.size[first]), float(work.t[first]), origin=servers[isp].isp,
+                        int(work.size[first]), created, origin=servers[isp].isp,
                         rows=rows, key=int(work.key[first]))
             submit = self.clients[isp].submit(user, mail, (int(work.src[first]), net),
-                                              float(work.draw[first]))
+                                              float(work.draw[first]),
+                                              first_round=int(work.attempt[first]))
             self.env.process(self._at(float(work.t[first]), submit))
 
     def _at(self, t: float, process: Generator[simpy.Event, Any, None],

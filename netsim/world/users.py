@@ -60,8 +60,8 @@ def mua_helo(source: int, network: str) -> str:
 class MailClients:
     """The mail clients (MUAs) of one ISP's users: how each submits a message to its own
     server, on the engine path (the flow path hands them the messages of users whose
-    password spammers have used, so that the server's rate limit sees that account's
-    sessions in time order, docs/fidelity.md)."""
+    password spammers hold, so that the server's rate limit sees that account's sessions in
+    time order, docs/fidelity.md, and of providers' customers)."""
 
     def __init__(self, world: UsersWorld, isp: int, workload: Workload):
         self.world = world
@@ -88,11 +88,12 @@ class MailClients:
                           tls=security == "pop3s", fetch=fetch)
 
     def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
-               ) -> Process:
+               first_round: int = 0) -> Process:
         """The MUA submits to the user's server as configured (the ISP's on 25, 25 with
         AUTH, 25 after a POP3 login, or 587 with AUTH; a provider's with AUTH), from
         wherever the user is, and retries a temporary failure a few times; or the user's own
-        MTA takes the message and queues it."""
+        MTA takes the message and queues it. ``first_round``: the attempt to start at (the
+        flow path hands over a retry)."""
         env, world, cfg = self.env, self.world, self.cfg
         path = self.path(user, mail.created)
         if TARGET[path] == HOME_MTA:
@@ -100,6 +101,7 @@ class MailClients:
             return
         server, account = self.server, user
         if TARGET[path] == PROVIDER:
+            assert self.workload.provider is not None, "a provider's customer"
             server = world.providers[int(self.workload.provider[user])]
             account = world.customer(self.isp, user)
         port = int(PORT[path])
@@ -110,8 +112,8 @@ class MailClients:
                        if AUTH[path] else None)
         helo = mua_helo(source, net.name)
         refused: dict[str, Reply] = {}
-        for round_ in range(cfg.mua_retries + 1):
-            if round_:
+        for round_ in range(first_round, cfg.mua_retries + 1):
+            if round_ > first_round:
                 yield env.timeout(cfg.mua_retry_s)
             if POP_FIRST[path]:
                 yield from self._pop_login(user, source, trace)

@@ -101,21 +101,27 @@ class Workload:
         self.cumulative_rate = np.cumsum(rates)
         self.total_rate = float(self.cumulative_rate[-1]) if n else 0.0
         self.mua_587 = streams[f"users.mua.{self.name}"].random(n) < cfg.mua_587_share
-        # each MUA's setting on 25 (its own stream: the draws above stay as they were)
-        mode = streams[f"users.mua25.{self.name}"].random(n)
-        self.mua_25 = np.where(mode < cfg.mua_25_auth_share, MUA_25_AUTH, np.where(
-            mode < cfg.mua_25_auth_share + cfg.mua_25_pop_share, MUA_25_POP,
-            MUA_25_PLAIN)).astype(np.int8)
+        # each MUA's setting on 25, whose server handles each user's mail, and which
+        # provider's: own streams (the draws above stay as they were), and arrays only where
+        # a share asks for them (a country's memory grows with its subscribers)
+        self.mua_25: np.ndarray | None = None
+        if cfg.mua_25_auth_share + cfg.mua_25_pop_share > 0:
+            mode = streams[f"users.mua25.{self.name}"].random(n)
+            self.mua_25 = np.where(mode < cfg.mua_25_auth_share, MUA_25_AUTH, np.where(
+                mode < cfg.mua_25_auth_share + cfg.mua_25_pop_share, MUA_25_POP,
+                MUA_25_PLAIN)).astype(np.int8)
         submission = s.isps[isp].policies.submission
         self.offers_587_from = math.inf if submission is None else submission.start_s
-        # whose server handles each user's mail, and which provider's (own streams)
-        group = streams[f"users.group.{self.name}"].random(n)
-        self.group = np.where(group < cfg.provider_share, GROUP_PROVIDER, np.where(
-            group < cfg.provider_share + cfg.home_mta_share, GROUP_HOME_MTA,
-            GROUP_ISP)).astype(np.int8)
-        self.provider = (streams[f"users.provider.{self.name}"].integers(
-            len(s.providers), size=n, dtype=np.int32) if s.providers
-            else np.zeros(n, dtype=np.int8))
+        self.group: np.ndarray | None = None
+        if cfg.provider_share + cfg.home_mta_share > 0:
+            group = streams[f"users.group.{self.name}"].random(n)
+            self.group = np.where(group < cfg.provider_share, GROUP_PROVIDER, np.where(
+                group < cfg.provider_share + cfg.home_mta_share, GROUP_HOME_MTA,
+                GROUP_ISP)).astype(np.int8)
+        self.provider: np.ndarray | None = None
+        if cfg.provider_share > 0:
+            self.provider = streams[f"users.provider.{self.name}"].integers(
+                len(s.providers), size=n, dtype=np.int32)
         self.provider_587_from = np.array(
             [math.inf if p.submission is None else p.submission.start_s for p in s.providers]
             or [math.inf])
@@ -131,10 +137,12 @@ class Workload:
 
     def path(self, user: Any, at: Any) -> Any:
         """How ``user``'s message written at ``at`` is submitted (``submission_path``)."""
-        return submission_path(self.group[user], self.mua_587[user], self.mua_25[user], at,
-                               self.offers_587_from,
-                               self.provider_587_from[self.provider[user]],
-                               self.home_mta_path)
+        return submission_path(
+            GROUP_ISP if self.group is None else self.group[user], self.mua_587[user],
+            MUA_25_PLAIN if self.mua_25 is None else self.mua_25[user], at,
+            self.offers_587_from,
+            self.provider_587_from[0 if self.provider is None else self.provider[user]],
+            self.home_mta_path)
 
     def batch(self, start: float, end: float) -> Batch:
         """The messages created in ``[start, end)``: a Poisson count, uniform times."""
@@ -148,7 +156,8 @@ class Workload:
         if len(self.visited_hosts):
             roaming = np.flatnonzero(rng.random(n) < cfg.roaming_share)
             # a home MTA sends from home wherever its user is
-            roaming = roaming[self.group[user[roaming]] != GROUP_HOME_MTA]
+            if self.group is not None:
+                roaming = roaming[self.group[user[roaming]] != GROUP_HOME_MTA]
             where[roaming] = rng.integers(len(self.visited_hosts), size=len(roaming))
             host[roaming] = rng.integers(self.visited_hosts[where[roaming]])
         size = np.maximum(300, rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma,
