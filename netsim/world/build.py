@@ -137,10 +137,6 @@ class World:
         """The MTA a user runs at home."""
         return self.home_mtas[self._home_mta[isp, user]]
 
-    def home_mta_index(self, isp: int, user: int) -> int:
-        """Its place in ``home_mtas``."""
-        return self._home_mta[isp, user]
-
     def dynamic_pool(self, isp: int) -> Subnet:
         return self.plan.by_name[f"{self.scenario.isps[isp].name}.dynamic"]
 

@@ -9,8 +9,8 @@ adapter's instants) and the MUA's retries. Every server's outbound queue is the 
 too (``netsim.world.flow_queue``), and first POP3 retrievals are computed at the end
 (``netsim.world.retrieval``). Bots and spammer servers still run as SimPy processes, their
 sessions decided by the servers' hooks (``netsim.mail.session.direct_smtp_session``), and
-so do the mail clients of users whose password spammers hold and of providers' customers;
-``netsim trace`` runs through the engines.
+so do the mail clients of users whose password spammers hold and of providers' customers,
+and home MTAs; ``netsim trace`` runs through the engines.
 
 Each step is taken in the minute in which it starts, and within a minute in time order; a
 minute's queue attempts are made at its end, after what the engines handed over in it. As
@@ -47,12 +47,10 @@ from netsim.world.workload import (
     AUTH,
     BATCH_S,
     HOME,
-    HOME_MTA,
     ISP_SERVER,
     PATHS,
     POP_FIRST,
     PORT,
-    PROVIDER,
     TARGET,
     Batch,
     Workload,
@@ -65,11 +63,7 @@ class FlowWorld(UsersWorld, Protocol):
     """What the flow path reads of the world, besides what users' mail clients read."""
 
     @property
-    def other_servers(self) -> list[MailServer]: ...
-    @property
-    def home_mtas(self) -> list[MailServer]: ...
-
-    def home_mta_index(self, isp: int, user: int) -> int: ...
+    def relays(self) -> list[MailServer]: ...
     @property
     def workloads(self) -> list[Workload]: ...
     @property
@@ -115,11 +109,12 @@ class LegitFlow:
         self.step_index = 0
         self._hour: Columns | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
-        # the queues of every other server follow the ISPs', the home MTAs' last
-        self.first_home_mta = len(servers) + len(world.other_servers) - len(world.home_mtas)
-        self.queues = FlowQueues(self.arrays, world.other_servers, world.resolvers,
-                                 world.retry_policy, plan, self.ledger, self.custody,
-                                 self.connections, world.next_ids, world.listing)
+        # the queues of open relays and providers are the flow path's; home MTAs keep
+        # theirs on the engine path
+        self.queues = FlowQueues(self.arrays, [*world.relays, *world.providers],
+                                 world.resolvers, world.retry_policy, plan, self.ledger,
+                                 self.custody, self.connections, world.next_ids,
+                                 world.listing)
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------
@@ -262,19 +257,16 @@ class LegitFlow:
         engines instead, as the spammers' sessions do, where the server keeps state over
         accounts (a rate limit): it then sees all of the account's sessions in time
         order."""
-        first = work.attempt == 0
-        home = first & (work.target == HOME_MTA)   # no session at the ISP's server
-        held = self.shared[work.isp] & ~home   # first tries and retries alike
+        held = self.shared[work.isp]   # first tries and retries alike
         if held.any():   # spammers may use the password at any instant of the minute
             held &= self.world.credentials.held(work.isp, work.user)
-        # a provider's customers submit to the provider's server, which the engines run
-        held |= first & (work.target == PROVIDER)
-        if home.any():
-            self._to_home_mtas(work.take(home))
+        # a provider's customers submit to the provider's server, and home MTAs queue their
+        # users' mail, on the engine path: a home MTA's attempts from its host are then seen
+        # in time order with a bot's on that host (a top-talker rule counts both)
+        held |= (work.attempt == 0) & (work.target != ISP_SERVER)
         if held.any():
             self._to_engines(work.take(held))
-        if held.any() or home.any():
-            work = work.take(~(held | home))
+            work = work.take(~held)
             if not len(work):
                 return
         work = work.take(np.lexsort((work.row, work.mid, work.t)))
@@ -366,22 +358,10 @@ class LegitFlow:
                 pop_at[i] = servers[int(s.isp[i])].pop_login(int(s.src[i]), float(greet[j]))
         return pop_at
 
-    def _to_home_mtas(self, work: Columns) -> None:
-        """Messages users' own MTAs take as they are written (``MailServer.accept`` at
-        home): into the flow path's queues, as each MTA's queue, at once."""
-        world = self.world
-        slot = [world.home_mta_index(i, u)
-                for i, u in zip(work.isp.tolist(), work.user.tolist(), strict=True)]
-        self.queues.enqueue(Columns({
-            **{k: work.data[k] for k in ("row", "mid", "size", "key", "rcpt_isp", "rcpt_user",
-                                         "typo")},
-            "qsrv": self.first_home_mta + np.array(slot, dtype=np.int64),
-            "from_srv": work.isp, "from_user": work.user,
-            "kind": np.full(len(work), LEGIT), "origin": work.isp}), work.t, self.step_index)
-
     def _to_engines(self, work: Columns) -> None:
-        """Messages submitted by their users' mail clients on the engine path, each from the
-        instant of its attempt, first or a retry (``netsim.world.users.MailClients``)."""
+        """Messages submitted by their users' mail clients (or taken by their home MTAs) on
+        the engine path, each from the instant of its attempt, first or a retry
+        (``netsim.world.users.MailClients``)."""
         work = work.take(np.lexsort((work.row, work.mid)))
         starts = np.flatnonzero(changes(work.mid))
         subnets, servers = self.world.plan.subnets, self.servers
