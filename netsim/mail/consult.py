@@ -193,7 +193,8 @@ class Consultation:
                     hit = judge_many(group.panel, owner, asks.take(rows))
                     if not hit.any():
                         continue
-                    rid = np.array([id_of(r) for r in group.replies])[owner[hit]]
+                    rid = np.array([id_of(r) for r in group.replies])[
+                        group.reply_of[owner[hit]]]
                     is_junk = rid == ids.get(id(JUNK), -1)
                     junk[rows[hit][is_junk]] = True
                     reply[rows[hit][~is_junk]] = rid[~is_junk]
@@ -218,7 +219,16 @@ class _Group:
         self.slot[members] = np.arange(len(members))
         judges = [e for e in entries if isinstance(e, Judge)]
         self.panel = Panel(judges) if judged else None
-        self.replies = [j.reply for j in judges]
+        # the replies the members' policies give, each once (most give one constant), and
+        # each member's among them
+        self.replies: list[Reply] = []
+        self.reply_of = np.zeros(len(judges), dtype=np.int64)
+        seen: dict[int, int] = {}   # by identity, as ``Consultation.refusals`` tells them
+        for i, judge in enumerate(judges):
+            if id(judge.reply) not in seen:
+                seen[id(judge.reply)] = len(self.replies)
+                self.replies.append(judge.reply)
+            self.reply_of[i] = seen[id(judge.reply)]
 
 
 def _ask_hook(entry: Hook, server: ConsultedServer, at: float, session: SMTPSession,

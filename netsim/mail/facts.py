@@ -60,6 +60,7 @@ class Ask:
 
 FACTS = tuple(f.name for f in fields(Ask))
 _DEFAULTS = {f.name: f.default for f in fields(Ask)}
+_FACT_SET = frozenset(FACTS)
 
 
 class Asks:
@@ -72,9 +73,8 @@ class Asks:
     __slots__ = ("_facts", "_index", "_n", "_read")
 
     def __init__(self, n: int, facts: dict[str, Any], index: np.ndarray | None = None):
-        unknown = set(facts) - set(FACTS)
-        if unknown:
-            raise TypeError(f"not facts of an ask: {sorted(unknown)}")
+        if not facts.keys() <= _FACT_SET:
+            raise TypeError(f"not facts of an ask: {sorted(set(facts) - _FACT_SET)}")
         self._facts = facts
         self._index = index
         self._n = n if index is None else len(index)

@@ -239,10 +239,14 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
         return refused
     if cls.stateful:
         verdict = getattr(cls, f"refuses_{step}")
-        mine = owner[picked]
-        for k in np.unique(mine).tolist():
-            rows = picked[mine == k]
-            refused[rows] = np.asarray(verdict(policies[k], asks.take(rows)), dtype=bool)
+        # the asks server by server, each server's in time order (a stable sort keeps it)
+        rows = picked[np.argsort(owner[picked], kind="stable")]
+        mine = owner[rows]
+        starts = np.flatnonzero(np.diff(mine, prepend=-1)).tolist()
+        for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
+            part = rows[start:stop]
+            refused[part] = np.asarray(verdict(policies[int(mine[start])], asks.take(part)),
+                                       dtype=bool)
     else:
         refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(
             _Gathered(panel, owner[picked]), asks.take(picked)), dtype=bool)

@@ -23,19 +23,18 @@ class Columns:
         self._read: dict[str, np.ndarray] = {}
 
     def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self._column(name)
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def _column(self, name: str) -> np.ndarray:
         found = self._read.get(name)
         if found is None:
-            found = self._base[name]
+            try:
+                found = self._base[name]
+            except KeyError:
+                raise AttributeError(name) from None
             if self._index is not None:
                 found = found[self._index]
             self._read[name] = found
         return found
+
+    _column = __getattr__
 
     @property
     def data(self) -> dict[str, np.ndarray]:
@@ -62,7 +61,9 @@ class Columns:
         return Columns(self._base, mine[index])
 
     def but(self, **changed: np.ndarray) -> Columns:
-        return Columns({**self.data, **changed})
+        """These columns with some changed (those are not read)."""
+        return Columns({name: changed[name] if name in changed else self._column(name)
+                        for name in {**self._base, **changed}})
 
     @staticmethod
     def join(parts: Iterable[Columns]) -> Columns:

@@ -310,5 +310,8 @@ class Dialogue:
         (``MailServer.scan_time``)."""
         arrays, s = self.arrays, self.s
         mean = arrays.scan_mean[s.server]
-        return np.where(accepted_any & (mean > 0),
-                        keyed_exponential(s.key, arrays.scan_salt[s.server], mean), 0.0)
+        scanned = accepted_any & (mean > 0)
+        if not scanned.any():   # no draws where none would be used
+            return np.zeros(len(mean))
+        return np.where(scanned, keyed_exponential(s.key, arrays.scan_salt[s.server], mean),
+                        0.0)

@@ -403,8 +403,8 @@ class LegitFlow:
         if len(remote):
             n = len(remote)
             self.queues.enqueue(Columns({
-                **{k: remote.data[k] for k in ("row", "mid", "size", "key", "rcpt_isp",
-                                               "rcpt_user", "typo")},
+                **{k: getattr(remote, k) for k in ("row", "mid", "size", "key", "rcpt_isp",
+                                                   "rcpt_user", "typo")},
                 "qsrv": remote.isp, "from_srv": remote.isp, "from_user": remote.user,
                 "kind": np.full(n, LEGIT), "origin": remote.isp}), at[~local],
                 self.step_index)

@@ -71,6 +71,9 @@ class FlowQueues:
                           np.full((len(self.resolvers), 2 * n), -np.inf))
         self.a_cached = (np.full((len(self.resolvers), n), np.inf),
                          np.full((len(self.resolvers), n), -np.inf))
+        # the names queried, by the same index
+        self.mx_names = [name for s in isps for name in (s.domain, mistyped(s.domain))]
+        self.a_names = [s.hostname for s in isps]
         self.due: dict[int, list[Columns]] = {}
         # from the engines, one entry a message: its fields, the instant, then its recipients'
         self.handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
@@ -161,26 +164,30 @@ class FlowQueues:
         done = np.empty(len(t))
         rcode = np.zeros(len(t), dtype=np.int64)
         hit = (since[resolver, name] <= t) & (t < until[resolver, name])
-        for r, n in zip(*np.unique(resolver[hit], return_counts=True), strict=True):
-            self.resolvers[int(r)].count_hits(int(n))
+        hits = np.bincount(resolver[hit], minlength=len(self.resolvers))
+        for r in np.flatnonzero(hits).tolist():
+            self.resolvers[r].count_hits(int(hits[r]))
         done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
         if rtype == "MX":
             rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
-        servers = self.servers.servers
+        names = self.mx_names if rtype == "MX" else self.a_names
         ask = np.flatnonzero(~hit)
-        for i in ask[np.argsort(t[ask], kind="stable")].tolist():
-            r, k = int(resolver[i]), int(name[i])
-            if rtype == "MX":
-                domain = servers[k // 2].domain
-                query = mistyped(domain) if k % 2 else domain
-            else:
-                query = servers[k].hostname
-            dns = self.resolvers[r]
-            answer, latency = dns.query(query, rtype, float(t[i]),
-                                        key=attempt_key(int(keys[0][i]), int(keys[1][i])))
-            done[i] = t[i] + latency
-            rcode[i] = RCODES[answer.rcode]
-            since[r, k], until[r, k] = dns.cached(query, rtype)
+        ask = ask[np.argsort(t[ask], kind="stable")]
+        asked: dict[tuple[int, int], str] = {}
+        answered, codes = [], []
+        for r, k, at, key, attempt in zip(resolver[ask].tolist(), name[ask].tolist(),
+                                          t[ask].tolist(), keys[0][ask].tolist(),
+                                          keys[1][ask].tolist(), strict=True):
+            query = asked[r, k] = names[k]
+            answer, latency = self.resolvers[r].query(query, rtype, at,
+                                                      key=attempt_key(key, attempt))
+            answered.append(at + latency)
+            codes.append(RCODES[answer.rcode])
+        done[ask] = answered
+        rcode[ask] = codes
+        # what the caches hold after these queries (nothing else asks these resolvers)
+        for (r, k), query in asked.items():
+            since[r, k], until[r, k] = self.resolvers[r].cached(query, rtype)
         return done, rcode
 
     def _session(self, work: Columns, per_row: np.ndarray, e: Columns, go: np.ndarray,
