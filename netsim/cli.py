@@ -79,10 +79,12 @@ def _format_extras(summary: dict) -> list[str]:
                              + (f"  ({why})" if why else ""))
     spam = sorted(summary["spam_by_origin"], key=lambda r: -r["attempted"])
     if spam:
-        lines.append("spam by origin and strategy: attempted / left origin ISP / delivered")
+        lines.append("spam by origin and strategy: attempted / sent out of the origin's "
+                     "networks / accepted outside it / delivered")
         for r in spam:
             lines.append(f"  {r['origin']:<10} {r['strategy']:<11} {r['attempted']:>9} "
-                         f"{r['left_origin']:>9} {r.get('delivered', 0):>9}")
+                         f"{r['sent_out']:>9} {r['accepted_outside']:>9} "
+                         f"{r.get('delivered', 0):>9}")
     c = summary["credentials"]
     if c["pool"]:
         lines.append(f"credentials: {c['compromised']} compromised, {c['captured_pop3']} "

@@ -25,7 +25,7 @@ def test_session_fidelity_gives_the_same_outcomes_with_fewer_events():
     a, b = (runs[f].recipients_frame() for f in ("command", "session"))
     assert len(a) == len(b) > 1000
     for column in ("message_id", "kind", "sender", "path", "rcpt_domain", "outcome",
-                   "stopped_by", "reply_code", "left_origin"):
+                   "stopped_by", "reply_code", "sent_out", "accepted_outside"):
         assert (a[column].astype(str) == b[column].astype(str)).all(), column
     for column in ("created_s", "delivered_s", "finished_s"):
         assert np.allclose(a[column].fillna(-1), b[column].fillna(-1), rtol=0, atol=1e-9)
@@ -119,7 +119,7 @@ def test_flow_gives_every_recipient_the_engines_outcome():
     legit = both[both["kind"] == "legit"]
     assert (legit["_merge"] == "both").all() and len(legit) > 2000
     for column in ("outcome", "stopped_by", "reply_code", "sender", "path", "origin_network",
-                   "first_hop_port", "left_origin"):
+                   "first_hop_port", "sent_out", "accepted_outside"):
         assert (legit[f"{column}_engine"] == legit[f"{column}_flow"]).all(), column
     # instants: the same arithmetic; DNS answers drawn in another order move a few
     for column, within in (("finished_s", 1.0), ("delivered_s", 1.0), ("retrieved_s", 2.0)):
@@ -143,7 +143,7 @@ def test_flow_agrees_on_the_benchmark_country():
     both = _joined(runs["session"].recipients_frame(), runs["flow"].recipients_frame())
     sent = both[both["kind"] != "bounce"]     # a bounce is made at an instant DNS may move
     assert (sent["_merge"] == "both").all()
-    for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
+    for column in ("outcome", "stopped_by", "reply_code", "sent_out", "accepted_outside"):
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
 
 
@@ -164,7 +164,7 @@ def test_flow_decides_spam_sessions_as_the_engines_do():
     both = _joined(runs["session"].recipients_frame(), runs["flow"].recipients_frame())
     sent = both[both["kind"] != "bounce"]
     assert (sent["_merge"] == "both").all() and len(sent) > 1000
-    for column in ("outcome", "stopped_by", "reply_code", "left_origin"):
+    for column in ("outcome", "stopped_by", "reply_code", "sent_out", "accepted_outside"):
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
 
 

@@ -34,7 +34,8 @@ PUBLISHED = [
     ("first_hop_port", pa.int32()), ("rcpt_domain", WORDS), ("outcome", WORDS),
     ("reply_code", pa.int16()), ("stopped_by", WORDS), ("created_s", pa.float64()),
     ("delivered_s", pa.float64()), ("retrieved_s", pa.float64()),
-    ("finished_s", pa.float64()), ("left_origin", pa.bool_())]
+    ("finished_s", pa.float64()), ("sent_out", pa.bool_()),
+    ("accepted_outside", pa.bool_())]
 
 
 def _open_rows(ledger: Ledger) -> None:
@@ -83,7 +84,8 @@ def test_a_new_row_starts_with_the_registrys_blanks():
     assert len(rows) == 5
     for row in rows:
         assert row["outcome"] == "pending" and row["stopped_by"] == ""
-        assert row["reply_code"] == 0 and row["left_origin"] is False
+        assert row["reply_code"] == 0
+        assert row["sent_out"] is False and row["accepted_outside"] is False
         assert row["retrieved_s"] is None and row["finished_s"] is None
     # a registry with another blank: both ways of opening rows start from it
     columns = ColumnRegistry(*(dataclasses.replace(c, blank=-1) if c.name == "reply_code"

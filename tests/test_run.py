@@ -19,7 +19,7 @@ from tests.conftest import tiny_scenario
 
 COLUMNS = {"message_id", "rcpt_index", "kind", "sender", "origin_isp", "origin_network", "path",
            "first_hop_port", "rcpt_domain", "outcome", "reply_code", "stopped_by", "created_s",
-           "delivered_s", "retrieved_s", "finished_s", "left_origin"}
+           "delivered_s", "retrieved_s", "finished_s", "sent_out", "accepted_outside"}
 
 
 @pytest.fixture(scope="module")

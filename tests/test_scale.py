@@ -59,9 +59,9 @@ def test_recipients_are_typed_columns_not_objects():
     ledger = world.ledger
     assert len(ledger) > 0
     columns = [v for v in vars(ledger).values() if isinstance(v, array)]
-    assert len(columns) == 16 and all(len(c) == len(ledger) for c in columns)
-    # 52 bytes a recipient (the ledger's columns), whatever else the run holds
-    assert sum(c.itemsize for c in columns) == 52
+    assert len(columns) == 17 and all(len(c) == len(ledger) for c in columns)
+    # 53 bytes a recipient (the ledger's columns), whatever else the run holds
+    assert sum(c.itemsize for c in columns) == 53
 
 
 def test_a_flow_run_conserves_recipients_and_reports_them():

@@ -178,12 +178,12 @@ def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
 def displacement(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     for arm in study.arms:
-        _sweep(left, runs, study, "spam_left_origin_per_open_isp", arm, arm, _colour(study, arm))
-        _sweep(right, runs, study, "spam_left_origin_from_blocking_isps", arm, arm,
+        _sweep(left, runs, study, "spam_sent_out_per_open_isp", arm, arm, _colour(study, arm))
+        _sweep(right, runs, study, "spam_sent_out_from_blocking_isps", arm, arm,
                _colour(study, arm))
-    left.set_ylabel("spam leaving each ISP [recipients/run]")
+    left.set_ylabel("spam sent out of each ISP [recipients/run]")
     left.set_title("ISPs that do not block port 25 (per ISP)")
-    right.set_ylabel("spam leaving [recipients/run]")
+    right.set_ylabel("spam sent out [recipients/run]")
     right.set_title("ISPs that block port 25 (all together)")
     for ax in (left, right):
         ax.set_xlabel(_grid_axis(study))

@@ -38,23 +38,24 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
             row[f"{who}_{name}_delivery_ratio"] = d["ratio"]
     for origin, d in summary["legit_by_origin"].items():
         row[f"legit_delivery_ratio_from_{origin}"] = d["ratio"]
-    row["spam_left_origin"] = 0
+    row["spam_sent_out"] = row["spam_accepted_outside"] = 0
     for r in summary["spam_by_origin"]:
-        for key in ("attempted", "left_origin", "delivered", "blocked"):
+        for key in ("attempted", "sent_out", "accepted_outside", "delivered", "blocked"):
             n = r.get(key, 0)
             row[f"spam_{key}_from_{r['origin']}"] = row.get(
                 f"spam_{key}_from_{r['origin']}", 0) + n
             row[f"spam_{key}_via_{r['strategy']}"] = row.get(
                 f"spam_{key}_via_{r['strategy']}", 0) + n
-        row["spam_left_origin"] += r["left_origin"]
-    # displacement: spam leaving ISPs that block port 25 and ISPs that do not, per ISP
+        row["spam_sent_out"] += r["sent_out"]
+        row["spam_accepted_outside"] += r["accepted_outside"]
+    # displacement: spam sent out of ISPs that block port 25 and ISPs that do not, per ISP
     isps = summary["params"]["isps"]
     blocking = {i["name"] for i in isps if i["policies"]["op25b"] is not None}
     open_isps = {i["name"] for i in isps} - blocking
     for group, names in (("blocking", blocking), ("open", open_isps)):
-        left = sum(r["left_origin"] for r in summary["spam_by_origin"] if r["origin"] in names)
-        row[f"spam_left_origin_from_{group}_isps"] = left
-        row[f"spam_left_origin_per_{group}_isp"] = left / len(names) if names else float("nan")
+        out = sum(r["sent_out"] for r in summary["spam_by_origin"] if r["origin"] in names)
+        row[f"spam_sent_out_from_{group}_isps"] = out
+        row[f"spam_sent_out_per_{group}_isp"] = out / len(names) if names else float("nan")
         row[f"{group}_isps"] = len(names)
     for key, seconds in summary["legit_delay"].items():
         row[f"legit_{key}"] = seconds

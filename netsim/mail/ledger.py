@@ -1,7 +1,7 @@
 """The ledger: one row per message recipient, and the conservation law over it.
 
 Rows are stored column by column in typed arrays (``array.array``: small integer codes and
-8-byte floats), so a run holds no Python object per recipient, a row costs 52 bytes,
+8-byte floats), so a run holds no Python object per recipient, a row costs 53 bytes,
 and the table converts to Arrow without copying field by field. The columns are those
 declared in :mod:`netsim.mail.recipients`. Outcomes are final once set: setting one twice is a
 bug and raises at once, which is what makes the conservation check meaningful.
@@ -70,7 +70,8 @@ class Ledger:
     created_s: array[Any]
     retrieved_s: array[Any]
     finished_s: array[Any]
-    left_origin: array[Any]
+    sent_out: array[Any]
+    accepted_outside: array[Any]
 
     def __init__(self, columns: ColumnRegistry = RECIPIENT_COLUMNS) -> None:
         self.columns = columns
@@ -194,8 +195,13 @@ class Ledger:
             self.finished[k][outcome] += n
         del state
 
-    def left_rows(self, rows: np.ndarray) -> None:
-        self.view("left_origin")[rows] = 1
+    def sent_out_rows(self, rows: np.ndarray) -> None:
+        """Mark recipients a session carried out of their origin ISP's networks."""
+        self.view("sent_out")[rows] = 1
+
+    def taken_outside_rows(self, rows: np.ndarray) -> None:
+        """Mark recipients taken over by a server outside their origin ISP."""
+        self.view("accepted_outside")[rows] = 1
 
     def retrieved_rows(self, rows: np.ndarray, at: np.ndarray) -> None:
         """Record first retrievals (rows not yet retrieved)."""
@@ -203,9 +209,9 @@ class Ledger:
         first = np.isnan(column[rows])
         column[rows[first]] = at[first]
 
-    def left(self, row: int) -> None:
-        """Mark a recipient as taken over by a server outside its origin network's ISP."""
-        self.left_origin[row] = 1
+    def taken_outside(self, row: int) -> None:
+        """Mark a recipient as taken over by a server outside its origin ISP."""
+        self.accepted_outside[row] = 1
 
     def retrieved(self, row: int, at: float) -> None:
         """Record the first POP3 retrieval of a delivered recipient."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+import numpy as np
 import simpy
 
 from netsim.mail.defences import Listing
@@ -44,8 +45,16 @@ class Outbox:
         return {row for pending in self._held.values() for row in pending.values()}
 
 
-def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: int,
-            mail: Mail, pending: dict[str, int], *, helo: str,
+def leaves_origin(client: Any, server: Any, origin: Any) -> Any:
+    """Whether a session from a client of origin ``client`` (an ISP, or a hosting network)
+    to a server of origin ``server`` carries a message of ``origin`` out of its origin's
+    networks: the ``sent_out`` of its recipients, what OP25B acts on. For one session (the
+    names) or arrays of them (their numbers)."""
+    return (client == origin) & (server != origin)
+
+
+def attempt(env: simpy.Environment, network: Network, ledger: Ledger, src: int, dst: int,
+            port: int, mail: Mail, pending: dict[str, int], *, client_origin: str, helo: str,
             credentials: Credentials | None = None, trace: Tracer | None = None,
             prefix: str = "", listing: Listing | None = None,
             ) -> Generator[simpy.Event, Any, tuple[Connection, dict[str, Reply]]]:
@@ -53,8 +62,9 @@ def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: 
 
     Accepted recipients leave ``pending`` at the instant the server takes them. Returns the
     connection and the refusals: recipient → reply (4xx and 5xx); recipients refused stay in
-    ``pending`` for the caller to retry or fail. A blocklist (``listing``) sees the session
-    open.
+    ``pending`` for the caller to retry or fail. A session that opens from the message's
+    origin (``client_origin``: the sender's host's, or a queue's server's) to a server
+    outside it marks its recipients sent out; a blocklist (``listing``) sees it open.
     """
     conn = network.connect(src, dst, port, env.now)
     if trace is not None:
@@ -64,6 +74,8 @@ def attempt(env: simpy.Environment, network: Network, src: int, dst: int, port: 
     refused: dict[str, Reply] = {}
     if not conn.is_open:
         return conn, refused
+    if leaves_origin(client_origin, conn.listener.server.isp, mail.origin):
+        ledger.sent_out_rows(np.fromiter(pending.values(), dtype=np.int64, count=len(pending)))
     if listing is not None:
         listing.seen(src, env.now, mail.kind is Kind.SPAM)
 

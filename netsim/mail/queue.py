@@ -17,7 +17,7 @@ import simpy
 
 from netsim.draws import attempt_key
 from netsim.mail.defences import Listing
-from netsim.mail.ledger import Outcome
+from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.message import Mail, domain_of
 from netsim.mail.outbox import attempt
 from netsim.mail.policy import mechanism
@@ -76,6 +76,8 @@ class QueueServer(Protocol):
         address: The server's address, the source of its connections.
         hostname: Its name, for HELO and the trace.
         tracer: The trace of followed messages, if any.
+        isp: Its origin (an ISP's name, or a hosting network's): what mail it sends out of.
+        ledger: Where its sessions mark recipients sent out of their origin's networks.
     """
 
     @property
@@ -92,6 +94,12 @@ class QueueServer(Protocol):
 
     @property
     def tracer(self) -> Tracer | None: ...
+
+    @property
+    def isp(self) -> str: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     def fail(self, mail: Mail, rows: dict[str, int], outcome: Outcome, at: float, *,
              code: int, stopped_by: str) -> None:
@@ -152,8 +160,9 @@ class OutboundQueue:
             return
         for address in route.addresses:
             conn, refused = yield from attempt(
-                env, server.network, server.address, address, 25, mail, entry.pending,
-                helo=server.hostname, trace=trace, listing=self.listing)
+                env, server.network, server.ledger, server.address, address, 25, mail,
+                entry.pending, client_origin=server.isp, helo=server.hostname, trace=trace,
+                listing=self.listing)
             if not conn.is_open:
                 continue   # try the next MX address; all failing is a temporary failure
             failed: dict[Reply, dict[str, int]] = {}

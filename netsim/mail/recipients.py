@@ -205,6 +205,9 @@ RECIPIENT_COLUMNS = ColumnRegistry(
            "with POP3 `RETR`", blank=math.nan),
     Column("finished_s", INSTANT, "d", pa.float64(), "when its outcome became final",
            blank=math.nan),
-    Column("left_origin", INTEGER, "b", pa.bool_(), "a server outside the origin ISP took it over "
-           "(what OP25B acts on)", blank=0),
+    Column("sent_out", INTEGER, "b", pa.bool_(), "a session carrying it left the origin ISP's "
+           "networks: a connection from inside them to a server outside opened (what OP25B acts "
+           "on)", blank=0),
+    Column("accepted_outside", INTEGER, "b", pa.bool_(), "a server outside the origin ISP took "
+           "it over", blank=0),
 )

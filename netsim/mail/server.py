@@ -219,7 +219,7 @@ class MailServer:
         ``accounts`` may give the account a local recipient names (found at RCPT)."""
         if mail.origin != self.isp:
             for address in recipients:
-                self.ledger.left(mail.rows[address])
+                self.ledger.taken_outside(mail.rows[address])
         local: list[str] = []
         remote: list[str] = []
         domain = self.domain

@@ -123,7 +123,7 @@ def op25b_proportionality() -> Check:
     cross = spam[spam["rcpt_domain"].astype(str).str.removesuffix(".example")
                  != spam["origin_isp"].astype(str)]
     from_open = cross["origin_isp"].isin(["isp-2", "isp-3", "isp-4"])
-    left_blocking = int(cross.loc[~from_open, "left_origin"].sum())
+    left_blocking = int(cross.loc[~from_open, "sent_out"].sum())
     reached = float(from_open.mean())   # sessions pick bots by rate: a share of attempts
     n = len(cross)
     sigma = math.sqrt(open_share * (1 - open_share) / n) * math.sqrt(25)  # sessions of ~25

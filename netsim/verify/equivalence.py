@@ -22,7 +22,7 @@ from netsim.world import World, simulate
 
 SAME_MESSAGE = ["kind", "origin_isp", "created_s", "rcpt_index", "rcpt_domain"]
 #: What must agree for every recipient.
-DECIDED = ("outcome", "stopped_by", "reply_code", "left_origin")
+DECIDED = ("outcome", "stopped_by", "reply_code", "sent_out", "accepted_outside")
 
 
 @dataclass
@@ -66,7 +66,8 @@ class Comparison:
         sent = len(self.joined)
         diff = self.differing()
         lines = [f"{sent} sent recipients compared ({a} against {b}): "
-                 f"{len(diff)} differ in outcome, stopped_by, reply code or left_origin "
+                 f"{len(diff)} differ in outcome, stopped_by, reply code, sent_out or "
+                 "accepted_outside "
                  f"({len(diff) / max(sent, 1):.4%}); {self.unmatched} unmatched"]
         if len(diff):
             by = diff.groupby([f"outcome_{a}", f"stopped_by_{a}", f"outcome_{b}",

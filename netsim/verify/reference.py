@@ -19,7 +19,7 @@ from netsim.verify.stored import print_or_update
 STUDY = Path(__file__).resolve().parents[2] / "experiments" / "policy-comparison.yaml"
 REPLICATIONS = 4
 OVERRIDES = {"duration_s": 7200}
-HEADLINES = ("spam_delivered_ratio", "spam_left_origin", "legit_delivery_ratio",
+HEADLINES = ("spam_delivered_ratio", "spam_sent_out", "legit_delivery_ratio",
              "home_delivery_ratio", "roaming_587_delivery_ratio")
 
 

@@ -20,6 +20,7 @@ from netsim.mail import Kind, Mail, Outcome, SenderType
 from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, mistyped, parse_local
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
+from netsim.mail.outbox import leaves_origin
 from netsim.mail.queue import EXPIRED, NXDOMAIN, RetryPolicy
 from netsim.mail.server import BOUNCE_SIZE, MailServer
 from netsim.net import AddressPlan, RCode, Resolver
@@ -213,6 +214,8 @@ class FlowQueues:
         row_session = index[per_row[mine]]
         _, _, row_place = runs(row_session)
         s = sub.take(live)
+        self.ledger.sent_out_rows(rows.row[leaves_origin(self.owner_origin[rows.qsrv],
+                                                         rows.rcpt_isp, rows.origin)])
         if self.listing is not None:   # seen when they open, before any is judged
             self.listing.seen(self.address[s.qsrv], opened[live], s.kind == SPAM)
         sessions = Columns({
@@ -231,7 +234,7 @@ class FlowQueues:
         accepted = code == 0
         taken = rows.take(accepted)
         # taken over by a server outside the message's origin
-        self.ledger.left_rows(taken.row[taken.origin != taken.rcpt_isp])
+        self.ledger.taken_outside_rows(taken.row[taken.origin != taken.rcpt_isp])
         custody.deliver(taken, d.dot[row_session][accepted], d.junk[accepted])
         # permanent refusals fail at the session's end, one bounce per distinct reply
         ends = end[row_session]

@@ -120,24 +120,27 @@ def stopped_by(cols: RecipientColumns) -> dict[str, dict[str, int]]:
 
 
 def spam_by_origin(cols: RecipientColumns) -> list[dict[str, Any]]:
-    """Spam by origin (ISP or hosting network) and strategy: attempted, what left the origin
-    ISP's network, and every outcome."""
+    """Spam by origin (ISP or hosting network) and strategy: attempted, what was sent out of
+    the origin's networks (what OP25B acts on), what a server outside the origin accepted,
+    and every outcome."""
     spam = cols.is_("kind", "spam")
     origin, origins = cols.codes("origin_isp")
     path, paths = cols.codes("path")
     outcome, outcomes = cols.codes("outcome")
-    left = cols.values("left_origin").astype(bool)
     groups, attempted = _tally([origin[spam], path[spam]])
-    gone = spam & left
-    left_groups, left_counts = _tally([origin[gone], path[gone]])
-    lefts = dict(zip(map(tuple, left_groups.tolist()), left_counts.tolist(), strict=True))
+    crossed: dict[str, dict[tuple[int, int], int]] = {}
+    for name in ("sent_out", "accepted_outside"):
+        gone = spam & cols.values(name).astype(bool)
+        keys, counts = _tally([origin[gone], path[gone]])
+        crossed[name] = dict(zip(map(tuple, keys.tolist()), counts.tolist(), strict=True))
     by_outcome: dict[tuple[int, int], dict[str, int]] = {}
     for (o, p, r), n in zip(*_tally([origin[spam], path[spam], outcome[spam]]), strict=True):
         by_outcome.setdefault((int(o), int(p)), {})[outcomes[r]] = int(n)
     rows = []
     for (o, p), n in zip(groups.tolist(), attempted.tolist(), strict=True):
         rows.append({"origin": origins[o], "strategy": paths[p], "attempted": int(n),
-                     "left_origin": int(lefts.get((o, p), 0)), **by_outcome[(o, p)]})
+                     **{name: int(counts.get((o, p), 0)) for name, counts in crossed.items()},
+                     **by_outcome[(o, p)]})
     return sorted(rows, key=lambda r: (r["origin"], r["strategy"]))
 
 

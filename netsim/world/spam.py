@@ -134,8 +134,9 @@ class SpamSessions:
                     break
                 target = route.addresses[0]
             before = len(pending)
-            conn, refused = yield from attempt(env, world.network, sender.address, target,
-                                               port, mail, pending, helo=helo,
+            conn, refused = yield from attempt(env, world.network, world.ledger,
+                                               sender.address, target, port, mail, pending,
+                                               client_origin=mail.origin, helo=helo,
                                                credentials=credentials, trace=trace,
                                                listing=world.listing)
             if not conn.is_open:

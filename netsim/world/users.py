@@ -117,9 +117,11 @@ class MailClients:
                 yield env.timeout(cfg.mua_retry_s)
             if POP_FIRST[path]:
                 yield from self._pop_login(user, source, trace)
-            conn, refused = yield from attempt(env, world.network, source, server.address, port,
-                                               mail, pending, helo=helo, credentials=credentials,
-                                               trace=trace, prefix="MUA ")
+            conn, refused = yield from attempt(env, world.network, world.ledger, source,
+                                               server.address, port, mail, pending,
+                                               client_origin=mail.origin, helo=helo,
+                                               credentials=credentials, trace=trace,
+                                               prefix="MUA ")
             if not conn.is_open:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
