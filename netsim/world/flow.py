@@ -253,11 +253,12 @@ class LegitFlow:
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
         """One submission attempt of every message in ``work`` (first tries and retries).
-        A message from an account whose password spammers hold goes through the
+        A message that logs in to an account whose password spammers hold goes through the
         engines instead, as the spammers' sessions do, where the server keeps state over
         accounts (a rate limit): it then sees all of the account's sessions in time
         order."""
-        held = self.shared[work.isp]   # first tries and retries alike
+        # first tries and retries alike, of sessions that log in to the account
+        held = self.shared[work.isp] & work.auth
         if held.any():   # spammers may use the password at any instant of the minute
             held &= self.world.credentials.held(work.isp, work.user)
         # a provider's customers submit to the provider's server, and home MTAs queue their

@@ -49,8 +49,8 @@ def submission_path(group: Any, on_587: Any, mode: Any, at: Any, isp_587_from: A
     else on 25 as set; a home MTA as configured. For one message or arrays of them."""
     isp = np.where(on_587 & (at >= isp_587_from), 3, mode)
     provider = np.where(on_587 & (at >= provider_587_from), 5, 4)
-    return np.select([group == GROUP_PROVIDER, group == GROUP_HOME_MTA],
-                     [provider, home_mta_path], isp)
+    return np.where(group == GROUP_PROVIDER, provider,
+                    np.where(group == GROUP_HOME_MTA, home_mta_path, isp))
 
 
 @dataclass(slots=True)
