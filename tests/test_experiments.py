@@ -218,8 +218,11 @@ def test_ctrl_c_stops_a_sweep_without_a_traceback_and_it_resumes(tmp_path):
                "--jobs", "2"]
     # 40 replications, 80 runs: after its first stored run the sweep has about 8 s left,
     # so it is still running when SIGINT lands; the runs not yet started are dropped
+    # as a terminal's foreground job: SIGINT not ignored, even where this test runs as a
+    # background job (which inherits SIGINT ignored, and so would its child)
     process = subprocess.Popen([*command, "--reps", "40"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 1:
         time.sleep(0.05)
