@@ -112,23 +112,28 @@ def test_coverage_by_kind(world: World):
 
 def test_blocklist_refuses_listed_strangers_on_25_only(world: World, server: MailServer):
     block = Blocklist(_whole(world, NetKind.DYNAMIC, NetKind.VISITED))
-    assert block.check_connect(server, _session(_stranger(world))) == S554_BLOCKLISTED
-    assert block.check_connect(server, _session(_hotel(world))) == S554_BLOCKLISTED
+    assert block.check_rcpt(server, _session(_stranger(world)), LOCAL1) == S554_BLOCKLISTED
+    assert block.check_rcpt(server, _session(_hotel(world)), LOCAL1) == S554_BLOCKLISTED
     # a mail server's static network is not listed; own subscribers are not checked
-    assert block.check_connect(server, _session(world.servers[0].address)) is None
-    assert block.check_connect(server, _session(_own(world))) is None
-    # the PBL must not be used on authenticated submission
-    assert block.check_connect(server, _session(_stranger(world), 587)) is None
-    assert block.check_connect(server, _session(_hotel(world), 587)) is None
+    assert block.check_rcpt(server, _session(world.servers[0].address), LOCAL1) is None
+    assert block.check_rcpt(server, _session(_own(world)), LOCAL1) is None
+    # the PBL must not be used on authenticated submission, on 587 or on 25
+    assert block.check_rcpt(server, _session(_stranger(world), 587), LOCAL1) is None
+    assert block.check_rcpt(server, _session(_hotel(world), 587), LOCAL1) is None
+    assert block.check_rcpt(server, _session(_hotel(world), user="user5"), LOCAL1) is None
     assert block.refused == 2
 
 
-def test_blocklisted_greeting_refuses_every_recipient(world: World, server: MailServer):
-    server.policies.append(Blocklist(_whole(world, NetKind.DYNAMIC)))
+def test_a_listed_client_is_refused_at_rcpt_unless_it_authenticates(world: World,
+                                                                   server: MailServer):
+    server.policies.insert(0, Blocklist(_whole(world, NetKind.DYNAMIC, NetKind.VISITED)))
     client = _send(world, _stranger(world), [LOCAL1, LOCAL2])
     assert _codes(client) == {LOCAL1: 554, LOCAL2: 554}
-    assert client.final_reply == S554_BLOCKLISTED
     assert _codes(_send(world, world.servers[0].address, [LOCAL1])) == {LOCAL1: 250}
+    # a traveller on a listed hotel network with SMTP AUTH on 25 relays through its server
+    traveller = Credentials("user5", world.servers[1].password(5))
+    assert _codes(_send(world, _hotel(world), [LOCAL1, "user1@isp-a.example"],
+                        credentials=traveller)) == {LOCAL1: 250, "user1@isp-a.example": 250}
 
 
 # --- greylisting -------------------------------------------------------------------------

@@ -6,8 +6,9 @@ appended to ``server.policies``; none touches protocol code. What each models:
 - :class:`Blocklist`: a server consulting a DNS blocklist (:class:`Listing`): address ranges
   that should not send mail directly to MX hosts, like the Spamhaus PBL (a share of the
   dynamic pools' and hotel networks' ranges), and spam sources listed once seen, like its
-  SBL (spammer servers, open relays). The greeting on port 25 is refused with 554;
-  submission (587) is never checked, as Spamhaus asks of PBL users.
+  SBL (spammer servers, open relays). An unauthenticated session's recipients on port 25 are
+  refused with 554 at RCPT; submission (587), and AUTH on 25, are never checked, as
+  Spamhaus asks of PBL users.
 - :class:`Greylisting`: postgrey's triplet rule. An unknown (client, sender, recipient) is
   deferred with 450; a retry after ``delay_s`` (postgrey: 300 s) passes, and so does later
   mail with the same triplet. Real MTAs retry, most spam bots do not.
@@ -145,7 +146,11 @@ class Listing:
 
 
 class Blocklist(Policy):
-    """Refuse port-25 sessions from addresses the list names (:class:`Listing`).
+    """Refuse recipients of port-25 sessions from addresses the list names (:class:`Listing`)
+    at RCPT, unless the client authenticated: Postfix's ``permit_sasl_authenticated`` before
+    ``reject_rbl_client``, with client restrictions delayed to RCPT as Postfix does by
+    default (``smtpd_delay_reject``), so a traveller with SMTP AUTH on 25 from a listed range
+    still relays.
 
     Own subscribers are not checked (an ISP does not block its own pool on its MX), nor is
     submission: Spamhaus asks PBL users to check port 25 only. A server that does not
@@ -155,15 +160,15 @@ class Blocklist(Policy):
         listing: The list, shared by every server that consults it.
     """
 
-    reply_connect = S554_BLOCKLISTED
+    reply_rcpt = S554_BLOCKLISTED
 
     def __init__(self, listing: Listing):
         self.listing = listing
 
-    def scope_connect(self, ask: Ask) -> Any:
-        return (ask.port == 25) & not_(ask.own) & (ask.subnet >= 0)
+    def scope_rcpt(self, ask: Ask) -> Any:
+        return (ask.port == 25) & not_(ask.own) & (ask.subnet >= 0) & (ask.user < 0)
 
-    def refuses_connect(self, ask: Ask) -> Any:
+    def refuses_rcpt(self, ask: Ask) -> Any:
         return self.listing.lists(ask.client, ask.subnet, ask.at)
 
 
