@@ -164,6 +164,8 @@ BAD_STUDIES = {
                                          "isps[0] (isp-a).subscriberz: unknown field"),
     "bad value in an arm": ({"arms": {"x": {"policy": "op99"}}}, "(arm x)"),
     "unknown figure": ({"figures": ["pie"]}, "unknown figure"),
+    "misspelt study field": ({"replication": 2}, "replication: unknown field (did you mean "
+                             "'replications'?)"),
 }
 
 
@@ -175,6 +177,15 @@ def test_bad_study_exits_2_before_any_simulation(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_study_and_a_scenario_each_say_which_command_runs_them(capsys):
+    assert main(["run", str(ROOT / "experiments" / "policy-comparison.yaml")]) == 2
+    assert "this is a study (it has arms), not a scenario: run it with `netsim sweep`" in \
+        capsys.readouterr().err
+    assert main(["sweep", str(ROOT / "netsim" / "data" / "primer-story.yaml")]) == 2
+    assert "this is a scenario (it has isps), not a study: run it with `netsim run`" in \
+        capsys.readouterr().err
 
 
 def test_bad_sweep_options_exit_2(tmp_path, capsys):

@@ -64,7 +64,13 @@ def _mutate(change):
 
 BAD = {
     "unknown key": (_mutate(lambda d: d["isps"][0].update(subscriberz=3)),
-                    "isps[0] (isp-a).subscriberz: unknown field"),
+                    "isps[0] (isp-a).subscriberz: unknown field (did you mean "
+                    "'subscribers'?)"),
+    "unknown key deep down": (_mutate(lambda d: d["isps"][0].update(
+        policies={"op25b": {"pool_shar": 0.5}})), "isps[0] (isp-a).policies.op25b.pool_shar: "
+        "unknown field (did you mean 'pool_share'?)"),
+    "unknown key, nothing near": (_mutate(lambda d: d.update(zzz=1)),
+                                  "zzz: unknown field (check its spelling"),
     "wrong type": (_mutate(lambda d: d["isps"][1].update(subscribers="many")),
                    "isps[1] (isp-b).subscribers: Input should be a valid integer"),
     "negative count": (_mutate(lambda d: d["isps"][2].update(subscribers=-5)),

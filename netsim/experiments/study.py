@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from netsim.scenario import ScenarioError, ScenarioProblem
-from netsim.scenario.load import read_raw, set_values, validate
+from netsim.scenario.load import nearest_field, read_raw, set_values, validate
 from netsim.scenario.schema import Strict
 
 FIGURES = ("spam_per_hour", "spam_outcomes", "legit_delivery", "adoption", "displacement",
@@ -137,13 +137,22 @@ def load_study(path: str | Path) -> Study:
         raise ScenarioError(source, [ScenarioProblem("", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
         raise ScenarioError(source, [ScenarioProblem("", "a study must be a YAML mapping")])
+    if "isps" in data and "arms" not in data:
+        raise ScenarioError(source, [ScenarioProblem(
+            "", "this is a scenario (it has isps), not a study: run it with `netsim run`")])
     try:
         return Study.model_validate(data)
     except ValidationError as exc:
-        problems = [ScenarioProblem(".".join(str(p) for p in e["loc"]),
-                                    str(e["msg"]).removeprefix("Value error, "))
+        problems = [ScenarioProblem(".".join(str(p) for p in e["loc"]), _study_message(e))
                     for e in exc.errors()]
         raise ScenarioError(source, problems) from None
+
+
+def _study_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        near = nearest_field(Study, tuple(err["loc"]))
+        return f"unknown field (did you mean {near!r}?)" if near else "unknown field"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def plan(path: str | Path, *, replications: int | None = None,

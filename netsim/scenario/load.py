@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from netsim.scenario.schema import Scenario
 
@@ -145,12 +146,44 @@ def _list_index(items: list[Any], part: str, where: str) -> int:
 
 def validate(data: dict[str, Any], source: str) -> Scenario:
     """Validate a raw scenario dict, turning pydantic's errors into ScenarioProblems."""
+    if "arms" in data and "isps" not in data:
+        raise ScenarioError(source, [ScenarioProblem(
+            "", "this is a study (it has arms), not a scenario: run it with `netsim sweep`")])
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = [ScenarioProblem(_dotted(err["loc"], data), _message(err))
+        problems = [ScenarioProblem(_dotted(err["loc"], data), _message(err, Scenario))
                     for err in exc.errors()]
         raise ScenarioError(source, problems) from None
+
+
+def nearest_field(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The field of ``model`` nearest to the unknown name at the end of ``loc`` (where the
+    fields are those of the section the name sits in), or None when none is near."""
+    node: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, str):
+            fields = getattr(node, "model_fields", {})
+            if part not in fields:
+                return None
+            node = _model_in(fields[part].annotation)
+    fields = getattr(node, "model_fields", None)
+    if not fields or not isinstance(loc[-1], str):
+        return None
+    found = difflib.get_close_matches(loc[-1], list(fields), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The section (a model class) a field's annotation holds: itself, or inside an
+    Optional, a list or an Annotated; None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(loc: tuple[int | str, ...], data: Any = None) -> str:
@@ -177,10 +210,12 @@ def _item(node: Any, part: int | str) -> Any:
     return None
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, model: type[BaseModel]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return "unknown field (check its spelling; see docs/scenario.md)"
+        near = nearest_field(model, tuple(err["loc"]))
+        return (f"unknown field (did you mean {near!r}?)" if near
+                else "unknown field (check its spelling; see docs/scenario.md)")
     if err["type"] == "missing":
         return "required field is missing"
     if "input" in err and err["type"] not in ("model_type",) and not isinstance(
