@@ -247,3 +247,25 @@ def test_ctrl_c_stops_a_sweep_without_a_traceback_and_it_resumes(tmp_path):
     done = len([p for p in stored if p.stem.rpartition("__r")[2] in ("0", "1", "2", "3")])
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert f"{8 - done} simulated now, {done} already done" in result.stdout
+
+
+def test_figures_tell_arms_apart_without_colour_and_say_n():
+    from netsim.experiments.figures import arm_style, spam_outcomes
+    from netsim.experiments.study import load_study
+
+    arms = ["none", "op25b", "op25b+587", "leaky"]
+    styles = [arm_style(a, arms) for a in arms]
+    for key in ("linestyle", "marker", "hatch"):
+        assert len({s[key] for s in styles}) == len(arms), key
+    study = load_study(ROOT / "experiments" / "policy-comparison.yaml")
+    runs = pd.DataFrame([{"arm": arm, "replication": r, **{
+        f"spam_{o}": 1_500_000.0 * (r + 1) for o in ("delivered", "junked", "blocked",
+                                                     "rejected", "expired", "pending")}}
+        for arm in study.arms for r in range(3)])
+    fig = spam_outcomes(runs, pd.DataFrame(), study)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert "n = 3" in ax.get_title()
+    # plain tick labels: no "1e6" offset above the axis
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    assert any(p.get_hatch() for p in ax.patches)

@@ -1,7 +1,9 @@
 """The studies' figures, drawn from runs.parquet and timeseries.parquet alone.
 
 Every figure shows means over replications with 95 % t intervals (bands or error bars), its
-axes carry units, and an arm has the same colour in every figure of every study.
+axes carry units with plain tick labels, its title says how many replications each mean
+has (n), and an arm has the same colour, line style, marker and hatch in every figure of
+every study: arms are told apart without colour too.
 """
 
 from __future__ import annotations
@@ -44,8 +46,40 @@ def arm_colour(arm: str, arms: Sequence[str] | None = None) -> tuple[float, ...]
     return arm_colours(arms if arms is not None else [arm])[arm]
 
 
+# what tells arms apart without colour: a line style, a marker and a bar hatch, the study's
+# i-th arm the i-th of each
+_LINES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
+def arm_style(arm: str, arms: Sequence[str]) -> dict[str, str]:
+    """Line style, marker and hatch of an arm among a study's ``arms``."""
+    i = list(arms).index(arm)
+    return {"linestyle": _LINES[i % len(_LINES)], "marker": _MARKERS[i % len(_MARKERS)],
+            "hatch": _HATCHES[i % len(_HATCHES)]}
+
+
 def _colour(study: Study, arm: str) -> tuple[float, ...]:
     return arm_colour(arm, list(study.arms))
+
+
+def _style(study: Study, arm: str) -> dict[str, str]:
+    return arm_style(arm, list(study.arms))
+
+
+def _n(runs: pd.DataFrame, study: Study) -> str:
+    """How many replications each mean has (each arm and grid point), for a title."""
+    if not len(runs):
+        return "n = 0"
+    counts = runs.groupby(["arm", *study.grid])["replication"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return f"n = {low}" if low == high else f"n = {low}–{high}"
+
+
+def _plain(ax: Axes) -> None:
+    """Tick labels as plain numbers: no offset, no scientific notation."""
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
 
 
 def _intervals(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
@@ -79,12 +113,15 @@ def _grid_label(study: Study, row: pd.Series) -> str:
 
 
 def _band(ax: Axes, x: np.ndarray, ci: pd.DataFrame, colour: object, label: str,
-          style: str = "-") -> None:
-    """The mean as a line and its interval as a band; every quantity drawn here is
-    non-negative, so the band is clipped at zero."""
-    ax.plot(x, ci["mean"], style, color=colour, label=label)
+          style: dict[str, str] | None = None) -> None:
+    """The mean as a line (its style and markers tell it apart) and its interval as a band;
+    every quantity drawn here is non-negative, so the band is clipped at zero."""
+    line = {"linestyle": "-", "marker": "o", **(style or {})}
+    ax.plot(x, ci["mean"], linestyle=line["linestyle"], marker=line["marker"], markersize=4,
+            markevery=max(1, len(x) // 12), color=colour, label=label)
     ax.fill_between(x, np.maximum(ci["low"], 0), ci["high"], color=colour, alpha=0.2,
                     linewidth=0)
+    _plain(ax)
 
 
 def spam_per_hour(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
@@ -99,12 +136,13 @@ def spam_per_hour(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
         for arm in study.arms:
             ci = _intervals(part[part["arm"] == arm], ["interval"], "count")
             if len(ci):
-                _band(ax, ci["interval"].to_numpy() + 0.5, ci, _colour(study, arm), arm)
+                _band(ax, ci["interval"].to_numpy() + 0.5, ci, _colour(study, arm), arm,
+                      _style(study, arm))
         ax.set_xlabel("simulated time [h]")
         ax.set_title(_grid_label(study, point) if study.grid else "")
     axes[0][0].set_ylabel("spam delivered to inboxes [recipients/h]")
     axes[0][0].legend(title="arm")
-    fig.suptitle("Spam delivered per hour (mean, 95 % CI)")
+    fig.suptitle(f"Spam delivered per hour (mean, 95 % CI, {_n(runs, study)})")
     return fig
 
 
@@ -119,9 +157,12 @@ def _grouped_bars(ax: Axes, runs: pd.DataFrame, study: Study, metrics: dict[str,
         means = np.array([c.mean for c in cis])
         # every quantity drawn is non-negative: the lower whisker stops at zero
         errors = np.array([[min(c.mean - c.low, c.mean), c.high - c.mean] for c in cis]).T
+        # an edge keeps a bar of zero visible (a line at 0) and draws the hatch
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, color=_colour(study, arm),
+               edgecolor="black", linewidth=0.8, hatch=_style(study, arm)["hatch"],
                label=arm, yerr=np.nan_to_num(errors), capsize=3)
     ax.set_xticks(x, list(metrics.values()))
+    _plain(ax)
 
 
 def spam_outcomes(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
@@ -130,7 +171,7 @@ def spam_outcomes(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
                                         "expired", "pending")}
     _grouped_bars(ax, runs, study, metrics)
     ax.set_ylabel("spam recipients per run")
-    ax.set_title("What happened to spam (mean, 95 % CI)")
+    ax.set_title(f"What happened to spam (mean, 95 % CI, {_n(runs, study)})")
     ax.legend(title="arm")
     return fig
 
@@ -142,20 +183,23 @@ def legit_delivery(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure
     _grouped_bars(ax, runs, study, metrics, scale=100)
     ax.set_ylabel("legitimate mail delivered [%]")
     ax.set_ylim(0, 105)
-    ax.set_title("Legitimate delivery by where users are and how their MUA submits")
+    ax.set_title("Legitimate delivery by where users are and how their MUA submits "
+                 f"({_n(runs, study)})")
     ax.legend(title="arm", loc="lower right")
     return fig
 
 
 def _sweep(ax: Axes, runs: pd.DataFrame, study: Study, metric: str, arm: str,
-           label: str, colour: object, style: str = "-", scale: float = 1.0) -> None:
+           label: str, colour: object, style: dict[str, str] | None = None,
+           scale: float = 1.0) -> None:
     key = next(iter(study.grid), None)
     if key is None or metric not in runs:
         return   # nothing to sweep, or no run produced this metric
     part = runs[runs["arm"] == arm].assign(value=lambda f: f[metric] * scale)
     ci = _intervals(part, [key], "value")
     if len(ci):
-        _band(ax, ci[key].to_numpy(dtype=float), ci, colour, label, style + "o")
+        _band(ax, ci[key].to_numpy(dtype=float), ci, colour, label,
+              style or _style(study, arm))
 
 
 def _grid_axis(study: Study) -> str:
@@ -170,7 +214,8 @@ def adoption(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
         _sweep(ax, runs, study, "spam_delivered", arm, arm, _colour(study, arm))
     ax.set_xlabel(_grid_axis(study))
     ax.set_ylabel("spam delivered to inboxes [recipients/run]")
-    ax.set_title("Spam delivered as OP25B adoption grows (mean, 95 % CI)")
+    ax.set_title("Spam delivered as OP25B adoption grows "
+                 f"(mean, 95 % CI, {_n(runs, study)})")
     ax.legend(title="arm")
     return fig
 
@@ -189,20 +234,22 @@ def displacement(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
         ax.set_xlabel(_grid_axis(study))
     left.legend(title="arm")
     fig.suptitle("Displacement: where the spam that leaves its ISP comes from "
-                 "(mean, 95 % CI)")
+                 f"(mean, 95 % CI, {_n(runs, study)})")
     return fig
 
 
 def traveller(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm in study.arms:
-        for port, style in ((25, "--"), (587, "-")):
+        for port, line in ((25, "--"), (587, "-")):   # the port by line, the arm by marker
             _sweep(ax, runs, study, f"roaming_{port}_delivery_ratio", arm,
-                   f"{arm}, MUA on {port}", _colour(study, arm), style, scale=100)
+                   f"{arm}, MUA on {port}", _colour(study, arm),
+                   {**_style(study, arm), "linestyle": line}, scale=100)
     ax.set_xlabel(_grid_axis(study))
     ax.set_ylabel("roaming users' mail delivered [%]")
     ax.set_ylim(-5, 105)
-    ax.set_title("The traveller: delivery from visited networks (mean, 95 % CI)")
+    ax.set_title("The traveller: delivery from visited networks "
+                 f"(mean, 95 % CI, {_n(runs, study)})")
     ax.legend(fontsize="small")
     return fig
 
@@ -225,7 +272,7 @@ def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> 
         ax.set_xlabel("simulated time [h]")
     axes[0][0].set_ylabel("spam delivered [recipients/h]")
     axes[0][0].legend(title="strategy", loc="upper left", fontsize="small")
-    fig.suptitle("Spam by strategy as botnets adapt (mean, 95 % CI)")
+    fig.suptitle(f"Spam by strategy as botnets adapt (mean, 95 % CI, {_n(runs, study)})")
     return fig
 
 
@@ -240,6 +287,7 @@ def _bar_panels(runs: pd.DataFrame, study: Study, *panels: Panel) -> Figure:
         ax.set_ylabel(ylabel)
         ax.set_title(title)
     axes[0][0].legend(title="arm")
+    fig.suptitle(f"Mean, 95 % CI, {_n(runs, study)}")
     return fig
 
 
