@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netsim.cli import main
 from netsim.experiments import mean_interval, paired_difference, plan
+from netsim.experiments.stats import difference_range, metric_range
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -43,6 +46,30 @@ def test_paired_difference_removes_shared_noise():
     assert unpaired > 100
     with pytest.raises(ValueError, match="differ in size"):
         paired_difference([1, 2], [1])
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=8),
+       st.lists(st.floats(0, 1e7), min_size=2, max_size=8))
+def test_no_interval_leaves_its_metric_range(shares, counts):
+    share = mean_interval(shares, bounds=metric_range("legit_delivery_ratio"))
+    assert 0 <= share.low <= share.mean <= share.high <= 1
+    count = mean_interval(counts, bounds=metric_range("spam_delivered"))
+    assert 0 <= count.low <= count.mean * (1 + 1e-12) and count.mean <= count.high * (1 + 1e-12)
+    n = min(len(shares), len(counts))
+    diff = paired_difference(shares[:n], shares[::-1][:n],
+                             bounds=difference_range("legit_delivery_ratio"))
+    assert -1 <= diff.low <= diff.high <= 1
+
+
+def test_a_bounded_interval_is_the_t_interval_far_from_its_bounds():
+    values = [0.50, 0.55, 0.60, 0.52, 0.58]
+    t, logit = mean_interval(values), mean_interval(values, bounds=(0.0, 1.0))
+    assert logit.mean == t.mean
+    assert logit.low == pytest.approx(t.low, abs=0.005)
+    assert logit.high == pytest.approx(t.high, abs=0.005)
+    # near a bound the t interval leaves the range, the bounded one does not
+    heavy = [3e5, 1e5, 5e5]
+    assert mean_interval(heavy).low < 0 < mean_interval(heavy, bounds=(0.0, np.inf)).low
 
 
 def test_plan_expands_arms_grid_and_replications_with_common_seeds():

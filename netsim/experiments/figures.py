@@ -1,6 +1,7 @@
 """The studies' figures, drawn from runs.parquet and timeseries.parquet alone.
 
-Every figure shows means over replications with 95 % t intervals (bands or error bars), its
+Every figure shows means over replications with the 95 % intervals of the report's tables
+(``netsim.experiments.stats``: inside each metric's range; bands or error bars), its
 axes carry units with plain tick labels, its title says how many replications each mean
 has (n), and an arm has the same colour, line style, marker and hatch in every figure of
 every study: arms are told apart without colour too.
@@ -18,7 +19,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from netsim.experiments.stats import mean_interval
+from netsim.experiments.stats import Bounds, mean_interval, metric_range
 from netsim.experiments.study import Study
 
 _PALETTE = [tuple(c[:3]) for c in plt.get_cmap("tab10")(np.arange(10))]
@@ -82,11 +83,21 @@ def _plain(ax: Axes) -> None:
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)
 
 
-def _intervals(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+COUNTS: Bounds = (0.0, np.inf)
+
+
+def _scaled(metric: str, scale: float) -> Bounds:
+    """A metric's range, in the units a figure draws it in."""
+    low, high = metric_range(metric)
+    return (low * scale, high * scale)
+
+
+def _intervals(frame: pd.DataFrame, by: list[str], value: str,
+               bounds: Bounds = COUNTS) -> pd.DataFrame:
     """Mean and 95 % interval of ``value`` over replications, per group."""
     rows = []
     for key, group in frame.groupby(by, sort=True):
-        ci = mean_interval(group[value].to_numpy(dtype=float))
+        ci = mean_interval(group[value].to_numpy(dtype=float), bounds=bounds)
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
                      "mean": ci.mean, "low": ci.low, "high": ci.high})
     return pd.DataFrame(rows)
@@ -114,13 +125,12 @@ def _grid_label(study: Study, row: pd.Series) -> str:
 
 def _band(ax: Axes, x: np.ndarray, ci: pd.DataFrame, colour: object, label: str,
           style: dict[str, str] | None = None) -> None:
-    """The mean as a line (its style and markers tell it apart) and its interval as a band;
-    every quantity drawn here is non-negative, so the band is clipped at zero."""
+    """The mean as a line (its style and markers tell it apart) and its interval as a
+    band."""
     line = {"linestyle": "-", "marker": "o", **(style or {})}
     ax.plot(x, ci["mean"], linestyle=line["linestyle"], marker=line["marker"], markersize=4,
             markevery=max(1, len(x) // 12), color=colour, label=label)
-    ax.fill_between(x, np.maximum(ci["low"], 0), ci["high"], color=colour, alpha=0.2,
-                    linewidth=0)
+    ax.fill_between(x, ci["low"], ci["high"], color=colour, alpha=0.2, linewidth=0)
     _plain(ax)
 
 
@@ -152,11 +162,11 @@ def _grouped_bars(ax: Axes, runs: pd.DataFrame, study: Study, metrics: dict[str,
     width = 0.8 / len(arms)
     x = np.arange(len(metrics))
     for i, arm in enumerate(arms):
-        cis = [mean_interval(runs.loc[runs["arm"] == arm, m].to_numpy(dtype=float) * scale)
+        cis = [mean_interval(runs.loc[runs["arm"] == arm, m].to_numpy(dtype=float) * scale,
+                             bounds=_scaled(m, scale))
                if m in runs else mean_interval([]) for m in metrics]
         means = np.array([c.mean for c in cis])
-        # every quantity drawn is non-negative: the lower whisker stops at zero
-        errors = np.array([[min(c.mean - c.low, c.mean), c.high - c.mean] for c in cis]).T
+        errors = np.array([[c.mean - c.low, c.high - c.mean] for c in cis]).T
         # an edge keeps a bar of zero visible (a line at 0) and draws the hatch
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, means, width, color=_colour(study, arm),
                edgecolor="black", linewidth=0.8, hatch=_style(study, arm)["hatch"],
@@ -196,7 +206,7 @@ def _sweep(ax: Axes, runs: pd.DataFrame, study: Study, metric: str, arm: str,
     if key is None or metric not in runs:
         return   # nothing to sweep, or no run produced this metric
     part = runs[runs["arm"] == arm].assign(value=lambda f: f[metric] * scale)
-    ci = _intervals(part, [key], "value")
+    ci = _intervals(part, [key], "value", _scaled(metric, scale))
     if len(ci):
         _band(ax, ci[key].to_numpy(dtype=float), ci, colour, label,
               style or _style(study, arm))

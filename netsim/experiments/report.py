@@ -9,7 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from netsim.experiments.figures import draw_figures
-from netsim.experiments.stats import mean_interval, paired_difference
+from netsim.experiments.stats import (
+    METHOD,
+    difference_range,
+    mean_interval,
+    metric_range,
+    paired_difference,
+)
 from netsim.experiments.study import Study
 from netsim.world.results import write_text
 
@@ -44,12 +50,14 @@ def metric_table(runs: pd.DataFrame, study: Study) -> str:
             reference = part[part["arm"] == base].sort_values("replication")
             for arm in study.arms:
                 mine = part[part["arm"] == arm].sort_values("replication")
-                ci = mean_interval(mine[metric].to_numpy(dtype=float))
+                ci = mean_interval(mine[metric].to_numpy(dtype=float),
+                                   bounds=metric_range(metric))
                 if arm == base:
                     diff = "—"
                 elif list(mine["replication"]) == list(reference["replication"]):
                     diff = paired_difference(mine[metric].to_numpy(dtype=float),
-                                             reference[metric].to_numpy(dtype=float)).format()
+                                             reference[metric].to_numpy(dtype=float),
+                                             bounds=difference_range(metric)).format()
                 else:
                     diff = "unpaired"
                 cells = [arm, *(str(point[k]) for k in grid), str(ci.n), ci.format(), diff]
@@ -77,7 +85,7 @@ def write_report(out: Path) -> Path:
         + (f" with {', '.join(f'`{k}={v}`' for k, v in study.set.items())}" if study.set else "")
         + f"; seed {study.seed}; {runs['replication'].nunique()} replications of every arm and "
         "grid point, replication r of every arm sharing its random numbers (common random "
-        "numbers), so differences between arms are paired.", "",
+        f"numbers), so differences between arms are paired. Intervals: {METHOD}.", "",
         "Arms:", arms, "", "Grid:", grid, "",
         "## Results", "",
         "Means over replications with 95 % Student-t intervals; the last column is the mean "
