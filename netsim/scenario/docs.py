@@ -76,11 +76,15 @@ def _sections(model: type[BaseModel], path: str, seen: set[type[BaseModel]]) -> 
     for name, field in model.model_fields.items():
         for sub in _models_in(field.annotation):
             if sub not in seen:
-                suffix = "[]" if get_origin(field.annotation) is list or "list" in str(
-                    field.annotation) else ""
+                suffix = "[]" if _holds_list(field.annotation) else ""
                 out += _sections(sub, f"{path}.{name}{suffix}" if path != "scenario"
                                  else f"{name}{suffix}", seen)
     return out
+
+
+def _holds_list(annotation: Any) -> bool:
+    """Whether a field is a list (or an optional one): its section's heading ends in []."""
+    return get_origin(annotation) is list or any(_holds_list(a) for a in get_args(annotation))
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
