@@ -41,6 +41,12 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_domain(value: str) -> str:
+    if not _DOMAIN.match(value):
+        raise ValueError("is not a valid lower-case domain name")
+    return value
+
+
 class MailServerConfig(Strict):
     """One ISP's logical mail system (``mail.<domain>``, also the MX of the domain)."""
 
@@ -200,12 +206,7 @@ class ISPConfig(Strict):
     _name = field_validator("name")(_check_name)
     _prefixes = field_validator("dynamic_pool", "server_network", mode="before")(_prefix_text)
 
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        if not _DOMAIN.match(value):
-            raise ValueError("is not a valid lower-case domain name")
-        return value
+    _domain = field_validator("domain")(_check_domain)
 
     @model_validator(mode="after")
     def _pool_fits(self) -> ISPConfig:
@@ -279,12 +280,7 @@ class ProviderConfig(Strict):
 
     _name = field_validator("name")(_check_name)
 
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        if not _DOMAIN.match(value):
-            raise ValueError("is not a valid lower-case domain name")
-        return value
+    _domain = field_validator("domain")(_check_domain)
 
     _submission = field_validator("submission", mode="before")(_switch)
 
