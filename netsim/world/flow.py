@@ -46,6 +46,7 @@ from netsim.world.users import MailClients, UsersWorld, mua_helo
 from netsim.world.workload import (
     AUTH,
     BATCH_S,
+    EXPOSES,
     HOME,
     ISP_SERVER,
     PATHS,
@@ -227,7 +228,7 @@ class LegitFlow:
                           code("sender", SenderType.ROAMING.value))
         # HOME (-1) reads the last entry of ``eavesdrop``: 0
         capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
-                                ~self.tls_auth[isp]) & AUTH[path] & (TARGET[path] == ISP_SERVER)
+                                ~self.tls_auth[isp]) & EXPOSES[path]
         draw = batch.capture
         typo = batch.typo
         per_message = {

@@ -25,6 +25,7 @@ from netsim.world.senders import Process, SendersWorld
 from netsim.world.workload import (
     AUTH,
     BATCH_S,
+    EXPOSES,
     HOME,
     HOME_MTA,
     PATHS,
@@ -125,7 +126,7 @@ class MailClients:
             if not conn.is_open:
                 blocked(world.ledger, mail, pending, conn, env.now, trace)
                 break
-            if credentials is not None and server is self.server:   # the ISP's accounts
+            if EXPOSES[path]:
                 self._exposed(user, net, capture)
             refuse(world.ledger, mail, pending,
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)

@@ -38,6 +38,9 @@ PORT = np.array([25, 25, 25, 587, 25, 587, 25, 25, 587])
 AUTH = np.array([False, True, False, True, True, True, False, False, True])
 POP_FIRST = np.array([False, False, True, False, False, False, False, False, False])
 TARGET = np.array([ISP_SERVER] * 4 + [PROVIDER] * 2 + [HOME_MTA, ISP_SERVER, ISP_SERVER])
+# whether a path's AUTH logs in to an ISP account: what an eavesdropper may capture into the
+# spammers' pool, which holds ISPs' accounts
+EXPOSES = AUTH & (TARGET == ISP_SERVER)
 HOME_MTA_PATHS = {"none": 6, "isp_25": 7, "isp_587": 8}   # by ``home_mta_smarthost``
 
 
@@ -51,6 +54,14 @@ def submission_path(group: Any, on_587: Any, mode: Any, at: Any, isp_587_from: A
     provider = np.where(on_587 & (at >= provider_587_from), 5, 4)
     return np.where(group == GROUP_PROVIDER, provider,
                     np.where(group == GROUP_HOME_MTA, home_mta_path, isp))
+
+
+def categories(draws: np.ndarray, shares: tuple[float, ...],
+               codes: tuple[int, ...]) -> np.ndarray:
+    """The category of each uniform draw: ``codes[k]`` where it falls in the k-th of
+    consecutive ``shares`` of [0, 1), the last code beyond them."""
+    return np.asarray(codes, dtype=np.int8)[np.searchsorted(np.cumsum(shares), draws,
+                                                            side="right")]
 
 
 @dataclass(slots=True)
@@ -106,18 +117,16 @@ class Workload:
         # a share asks for them (a country's memory grows with its subscribers)
         self.mua_25: np.ndarray | None = None
         if cfg.mua_25_auth_share + cfg.mua_25_pop_share > 0:
-            mode = streams[f"users.mua25.{self.name}"].random(n)
-            self.mua_25 = np.where(mode < cfg.mua_25_auth_share, MUA_25_AUTH, np.where(
-                mode < cfg.mua_25_auth_share + cfg.mua_25_pop_share, MUA_25_POP,
-                MUA_25_PLAIN)).astype(np.int8)
+            self.mua_25 = categories(streams[f"users.mua25.{self.name}"].random(n),
+                                     (cfg.mua_25_auth_share, cfg.mua_25_pop_share),
+                                     (MUA_25_AUTH, MUA_25_POP, MUA_25_PLAIN))
         submission = s.isps[isp].policies.submission
         self.offers_587_from = math.inf if submission is None else submission.start_s
         self.group: np.ndarray | None = None
         if cfg.provider_share + cfg.home_mta_share > 0:
-            group = streams[f"users.group.{self.name}"].random(n)
-            self.group = np.where(group < cfg.provider_share, GROUP_PROVIDER, np.where(
-                group < cfg.provider_share + cfg.home_mta_share, GROUP_HOME_MTA,
-                GROUP_ISP)).astype(np.int8)
+            self.group = categories(streams[f"users.group.{self.name}"].random(n),
+                                    (cfg.provider_share, cfg.home_mta_share),
+                                    (GROUP_PROVIDER, GROUP_HOME_MTA, GROUP_ISP))
         self.provider: np.ndarray | None = None
         if cfg.provider_share > 0:
             self.provider = streams[f"users.provider.{self.name}"].integers(
@@ -178,9 +187,8 @@ class Workload:
         own = (rcpt_isp == self.isp) & (rcpt_user == sender) & (users > 1)
         rcpt_user[own] = (rcpt_user[own] + 1) % users[own]
         roll = rng.random(m)
-        typo = np.where(roll < cfg.mistyped_user_share, TYPO_USER,
-                        np.where(roll < cfg.mistyped_user_share + cfg.mistyped_domain_share,
-                                 TYPO_DOMAIN, TYPO_NONE)).astype(np.int8)
+        typo = categories(roll, (cfg.mistyped_user_share, cfg.mistyped_domain_share),
+                          (TYPO_USER, TYPO_DOMAIN, TYPO_NONE))
         first = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(count, out=first[1:])
         batch = Batch(created, user, where, host, size, key, capture, first, rcpt_isp,
