@@ -213,6 +213,13 @@ class Ledger:
         """Mark a recipient as taken over by a server outside its origin ISP."""
         self.accepted_outside[row] = 1
 
+    def sent_out_many(self, rows: Iterable[int]) -> None:
+        """Mark the recipients of one session carried out of their origin ISP's networks
+        (the engines': a few rows, no array made for them)."""
+        column = self.sent_out
+        for row in rows:
+            column[row] = 1
+
     def retrieved(self, row: int, at: float) -> None:
         """Record the first POP3 retrieval of a delivered recipient."""
         if math.isnan(self.retrieved_s[row]):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
 import simpy
 
 from netsim.mail.defences import Listing
@@ -75,7 +74,7 @@ def attempt(env: simpy.Environment, network: Network, ledger: Ledger, src: int, 
     if not conn.is_open:
         return conn, refused
     if leaves_origin(client_origin, conn.listener.server.isp, mail.origin):
-        ledger.sent_out_rows(np.fromiter(pending.values(), dtype=np.int64, count=len(pending)))
+        ledger.sent_out_many(pending.values())
     if listing is not None:
         listing.seen(src, env.now, mail.kind is Kind.SPAM)
 
