@@ -289,11 +289,12 @@ def test_the_pool_counts_each_account_spammers_used_once_and_flags_it():
     # held from the moment spammers have the password, used once they log in with it
     assert pool.held(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 0])).tolist() == [
         True, False, True, False]
-    assert not pool.used(np.array([0, 1]), np.array([4, 2])).any()
+    assert pool.summary()["accounts_used"] == 0
     rng = np.random.default_rng(1)
     drawn = {pool.draw(rng) for _ in range(50)}
     assert drawn == {(0, 4), (1, 2)}
     summary = pool.summary()
     assert summary["used_sessions"] == 50 and summary["accounts_used"] == 2
-    assert pool.used(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 0])).tolist() == [
+    # used, they are still held
+    assert pool.held(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 0])).tolist() == [
         True, False, True, False]

@@ -71,10 +71,6 @@ class CredentialPool:
         else:
             self.captured_smtp += 1
 
-    def used(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
-        """Whether spammers have used each account (as of now)."""
-        return self._state[self._first[isp] + user] == USED
-
     def held(self, isp: np.ndarray, user: np.ndarray) -> np.ndarray:
         """Whether spammers hold each account's password (as of now): they may use it at
         any instant from now on."""
