@@ -75,9 +75,6 @@ class World:
                                      for i in scenario.isps]
         self.listing = apply_policies(self)
         self.relays = self._open_relays()
-        for server in [*self.servers, *self.relays]:   # what their queues send is seen
-            if isinstance(server.queue, OutboundQueue):
-                server.queue.listing = self.listing
         self.providers = self._providers()
         # provider accounts: customer ``offset[isp] + user``
         self._offset = np.concatenate([[0], np.cumsum([i.subscribers for i in scenario.isps])])
@@ -88,6 +85,9 @@ class World:
         self.home_mtas, self._home_mta = self._home_mtas()
         # every server that is not an ISP's: they queue and relay like the ISPs' servers
         self.other_servers = [*self.relays, *self.providers, *self.home_mtas]
+        for server in [*self.servers, *self.other_servers]:   # what their queues send is seen
+            if isinstance(server.queue, OutboundQueue):
+                server.queue.listing = self.listing
         self.retrievals: Retrievals | None = None
         self.flow: LegitFlow | None = None
         self.populations: list[UserPopulation] = []
@@ -264,13 +264,8 @@ class World:
             address = net.host((net.prefix.num_addresses - 2) // 2 + k)
             self.zones.add_mx(cfg.domain, 10, hostname)
             self.zones.add_a(hostname, address)
-            server = MailServer(
-                self.env, isp=cfg.name, domain=cfg.domain, address=address, users=customers,
-                own_subnets=frozenset(), settings=self._settings(
-                    self.scenario.isps[net.isp].mail_server),
-                network=self.network, resolver=self.resolvers[net.isp], ledger=self.ledger,
-                retry=self.retry_policy, rng=self.streams[f"mx.{cfg.name}"], ids=self.next_id,
-                tracer=self.tracer, hostname=hostname)
+            server = self._outside_server(cfg.name, cfg.domain, address, customers, net.isp,
+                                          hostname, cfg.name)
             server.listen(25)
             if cfg.submission is not None:
                 server.listen(587, from_s=cfg.submission.start_s)
@@ -283,21 +278,29 @@ class World:
         mtas: list[MailServer] = []
         index: dict[tuple[int, int], int] = {}
         for i, workload in enumerate(self.workloads):
-            pool = self.dynamic_pool(i)
-            m = self.scenario.isps[i].mail_server
             if workload.group is None:
                 continue
+            pool = self.dynamic_pool(i)
             for user in np.flatnonzero(workload.group == GROUP_HOME_MTA).tolist():
                 address = pool.host(user)
                 name = mua_helo(address, pool.name)
                 index[i, user] = len(mtas)
-                mtas.append(MailServer(
-                    self.env, isp=self.scenario.isps[i].name, domain=name, address=address,
-                    users=0, own_subnets=frozenset(), settings=self._settings(m),
-                    network=self.network, resolver=self.resolvers[i], ledger=self.ledger,
-                    retry=self.retry_policy, rng=self.streams[f"mx.{name}"], ids=self.next_id,
-                    tracer=self.tracer, hostname=name))
+                mtas.append(self._outside_server(self.scenario.isps[i].name, name, address, 0,
+                                                 i, name, name))
         return mtas, index
+
+    def _outside_server(self, origin: str, domain: str, address: int, users: int,
+                        upstream: int, hostname: str, stream: str) -> MailServer:
+        """A mail server that is not an ISP's (an open relay, a provider's, a home MTA):
+        none of its networks is its own; the settings and resolver of the ISP ``upstream``
+        of its network; draws from the stream ``mx.<stream>``."""
+        return MailServer(
+            self.env, isp=origin, domain=domain, address=address, users=users,
+            own_subnets=frozenset(), settings=self._settings(
+                self.scenario.isps[upstream].mail_server),
+            network=self.network, resolver=self.resolvers[upstream], ledger=self.ledger,
+            retry=self.retry_policy, rng=self.streams[f"mx.{stream}"], ids=self.next_id,
+            tracer=self.tracer, hostname=hostname)
 
     def _open_relays(self) -> list[MailServer]:
         """Misconfigured servers that relay for anyone: no policies at all."""
@@ -314,14 +317,8 @@ class World:
                 name = f"relay{len(relays) + 1}.{cfg.network.replace('.', '-')}.example"
                 origin = self.scenario.isps[net.isp].name if net.kind is NetKind.DYNAMIC \
                     else net.name
-                m = self.scenario.isps[net.isp].mail_server
-                relay = MailServer(
-                    self.env, isp=origin, domain=name, address=net.host(int(host)), users=0,
-                    own_subnets=frozenset(), settings=self._settings(m),
-                    network=self.network, resolver=self.resolvers[net.isp],
-                    ledger=self.ledger, retry=self.retry_policy,
-                    rng=self.streams[f"mx.{name}"], ids=self.next_id, tracer=self.tracer,
-                    hostname=name)
+                relay = self._outside_server(origin, name, net.host(int(host)), 0, net.isp,
+                                             name, name)
                 relay.policies = []
                 relay.listen(25)
                 relays.append(relay)
