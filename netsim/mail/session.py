@@ -165,15 +165,16 @@ def transfer(size: Any, server_bps: Any, client_bps: Any) -> Any:
 COMMANDS_BEFORE_LOGIN = {"plaintext": 1, "apop": 0, "stls": 2, "pop3s": 1}
 
 
-def pop3_login(opened: Any, one_way: Any, proc: Any, before: Any) -> tuple[Any, Any]:
-    """A POP3 session that logs in and quits (``POP3Client(fetch=False)``), on a connection
-    open at ``opened``, ``before`` commands ahead of the login: when the server takes the
-    login, and when the client has the reply to QUIT."""
+def pop3_login(opened: np.ndarray, one_way: np.ndarray, proc: np.ndarray,
+               before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sessions that log in by POP3 and quit (``POP3Client(fetch=False)``; the flow path's:
+    the engines run ``pop3_session``), on connections open at ``opened``, ``before``
+    commands ahead of each login: when the server takes the login, and when the client has
+    the reply to QUIT."""
     # step by step, as ``pop3_session`` steps: the same instants to the last bit
     t = greeting(opened, one_way, proc)[1]
     for k in range(int(np.max(before, initial=0))):
-        t = np.where(k < before, retrieval(t, one_way, proc, 0.0), t) \
-            if isinstance(before, np.ndarray) else retrieval(t, one_way, proc, 0.0)
+        t = np.where(k < before, retrieval(t, one_way, proc, 0.0), t)
     login = exchange(t, one_way, proc)[0]
     t = retrieval(t, one_way, proc, 0.0)
     return login, retrieval(t, one_way, proc, 0.0)
