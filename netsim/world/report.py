@@ -144,21 +144,12 @@ def spam_by_origin(cols: RecipientColumns) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["origin"], r["strategy"]))
 
 
-def legit_delivery(cols: RecipientColumns) -> dict[str, dict[str, dict[str, float]]]:
+def legit_delivery(cols: RecipientColumns) -> dict[str, dict[str, dict[str, Any]]]:
     """Legitimate delivery ratio (delivered ÷ attempted) for home and roaming users, by the
-    MUA's submission port."""
-    legit = cols.is_("kind", "legit")
-    delivered = cols.is_("outcome", "delivered")
+    MUA's submission port, and what kept the rest from an inbox."""
     port = cols.values("first_hop_port")
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for who, sender in (("home", "user"), ("roaming", "roaming")):
-        mine = legit & cols.is_("sender", sender)
-        out[who] = {}
-        ports, attempted = np.unique(port[mine], return_counts=True)
-        for p, n in zip(ports.tolist(), attempted.tolist(), strict=True):
-            d = int((mine & delivered & (port == p)).sum())
-            out[who][str(p)] = {"attempted": int(n), "delivered": d, "ratio": round(d / n, 6)}
-    return out
+    ports, port_code = np.unique(port, return_inverse=True)
+    return _by_sender(cols, port_code, [str(p) for p in ports.tolist()])
 
 
 def _shares(cols: RecipientColumns, mine: np.ndarray, keys: list[np.ndarray],
@@ -190,15 +181,22 @@ def legit_groups(cols: RecipientColumns) -> dict[str, dict[str, dict[str, Any]]]
     """Legitimate delivery by sender group (home, roaming) and how the mail was submitted
     (``path``: the ISP's server on 25 or 587, after a POP3 login or with AUTH on 25, a
     provider's server, a home MTA): who lost what, and why."""
-    legit = cols.is_("kind", "legit")
-    sender, senders = cols.codes("sender")
     path, paths = cols.codes("path")
-    who = {"user": "home", "roaming": "roaming"}
+    groups = _by_sender(cols, path, paths)
+    return {who: paths_ for who, paths_ in groups.items() if paths_}
+
+
+def _by_sender(cols: RecipientColumns, key: np.ndarray,
+               names: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Legitimate recipients of home and roaming users by ``key`` (codes of ``names``)."""
+    sender, senders = cols.codes("sender")
+    found = _shares(cols, cols.is_("kind", "legit"), [sender, key], [senders, names])
     out: dict[str, dict[str, dict[str, Any]]] = {"home": {}, "roaming": {}}
-    for (s, p), group in sorted(_shares(cols, legit, [sender, path],
-                                        [senders, paths]).items()):
-        out.setdefault(who.get(s, s), {})[p] = group
-    return {k: v for k, v in out.items() if v}
+    for (s, k), group in sorted(found.items()):
+        who = {"user": "home", "roaming": "roaming"}.get(s)
+        if who is not None:
+            out[who][k] = group
+    return out
 
 
 def legit_by_origin(cols: RecipientColumns) -> dict[str, dict[str, Any]]:
