@@ -147,9 +147,8 @@ def spam_by_origin(cols: RecipientColumns) -> list[dict[str, Any]]:
 def legit_delivery(cols: RecipientColumns) -> dict[str, dict[str, dict[str, Any]]]:
     """Legitimate delivery ratio (delivered ÷ attempted) for home and roaming users, by the
     MUA's submission port, and what kept the rest from an inbox."""
-    port = cols.values("first_hop_port")
-    ports, port_code = np.unique(port, return_inverse=True)
-    return _by_sender(cols, port_code, [str(p) for p in ports.tolist()])
+    port = cols.values("first_hop_port")   # a port is its own code: no array as long
+    return _by_sender(cols, port, [str(p) for p in range(int(port.max(initial=0)) + 1)])
 
 
 def _shares(cols: RecipientColumns, mine: np.ndarray, keys: list[np.ndarray],
