@@ -154,7 +154,11 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from netsim.experiments import metric_table, plan, run_plan, write_report
+    import pandas as pd
+
+    from netsim.experiments import Plan, metric_table, plan, run_plan, write_report
+    from netsim.experiments.precision import replicate
+    from netsim.experiments.report import precision_table, write_precision
     from netsim.experiments.runner import ExecutorError, connect_dask
     from netsim.scenario.load import parse_overrides
 
@@ -173,17 +177,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     elif args.scheduler:
         raise UserError("--scheduler goes with --executor dask")
+    study = study_plan.study
+    target = args.precision if args.precision is not None else study.precision
+    cap = args.max_reps if args.max_reps is not None else study.max_replications
+    if target is not None and not 0 < target < 1:
+        raise UserError("--precision must be between 0 and 1 (0.05: ±5 % of the mean)")
+    if cap < 2:
+        raise UserError("--max-reps must be at least 2")
+    simulated = 0
+
+    def run(p: Plan) -> pd.DataFrame:
+        nonlocal simulated
+        simulated += run_plan(p, out, jobs=args.jobs, executor=args.executor, client=client)
+        runs = pd.read_parquet(out / "runs.parquet")
+        runs["grid_index"] = [spec.grid_index for spec in p.runs]
+        return runs
+
     try:
-        ran = run_plan(study_plan, out, jobs=args.jobs, executor=args.executor, client=client)
+        if target is None:
+            run(study_plan)
+            write_precision(out, None)
+        else:
+            study_plan, cells = replicate(study_plan, run, list(study.table), target, cap)
+            write_precision(out, {"target": target, "cap": cap,
+                                  "metrics": list(study.table),
+                                  "cells": [c.as_dict() for c in cells.values()]})
     finally:
         if client is not None:
             client.close()
     report = write_report(out)
-    import pandas as pd
-
-    print(f"study {study_plan.study.name}: {len(study_plan.runs)} runs ({ran} simulated now, "
-          f"{len(study_plan.runs) - ran} already done)\n")
-    print(metric_table(pd.read_parquet(out / "runs.parquet"), study_plan.study))
+    total = len(study_plan.runs)
+    print(f"study {study.name}: {total} runs ({simulated} simulated now, "
+          f"{total - simulated} already done)\n")
+    print(metric_table(pd.read_parquet(out / "runs.parquet"), study))
+    print(precision_table(out))
     print(f"results in {out}/: runs.parquet, timeseries.parquet, figures/, {report.name}")
     return 0
 
@@ -299,7 +326,13 @@ def parser() -> argparse.ArgumentParser:
                            "figures and a report")
     sweep.add_argument("study", help="study file, e.g. experiments/policy-comparison.yaml")
     sweep.add_argument("--out", help="results folder (default: results/<study name>)")
-    sweep.add_argument("--reps", type=int, help="replications (overrides the study's)")
+    sweep.add_argument("--reps", type=int, help="replications (overrides the study's; with "
+                       "--precision, the first round's)")
+    sweep.add_argument("--precision", type=float, help="replicate each arm until every table "
+                       "metric's 95 %% interval is within this share of its mean (0.05: "
+                       "±5 %%; overrides the study's)")
+    sweep.add_argument("--max-reps", type=int, help="cap of replications per arm under "
+                       "--precision (overrides the study's max_replications)")
     sweep.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
     sweep.add_argument("--executor", choices=["local", "dask"], default="local")
     sweep.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")

@@ -87,8 +87,8 @@ def test_plan_expands_arms_grid_and_replications_with_common_seeds():
 @pytest.mark.parametrize("study", STUDIES, ids=[s.stem for s in STUDIES])
 def test_every_study_runs_at_a_tiny_scale(study, tmp_path, capsys):
     out = tmp_path / study.stem
-    assert main(["sweep", str(study), "--reps", "2", "--jobs", "2", "--out", str(out),
-                 *TINY]) == 0
+    assert main(["sweep", str(study), "--reps", "2", "--max-reps", "2", "--jobs", "2",
+                 "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
     spec = yaml.safe_load(study.read_text())
     runs = pd.read_parquet(out / "runs.parquet")
@@ -296,3 +296,74 @@ def test_figures_tell_arms_apart_without_colour_and_say_n():
     # plain tick labels: no "1e6" offset above the axis
     assert ax.yaxis.get_offset_text().get_text() == ""
     assert any(p.get_hatch() for p in ax.patches)
+
+
+def _synthetic(values_by_arm):
+    """A ``run`` for precision.replicate: metric ``m`` of replication r of an arm is
+    values_by_arm[arm](r); the plan is the tiny study's."""
+    def run(p):
+        return pd.DataFrame([{"arm": s.arm, "grid_index": s.grid_index,
+                              "replication": s.replication,
+                              "m": values_by_arm[s.arm](s.replication)} for s in p.runs])
+    return run
+
+
+def test_sequential_replication_stops_when_precise_and_at_the_cap(tmp_path):
+    from netsim.experiments.precision import next_count, replicate
+
+    p = plan(_tiny_study(tmp_path, replications=3))
+    # none: ±1 around 100, precise at once; op25b: ±4 needs about 6; at ±20, 20 is too few
+    steady = _synthetic({"none": lambda r: 100 + (-1) ** r,
+                         "op25b": lambda r: 100 + 4 * (-1) ** r})
+    final, cells = replicate(p, steady, ["m"], target=0.05, cap=20)
+    assert cells["none", 0].replications == 3 and cells["none", 0].precise
+    assert cells["op25b", 0].replications == 6 and cells["op25b", 0].precise
+    assert cells["op25b", 0].relative <= 0.05
+    assert len(final.runs) == 9
+    noisy = _synthetic({"none": lambda r: 100.0, "op25b": lambda r: 100 + 20 * (-1) ** r})
+    _, cells = replicate(p, noisy, ["m"], target=0.05, cap=20)
+    assert cells["op25b", 0].replications == 20 and not cells["op25b", 0].precise
+    assert cells["none", 0].replications == 3 and cells["none", 0].relative == 0
+    # at most doubling a round, never beyond the cap, nothing more once precise
+    assert next_count(3, 1.0, 0.05, 20) == 6 and next_count(16, 1.0, 0.05, 20) == 20
+    assert next_count(5, 0.04, 0.05, 20) == 5 and next_count(20, 1.0, 0.05, 20) == 20
+
+
+def test_a_precise_sweep_reports_the_replications_each_arm_needed(tmp_path, capsys):
+    study, out = _tiny_study(tmp_path, table=["spam_delivered", "legit_delivery_ratio"]), \
+        tmp_path / "out"
+    assert main(["sweep", str(study), "--out", str(out), "--precision", "0.001",
+                 "--max-reps", "3", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "precision.json").read_text())
+    assert data["cap"] == 3 and {c["arm"] for c in data["cells"]} == {"none", "op25b"}
+    assert all(c["replications"] == 3 for c in data["cells"] if not c["precise"])
+    assert "cap of 3 reached" in printed
+    report = (out / "report.md").read_text()
+    assert "## Precision" in report and "## Headline" in report
+    assert "**op25b** against **none**" in report
+    # the same sweep at a fixed count: no stale precision left behind
+    assert main(["sweep", str(study), "--out", str(out)]) == 0
+    assert not (out / "precision.json").exists()
+    assert "## Precision" not in (out / "report.md").read_text()
+
+
+def test_the_decomposition_adds_up_to_the_totals(tmp_path):
+    from netsim.experiments.decomposition import legit_losses, spam_paths
+
+    study, out = _tiny_study(tmp_path, set={"duration_s": 1800, "users.roaming_share": 0.2}), \
+        tmp_path / "out"
+    assert main(["sweep", str(study), "--out", str(out)]) == 0
+    runs = pd.read_parquet(out / "runs.parquet")
+    lost = legit_losses(runs).groupby(["arm", "replication"])["lost"].sum()
+    totals = (runs.set_index(["arm", "replication"])["legit_attempted"]
+              - runs.set_index(["arm", "replication"])["legit_delivered"])
+    pd.testing.assert_series_equal(lost.sort_index(), totals.sort_index(), check_names=False,
+                                   check_dtype=False)
+    assert lost.loc["op25b"].sum() > lost.loc["none"].sum()   # travellers behind OP25B
+    for measure in ("attempted", "delivered"):
+        parts = runs[[f"spam_{measure}_via_{p}" for p in spam_paths(runs, measure)]].sum(axis=1)
+        assert (parts == runs[f"spam_{measure}"]).all(), measure
+    report = (out / "report.md").read_text()
+    assert "## Who lost what, and why" in report and "| **all** |" in report
+    assert "op25b" in report.split("## Who lost what, and why")[1]

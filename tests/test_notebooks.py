@@ -13,17 +13,17 @@ from netsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-ARMS = ("none", "op25b", "op25b+587")
+ARMS = ("no-blocking", "op25b", "op25b+587", "op25b+587+leaks")
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The policy comparison at a tiny scale: 3 arms × 2 replications of half an hour."""
+    """The policy comparison at a tiny scale: 4 arms × 2 replications of half an hour."""
     out = tmp_path_factory.mktemp("policy-comparison")
     study = str(ROOT / "experiments" / "policy-comparison.yaml")
-    assert main(["sweep", study, "--reps", "2", "--set", "duration_s=1800",
+    assert main(["sweep", study, "--reps", "2", "--max-reps", "2", "--set", "duration_s=1800",
                  "--out", str(out)]) == 0
     return out
 
@@ -94,15 +94,19 @@ def test_analysis_notebook(sweep: Path, monkeypatch: pytest.MonkeyPatch):
     assert all(arm in means for arm in ARMS)
     assert "spam_delivered" in means and "legit_delivery_ratio" in means
     paired = text(tagged(nb, "paired"))
-    assert "op25b+587" in paired and "− none: paired" in paired
+    assert "op25b+587" in paired and "− no-blocking: paired" in paired
     origin = text(tagged(nb, "origin"))
     assert "isp_relay" in origin and "hosting" in origin
     assert "roaming, MUA on 587" in text(tagged(nb, "delivery"))
+    parts = text(tagged(nb, "decomposition"))
+    assert "**op25b** against **no-blocking**" in parts and "| **all** |" in parts
+    assert "roaming" in parts and "stolen_587" in parts
     study = json.loads((sweep / "study.json").read_text())["study"]
     # the study's figures, the CRN scatter, and four of its own figures, drawn inline
     assert images(nb) >= len(study["figures"]) + 4
     assert sorted(p.name for p in sweep.iterdir()) == sorted(
-        ["figures", "report.md", "runs", "runs.parquet", "study.json", "timeseries.parquet"])
+        ["figures", "precision.json", "report.md", "runs", "runs.parquet", "study.json",
+         "timeseries.parquet"])
 
 
 def test_analysis_notebook_asks_for_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

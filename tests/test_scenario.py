@@ -216,3 +216,12 @@ def test_a_prefix_must_be_written_as_text(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "isps[0] (isp-a).dynamic_pool: must be a prefix written like 10.1.0.0/16" in err
     assert "hosting_networks[0] (hosting).prefix" in err
+
+
+def test_a_star_sets_a_field_of_every_list_item():
+    s = load_scenario(overrides=["isps.*.policies.submission=null",
+                                 "isps.*.policies.pop_before_smtp={window_s: 600}"])
+    assert all(i.policies.submission is None for i in s.isps)
+    assert {i.policies.pop_before_smtp.window_s for i in s.isps} == {600}
+    with pytest.raises(ScenarioError, match=r"users\.\*: \* stands for every item of a list"):
+        load_scenario(overrides=["users.*.x=1"])

@@ -9,6 +9,8 @@ every study: arms are told apart without colour too.
 
 from __future__ import annotations
 
+import itertools
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,11 +21,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from netsim.experiments.decomposition import common_runs, legit_losses, spam_paths
 from netsim.experiments.stats import Bounds, mean_interval, metric_range
 from netsim.experiments.study import Study
 
 _PALETTE = [tuple(c[:3]) for c in plt.get_cmap("tab10")(np.arange(10))]
-_KNOWN = {"none": 7, "op25b": 1, "op25b+587": 0}
+_KNOWN = {"none": 7, "no-blocking": 7, "op25b": 1, "op25b+587": 0, "op25b+587+leaks": 3}
 
 
 def arm_colours(arms: Sequence[str]) -> dict[str, tuple[float, ...]]:
@@ -186,16 +189,62 @@ def spam_outcomes(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     return fig
 
 
+# a legitimate sender group's delivery (netsim.experiments.metrics.flatten): who, and how
+# the mail was submitted (mua_25_auth, mua_587, provider_587, mta_direct, ...)
+_GROUP_RATIO = re.compile(r"(home|roaming)_((?:mua|provider|mta)_.+)_delivery_ratio")
+
+
 def legit_delivery(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
-    fig, ax = plt.subplots(figsize=(8, 4))
-    metrics = {f"{who}_{port}_delivery_ratio": f"{who}\nMUA on {port}"
-               for who in ("home", "roaming") for port in (25, 587)}
+    groups = [m for c in runs.columns if (m := _GROUP_RATIO.fullmatch(c))
+              and runs[c].notna().any()]
+    groups.sort(key=lambda m: (m.group(1) != "home", m.group(2)))
+    metrics = {m.group(0): f"{m.group(1)}\n{m.group(2)}" for m in groups}
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(metrics) + 2), 4))
     _grouped_bars(ax, runs, study, metrics, scale=100)
     ax.set_ylabel("legitimate mail delivered [%]")
     ax.set_ylim(0, 105)
-    ax.set_title("Legitimate delivery by where users are and how their MUA submits "
+    ax.set_title("Legitimate delivery by where users are and how their mail is submitted "
                  f"({_n(runs, study)})")
-    ax.legend(title="arm", loc="lower right")
+    ax.legend(title="arm", loc="upper center", bbox_to_anchor=(0.5, -0.18),
+              ncol=len(study.arms))
+    return fig
+
+
+def decomposition(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
+    """Stacked bars an arm: legitimate mail lost by sender, path and cause; spam delivered
+    by path (the report's tables, over the replications every arm has)."""
+    arms = list(study.arms)
+    shared = common_runs(runs, arms)
+    lost = legit_losses(shared)
+    parts = (lost.assign(part=lost["sender"] + " " + lost["path"] + ": " + lost["cause"])
+             .groupby(["part", "arm"])["lost"].mean().unstack("arm")
+             .reindex(columns=arms).fillna(0))
+    parts = parts[(parts >= 0.5).any(axis=1)]
+    paths = spam_paths(shared)
+    spam = (shared.groupby("arm")[[f"spam_delivered_via_{p}" for p in paths]].mean()
+            .reindex(arms).fillna(0).T)
+    spam.index = paths
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, table, title, unit in (
+            (axes[0], parts, "Legitimate mail lost, by sender, path and cause",
+             "legitimate recipients lost per run"),
+            (axes[1], spam, "Spam delivered to inboxes, by path", "spam recipients per run")):
+        bottom = np.zeros(len(arms))
+        colours = plt.get_cmap("tab20")(np.arange(max(1, len(table))) % 20)
+        for (name, row), colour, hatch in zip(table.iterrows(), colours,
+                                              itertools.cycle(_HATCHES), strict=False):
+            ax.bar(arms, row.to_numpy(), bottom=bottom, color=colour, edgecolor="black",
+                   linewidth=0.6, hatch=hatch, label=str(name))
+            bottom += row.to_numpy()
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.set_ylim(0, max(float(bottom.max(initial=0)), 1) * 1.35)   # room for the legend
+        ax.tick_params(axis="x", labelrotation=15)
+        ax.legend(fontsize="x-small", loc="upper right")
+        _plain(ax)
+    n = shared.groupby("arm")["replication"].nunique()
+    fig.suptitle(f"Who lost what, and where spam went (means, n = {int(n.min()) if len(n) else 0}"
+                 " replications every arm has)")
     return fig
 
 
@@ -264,25 +313,47 @@ def traveller(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     return fig
 
 
+def _alike(ts: pd.DataFrame, study: Study, kind: str) -> list[list[str]]:
+    """The study's arms grouped where their hourly series of ``kind`` are the same in every
+    replication they share: one panel for arms that do not differ."""
+    series = {arm: ts[(ts["kind"] == kind) & (ts["arm"] == arm)].groupby(
+        ["replication", "strategy", "outcome", "interval"])["count"].sum()
+        for arm in study.arms}
+    groups: list[list[str]] = []
+    for arm in study.arms:
+        for group in groups:
+            a, b = series[group[0]], series[arm]
+            shared = set(a.index.get_level_values(0)) & set(b.index.get_level_values(0))
+            a = a[a.index.get_level_values(0).isin(shared)]
+            b = b[b.index.get_level_values(0).isin(shared)]
+            if shared and a.sort_index().equals(b.sort_index()):
+                group.append(arm)
+                break
+        else:
+            groups.append([arm])
+    return groups
+
+
 def strategies_over_time(runs: pd.DataFrame, ts: pd.DataFrame, study: Study) -> Figure:
     spam = ts[(ts["kind"] == "spam") & (ts["outcome"] == "delivered")]
     strategies = sorted(spam["strategy"].unique())
-    arms = list(study.arms)
-    fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 4), squeeze=False,
+    panels = _alike(ts, study, "spam")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False,
                              sharey=True)
     colours = dict(zip(strategies, plt.get_cmap("Set2")(np.arange(8)), strict=False))
     for strategy in strategies:
         hourly = _hourly(ts, study, "spam", "delivered", strategy)
-        for ax, arm in zip(axes[0], arms, strict=True):
-            ci = _intervals(hourly[hourly["arm"] == arm], ["interval"], "count")
+        for ax, arms in zip(axes[0], panels, strict=True):
+            ci = _intervals(hourly[hourly["arm"] == arms[0]], ["interval"], "count")
             if len(ci):
                 _band(ax, ci["interval"].to_numpy() + 0.5, ci, colours[strategy], strategy)
-    for ax, arm in zip(axes[0], arms, strict=True):
-        ax.set_title(arm, color=_colour(study, arm))
+    for ax, arms in zip(axes[0], panels, strict=True):
+        ax.set_title(" = ".join(arms), color=_colour(study, arms[0]))
         ax.set_xlabel("simulated time [h]")
     axes[0][0].set_ylabel("spam delivered [recipients/h]")
     axes[0][0].legend(title="strategy", loc="upper left", fontsize="small")
-    fig.suptitle(f"Spam by strategy as botnets adapt (mean, 95 % CI, {_n(runs, study)})")
+    fig.suptitle(f"Spam by strategy as botnets adapt (mean, 95 % CI, {_n(runs, study)}; "
+                 "arms whose spam is the same share a panel)")
     return fig
 
 
@@ -326,7 +397,7 @@ DRAW: dict[str, Callable[[pd.DataFrame, pd.DataFrame, Study], Figure]] = {
     "spam_per_hour": spam_per_hour, "spam_outcomes": spam_outcomes,
     "legit_delivery": legit_delivery, "adoption": adoption, "displacement": displacement,
     "traveller": traveller, "strategies_over_time": strategies_over_time,
-    "credentials": credentials, "defences": defences,
+    "credentials": credentials, "defences": defences, "decomposition": decomposition,
 }
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# causes that are the sender's own mistakes (a mistyped user or domain), not the network's
+SENDERS_ERRORS = ("user_unknown", "nxdomain")
+
 
 def flatten(summary: dict[str, Any]) -> dict[str, float]:
     """Every summary figure as ``name → number``."""
@@ -28,6 +31,10 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
         delivered = sum(p["delivered"] for p in ports.values())
         tried = sum(p["attempted"] for p in ports.values())
         row[f"{who}_delivery_ratio"] = delivered / tried if tried else float("nan")
+        # of the mail its sender addressed to a user that exists: what the network delivered
+        typos = sum(p["stopped_by"].get(c, 0) for p in ports.values() for c in SENDERS_ERRORS)
+        row[f"{who}_addressed_delivery_ratio"] = (delivered / (tried - typos) if tried > typos
+                                                  else float("nan"))
         for port, d in ports.items():
             row[f"{who}_{port}_attempted"] = d["attempted"]
             row[f"{who}_{port}_delivery_ratio"] = d["ratio"]
@@ -36,6 +43,9 @@ def flatten(summary: dict[str, Any]) -> dict[str, float]:
             name = path.replace(":", "_").replace("+", "_")   # mua:25+pop → mua_25_pop
             row[f"{who}_{name}_attempted"] = d["attempted"]
             row[f"{who}_{name}_delivery_ratio"] = d["ratio"]
+            # who lost what, and why (netsim.experiments.decomposition)
+            for cause, n in d["stopped_by"].items():
+                row[f"legit_lost_{who}_{name}__{cause}"] = n
     for origin, d in summary["legit_by_origin"].items():
         row[f"legit_delivery_ratio_from_{origin}"] = d["ratio"]
     row["spam_sent_out"] = row["spam_accepted_outside"] = 0

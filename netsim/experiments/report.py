@@ -4,10 +4,19 @@ against the baseline arm, and the figures. Rebuilt from stored results at any ti
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from netsim.experiments.decomposition import (
+    common_runs,
+    headline,
+    legit_table,
+    paired_runs,
+    spam_table,
+)
 from netsim.experiments.figures import draw_figures
 from netsim.experiments.stats import (
     METHOD,
@@ -47,23 +56,68 @@ def metric_table(runs: pd.DataFrame, study: Study) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for point in _points(runs, study):
             part = _select(runs, point)
-            reference = part[part["arm"] == base].sort_values("replication")
             for arm in study.arms:
-                mine = part[part["arm"] == arm].sort_values("replication")
+                mine = part[part["arm"] == arm]
                 ci = mean_interval(mine[metric].to_numpy(dtype=float),
                                    bounds=metric_range(metric))
                 if arm == base:
                     diff = "—"
-                elif list(mine["replication"]) == list(reference["replication"]):
-                    diff = paired_difference(mine[metric].to_numpy(dtype=float),
-                                             reference[metric].to_numpy(dtype=float),
+                else:   # the replications both arms have: pairs of common random numbers
+                    a, b = paired_runs(part, arm, base)
+                    diff = paired_difference(a[metric].to_numpy(dtype=float),
+                                             b[metric].to_numpy(dtype=float),
                                              bounds=difference_range(metric)).format()
-                else:
-                    diff = "unpaired"
                 cells = [arm, *(str(point[k]) for k in grid), str(ci.n), ci.format(), diff]
                 lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+PRECISION = "precision.json"
+
+
+def write_precision(out: Path, data: dict[str, Any] | None) -> None:
+    """Where sequential replication stopped (None: the study ran a fixed count)."""
+    path = out / PRECISION
+    if data is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def precision_table(out: Path) -> str:
+    """Markdown: the replications each arm and grid point needed, and its widest interval
+    relative to its mean; empty when the study ran a fixed count."""
+    path = out / PRECISION
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    lines = [f"Replicated until every table metric's 95 % interval is within "
+             f"±{data['target']:.0%} of its mean, at most {data['cap']} replications:", "",
+             "| arm | grid point | replications | widest interval (half-width / mean) | "
+             "stopped |", "|---|---|---|---|---|"]
+    for c in data["cells"]:
+        stopped = "precise" if c["precise"] else f"**cap of {data['cap']} reached**"
+        lines.append(f"| {c['arm']} | {c['grid_index']} | {c['replications']} | "
+                     f"{c['widest'] or '—'} ±{c['relative_half_width']:.1%} | {stopped} |")
+    return "\n".join(lines) + "\n"
+
+
+# what the study does about the heavy tail of bots' rates (netsim.world.spam.bot_rates)
+VARIANCE = ("each botnet's per-bot rates are the means of equally likely strata of their "
+            "log-normal distribution, in random order (scenario field spam.bot_rates), so a "
+            "botnet's total rate is the same in every replication and only who sends it varies")
+
+
+def _by_point(runs: pd.DataFrame, study: Study,
+              table: Callable[[pd.DataFrame, Study], str]) -> list[str]:
+    """A table for each grid point (one when the study has no grid)."""
+    out = []
+    for point in _points(runs, study):
+        if point:
+            out += [f"Grid point {', '.join(f'`{k}={v}`' for k, v in point.items())}:", ""]
+        out += [table(common_runs(_select(runs, point), list(study.arms)), study), ""]
+    return out
 
 
 def write_report(out: Path) -> Path:
@@ -78,19 +132,41 @@ def write_report(out: Path) -> Path:
                      study.arms.items())
     grid = "\n".join(f"- `{k}`: {', '.join(str(v) for v in values)}"
                      for k, values in study.grid.items()) or "- none"
+    counts = runs.groupby("arm")["replication"].nunique()
+    replications = (f"{counts.iloc[0]} replications of every arm and grid point"
+                    if counts.nunique() == 1 else
+                    "replications until each arm was precise (the table under Precision)")
+    precision = precision_table(out)
     sections = [
         f"# {study.title or study.name}", "", study.description.strip(), "",
+        "## Headline", "", headline(runs, study),
+        "Changes in % of the baseline's mean and in percentage points, with the 95 % "
+        "interval of the mean paired difference.", "",
         "## Set-up", "",
         f"Study file `{meta['source']}`; base scenario `{study.scenario}`"
         + (f" with {', '.join(f'`{k}={v}`' for k, v in study.set.items())}" if study.set else "")
-        + f"; seed {study.seed}; {runs['replication'].nunique()} replications of every arm and "
-        "grid point, replication r of every arm sharing its random numbers (common random "
-        f"numbers), so differences between arms are paired. Intervals: {METHOD}.", "",
+        + f"; seed {study.seed}; {replications}, replication r of every arm sharing its random "
+        "numbers (common random numbers), so differences between arms are paired. Intervals: "
+        f"{METHOD}. Spam: {VARIANCE}.", "",
         "Arms:", arms, "", "Grid:", grid, "",
         "## Results", "",
-        "Means over replications with 95 % Student-t intervals; the last column is the mean "
+        "Means over replications with their 95 % intervals; the last column is the mean "
         f"paired difference from the baseline arm `{study.baseline_arm}` with its interval.",
         "", metric_table(runs, study),
+        *(["## Precision", "", precision] if precision else []),
+        "## Who lost what, and why", "",
+        "Legitimate recipients lost a run (mean over the replications every arm has) by "
+        "sender group, how the "
+        "mail was submitted and what stopped it; in brackets the change from the baseline "
+        f"arm `{study.baseline_arm}`. The parts add up to the total lost (attempted − "
+        "delivered).", "", *_by_point(runs, study, legit_table),
+        "## Where spam went", "",
+        "Spam recipients a run (the same replications) by the path they took, attempted and "
+        "delivered to inboxes; in "
+        "brackets the change from the baseline (displacement: spam that moves to a path when "
+        "another closes).", "",
+        *_by_point(runs, study, lambda r, s: "Attempted:\n\n" + spam_table(r, s, "attempted")
+                   + "\nDelivered:\n\n" + spam_table(r, s, "delivered")),
         "## Figures", "",
         *[f"![{f.stem}](figures/{f.name}) ([SVG](figures/{f.stem}.svg))\n" for f in figures],
         f"Runs: `runs.parquet` ({len(runs)} rows); hourly series: `timeseries.parquet`.", "",

@@ -90,18 +90,30 @@ def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput
     # spawn: workers start clean, whatever threads the parent holds
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
     futures: dict[Future[RunOutput], RunSpec] = {}
+    finished = False
     try:
         futures = {pool.submit(run_one, spec): spec for spec in specs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+        finished = True
     finally:
-        # on an interruption, drop what has not started instead of waiting for it. Cancelled
-        # here: shutdown(cancel_futures=True) leaves the cancelling to the pool's manager
-        # thread, which cancels nothing once the pool object is gone, as it is as soon as
-        # this generator ends, and the exit then waits for every run of the sweep
-        for future in futures:
-            future.cancel()
+        # on an interruption, stop the runs in flight and drop those not started instead
+        # of waiting for them (the next call runs them again): the workers are terminated,
+        # and the pool's manager thread then fails every pending future. Not cancelled
+        # here as well: that thread would find them cancelled and raise in its own thread
+        if not finished:
+            _stop_workers(pool)
         pool.shutdown(wait=False)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes (Python 3.14 has a method for it)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
 
 
 def connect_dask(scheduler: str | None) -> Any:
@@ -125,8 +137,11 @@ def _dask(specs: list[RunSpec], client: Any) -> Iterator[tuple[RunSpec, RunOutpu
     from distributed import as_completed as dask_completed
 
     futures = {client.submit(run_one, spec, pure=False): spec for spec in specs}
-    for future in dask_completed(futures):
-        yield futures[future], future.result()
+    try:
+        for future in dask_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.cancel([f for f in futures if not f.done()])   # interrupted: stop the rest
 
 
 def run_plan(plan: Plan, out: Path, *, jobs: int = 1, executor: str = "local",

@@ -23,7 +23,7 @@ from netsim.scenario.load import nearest_field, read_raw, set_values, validate
 from netsim.scenario.schema import Strict
 
 FIGURES = ("spam_per_hour", "spam_outcomes", "legit_delivery", "adoption", "displacement",
-           "traveller", "strategies_over_time", "credentials", "defences")
+           "traveller", "strategies_over_time", "credentials", "defences", "decomposition")
 
 
 class Study(Strict):
@@ -37,7 +37,14 @@ class Study(Strict):
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides of the base "
                                 "scenario, dotted key → value.")
     seed: int = Field(1, ge=0, description="Base seed of every run.")
-    replications: int = Field(3, ge=1, description="Replications of every arm and grid point.")
+    replications: int = Field(3, ge=1, description="Replications of every arm and grid point "
+                              "(with precision: the first round's).")
+    precision: float | None = Field(None, gt=0, lt=1, description="Replicate each arm and grid "
+                                    "point until every table metric's 95 % interval half-width "
+                                    "is within this share of its mean (0.05: ±5 %), or "
+                                    "max_replications; none: exactly `replications`.")
+    max_replications: int = Field(20, ge=2, description="Cap of replications per arm and grid "
+                                  "point under precision; the report names the arms that hit it.")
     arms: dict[str, dict[str, Any]] = Field(min_length=1, description="Named overlays, "
                                             "dotted key → value.")
     baseline: str | None = Field(None, description="Arm the others are compared with "

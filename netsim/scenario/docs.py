@@ -20,7 +20,7 @@ A scenario is a YAML file; `netsim validate FILE` checks one, `netsim schema` pr
 Schema for editors. Unknown keys are errors. Every field below has its unit, default and the
 source of the default ("Assumed" marks a modelling choice with no published figure: sweep it).
 Override any field from the command line with `--set dotted.key=value` (`netsim validate`
-takes the same overrides); list items are addressed by index or by name
+takes the same overrides); list items are addressed by index, by name, or all at once with `*`
 (`--set isps.isp-a.subscribers=500`). An error names a list item by both
 (`isps[2] (isp-c).subscribers`). docs/calibration.md gathers the sources of the defaults, the
 headline figure each one moves, and how the default world is composed.

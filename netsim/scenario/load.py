@@ -90,7 +90,8 @@ def parse_overrides(overrides: list[str], source: str) -> dict[str, Any]:
 
 def set_values(data: dict[str, Any], values: dict[str, Any], source: str,
                where: str = "--set") -> dict[str, Any]:
-    """A copy of ``data`` with each dotted key set; list items by index or by name."""
+    """A copy of ``data`` with each dotted key set; list items by index, by name, or all of
+    them with ``*`` (``isps.*.policies.submission``)."""
     data = copy.deepcopy(data)
     problems = []
     for key, value in values.items():
@@ -105,20 +106,31 @@ def set_values(data: dict[str, Any], values: dict[str, Any], source: str,
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` overrides; list items are addressed by index or by name."""
+    """Apply ``dotted.key=value`` overrides (list items as :func:`set_values` addresses them)."""
     return set_values(data, parse_overrides(overrides, source), source)
 
 
-def _set_path(node: Any, parts: list[str], value: Any) -> None:
-    *parents, last = parts
-    for i, part in enumerate(parents):
-        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
-    if isinstance(node, list):
-        node[_list_index(node, last, ".".join(parts))] = value
+def _set_path(node: Any, parts: list[str], value: Any, done: tuple[str, ...] = ()) -> None:
+    head, *rest = parts
+    where = ".".join((*done, head))
+    if head == "*":   # every item of a list
+        if not isinstance(node, list):
+            raise TypeError(f"{where}: * stands for every item of a list, and "
+                            f"{'.'.join(done) or 'the scenario'} is not a list")
+        for i in range(len(node)):
+            if rest:
+                _set_path(node[i], rest, value, (*done, str(i)))
+            else:
+                node[i] = copy.deepcopy(value)
+        return
+    if rest:
+        _set_path(_child(node, head, where, create=True), rest, value, (*done, head))
+    elif isinstance(node, list):
+        node[_list_index(node, head, where)] = copy.deepcopy(value)
     elif isinstance(node, dict):
-        node[last] = value
+        node[head] = copy.deepcopy(value)
     else:
-        raise TypeError(f"{'.'.join(parents)} is not a mapping or a list")
+        raise TypeError(f"{'.'.join(done)} is not a mapping or a list")
 
 
 def _child(node: Any, part: str, where: str, *, create: bool) -> Any:

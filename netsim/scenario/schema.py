@@ -483,6 +483,12 @@ class SpamConfig(Strict):
     size_sigma: float = Field(0.5, ge=0, description="Log-normal sigma of spam sizes.")
     compromised_share: Share = Field(0.0, description="Share of accounts whose password "
                                      "spammers hold from the start (phished, guessed).")
+    bot_rates: Literal["stratified", "independent"] = Field(
+        "stratified", description="How each botnet's per-bot rates are drawn from its "
+        "log-normal: stratified (each of n bots gets the mean of one of n equally likely "
+        "strata, in random order, so a botnet's total rate is its expected value in every "
+        "replication: a variance reduction for heavy tails) or independent (n draws; the "
+        "total swings with the largest few bots).")
 
     @model_validator(mode="after")
     def _shares(self) -> SpamConfig:

@@ -174,9 +174,10 @@ def greylisting_non_retrying() -> Check:
     """Greylisting against senders that never retry: none of their spam is delivered, and
     legitimate mail through a new triplet waits exactly one retry interval."""
     bots = [{"name": "b", "share": 1.0, "strategies": ["direct"], "retry_4xx": 0.0,
-             "rate_median_per_day": 500}]
-    # Many accounts, so that a bot hardly ever repeats a (client, forged sender, recipient)
-    # triplet after the delay, which greylisting would rightly let through.
+             "rate_median_per_day": 500, "rate_sigma": 0.0}]
+    # Many accounts and bots of equal rates, so that a bot hardly ever repeats a (client,
+    # forged sender, recipient) triplet after the delay, which greylisting would rightly
+    # let through.
     scenario = Scenario.model_validate({
         "name": "grey", "seed": 505, "duration_s": 4 * 3600,
         "isps": _isps(2, 3000, bot_fraction=0.005), "links": _links(2),

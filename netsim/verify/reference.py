@@ -20,7 +20,7 @@ STUDY = Path(__file__).resolve().parents[2] / "experiments" / "policy-comparison
 REPLICATIONS = 4
 OVERRIDES = {"duration_s": 7200}
 HEADLINES = ("spam_delivered_ratio", "spam_sent_out", "legit_delivery_ratio",
-             "home_delivery_ratio", "roaming_587_delivery_ratio")
+             "home_delivery_ratio", "roaming_delivery_ratio")
 
 
 def headline_figures(jobs: int = 2) -> dict[str, dict[str, dict[str, float]]]:
