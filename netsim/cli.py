@@ -1,5 +1,5 @@
-"""The ``netsim`` command: run, trace, draw, sweep, report, bench, check, compare, validate,
-schema, and the live lab's serve, send and fetch.
+"""The ``netsim`` command: run, trace, draw, sweep, sensitivity, report, bench, check, compare,
+validate, schema, and the live lab's serve, send and fetch.
 
 A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
 and a message naming what is wrong and where; no traceback reaches the user for it.
@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from netsim import __version__
 from netsim.errors import UserError
@@ -156,27 +157,16 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from netsim.experiments import Plan, metric_table, plan, run_plan, write_report
+    from netsim.experiments import Plan, plan, run_plan, write_report
     from netsim.experiments.precision import replicate
-    from netsim.experiments.report import precision_table, write_precision
-    from netsim.experiments.runner import ExecutorError, connect_dask
+    from netsim.experiments.report import findings, write_precision
     from netsim.scenario.load import parse_overrides
 
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     overrides = parse_overrides(args.overrides, args.study)
     study_plan = plan(args.study, replications=args.reps, overrides=overrides)
-    out = Path(args.out) if args.out else Path("results") / study_plan.study.name
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    client = None
-    if args.executor == "dask":
-        try:
-            client = connect_dask(args.scheduler)
-        except ExecutorError as exc:
-            raise UserError(str(exc)) from None
-    elif args.scheduler:
-        raise UserError("--scheduler goes with --executor dask")
+    out = _results_folder(args.out, study_plan.study.name)
     study = study_plan.study
     target = args.precision if args.precision is not None else study.precision
     cap = args.max_reps if args.max_reps is not None else study.max_replications
@@ -184,6 +174,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError("--precision must be between 0 and 1 (0.05: ±5 % of the mean)")
     if cap < 2:
         raise UserError("--max-reps must be at least 2")
+    client = _client(args)
     simulated = 0
 
     def run(p: Plan) -> pd.DataFrame:
@@ -209,9 +200,76 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     total = len(study_plan.runs)
     print(f"study {study.name}: {total} runs ({simulated} simulated now, "
           f"{total - simulated} already done)\n")
-    print(metric_table(pd.read_parquet(out / "runs.parquet"), study))
-    print(precision_table(out))
+    print("\n".join(findings(out)))
     print(f"results in {out}/: runs.parquet, timeseries.parquet, figures/, {report.name}")
+    return 0
+
+
+def _results_folder(given: str | None, name: str) -> Path:
+    out = Path(given) if given else Path("results") / name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    return out
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """The Dask client of --executor dask (None for local processes)."""
+    from netsim.experiments.runner import ExecutorError, connect_dask
+
+    if args.executor != "dask":
+        if args.scheduler:
+            raise UserError("--scheduler goes with --executor dask")
+        return None
+    try:
+        return connect_dask(args.scheduler)
+    except ExecutorError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from netsim.experiments import run_plan
+    from netsim.experiments.sensitivity import (
+        analyse,
+        draw,
+        indices_table,
+        output_values,
+        report,
+        sensitivity_plan,
+    )
+    from netsim.scenario.load import parse_overrides
+    from netsim.world.results import write_text
+
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    if args.samples is not None and args.samples < 2:
+        raise UserError("--samples must be at least 2")
+    overrides = parse_overrides(args.overrides, args.file)
+    sa, sa_plan, x = sensitivity_plan(args.file, samples=args.samples, overrides=overrides)
+    out = _results_folder(args.out, sa.name)
+    client = _client(args)
+    try:
+        ran = run_plan(sa_plan, out, jobs=args.jobs, executor=args.executor, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    runs = pd.read_parquet(out / "runs.parquet")
+    runs["grid_index"] = [spec.grid_index for spec in sa_plan.runs]
+    try:
+        indices = analyse(sa, x, output_values(sa, runs, len(x)))
+    except ValueError as exc:
+        raise UserError(f"{args.file}: {exc}") from None
+    (out / "figures").mkdir(exist_ok=True)
+    draw(sa, indices, out / "figures" / "sensitivity")
+    write_text(out / "indices.csv", indices.to_csv(index=False))
+    write_text(out / "sensitivity.md", report(sa, args.file, indices, len(sa_plan.runs)))
+    print(f"sensitivity {sa.name}: {len(x)} sample points × {len(sa.arms)} arms, "
+          f"{len(sa_plan.runs)} runs ({ran} simulated now, {len(sa_plan.runs) - ran} "
+          "already done)\n")
+    print(indices_table(sa, indices))
+    print(f"results in {out}/: sensitivity.md, indices.csv, figures/sensitivity.png, "
+          "runs.parquet")
     return 0
 
 
@@ -339,6 +397,18 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY=VALUE", help="override a field of the base scenario")
     sweep.set_defaults(func=cmd_sweep)
+    sens = sub.add_parser("sensitivity", help="global sensitivity analysis (SALib Morris or "
+                          "Sobol) over the parameters a sensitivity file declares")
+    sens.add_argument("file", help="sensitivity file, e.g. experiments/sensitivity-op25b.yaml")
+    sens.add_argument("--out", help="results folder (default: results/<name>)")
+    sens.add_argument("--samples", type=int, help="Morris trajectories or Sobol base samples "
+                      "(overrides the file's)")
+    sens.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
+    sens.add_argument("--executor", choices=["local", "dask"], default="local")
+    sens.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    sens.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a field of the base scenario")
+    sens.set_defaults(func=cmd_sensitivity)
     report = sub.add_parser("report", help="rebuild a sweep's figures and report.md from its "
                             "stored results")
     report.add_argument("dir", help="the sweep's results folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from netsim.experiments import mean_interval, paired_difference, plan
 from netsim.experiments.stats import difference_range, metric_range
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
+STUDIES = sorted(p for p in (ROOT / "experiments").glob("*.yaml")
+                 if "arms" in yaml.safe_load(p.read_text()) and "parameters" not in p.read_text())
+SENSITIVITY = ROOT / "experiments" / "sensitivity-op25b.yaml"
 TINY = ["--set", "duration_s=1800"]
 
 
@@ -367,3 +370,60 @@ def test_the_decomposition_adds_up_to_the_totals(tmp_path):
     report = (out / "report.md").read_text()
     assert "## Who lost what, and why" in report and "| **all** |" in report
     assert "op25b" in report.split("## Who lost what, and why")[1]
+
+
+def test_sensitivity_runs_at_a_tiny_scale_and_resumes(tmp_path, capsys):
+    out = tmp_path / "sa"
+    command = ["sensitivity", str(SENSITIVITY), "--samples", "2", "--jobs", "2",
+               "--out", str(out), *TINY]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    spec = yaml.safe_load(SENSITIVITY.read_text())
+    points = 2 * (len(spec["parameters"]) + 1)   # Morris: r (k + 1)
+    assert f"{points} sample points × 2 arms, {2 * points} runs" in printed
+    indices = pd.read_csv(out / "indices.csv")
+    assert len(indices) == len(spec["outputs"]) * len(spec["parameters"])
+    assert (indices["mu_star_low"] >= 0).all()
+    assert (indices["mu_star_low"] <= indices["mu_star"]).all()
+    assert (indices["mu_star"] <= indices["mu_star_high"]).all()
+    adoption = indices[(indices["parameter"] == "policy_adoption.share")
+                       & indices["output"].str.startswith("spam_delivered")]
+    # with no ISP adopting OP25B the arms are the same world: adoption must matter
+    assert float(adoption["mu_star"].iloc[0]) > 0
+    assert (out / "figures" / "sensitivity.png").stat().st_size > 5_000
+    assert "## Indices" in (out / "sensitivity.md").read_text()
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert {f"x.{k}" for k in spec["parameters"]} <= set(runs.columns)
+    assert main(command) == 0                           # resumable: nothing runs again
+    assert "(0 simulated now" in capsys.readouterr().out
+
+
+def test_morris_ranks_the_parameter_a_function_depends_on():
+    from netsim.experiments.sensitivity import Sensitivity, analyse, sample
+
+    sa = Sensitivity.model_validate({
+        "name": "f", "arms": {"a": {}}, "samples": 20,
+        "parameters": {"strong": [0, 1], "weak": [0, 1], "none": {"values": ["x", "y"]}},
+        "outputs": [{"metric": "m", "arm": "a"}]})
+    x = sample(sa)
+    assert {sa.decode(row)["none"] for row in x} == {"x", "y"}
+    y = 10 * x[:, 0] + x[:, 1] ** 2
+    mu = analyse(sa, x, {"f": y}).set_index("parameter")["mu_star"]
+    assert mu["strong"] > mu["weak"] > mu["none"] == 0
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"parameters": {"spam.compromised_share": [0.02, 0.0], "seed": [0, 1]}},
+     r"parameters\.spam\.compromised_share: a range is \[low, high\] with low < high"),
+    ({"outputs": [{"metric": "spam_delivered", "arm": "nope"}]}, "unknown arm 'nope'"),
+    ({"method": "fast"}, "method"),
+    ({"parameter": {}}, "did you mean 'parameters'"),
+])
+def test_a_bad_sensitivity_file_exits_2_naming_the_field(change, message, tmp_path, capsys):
+    data = {**yaml.safe_load(SENSITIVITY.read_text()), **change}
+    path = tmp_path / "sa.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["sensitivity", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and re.search(message, err), err
+    assert not (tmp_path / "out").exists()

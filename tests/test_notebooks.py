@@ -121,6 +121,8 @@ def test_tutorial_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert_ran_cleanly(nb)
     table = text(tagged(nb, "kind-outcome"))
     assert "none" in table and "op25b+587" in table and "blocked" in table
+    who = text(tagged(nb, "who-lost"))
+    assert "roaming" in who and "op25b" in who and "user_unknown" in who
     trace = text(tagged(nb, "trace-legit"))
     for step in ("EHLO", "MAIL FROM", "RCPT TO", "DATA", "354", "250", "USER", "PASS",
                  "RETR", "+OK"):

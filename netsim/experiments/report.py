@@ -93,13 +93,14 @@ def precision_table(out: Path) -> str:
         return ""
     data = json.loads(path.read_text())
     lines = [f"Replicated until every table metric's 95 % interval is within "
-             f"±{data['target']:.0%} of its mean, at most {data['cap']} replications:", "",
+             f"±{data['target'] * 100:g} % of its mean, at most {data['cap']} replications:", "",
              "| arm | grid point | replications | widest interval (half-width / mean) | "
              "stopped |", "|---|---|---|---|---|"]
     for c in data["cells"]:
         stopped = "precise" if c["precise"] else f"**cap of {data['cap']} reached**"
         lines.append(f"| {c['arm']} | {c['grid_index']} | {c['replications']} | "
-                     f"{c['widest'] or '—'} ±{c['relative_half_width']:.1%} | {stopped} |")
+                     f"{c['widest'] or '—'} ±{c['relative_half_width'] * 100:.1f} % | "
+                     f"{stopped} |")
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +121,35 @@ def _by_point(runs: pd.DataFrame, study: Study,
     return out
 
 
+def findings(out: Path) -> list[str]:
+    """The report's findings as markdown lines: the headline, the metric tables, the
+    precision reached, who lost what and where spam went (what ``netsim sweep`` prints)."""
+    study = Study.model_validate(json.loads((out / "study.json").read_text())["study"])
+    runs = pd.read_parquet(out / "runs.parquet")
+    precision = precision_table(out)
+    return [
+        "## Headline", "", headline(runs, study),
+        "Changes in % of the baseline's mean and in percentage points, with the 95 % "
+        "interval of the mean paired difference.", "",
+        "## Results", "",
+        "Means over replications with their 95 % intervals; the last column is the mean "
+        f"paired difference from the baseline arm `{study.baseline_arm}` with its interval.",
+        "", metric_table(runs, study),
+        *(["## Precision", "", precision] if precision else []),
+        "## Who lost what, and why", "",
+        "Legitimate recipients lost a run (mean over the replications every arm has) by "
+        "sender group, how the mail was submitted and what stopped it; in brackets the "
+        f"change from the baseline arm `{study.baseline_arm}`. The parts add up to the "
+        "total lost (attempted − delivered).", "", *_by_point(runs, study, legit_table),
+        "## Where spam went", "",
+        "Spam recipients a run (the same replications) by the path they took, attempted and "
+        "delivered to inboxes; in brackets the change from the baseline (displacement: spam "
+        "that moves to a path when another closes).", "",
+        *_by_point(runs, study, lambda r, s: "Attempted:\n\n" + spam_table(r, s, "attempted")
+                   + "\nDelivered:\n\n" + spam_table(r, s, "delivered")),
+    ]
+
+
 def write_report(out: Path) -> Path:
     """Figures and report.md from DIR/study.json, runs.parquet and timeseries.parquet."""
     meta = json.loads((out / "study.json").read_text())
@@ -136,12 +166,8 @@ def write_report(out: Path) -> Path:
     replications = (f"{counts.iloc[0]} replications of every arm and grid point"
                     if counts.nunique() == 1 else
                     "replications until each arm was precise (the table under Precision)")
-    precision = precision_table(out)
     sections = [
         f"# {study.title or study.name}", "", study.description.strip(), "",
-        "## Headline", "", headline(runs, study),
-        "Changes in % of the baseline's mean and in percentage points, with the 95 % "
-        "interval of the mean paired difference.", "",
         "## Set-up", "",
         f"Study file `{meta['source']}`; base scenario `{study.scenario}`"
         + (f" with {', '.join(f'`{k}={v}`' for k, v in study.set.items())}" if study.set else "")
@@ -149,24 +175,7 @@ def write_report(out: Path) -> Path:
         "numbers (common random numbers), so differences between arms are paired. Intervals: "
         f"{METHOD}. Spam: {VARIANCE}.", "",
         "Arms:", arms, "", "Grid:", grid, "",
-        "## Results", "",
-        "Means over replications with their 95 % intervals; the last column is the mean "
-        f"paired difference from the baseline arm `{study.baseline_arm}` with its interval.",
-        "", metric_table(runs, study),
-        *(["## Precision", "", precision] if precision else []),
-        "## Who lost what, and why", "",
-        "Legitimate recipients lost a run (mean over the replications every arm has) by "
-        "sender group, how the "
-        "mail was submitted and what stopped it; in brackets the change from the baseline "
-        f"arm `{study.baseline_arm}`. The parts add up to the total lost (attempted − "
-        "delivered).", "", *_by_point(runs, study, legit_table),
-        "## Where spam went", "",
-        "Spam recipients a run (the same replications) by the path they took, attempted and "
-        "delivered to inboxes; in "
-        "brackets the change from the baseline (displacement: spam that moves to a path when "
-        "another closes).", "",
-        *_by_point(runs, study, lambda r, s: "Attempted:\n\n" + spam_table(r, s, "attempted")
-                   + "\nDelivered:\n\n" + spam_table(r, s, "delivered")),
+        *findings(out),
         "## Figures", "",
         *[f"![{f.stem}](figures/{f.name}) ([SVG](figures/{f.stem}.svg))\n" for f in figures],
         f"Runs: `runs.parquet` ({len(runs)} rows); hourly series: `timeseries.parquet`.", "",

@@ -33,9 +33,16 @@ class Interval:
         return (self.high - self.low) / 2
 
     def format(self, digits: int = 3) -> str:
+        def number(x: float) -> str:   # counts as counts: 167,602, not 1.68e+05
+            if abs(x) >= 10**digits:
+                return f"{x:,.0f}"
+            text = f"{x:.{digits}g}"
+            # a share just below 1 keeps the digits that tell it from 1 (0.9996, not 1)
+            return f"{x:.4f}" if text in ("1", "-1") and abs(x) != 1 else text
+
         if math.isnan(self.low):
-            return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+            return number(self.mean)
+        return f"{number(self.mean)} [{number(self.low)}, {number(self.high)}]"
 
 
 Bounds = tuple[float, float]

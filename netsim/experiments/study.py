@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from netsim.scenario import ScenarioError, ScenarioProblem
 from netsim.scenario.load import nearest_field, read_raw, set_values, validate
@@ -150,16 +150,20 @@ def load_study(path: str | Path) -> Study:
     try:
         return Study.model_validate(data)
     except ValidationError as exc:
-        problems = [ScenarioProblem(".".join(str(p) for p in e["loc"]), _study_message(e))
-                    for e in exc.errors()]
-        raise ScenarioError(source, problems) from None
+        raise ScenarioError(source, study_problems(Study, exc)) from None
 
 
-def _study_message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        near = nearest_field(Study, tuple(err["loc"]))
-        return f"unknown field (did you mean {near!r}?)" if near else "unknown field"
-    return str(err["msg"]).removeprefix("Value error, ")
+def study_problems(model: type[BaseModel], exc: ValidationError) -> list[ScenarioProblem]:
+    """A study-like file's validation errors, each at its field, an unknown field with the
+    nearest known name."""
+    problems = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            near = nearest_field(model, tuple(err["loc"]))
+            message = f"unknown field (did you mean {near!r}?)" if near else "unknown field"
+        problems.append(ScenarioProblem(".".join(str(p) for p in err["loc"]), message))
+    return problems
 
 
 def plan(path: str | Path, *, replications: int | None = None,
