@@ -216,6 +216,12 @@ def test_a_study_and_a_scenario_each_say_which_command_runs_them(capsys):
     assert main(["sweep", str(ROOT / "netsim" / "data" / "primer-story.yaml")]) == 2
     assert "this is a scenario (it has isps), not a study: run it with `netsim run`" in \
         capsys.readouterr().err
+    assert main(["sweep", str(SENSITIVITY)]) == 2
+    assert "run it with `netsim sensitivity`" in capsys.readouterr().err
+    assert main(["run", str(SENSITIVITY)]) == 2
+    assert "run it with `netsim sensitivity`" in capsys.readouterr().err
+    assert main(["sensitivity", str(ROOT / "experiments" / "traveller.yaml")]) == 2
+    assert "a study: run it with `netsim sweep`" in capsys.readouterr().err
 
 
 def test_bad_sweep_options_exit_2(tmp_path, capsys):
@@ -427,3 +433,22 @@ def test_a_bad_sensitivity_file_exits_2_naming_the_field(change, message, tmp_pa
     err = capsys.readouterr().err
     assert str(path) in err and re.search(message, err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_sobol_indices_apportion_a_known_variance():
+    from netsim.experiments.sensitivity import Sensitivity, analyse, sample
+
+    sa = Sensitivity.model_validate({
+        "name": "f", "arms": {"a": {}}, "method": "sobol", "samples": 256,
+        "parameters": {"a": [0, 1], "b": [0, 1], "c": [0, 1]},
+        "outputs": [{"metric": "m", "arm": "a"}]})
+    x = sample(sa)
+    assert len(x) == 256 * (3 + 2)
+    # y = 2a + b: variances 4/12 and 1/12, so S1(a) = 0.8, S1(b) = 0.2, S1(c) = 0
+    found = analyse(sa, x, {"f": 2 * x[:, 0] + x[:, 1]}).set_index("parameter")
+    assert found.loc["a", "S1"] == pytest.approx(0.8, abs=0.05)
+    assert found.loc["b", "S1"] == pytest.approx(0.2, abs=0.05)
+    assert found.loc["c", "ST"] == pytest.approx(0.0, abs=0.02)
+    for index in ("S1", "ST"):   # intervals inside [0, 1]
+        assert found[f"{index}_low"].between(0, 1).all()
+        assert found[f"{index}_high"].between(0, 1).all()

@@ -112,10 +112,15 @@ def load_sensitivity(path: str | Path) -> Sensitivity:
         raise ScenarioError(source, [ScenarioProblem("", exc.strerror or str(exc))]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(source, [ScenarioProblem("", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, dict) or "parameters" not in data:
+    if not isinstance(data, dict):
         raise ScenarioError(source, [ScenarioProblem(
-            "", "a sensitivity analysis is a mapping with parameters (a study with arms runs "
-            "with `netsim sweep`)")])
+            "", "a sensitivity analysis must be a YAML mapping")])
+    if "parameters" not in data:
+        what = ("a scenario: run it with `netsim run`" if "isps" in data else
+                "a study: run it with `netsim sweep`" if "arms" in data else
+                "add the parameters to vary")
+        raise ScenarioError(source, [ScenarioProblem(
+            "", f"not a sensitivity analysis (it has no parameters): {what}")])
     try:
         return Sensitivity.model_validate(data)
     except ValidationError as exc:

@@ -147,6 +147,10 @@ def load_study(path: str | Path) -> Study:
     if "isps" in data and "arms" not in data:
         raise ScenarioError(source, [ScenarioProblem(
             "", "this is a scenario (it has isps), not a study: run it with `netsim run`")])
+    if "parameters" in data:
+        raise ScenarioError(source, [ScenarioProblem(
+            "", "this is a sensitivity analysis (it has parameters): run it with "
+            "`netsim sensitivity`")])
     try:
         return Study.model_validate(data)
     except ValidationError as exc:

@@ -159,8 +159,9 @@ def _list_index(items: list[Any], part: str, where: str) -> int:
 def validate(data: dict[str, Any], source: str) -> Scenario:
     """Validate a raw scenario dict, turning pydantic's errors into ScenarioProblems."""
     if "arms" in data and "isps" not in data:
+        command = "netsim sensitivity" if "parameters" in data else "netsim sweep"
         raise ScenarioError(source, [ScenarioProblem(
-            "", "this is a study (it has arms), not a scenario: run it with `netsim sweep`")])
+            "", f"this is a study (it has arms), not a scenario: run it with `{command}`")])
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
