@@ -69,7 +69,9 @@ def _send(world: World, source: int, rcpts: list[str], *, port: int = 25,
           kind: Kind = Kind.LEGIT, credentials: Credentials | None = None) -> SMTPClient:
     """One full SMTP session from ``source`` to isp-b's server, with ledger rows."""
     engine, _ = world.servers[1].smtp_engine(port, source)
-    mail = Mail(world.next_id(), kind, SenderType.USER, SENDER, 500, world.env.now)
+    # a client that logs in sends as its account (isp-b's: SenderLoginMatch)
+    sender = SENDER if credentials is None else f"{credentials.username}@isp-b.example"
+    mail = Mail(world.next_id(), kind, SenderType.USER, sender, 500, world.env.now)
     mail.key = mail.id   # a key of its own, as every sender gives its messages
     world.ledger.add(mail, rcpts, origin_isp="isp-a", origin_network="test", path="test",
                      first_hop_port=port)

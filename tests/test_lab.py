@@ -9,10 +9,14 @@ isp-b (see netsim/lab/addresses.py).
 
 from __future__ import annotations
 
+import base64
+import logging
 import poplib
 import smtplib
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -241,3 +245,134 @@ def test_ehlo_with_an_address_literal(lab: Lab) -> None:
         sock.recv(1000)
         sock.sendall(b"EHLO [127.0.0.1]\r\n")
         assert sock.recv(1000).startswith(b"250")
+
+
+def test_a_message_comes_back_byte_for_byte(running: BackgroundLab) -> None:
+    """8-bit clean: octets that are not UTF-8 come back as they went, and LIST's octet count
+    is what RETR sends."""
+    body = b"Subject: caf\xe9\r\n\r\n\xe9t\xe9 \xff\xfe\r\nplain UTF-8: \xc3\xa9\r\n"
+    with smtp(running.lab, "isp-b", "smtp") as client:
+        client.sendmail("x@elsewhere.example", ["user60@isp-b.example"], body)
+    assert wait_for(lambda: len(mailbox(running, "isp-b", 60)) == 1)
+    reader = pop3(running.lab, "isp-b", "127.3.0.60")
+    reader.user("user60")
+    reader.pass_(password("isp-b.example", 60))
+    _, listing, _ = reader.list()
+    _, lines, octets = reader.retr(1)
+    message = b"".join(line + b"\r\n" for line in lines)
+    assert message.endswith(body) and octets == len(message)
+    assert listing == [f"1 {len(message)}".encode()]
+    reader.dele(1)
+    reader.quit()
+
+
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\n.\r\n", b"\r\n.\n"],
+                         ids=["LF.LF", "LF.CRLF", "CRLF.LF"])
+def test_smtp_smuggling_queues_nothing(running: BackgroundLab, fake_end: bytes) -> None:
+    """A bare-LF end of data neither ends DATA nor starts commands (the 2023 smuggling
+    class): the message is refused whole and the forged one after it is never queued."""
+    host, port = running.lab.endpoint("isp-b", "smtp")
+    with socket.create_connection((host, port), timeout=5) as sock:
+        stream = sock.makefile("rwb")
+
+        def say(data: bytes) -> bytes:
+            stream.write(data)
+            stream.flush()
+            reply = stream.readline()
+            while reply[3:4] == b"-":
+                reply = stream.readline()
+            return reply
+
+        assert stream.readline().startswith(b"220")
+        assert say(b"EHLO pc.example\r\n").startswith(b"250")
+        assert say(b"MAIL FROM:<x@elsewhere.example>\r\n").startswith(b"250")
+        assert say(b"RCPT TO:<user61@isp-b.example>\r\n").startswith(b"250")
+        assert say(b"DATA\r\n").startswith(b"354")
+        smuggled = (b"Subject: hi\r\n\r\nhello" + fake_end + b"MAIL FROM:<ceo@bank.example>\r\n"
+                    b"RCPT TO:<user62@isp-b.example>\r\nDATA\r\nforged\r\n.\r\n")
+        assert say(smuggled).startswith(b"550 5.5.2")
+        assert say(b"QUIT\r\n").startswith(b"221")
+    assert mailbox(running, "isp-b", 61) == [] and mailbox(running, "isp-b", 62) == []
+
+
+def test_postmaster_and_quoted_local_parts(running: BackgroundLab) -> None:
+    """RFC 5321 §4.5.1: postmaster exists at every domain (with or without one); a quoted
+    local part is looked up, the same mailbox as unquoted when it is a plain dot-string."""
+    with smtp(running.lab, "isp-b", "smtp") as client:
+        client.ehlo()
+        client.mail("x@elsewhere.example")
+        for path in ("<postmaster@isp-b.example>", "<PostMaster@ISP-B.example>",
+                     "<postmaster>", '<"user63"@isp-b.example>'):
+            assert client.docmd("RCPT TO:" + path)[0] == 250, path
+        code, text = client.docmd('RCPT TO:<"john smith"@isp-b.example>')
+        assert code == 550 and b"5.1.1" in text     # looked up, not a syntax error
+        assert client.data(b"Subject: to the postmaster\r\n\r\nhello\r\n")[0] == 250
+    server = running.lab.world.servers[1]
+    assert wait_for(lambda: len(mailbox(running, "isp-b", server.users)) == 1)   # one copy
+    assert wait_for(lambda: len(mailbox(running, "isp-b", 63)) == 1)
+
+
+def test_a_connection_reset_is_one_warning_line(running: BackgroundLab,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    host, port = running.lab.endpoint("isp-b", "smtp")
+    with caplog.at_level(logging.INFO, logger="netsim.lab"):
+        for _ in range(3):
+            sock = socket.create_connection((host, port), timeout=5)
+            sock.recv(1024)                                  # the greeting
+            sock.sendall(b"EHLO pc.example\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()                                     # RST: the client resets
+        assert wait_for(lambda: sum("session ended" in r.getMessage() or "connection lost"
+                                    in r.getMessage() for r in caplog.records) >= 3)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
+    assert all(r.levelno == logging.WARNING and "\n" not in r.getMessage() for r in lost)
+
+
+def test_an_authenticated_client_sends_only_as_itself(running: BackgroundLab) -> None:
+    """Postfix reject_sender_login_mismatch: after AUTH as user70, MAIL FROM must be
+    user70's address (or <>)."""
+    with smtp(running.lab, "isp-a", "submission") as client:
+        client.ehlo()
+        client.login("user70", password("isp-a.example", 70))
+        for forged in ("user71@isp-a.example", "ceo@bank.example", "user70@isp-b.example"):
+            code, text = client.docmd(f"MAIL FROM:<{forged}>")
+            assert code == 553 and text.startswith(b"5.7.1"), forged
+        assert client.docmd("MAIL FROM:<user70@isp-a.example>")[0] == 250
+        client.rset()
+        assert client.docmd("MAIL FROM:<>")[0] == 250
+
+
+def test_password_guessing_is_slowed_then_refused_per_address(running: BackgroundLab) -> None:
+    """Each failed login costs a second; after five from one address (fail2ban's maxretry)
+    even the right password gets 454 there, while the account stays open from elsewhere."""
+    guesser, owner = HOTEL.format(21), HOTEL.format(22)
+
+    def plain(secret: str) -> str:
+        return "AUTH PLAIN " + base64.b64encode(f"\0user80\0{secret}".encode()).decode()
+
+    right = password("isp-a.example", 80)
+    with smtp(running.lab, "isp-a", "submission", guesser) as client:
+        client.ehlo()
+        start = time.monotonic()
+        assert [client.docmd(plain(f"guess-{i}"))[0] for i in range(5)] == [535] * 5
+        assert time.monotonic() - start >= 5 * 0.9 * LabSettings().auth_failure_delay_s
+        code, text = client.docmd(plain(right))
+        assert code == 454 and text.startswith(b"4.7.0")
+    with smtp(running.lab, "isp-a", "submission", guesser) as client:   # a new session too
+        client.ehlo()
+        assert client.docmd(plain(right))[0] == 454
+    with smtp(running.lab, "isp-a", "submission", owner) as client:
+        client.ehlo()
+        assert client.docmd(plain(right))[0] == 235
+
+
+def test_failed_logins_count_against_the_error_budget() -> None:
+    from netsim.protocols import SMTPServer
+    from netsim.protocols.smtp_commands import Auth, Ehlo
+
+    engine = SMTPServer("mx", None, port=587, max_errors=3)   # DefaultHooks: every login fails
+    engine.greeting()
+    engine.handle(Ehlo("pc"))
+    codes = [engine.handle(Auth("PLAIN", "AHVzZXIAcHc=")).code for _ in range(4)]
+    assert codes == [535, 535, 535, 421] and engine.closed and engine.failed_logins == 4

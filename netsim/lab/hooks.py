@@ -15,6 +15,7 @@ from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.policy import Judge
 from netsim.protocols import Envelope, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
+from netsim.protocols.wire import message_text
 
 __all__ = ["LabPOP3Hooks", "LabSMTPHooks", "message_lines"]
 
@@ -53,11 +54,9 @@ class LabSMTPHooks(SMTPHooks):
 
 
 def message_lines(payload: bytes, top_lines: int | None = None) -> list[str]:
-    """A stored message as text lines for RETR (``top_lines`` None) or TOP n.
-
-    Octets that are not UTF-8 show as U+FFFD: POP3 replies go out as UTF-8 text.
-    """
-    lines = payload.decode("utf-8", "replace").split("\r\n")
+    """A stored message as text lines for RETR (``top_lines`` None) or TOP n, which the
+    byte layer sends as exactly the stored octets (8-bit clean: ``message_text``)."""
+    lines = message_text(payload).split("\r\n")
     if lines and lines[-1] == "":
         lines.pop()
     if top_lines is None:

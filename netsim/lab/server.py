@@ -36,6 +36,8 @@ class LabSettings:
         smtp_idle_s: SMTP idle timeout [s].
         pop3_idle_s: POP3 idle timeout [s].
         max_errors: Bad commands a session may send before 421 / -ERR and close.
+        auth_failure_delay_s: How long the reply to a failed SMTP AUTH waits [s] (Postfix
+            smtpd_error_sleep_time, 1 s): guessing passwords costs time.
         drop_hold_s: How long a dropped connection is held unanswered [s]; ``None``: the
             scenario's ``smtp.connect_timeout_s``.
         relay: The relay's retry schedule and timeouts.
@@ -47,6 +49,7 @@ class LabSettings:
     smtp_idle_s: float = 300.0
     pop3_idle_s: float = 600.0
     max_errors: int = 10
+    auth_failure_delay_s: float = 1.0
     drop_hold_s: float | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
 
@@ -78,7 +81,8 @@ class Lab:
             else s.drop_hold_s
         self.sessions = Sessions(self.layout, self.postmaster, self.clock,
                                  smtp_idle_s=s.smtp_idle_s, pop3_idle_s=s.pop3_idle_s,
-                                 max_errors=s.max_errors, drop_hold_s=hold)
+                                 max_errors=s.max_errors, drop_hold_s=hold,
+                                 auth_failure_delay_s=s.auth_failure_delay_s)
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self) -> None:

@@ -36,6 +36,7 @@ from netsim.lab.store import Postmaster
 from netsim.net import Verdict
 from netsim.protocols import (
     POP3WireServer,
+    SMTPServer,
     SMTPWireServer,
     encode_pop3_reply,
     encode_reply,
@@ -62,11 +63,12 @@ class Sessions:
         pop3_idle_s: POP3 idle timeout [s].
         max_errors: Bad commands a session may send before 421 / -ERR and close.
         drop_hold_s: How long a dropped connection is held unanswered [s].
+        auth_failure_delay_s: How long the reply to a failed SMTP AUTH waits [s].
     """
 
     def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock, *,
                  smtp_idle_s: float, pop3_idle_s: float, max_errors: int,
-                 drop_hold_s: float) -> None:
+                 drop_hold_s: float, auth_failure_delay_s: float = 1.0) -> None:
         self.layout = layout
         self.world = layout.world
         self.postmaster = postmaster
@@ -75,6 +77,7 @@ class Sessions:
         self.pop3_idle_s = pop3_idle_s
         self.max_errors = max_errors
         self.drop_hold_s = drop_hold_s
+        self.auth_failure_delay_s = auth_failure_delay_s
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._active = [0] * len(layout.servers)
         self._held = 0
@@ -103,6 +106,11 @@ class Sessions:
             await self._admit(service, peer_host, reader, writer)
         except asyncio.CancelledError:
             pass  # the lab stops; ending quietly spares asyncio a noisy callback error
+        except (ConnectionError, TimeoutError) as exc:   # the peer's doing, not a bug
+            log.warning("%s ← %s: connection lost (%s)", self._label(service), peer_host,
+                        exc.strerror if isinstance(exc, OSError) and exc.strerror else
+                        "no progress in time" if isinstance(exc, TimeoutError) else
+                        type(exc).__name__)
         except Exception:  # bad input never stops the server: this connection only
             log.exception("%s: session with %s failed", self._label(service), peer_host)
         finally:
@@ -170,6 +178,7 @@ class Sessions:
         server = self.layout.servers[service.server]
         address: object = peer_host if client is None else client
         pop3_hooks: LabPOP3Hooks | None = None
+        smtp_engine: SMTPServer | None = None
         wire: SMTPWireServer | POP3WireServer
         if service.is_pop3:
             pop3_hooks = LabPOP3Hooks(server)
@@ -183,7 +192,7 @@ class Sessions:
                 service.scenario_port, address,
                 LabSMTPHooks(server, service.server, self.postmaster), self.max_errors)
             engine.session.extra["peer"] = peer_host
-            wire = SMTPWireServer(engine)
+            wire, smtp_engine = SMTPWireServer(engine), engine
             idle = self.smtp_idle_s
         try:
             await self._write(writer, wire.greeting(), idle)
@@ -198,7 +207,10 @@ class Sessions:
                     return f"idle for {idle:g} s"
                 if not data:
                     return "client disconnected"
+                failed = smtp_engine.failed_logins if smtp_engine is not None else 0
                 out = wire.receive_data(data)
+                if smtp_engine is not None and smtp_engine.failed_logins > failed:
+                    await asyncio.sleep(self.auth_failure_delay_s)   # guessing costs time
                 if out:
                     await self._write(writer, out, idle)
             return "closed by the server"

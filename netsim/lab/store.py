@@ -63,8 +63,9 @@ class Postmaster:
         uid = uid or self.new_uid(server)
         mail = self.servers[server]
         remote: list[str] = []
-        for rcpt in dict.fromkeys(rcpt_to):  # a recipient named twice gets one copy
-            if domain_of(rcpt) != mail.domain:
+        stored: set[int] = set()   # a mailbox named twice (or two ways) gets one copy
+        for rcpt in dict.fromkeys(rcpt_to):
+            if "@" in rcpt and domain_of(rcpt) != mail.domain:   # a bare <postmaster>: ours
                 remote.append(rcpt)
                 continue
             user = mail.user_index(rcpt)
@@ -72,6 +73,9 @@ class Postmaster:
                 log.warning("%s: no mailbox for %s; message %s dropped for it",
                             mail.hostname, rcpt, uid)
                 continue
+            if user in stored:
+                continue
+            stored.add(user)
             mail.maildrops.add(user, StoredMessage(uid, len(payload), payload))
             log.info("%s: message %s from <%s> delivered to %s's maildrop", mail.hostname,
                      uid, mail_from, rcpt)

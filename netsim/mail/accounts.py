@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 TYPO_NONE, TYPO_USER, TYPO_DOMAIN = 0, 1, 2   # how an address is mistyped
+# the user ``postmaster`` stands for: every domain has one (RFC 5321 §4.5.1), whose account
+# comes after its users' (:func:`account`)
+POSTMASTER = -2
 
 
 def account_name(user: int) -> str:
@@ -47,9 +50,11 @@ def recipient_addresses(domain: str, users: list[int], typos: list[int]) -> list
 
 def parse_local(local: str) -> tuple[int, int]:
     """The (user, typo) a local part stands for: ``user7`` is (7, TYPO_NONE), ``user7x``
-    (7, TYPO_USER); anything else (``postmaster``, ``user07``, ``user²``) is (-1,
-    TYPO_USER), which names no account."""
+    (7, TYPO_USER), ``postmaster`` in any case (POSTMASTER, TYPO_NONE); anything else
+    (``user07``, ``user²``, ``"user 7"``) is (-1, TYPO_USER), which names no account."""
     if local[:4] != "user":
+        if local.lower() == "postmaster":
+            return POSTMASTER, TYPO_NONE
         return -1, TYPO_USER
     digits, typo = local[4:], TYPO_NONE
     if digits[-1:] == "x":
@@ -68,7 +73,9 @@ def in_domain(isp: Any, typo: Any, server: Any) -> Any:
 
 
 def account(user: Any, typo: Any, users: Any) -> Any:
-    """The account an address names at a server of ``users`` accounts, -1 for none: a
-    Python int for one address, an array for arrays of them (the same expression)."""
+    """The account an address names at a server of ``users`` accounts, -1 for none, and
+    ``users`` for its postmaster: a Python int for one address, an array for arrays of them
+    (the same expression)."""
     names = (typo == TYPO_NONE) & (user >= 0) & (user < users)
-    return (user + 1) * names - 1
+    postmaster = (typo == TYPO_NONE) & (user == POSTMASTER)
+    return (user + 1) * names - 1 + postmaster * (users + 1)

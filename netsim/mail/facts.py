@@ -198,7 +198,9 @@ def session_ask(server: PolicyServer, session: SMTPSession) -> Ask:
 def recipient(server: PolicyServer, ask: Ask, forward_path: str) -> Ask:
     """``ask``, now about the recipient ``forward_path`` (local to the server? which
     account?): the same object, changed (asked once a recipient)."""
-    local, _, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
+    local, at, domain = forward_path.rpartition("@")   # asked per recipient: no helpers
+    if not at:   # a bare <postmaster> is this server's (RFC 5321 §4.1.1.3)
+        local, domain = forward_path, server.domain
     ask.local = is_local = domain.lower() == server.domain
     ask.account = account(*parse_local(local), server.users) if is_local else -1
     ask.forward_path = forward_path

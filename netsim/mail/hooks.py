@@ -14,7 +14,7 @@ from netsim.mail.facts import Ask, data_ask, recipient, session_ask
 from netsim.mail.mailbox import Maildrops
 from netsim.mail.message import Mail
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
-from netsim.protocols.replies import S250_QUEUED
+from netsim.protocols.replies import S250_QUEUED, S454_TOO_MANY_AUTH_FAILURES
 
 
 class SMTPHookServer(ConsultedServer, Protocol):
@@ -24,6 +24,12 @@ class SMTPHookServer(ConsultedServer, Protocol):
 
     def password_ok(self, name: str, password: str) -> bool:
         """Whether ``password`` is the account's."""
+
+    def auth_failed(self, client: object, at: float) -> None:
+        """Count a failed login from ``client``."""
+
+    def auth_throttled(self, client: object, at: float) -> bool:
+        """Whether ``client`` failed too many logins of late."""
 
     def accept(self, mail: Mail, recipients: list[str], at: float, *, junk: bool = False,
                accounts: Mapping[str, int] | None = None) -> None:
@@ -98,9 +104,17 @@ class SMTPHooks:
             self.accounts[forward_path] = ask.account
         return ask
 
+    def check_auth(self, session: SMTPSession) -> Reply | None:
+        if self.server.auth_throttled(session.client_address, self.server.now):
+            return S454_TOO_MANY_AUTH_FAILURES
+        return None
+
     def authenticate(self, session: SMTPSession, mechanism: str, username: str,
                      password: str) -> bool:
-        return self.server.password_ok(username, password)
+        ok = self.server.password_ok(username, password)
+        if not ok:
+            self.server.auth_failed(session.client_address, self.server.now)
+        return ok
 
     def refusal_of_data(self, session: SMTPSession, envelope: Envelope,
                         entries: list[Entry] | None = None) -> Reply | None:

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from netsim.mail.accounts import account, parse_local
 from netsim.mail.facts import Ask, Asks, PolicyServer, data_ask, not_, recipient, session_ask
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
@@ -46,6 +47,7 @@ from netsim.protocols.replies import (
     S550_CONTENT_REJECTED,
     S550_USER_UNKNOWN,
     S552_SIZE_EXCEEDED,
+    S553_SENDER_NOT_OWNED,
     S554_BLOCKLISTED,
     S554_RELAY_DENIED,
 )
@@ -60,6 +62,7 @@ __all__ = [
     "Panel",
     "Policy",
     "RelayControl",
+    "SenderLoginMatch",
     "default_policies",
     "judge_many",
     "mechanism",
@@ -299,6 +302,42 @@ class RelayControl(Policy):
         return not_(ask.local | (ask.user >= 0) | (on_25 & (mynetworks | after_pop)))
 
 
+class SenderLoginMatch(Policy):
+    """An authenticated client sends only as its own account: MAIL FROM must be the
+    address of the account it logged in as (Postfix ``reject_sender_login_mismatch``; the
+    null sender passes). Otherwise 553 5.7.1, and nothing of the session is relayed."""
+
+    reply_mail = S553_SENDER_NOT_OWNED
+
+    def __init__(self, domain: str, users: int, start_s: float = 0.0):
+        self.domain = domain
+        self.users = users
+        self.start_s = start_s
+
+    def scope_mail(self, ask: Ask) -> Any:
+        return (ask.user >= 0) & (ask.at >= self.start_s)
+
+    def refuses_mail(self, ask: Ask) -> Any:
+        if not isinstance(ask.at, np.ndarray):
+            return not_owned(ask.reverse_path, ask.user, self.domain, self.users)
+        n = len(ask.user)
+        domains = np.broadcast_to(np.asarray(self.domain, dtype=object), n).tolist()
+        users = np.broadcast_to(np.asarray(self.users), n).tolist()
+        return np.array([not_owned(ask.reverse_path.text(i), u, d, k) for i, (u, d, k) in
+                         enumerate(zip(ask.user.tolist(), domains, users, strict=True))],
+                        dtype=bool)
+
+
+def not_owned(sender: str, user: int, domain: str, users: int) -> bool:
+    """Whether ``sender`` is not the address of account ``user`` of ``domain`` (the null
+    sender is nobody's, and passes)."""
+    if not sender:
+        return False
+    local, at, sender_domain = sender.rpartition("@")
+    return (not at or sender_domain.lower() != domain
+            or account(*parse_local(local), users) != user)
+
+
 def default_policies() -> list[InboundPolicy]:
     return [RelayControl(), LocalRecipients()]
 
@@ -316,6 +355,7 @@ MECHANISMS: dict[Reply, str] = {
     S450_GREYLISTED: "greylisting",
     S550_CONTENT_REJECTED: "content_filter",
     S451_RATE_LIMITED: "rate_limit",
+    S553_SENDER_NOT_OWNED: "sender_mismatch",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -40,6 +41,8 @@ class ServerSettings:
     message_size_limit: int
     server_bandwidth_bps: float
     scan_mean_s: float = 0.0
+    auth_failure_limit: int = 5         # failed logins from one address before 454
+    auth_failure_window_s: float = 600.0
     per_command: bool = True   # fidelity: one event per exchange, or one per session
     direct: bool = False       # fidelity flow: sessions decided by the hooks, no dialogue
 
@@ -96,6 +99,7 @@ class MailServer:
         self.next_id = ids
         self.slots = simpy.Resource(env, settings.session_slots)
         self.maildrops = Maildrops()
+        self._auth_failures: dict[object, deque[float]] = {}   # client → failed logins
         self.policies: list[InboundPolicy] = default_policies()
         self.steps: Steps | None = None   # the policies by step (``netsim.mail.consult``)
         self.queue: Outbound = OutboundQueue(self, resolver, retry, rng)
@@ -160,6 +164,20 @@ class MailServer:
         """Whether ``password`` is the account's (for POP3 and SMTP AUTH alike)."""
         user = self.user_index(name)
         return user is not None and password == self.password(user)
+
+    def auth_failed(self, client: object, at: float) -> None:
+        """Count a failed SMTP AUTH login from ``client`` at ``at``."""
+        self._auth_failures.setdefault(client, deque()).append(at)
+
+    def auth_throttled(self, client: object, at: float) -> bool:
+        """Whether ``client`` failed ``auth_failure_limit`` logins within the last
+        ``auth_failure_window_s``: its AUTH is refused (454) until they age out."""
+        failures = self._auth_failures.get(client)
+        if not failures:
+            return False
+        while failures and failures[0] <= at - self.settings.auth_failure_window_s:
+            failures.popleft()
+        return len(failures) >= self.settings.auth_failure_limit
 
     @property
     def pop3_port(self) -> int:

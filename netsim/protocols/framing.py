@@ -10,7 +10,9 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 __all__ = [
+    "BARE_LINE_END",
     "LINE_TOO_LONG",
+    "BareLineEnd",
     "DataReader",
     "LineBuffer",
     "LineTooLong",
@@ -31,13 +33,27 @@ class LineTooLong:
 LINE_TOO_LONG: Final = LineTooLong()
 
 
+class BareLineEnd:
+    """Marker yielded by :class:`LineBuffer` in place of a line holding a bare CR or LF."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BARE_LINE_END"
+
+
+BARE_LINE_END: Final = BareLineEnd()
+
+
 class LineBuffer:
     """Collects bytes and yields complete lines without their line end.
 
-    A line ends at CRLF. A bare LF also ends a line (leniently, as most servers do; a bare
-    CR stays part of the line). A line longer than ``max_line`` octets (including CRLF) is
-    yielded as :data:`LINE_TOO_LONG` once its end arrives; its octets are discarded as they
-    come, so memory stays bounded whatever the peer sends.
+    A line ends at CRLF and nowhere else (RFC 5321 §2.3.8: CR and LF only as CRLF). A line
+    that holds a bare CR or a bare LF is yielded as :data:`BARE_LINE_END`: it is never split
+    there, so ``\n.\n`` can neither end DATA nor start a command (SMTP smuggling), and the
+    engine refuses it. A line longer than ``max_line`` octets (including CRLF) is yielded as
+    :data:`LINE_TOO_LONG` once its end arrives; its octets are discarded as they come, so
+    memory stays bounded whatever the peer sends.
 
     ``max_line`` may be changed between lines (SMTP switches to 1000 in DATA): :meth:`lines`
     reads it afresh for every line it yields.
@@ -59,23 +75,27 @@ class LineBuffer:
         """Octets held that do not yet form a complete line."""
         return len(self._buffer)
 
-    def lines(self) -> Iterator[bytes | LineTooLong]:
-        """Yield each complete line held (bytes without CRLF) or LINE_TOO_LONG."""
+    def lines(self) -> Iterator[bytes | LineTooLong | BareLineEnd]:
+        """Yield each complete line held (bytes without CRLF), LINE_TOO_LONG or
+        BARE_LINE_END."""
         buffer = self._buffer
         while True:
-            end = buffer.find(b"\n")
+            end = buffer.find(b"\r\n")
             if end < 0:
-                # No line end yet: if what we hold can no longer fit, drop it now.
-                if len(buffer) > self.max_line - 1:
+                # No line end yet: if what we hold can no longer fit, drop it now (keeping
+                # a last CR, which may be the first half of the CRLF to come).
+                if len(buffer) > self.max_line:
                     self._discarding = True
-                    del buffer[:]
+                    del buffer[: len(buffer) - 1 if buffer[-1:] == b"\r" else len(buffer)]
                 return
-            content_end = end - 1 if end and buffer[end - 1] == 13 else end
-            line = bytes(buffer[:content_end])
-            del buffer[: end + 1]
+            line = bytes(buffer[:end])
+            del buffer[: end + 2]
+            bare = b"\n" in line or b"\r" in line
             if self._discarding or len(line) + 2 > self.max_line:
                 self._discarding = False
                 yield LINE_TOO_LONG
+            elif bare:
+                yield BARE_LINE_END
             else:
                 yield line
 
@@ -100,6 +120,7 @@ class DataReader:
     Attributes:
         size: Octets of the unstuffed message, CRLFs included.
         line_too_long: True if some text line went over the line limit (the line is lost).
+        bare_line_end: True if some text line held a bare CR or LF (the message is refused).
         done: True once the terminating ``.`` arrived.
     """
 
@@ -108,14 +129,18 @@ class DataReader:
         self._chunks: list[bytes] = []
         self.size = 0
         self.line_too_long = False
+        self.bare_line_end = False
         self.done = False
 
-    def feed(self, item: bytes | LineTooLong) -> bool:
+    def feed(self, item: bytes | LineTooLong | BareLineEnd) -> bool:
         """Take one line; return True when it was the terminating ``.``."""
         if self.done:
             raise ValueError("the DATA terminator was already seen")
         if isinstance(item, LineTooLong):
             self.line_too_long = True
+            return False
+        if isinstance(item, BareLineEnd):
+            self.bare_line_end = True
             return False
         if item[:1] == b".":
             if len(item) == 1:

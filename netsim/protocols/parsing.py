@@ -34,7 +34,7 @@ def _path(rest: str, keyword: str) -> tuple[str, list[str]] | None:
     rest = rest[len(keyword) :].lstrip(" ")  # tolerate "MAIL FROM: <a@b>"
     if not rest.startswith("<"):
         return None
-    close = rest.find(">")
+    close = rest.find(">", _quoted_end(rest))   # a quoted local part may hold a ">"
     if close < 0:
         return None
     path, params = rest[1:close], rest[close + 1 :]
@@ -42,7 +42,42 @@ def _path(rest: str, keyword: str) -> tuple[str, list[str]] | None:
         return None
     if path.startswith("@") and ":" in path:  # RFC 5321 §4.1.2: ignore a source route
         path = path.split(":", 1)[1]
-    return path, params.split()
+    return _unquoted(path), params.split()
+
+
+def _quoted_end(rest: str) -> int:
+    """Where the quoted local part of ``<"…"@domain>`` ends (1 when there is none)."""
+    start = rest.find('"')
+    if start < 0:
+        return 1
+    i = start + 1
+    while i < len(rest) and rest[i] != '"':
+        i += 2 if rest[i] == "\\" else 1
+    return i
+
+
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                   "!#$%&'*+-/=?^_`{|}~")
+
+
+def _unquoted(path: str) -> str:
+    """A path whose quoted local part is a plain dot-string, as that dot-string:
+    ``"user7"@d`` and ``user7@d`` are the same mailbox (RFC 5321 §4.1.2). Other quoted
+    local parts stay quoted (looked up as they are)."""
+    local, at, domain = path.rpartition("@")
+    if not (at and len(local) >= 2 and local[0] == local[-1] == '"'):
+        return path
+    text, i = [], 1
+    while i < len(local) - 1:
+        if local[i] == "\\":
+            i += 1
+        text.append(local[i])
+        i += 1
+    plain = "".join(text)
+    atoms = plain.split(".")
+    if all(atom and set(atom) <= _ATEXT for atom in atoms):
+        return f"{plain}@{domain}"
+    return path
 
 
 def _smtp_mail(line: str, rest: str) -> s.SMTPCommand:

@@ -180,9 +180,14 @@ S451_RATE_LIMITED = Reply(451, "4.7.1", "Rate limit exceeded, try again later")
 S452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
 S452_INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage")
 S454_TEMP_AUTH_FAILURE = Reply(454, "4.7.0", "Temporary authentication failure")
+S454_TOO_MANY_AUTH_FAILURES = S454_TEMP_AUTH_FAILURE.with_text(
+    "Too many authentication failures from this address, try again later")
 # --- 5xx: syntax and sequence (these count towards the server's error budget) ---------
 S500_SYNTAX = Reply(500, "5.5.2", "Syntax error, command unrecognized")
 S500_LINE_TOO_LONG = Reply(500, "5.5.6", "Line too long")
+# RFC 5321 §2.3.8: CR and LF only together; a bare one ends nothing (SMTP smuggling)
+S500_BARE_LINE_END = Reply(500, "5.5.2", "Bare <CR> or <LF> in a command: lines end with <CRLF>")
+S550_BARE_LINE_END = Reply(550, "5.5.2", "Message refused: bare <CR> or <LF> in its text")
 S501_ARG_SYNTAX = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
 S501_BAD_SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
 S501_BAD_RECIPIENT_SYNTAX = Reply(501, "5.1.3", "Bad recipient address syntax")
@@ -216,6 +221,9 @@ S550_CONTENT_REJECTED = Reply(550, "5.7.1", "Message content rejected")
 S552_SIZE_EXCEEDED = Reply(552, "5.3.4", "Message size exceeds fixed limit")
 S552_MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")
 S553_MAILBOX_NAME = Reply(553, "5.1.3", "Requested action not taken: mailbox name not allowed")
+# Postfix reject_sender_login_mismatch
+S553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address rejected: not owned by the "
+                              "authenticated user")
 S554_TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
 S554_RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")  # Postfix wording
 S554_ACCESS_DENIED = Reply(554, "5.7.1", "Access denied")

@@ -68,11 +68,26 @@ def _check_domain(domain: str, what: str) -> None:
         raise ValueError(f"{what} has characters not allowed in a domain: {domain!r}")
 
 
+def _is_quoted_string(text: str) -> bool:
+    """Whether ``text`` is RFC 5321's Quoted-string: printable ASCII between double quotes,
+    a backslash escaping the character after it (a quote inside is escaped)."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return False
+    inner, i = text[1:-1], 0
+    while i < len(inner):
+        c = inner[i]
+        if not " " <= c <= "~" or c == '"':
+            return False
+        i += 2 if c == "\\" else 1
+    return i == len(inner)   # a trailing lone backslash would escape the closing quote
+
+
 def validate_address(address: str, *, allow_null: bool = False) -> None:
     """Check a mailbox ``local@domain`` against RFC 5321's limits.
 
     ``postmaster`` without a domain is allowed (RFC 5321 §4.1.1.3); the null path ``""``
-    only when ``allow_null``. Quoted local parts are not supported.
+    only when ``allow_null``. A local part may be a quoted string (``"john smith"@d``:
+    printable ASCII, ``\"`` and ``\\`` escaped; RFC 5321 §4.1.2).
 
     Raises:
         ValueError: If the address is malformed or too long.
@@ -83,14 +98,15 @@ def validate_address(address: str, *, allow_null: bool = False) -> None:
         raise ValueError("the null path <> is not allowed here")
     if len(address) + 2 > MAX_PATH:
         raise ValueError(f"path longer than {MAX_PATH} octets")
-    if not address.isascii() or not _FORBIDDEN.isdisjoint(address):
-        raise ValueError(f"address has characters not allowed in a path: {address!r}")
     local, at, domain = address.rpartition("@")
+    quoted = _is_quoted_string(local)
+    if not address.isascii() or not _FORBIDDEN.isdisjoint(domain if quoted else address):
+        raise ValueError(f"address has characters not allowed in a path: {address!r}")
     if not at:
         if address.lower() == "postmaster":
             return
         raise ValueError(f"address must be local@domain, got {address!r}")
-    if not local or len(local) > MAX_LOCAL_PART or "@" in local:
+    if not local or len(local) > MAX_LOCAL_PART or ("@" in local and not quoted):
         raise ValueError(f"local part must be 1-{MAX_LOCAL_PART} octets, got {local!r}")
     _check_domain(domain, "domain")
 

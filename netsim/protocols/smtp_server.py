@@ -14,8 +14,9 @@ Rules this module keeps (after h11's ``_state.py``):
    (RSET, a new HELO/EHLO, the end of DATA).
 5. Any 421 closes the session, as does the 221 to QUIT. A 554 greeting leaves the session
    in REFUSED, where only QUIT is answered with anything but 503 (RFC 5321 §3.1).
-6. Syntax and sequence errors (500-504, 555; not policy rejections) count against
-   ``max_errors``; the one that exceeds it is answered with 421 4.7.0 and closes.
+6. Syntax and sequence errors (500-504, 555; not policy rejections) and failed logins (535)
+   count against ``max_errors``; the one that exceeds it is answered with 421 4.7.0 and
+   closes.
 7. In AUTH every event is the client's answer to the 334 (as on the wire). In DATA only
    :class:`Content` is expected (and :class:`Invalid` from the byte layer, e.g. a text line
    too long); any other event there, any event before ``greeting()`` or after CLOSED is
@@ -188,7 +189,9 @@ SEQUENCE_ERRORS: dict[SMTPState, dict[type | None, Reply]] = {
 # States in which the peer cannot have produced an unlisted event (module rule 7).
 _ADAPTER_ONLY = frozenset({_S.NEW, _S.DATA, _S.CLOSED})
 # Reply codes that count against the error budget (module rule 6).
-_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 555})
+# what counts against the error budget: syntax and sequence errors, and failed logins (a
+# password guessed again and again costs the session)
+_ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
 _NOT_IMPLEMENTED = frozenset({"VRFY", "EXPN", "HELP", "TURN", "ETRN", "BDAT", "STARTTLS"})
 
 
@@ -247,6 +250,7 @@ class SMTPServer:
                                     server_hostname=hostname, tls=tls)  # fmt: skip
         self._state = SMTPState.NEW
         self._errors = 0
+        self._failed_logins = 0
         self._exchange: AuthExchange | None = None
 
     @property
@@ -271,8 +275,14 @@ class SMTPServer:
 
     @property
     def errors(self) -> int:
-        """Syntax and sequence errors counted so far."""
+        """Syntax and sequence errors, and failed logins, counted so far."""
         return self._errors
+
+    @property
+    def failed_logins(self) -> int:
+        """AUTH exchanges that ended in 535 (an adapter may make each cost the client time,
+        as Postfix's smtpd_error_sleep_time does)."""
+        return self._failed_logins
 
     def greeting(self) -> Reply:
         """The opening reply: 220, or the hooks' 554/421 refusal. Call exactly once.
@@ -419,6 +429,9 @@ class SMTPServer:
             return S504_UNRECOGNISED_AUTH
         if self._auth_requires_tls and not session.tls:
             return S538_ENCRYPTION_REQUIRED
+        refusal = self._hooks.check_auth(session)
+        if refusal is not None:
+            return refusal
         self._exchange = AuthExchange(command.mechanism, self._authenticate)
         return self._auth_outcome(self._exchange.start(command.initial_response))
 
@@ -430,6 +443,8 @@ class SMTPServer:
         exchange = self._exchange
         if exchange is not None and exchange.username is not None:
             self._session.authenticated_user = exchange.username
+        if reply.code == 535:
+            self._failed_logins += 1
         if not reply.is_intermediate:
             self._exchange = None
         return reply

@@ -97,6 +97,11 @@ class SMTPServerHooks(Protocol):
         """Take the message after the final dot: a 250, or a 4xx/5xx refusal."""
         ...
 
+    def check_auth(self, session: SMTPSession) -> Reply | None:
+        """Judge an ``AUTH`` before any credential is read (a client that failed too often:
+        454): ``None`` lets the exchange start."""
+        ...
+
 
 class DefaultHooks:
     """Accept every session, sender, recipient and message; refuse every login.
@@ -125,3 +130,7 @@ class DefaultHooks:
     def deliver(self, session: SMTPSession, envelope: Envelope) -> Reply:
         """Queue every message."""
         return S250_QUEUED
+
+    def check_auth(self, session: SMTPSession) -> Reply | None:
+        """Let every exchange start."""
+        return None

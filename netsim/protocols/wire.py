@@ -17,21 +17,32 @@ parsing names, so ``netsim.protocols.wire`` is the whole byte layer.
 from __future__ import annotations
 
 from .errors import LocalProtocolError
-from .framing import LINE_TOO_LONG, DataReader, LineBuffer, LineTooLong, dot_stuff, dot_unstuff
+from .framing import (
+    BARE_LINE_END,
+    LINE_TOO_LONG,
+    BareLineEnd,
+    DataReader,
+    LineBuffer,
+    LineTooLong,
+    dot_stuff,
+    dot_unstuff,
+)
 from .parsing import parse_pop3_command, parse_smtp_command
 from .pop3_commands import Invalid as POP3Invalid
 from .pop3_commands import POP3Command
-from .pop3_replies import ERR_LINE_TOO_LONG, POP3Reply
+from .pop3_replies import ERR_BARE_LINE_END, ERR_LINE_TOO_LONG, POP3Reply
 from .pop3_server import POP3Server
-from .replies import S500_LINE_TOO_LONG, Reply
+from .replies import S500_BARE_LINE_END, S500_LINE_TOO_LONG, S550_BARE_LINE_END, Reply
 from .smtp_commands import AuthResponse, Content, Invalid, SMTPCommand
 from .smtp_server import SMTPServer, SMTPState
 
 __all__ = [
+    "BARE_LINE_END",
     "LINE_TOO_LONG",
     "MAX_POP3_COMMAND_LINE",
     "MAX_SMTP_COMMAND_LINE",
     "MAX_SMTP_TEXT_LINE",
+    "BareLineEnd",
     "DataReader",
     "LineBuffer",
     "LineTooLong",
@@ -43,6 +54,7 @@ __all__ = [
     "encode_content",
     "encode_pop3_reply",
     "encode_reply",
+    "message_text",
     "parse_pop3_command",
     "parse_smtp_command",
 ]
@@ -58,8 +70,16 @@ def encode_reply(reply: Reply) -> bytes:
 
 
 def encode_pop3_reply(reply: POP3Reply) -> bytes:
-    """A POP3 reply as wire bytes (multi-line bodies dot-stuffed and terminated)."""
-    return ("\r\n".join(reply.wire_lines()) + "\r\n").encode("utf-8")
+    """A POP3 reply as wire bytes (multi-line bodies dot-stuffed and terminated). A
+    message's octets that are not UTF-8 travel as surrogate escapes
+    (:func:`message_text`) and go out as the octets they were: RETR is 8-bit clean."""
+    return ("\r\n".join(reply.wire_lines()) + "\r\n").encode("utf-8", "surrogateescape")
+
+
+def message_text(payload: bytes) -> str:
+    """A message's octets as text that :func:`encode_pop3_reply` turns back into exactly
+    those octets (UTF-8, anything else as surrogate escapes)."""
+    return payload.decode("utf-8", "surrogateescape")
 
 
 def encode_content(message: bytes) -> bytes:
@@ -144,7 +164,7 @@ class SMTPWireServer:
                 break
         return b"".join(out)
 
-    def _line(self, item: bytes | LineTooLong) -> Reply | None:
+    def _line(self, item: bytes | LineTooLong | BareLineEnd) -> Reply | None:
         engine = self._engine
         reader = self._reader
         if reader is not None:
@@ -154,11 +174,15 @@ class SMTPWireServer:
             self._buffer.max_line = self._max_command
             if reader.line_too_long:
                 return engine.handle(Invalid(S500_LINE_TOO_LONG))
+            if reader.bare_line_end:
+                return engine.handle(Invalid(S550_BARE_LINE_END))
             payload = b"" if reader.overflow else reader.payload()
             return engine.handle(Content(reader.size, payload))
         command: SMTPCommand
         if isinstance(item, LineTooLong):
             command = Invalid(S500_LINE_TOO_LONG)
+        elif isinstance(item, BareLineEnd):
+            command = Invalid(S500_BARE_LINE_END)
         elif engine.state is SMTPState.AUTH:
             command = AuthResponse(_printable(item.decode("latin-1")))
         else:
@@ -206,6 +230,8 @@ class POP3WireServer:
             command: POP3Command
             if isinstance(item, LineTooLong):
                 command = POP3Invalid(ERR_LINE_TOO_LONG)
+            elif isinstance(item, BareLineEnd):
+                command = POP3Invalid(ERR_BARE_LINE_END)
             else:
                 command = parse_pop3_command(item.decode("latin-1"))
             out.append(encode_pop3_reply(self._engine.handle(command)))

@@ -73,6 +73,14 @@ class MailServerConfig(Strict):
     message_size_limit: int = Field(
         10_240_000, ge=65_536, description="Largest message accepted, else 552 [bytes] "
         "(Postfix message_size_limit).")
+    auth_failure_limit: int = Field(
+        5, ge=1, description="Failed SMTP AUTH logins a client address may make in "
+        "auth_failure_window_s; then every AUTH from it gets 454 4.7.0 until its failures "
+        "age out of the window, while the account stays open from other addresses "
+        "[logins] (fail2ban's maxretry 5).")
+    auth_failure_window_s: Seconds = Field(
+        600, gt=0, description="The window of auth_failure_limit [s] (fail2ban's findtime "
+        "and bantime, 10 minutes).")
 
 
 class Switch(Strict):
@@ -153,6 +161,11 @@ class ISPPolicies(Strict):
         "the ISP are not its subscribers' hosts and are not covered.")
     submission: Switch | None = Field(default_factory=Switch, description="Offer port 587 with "
                                       "SMTP AUTH (RFC 6409; RFC 5068 asks every provider to).")
+    sender_login_match: Switch | None = Field(
+        default_factory=Switch, description="An authenticated client may send only as its "
+        "own account: MAIL FROM must be the address it logged in as, else 553 5.7.1 (Postfix "
+        "reject_sender_login_mismatch, the usual setting of a submission service; the null "
+        "sender passes). Spammers with stolen credentials therefore send as the account.")
     auth_on_25: Switch | None = Field(None, description="Require AUTH for relaying on port 25 "
                                       "too, instead of relaying for the ISP's own networks.")
     pop_before_smtp: PopBeforeSMTPPolicy | None = Field(
@@ -163,7 +176,8 @@ class ISPPolicies(Strict):
     rate_limit: RateLimitPolicy | None = Field(None, description="Per-account submission "
                                                "rate limit.")
 
-    _switches = field_validator("op25b", "submission", "auth_on_25", "pop_before_smtp",
+    _switches = field_validator("op25b", "submission", "sender_login_match", "auth_on_25",
+                                "pop_before_smtp",
                                 "inbound_25_block", "rate_limit", "op25b_top_talkers",
                                 mode="before")(_switch)
 

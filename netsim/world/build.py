@@ -250,6 +250,7 @@ class World:
         s = self.scenario
         return ServerSettings(m.session_slots, m.processing_s, m.max_recipients,
                               m.message_size_limit, s.smtp.server_bandwidth_bps, m.scan_mean_s,
+                              m.auth_failure_limit, m.auth_failure_window_s,
                               per_command=s.fidelity == "command", direct=s.fidelity == "flow")
 
     def _providers(self) -> list[MailServer]:

@@ -21,7 +21,7 @@ from netsim.mail.defences import (
     RateLimit,
     coverage_by_subnet,
 )
-from netsim.mail.policy import LocalRecipients, RelayControl
+from netsim.mail.policy import LocalRecipients, RelayControl, SenderLoginMatch
 from netsim.net import (
     Action,
     AddressPlan,
@@ -93,6 +93,9 @@ def apply_policies(world: PolicyWorld) -> Listing | None:
             RelayControl(auth_from, pop.start_s if pop is not None else math.inf,
                          pop.window_s if pop is not None else 0.0),
             LocalRecipients()]
+        if p.sender_login_match is not None:
+            server.policies.append(SenderLoginMatch(server.domain, server.users,
+                                                    p.sender_login_match.start_s))
         if p.rate_limit is not None:
             server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
                                              p.rate_limit.start_s))

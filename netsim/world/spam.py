@@ -84,8 +84,10 @@ class SpamSessions:
         self.target_cumulative = (np.cumsum(counts) / counts.sum()).tolist() if counts.sum() \
             else None
 
-    def compose(self, sender: Sender, recipients: int) -> Mail | None:
-        """A spam message to ``recipients`` harvested addresses of one domain."""
+    def compose(self, sender: Sender, recipients: int, mail_from: str | None = None,
+                ) -> Mail | None:
+        """A spam message to ``recipients`` harvested addresses of one domain, from a
+        forged sender or from ``mail_from`` (a stolen account's own address)."""
         world, rng = self.world, sender.rng
         if self.target_cumulative is None:
             return None
@@ -101,8 +103,8 @@ class SpamSessions:
         forged = world.servers[_below(rng.random(), len(world.servers))]
         size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
                                           self.cfg.size_sigma)))
-        mail = Mail(world.next_id(), Kind.SPAM, sender.sender,
-                    forged.address_of(_below(rng.random(), max(forged.users, 1))), size,
+        forged_from = forged.address_of(_below(rng.random(), max(forged.users, 1)))
+        mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from, size,
                     world.env.now, origin=sender.origin,
                     key=rng.bit_generator.random_raw() >> 1)   # 63 bits, as Mail.key
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
@@ -223,32 +225,36 @@ class Botnet:
         pool = world.dynamic_pool(isp)
         sender = Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
                         SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng)
-        dst, credentials = self._route(strategy, isp)
+        dst, credentials, account = self._route(strategy, isp)
         success = False
         if dst is not False:
-            mail = self.sessions.compose(sender, recipients)
+            mail = self.sessions.compose(sender, recipients, account)
             if mail is not None:
                 success = yield from self.sessions.run(sender, mail, dst, credentials)
         self._learn(bot, success)
 
-    def _route(self, strategy: str, isp: int) -> tuple[int | bool | None, Credentials | None]:
-        """Destination address (None: the MX; False: the strategy is not available now)."""
+    def _route(self, strategy: str, isp: int,
+               ) -> tuple[int | bool | None, Credentials | None, str | None]:
+        """Destination address (None: the MX; False: the strategy is not available now),
+        the credentials to log in with, and the address of their account (a submission
+        server lets an authenticated client send only as its own account)."""
         world = self.world
         if strategy == "direct":
-            return None, None
+            return None, None, None
         if strategy == "isp_relay":
-            return world.servers[isp].address, None
+            return world.servers[isp].address, None, None
         if strategy == "open_relay":
             if not world.relays:
-                return False, None
+                return False, None, None
             relay = world.relays[int(self.rng.integers(len(world.relays)))]
-            return relay.address, None
+            return relay.address, None, None
         # stolen_587 (the botnet's strategies were checked when it was made)
         account = world.credentials.draw(self.rng)
         if account is None:
-            return False, None
-        owner = world.servers[account[0]]
-        return owner.address, Credentials(account_name(account[1]), owner.password(account[1]))
+            return False, None, None
+        owner, user = world.servers[account[0]], account[1]
+        return (owner.address, Credentials(account_name(user), owner.password(user)),
+                owner.address_of(user))
 
     def _learn(self, bot: int, success: bool) -> None:
         if success:

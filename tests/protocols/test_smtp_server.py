@@ -253,10 +253,15 @@ def test_error_budget() -> None:
         server.handle(Noop())
 
 
-def test_policy_rejections_do_not_count(mail_hooks: Any) -> None:
+def test_policy_rejections_do_not_count_and_failed_logins_do(mail_hooks: Any) -> None:
     server = start(mail_hooks, max_errors=1)
-    run(server, [EHLO, Mail(ALICE)] + [Rcpt(NOBODY)] * 5 + [Rset(), Auth("PLAIN", BAD_PLAIN)])
+    run(server, [EHLO, Mail(ALICE)] + [Rcpt(NOBODY)] * 5 + [Rset()])
     assert not server.closed and server.errors == 0
+    # a wrong password costs the session: guessing is not free
+    run(server, [Auth("PLAIN", BAD_PLAIN)])
+    assert server.errors == 1 and server.failed_logins == 1
+    assert run(server, [Auth("PLAIN", BAD_PLAIN)]) == [r.S421_TOO_MANY_ERRORS]
+    assert server.closed
 
 
 def test_greeting_refused(refusing_hooks: Any) -> None:

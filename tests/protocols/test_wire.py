@@ -48,12 +48,14 @@ from netsim.protocols import pop3_replies as p
 from netsim.protocols import replies as r
 from netsim.protocols.sasl import b64encode
 from netsim.protocols.wire import (
+    BARE_LINE_END,
     LINE_TOO_LONG,
     DataReader,
     LineBuffer,
     dot_stuff,
     dot_unstuff,
     encode_content,
+    message_text,
 )
 
 # --- LineBuffer -------------------------------------------------------------------------
@@ -69,8 +71,16 @@ def test_line_buffer_splits_and_waits() -> None:
     assert lines_of(buffer, b"EHLO a\r\nMAIL FR") == [b"EHLO a"]
     assert buffer.pending == 7
     assert lines_of(buffer, b"OM:<a@b>\r") == []
-    assert lines_of(buffer, b"\nNOOP\n") == [b"MAIL FROM:<a@b>", b"NOOP"]  # bare LF too
-    assert lines_of(buffer, b"\r\n") == [b""]
+    assert lines_of(buffer, b"\nNOOP\n") == [b"MAIL FROM:<a@b>"]   # a bare LF ends nothing
+    assert lines_of(buffer, b"\r\n") == [BARE_LINE_END]   # ... and marks its line
+    assert lines_of(buffer, b"a\rb\r\n\r\n") == [BARE_LINE_END, b""]   # nor does a bare CR
+
+
+def test_line_buffer_finds_a_crlf_split_across_a_discard() -> None:
+    buffer = LineBuffer(8)
+    assert lines_of(buffer, b"x" * 20 + b"\r") == []
+    assert buffer.pending <= 8
+    assert lines_of(buffer, b"\nok\r\n") == [LINE_TOO_LONG, b"ok"]
 
 
 def test_line_buffer_limit_counts_crlf() -> None:
@@ -87,7 +97,8 @@ def test_line_buffer_discards_long_lines_as_they_come() -> None:
     assert lines_of(buffer, b"tail\r\nNOOP\r\n") == [LINE_TOO_LONG, b"NOOP"]
 
 
-@given(st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=10),
+@given(st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b),
+                max_size=10),
        st.integers(1, 7))  # fmt: skip
 def test_line_buffer_any_chunking(lines: list[bytes], step: int) -> None:
     data = b"".join(line + b"\r\n" for line in lines)
@@ -386,3 +397,46 @@ def test_pop3_wire_survives_random_lines(make_maildrop: Any, lines: list[str]) -
         first = out.split(b"\r\n", 1)[0]
         assert POP3_STATUS_LINE.match(first), first
         assert out.endswith(b"\r\n")
+
+
+# --- SMTP smuggling and 8-bit bodies ------------------------------------------------------
+
+FORGED = b"MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<carol@isp-b.example>\r\nDATA\r\nforged\r\n"
+
+
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n"],
+                         ids=["LF.LF", "LF.CRLF", "CRLF.LF", "CR.CRLF"])
+def test_only_crlf_dot_crlf_ends_data(mail_hooks: Any, fake_end: bytes) -> None:
+    wire = SMTPWireServer(SMTPServer("mx", mail_hooks))
+    wire.greeting()
+    wire.receive_data(b"EHLO pc1\r\nMAIL FROM:<a@isp-a.example>\r\n"
+                      b"RCPT TO:<bob@isp-b.example>\r\nDATA\r\n")
+    # the lines after the fake end are text, never commands; the whole message is refused
+    reply = wire.receive_data(b"Subject: hi\r\n\r\nhello" + fake_end + FORGED + b".\r\n")
+    assert reply == b"550 5.5.2 Message refused: bare <CR> or <LF> in its text\r\n"
+    assert mail_hooks.delivered == []
+    assert wire.receive_data(b"RCPT TO:<bob@isp-b.example>\r\n").startswith(b"503")  # reset
+
+
+def test_a_bare_line_end_in_a_command_is_refused(mail_hooks: Any,
+                                                 make_maildrop: Any) -> None:
+    wire = SMTPWireServer(SMTPServer("mx", mail_hooks))
+    wire.greeting()
+    assert wire.receive_data(b"EHLO pc1\nMAIL FROM:<a@b.example>\r\n") == (
+        b"500 5.5.2 Bare <CR> or <LF> in a command: lines end with <CRLF>\r\n")
+    assert wire.receive_data(b"EHLO pc1\r\n").startswith(b"250-")   # still working
+    pop = POP3WireServer(POP3Server("mx", make_maildrop([])))
+    pop.greeting()
+    assert pop.receive_data(b"USER alice\nPASS secret\r\n").startswith(b"-ERR bare CR or LF")
+
+
+@given(st.binary(max_size=300).filter(lambda b: b"\r" not in b and b"\n" not in b))
+def test_pop3_retr_returns_the_stored_octets(body: bytes) -> None:
+    message = b"Subject: 8-bit\r\n\r\n" + body + b"\r\n\xe9\xff\xfe\r\n"
+    lines = message_text(message).split("\r\n")[:-1]
+    reply = encode_pop3_reply(p.POP3Reply(True, f"{len(message)} octets", tuple(lines)))
+    _, _, rest = reply.partition(b"\r\n")
+    buffer, reader = LineBuffer(10_000), DataReader(10**6)
+    buffer.feed(rest)
+    assert [reader.feed(item) for item in buffer.lines()][-1]
+    assert reader.payload() == message and reader.size == len(message)   # byte for byte
