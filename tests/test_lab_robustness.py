@@ -76,19 +76,44 @@ def mailbox(background: BackgroundLab, isp: str, user: int) -> list[bytes]:
 
 
 def test_session_cap_refuses_with_421_and_err() -> None:
+    """SMTP and POP3 have two slots each here, and one address may hold one of each pool
+    (half, as Postfix's smtpd_client_connection_count_limit is half its process limit)."""
+    a, b, c = "127.0.0.1", "127.0.0.2", "127.0.0.3"
     with lab_thread(scenario(session_slots=2)) as background:
         lab = background.lab
-        first, second = Line(lab, "isp-a", "smtp"), Line(lab, "isp-a", "pop3")
-        assert first.reply().startswith(b"220") and second.line().startswith(b"+OK")
-        third = Line(lab, "isp-a", "smtp")
+        first = Line(lab, "isp-a", "smtp", a)
+        assert first.reply().startswith(b"220")
+        again = Line(lab, "isp-a", "smtp", a)
+        assert again.reply() == b"421 4.7.0 Too many connections from your address\r\n"
+        assert again.line() == b""   # and closed
+        second = Line(lab, "isp-a", "smtp", b)   # kept open: the pool is full
+        assert second.reply().startswith(b"220")
+        third = Line(lab, "isp-a", "smtp", c)
         assert third.reply().startswith(b"421 4.3.2 mail.isp-a.example too many sessions")
-        assert third.line() == b""   # and closed
-        fourth = Line(lab, "isp-a", "pop3")
-        assert fourth.line().startswith(b"-ERR [SYS/TEMP]")
-        assert Line(lab, "isp-b", "smtp").reply().startswith(b"220")   # per server
+        # a full SMTP pool leaves mail reading alone; an address's share holds there too
+        reading = Line(lab, "isp-a", "pop3", a)
+        assert reading.line().startswith(b"+OK")
+        assert Line(lab, "isp-a", "pop3", a).line().startswith(
+            b"-ERR [SYS/TEMP] too many connections from your address")
+        assert Line(lab, "isp-b", "smtp", c).reply().startswith(b"220")   # per server
         first.send(b"QUIT")
         assert first.reply().startswith(b"221")
-        assert wait_for(lambda: Line(lab, "isp-a", "smtp").reply().startswith(b"220"))
+        assert wait_for(lambda: Line(lab, "isp-a", "smtp", c).reply().startswith(b"220"))
+
+
+def test_a_trickling_client_keeps_no_session() -> None:
+    """A line must arrive within the idle timeout, extended only by the octets that come at
+    500 a second: a byte every 0.1 s does not keep a session open."""
+    with lab_thread(smtp_idle_s=0.5) as background:
+        client = Line(background.lab, "isp-a", "smtp")
+        assert client.reply().startswith(b"220")
+        start = time.monotonic()
+        with pytest.raises(OSError):
+            for byte in b"NOOP " + b"x" * 100:
+                client.sock.sendall(bytes([byte]))
+                time.sleep(0.1)
+        assert client.reply().startswith(b"421")   # timeout exceeded, then closed
+        assert time.monotonic() - start < 5
 
 
 def test_a_client_lost_in_data_delivers_nothing() -> None:

@@ -38,6 +38,12 @@ class LabSettings:
         max_errors: Bad commands a session may send before 421 / -ERR and close.
         auth_failure_delay_s: How long the reply to a failed SMTP AUTH waits [s] (Postfix
             smtpd_error_sleep_time, 1 s): guessing passwords costs time.
+        per_address_sessions: Sessions one client address may hold of a server's SMTP or
+            POP3 slots; ``None``: half of them (Postfix: 50 of 100 processes).
+        min_data_rate: A partly received line or message must complete within the idle
+            timeout, extended by the octets that arrive at this rate [octets/s] (Postfix
+            smtpd_min_data_rate, 500): trickling a byte at a time keeps no session.
+        session_deadline_s: The longest a session may last [s]. Assumed (1 hour).
         drop_hold_s: How long a dropped connection is held unanswered [s]; ``None``: the
             scenario's ``smtp.connect_timeout_s``.
         relay: The relay's retry schedule and timeouts.
@@ -50,6 +56,9 @@ class LabSettings:
     pop3_idle_s: float = 600.0
     max_errors: int = 10
     auth_failure_delay_s: float = 1.0
+    per_address_sessions: int | None = None
+    min_data_rate: float = 500.0
+    session_deadline_s: float = 3600.0
     drop_hold_s: float | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
 
@@ -82,7 +91,10 @@ class Lab:
         self.sessions = Sessions(self.layout, self.postmaster, self.clock,
                                  smtp_idle_s=s.smtp_idle_s, pop3_idle_s=s.pop3_idle_s,
                                  max_errors=s.max_errors, drop_hold_s=hold,
-                                 auth_failure_delay_s=s.auth_failure_delay_s)
+                                 auth_failure_delay_s=s.auth_failure_delay_s,
+                                 per_address_sessions=s.per_address_sessions,
+                                 min_data_rate=s.min_data_rate,
+                                 session_deadline_s=s.session_deadline_s)
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self) -> None:

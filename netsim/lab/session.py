@@ -27,6 +27,7 @@ import logging
 import socket
 import struct
 import time
+from collections import Counter
 from contextlib import suppress
 
 from netsim.lab.addresses import text
@@ -41,8 +42,13 @@ from netsim.protocols import (
     encode_pop3_reply,
     encode_reply,
 )
-from netsim.protocols.pop3_replies import ERR_BUSY
-from netsim.protocols.replies import S421_SHUTTING_DOWN, S421_TIMEOUT, S421_TOO_MANY_SESSIONS
+from netsim.protocols.pop3_replies import ERR_BUSY, ERR_TOO_MANY_FROM_ADDRESS
+from netsim.protocols.replies import (
+    S421_SHUTTING_DOWN,
+    S421_TIMEOUT,
+    S421_TOO_MANY_FROM_ADDRESS,
+    S421_TOO_MANY_SESSIONS,
+)
 
 __all__ = ["Sessions"]
 
@@ -64,11 +70,17 @@ class Sessions:
         max_errors: Bad commands a session may send before 421 / -ERR and close.
         drop_hold_s: How long a dropped connection is held unanswered [s].
         auth_failure_delay_s: How long the reply to a failed SMTP AUTH waits [s].
+        per_address_sessions: Sessions one client address may hold in a pool (None: half
+            the pool).
+        min_data_rate: Octets a second that extend a partly received record's deadline.
+        session_deadline_s: The longest a session may last [s].
     """
 
     def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock, *,
                  smtp_idle_s: float, pop3_idle_s: float, max_errors: int,
-                 drop_hold_s: float, auth_failure_delay_s: float = 1.0) -> None:
+                 drop_hold_s: float, auth_failure_delay_s: float = 1.0,
+                 per_address_sessions: int | None = None, min_data_rate: float = 500.0,
+                 session_deadline_s: float = 3600.0) -> None:
         self.layout = layout
         self.world = layout.world
         self.postmaster = postmaster
@@ -78,8 +90,12 @@ class Sessions:
         self.max_errors = max_errors
         self.drop_hold_s = drop_hold_s
         self.auth_failure_delay_s = auth_failure_delay_s
+        self.per_address_sessions = per_address_sessions
+        self.min_data_rate = min_data_rate
+        self.session_deadline_s = session_deadline_s
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._active = [0] * len(layout.servers)
+        # sessions open by (server, POP3?) and by (server, POP3?, client address)
+        self._active: Counter[tuple[object, ...]] = Counter()
         self._held = 0
 
     async def close(self) -> None:
@@ -155,21 +171,37 @@ class Sessions:
             log.info("%s ← %s: %s%s; connection reset", label, who, verdict, why)
             _reset(writer)
             return
-        i = service.server
-        if self._active[i] >= server.settings.session_slots:
-            log.warning("%s ← %s: all %d session slots busy; refused", label, who,
-                        server.settings.session_slots)
+        # SMTP and POP3 have a pool of slots each, and one address may hold at most a share
+        # of a pool (Postfix smtpd_client_connection_count_limit), so a flood from one
+        # address neither locks out the ISP's other users nor stops their mail reading
+        slots = server.settings.session_slots
+        pool = (service.server, service.is_pop3)
+        mine = (*pool, peer_host)
+        per_address = self.per_address_sessions or max(1, slots // 2)
+        if self._active[pool] >= slots:
+            log.warning("%s ← %s: all %d session slots busy; refused", label, who, slots)
             busy = (encode_pop3_reply(ERR_BUSY) if service.is_pop3 else encode_reply(
                 S421_TOO_MANY_SESSIONS.with_text(f"{server.hostname} too many sessions, "
                                                  "try again later")))
             await self._write(writer, busy, 5.0)
             return
-        self._active[i] += 1
+        if self._active[mine] >= per_address:
+            log.warning("%s ← %s: %d sessions from this address already; refused", label,
+                        who, per_address)
+            await self._write(writer, encode_pop3_reply(ERR_TOO_MANY_FROM_ADDRESS)
+                              if service.is_pop3 else encode_reply(S421_TOO_MANY_FROM_ADDRESS),
+                              5.0)
+            return
+        self._active[pool] += 1
+        self._active[mine] += 1
         log.info("%s ← %s: session opened", label, who)
         try:
             ended = await self._converse(service, client, peer_host, reader, writer)
         finally:
-            self._active[i] -= 1
+            self._active[pool] -= 1
+            self._active[mine] -= 1
+            if not self._active[mine]:
+                del self._active[mine]
         log.info("%s ← %s: session ended (%s)", label, who, ended)
 
     async def _converse(self, service: Service, client: int | None, peer_host: str,
@@ -194,21 +226,35 @@ class Sessions:
             engine.session.extra["peer"] = peer_host
             wire, smtp_engine = SMTPWireServer(engine), engine
             idle = self.smtp_idle_s
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.session_deadline_s
+        record: float | None = None   # the deadline of a partly received line or message
         try:
             await self._write(writer, wire.greeting(), idle)
             while not wire.closed:
+                # the idle timer, or a record's deadline, which bytes trickling in extend
+                # only at min_data_rate (Postfix smtpd_per_record_deadline and
+                # smtpd_min_data_rate), and never past the session's deadline
+                now = loop.time()
+                wait = min(idle if record is None else record - now, ends - now)
                 try:
-                    async with asyncio.timeout(idle):
+                    async with asyncio.timeout(max(wait, 0.0)):
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
                     if not service.is_pop3:  # POP3's autologout timer closes silently
                         await self._write(writer, encode_reply(S421_TIMEOUT.with_text(
                             f"{server.hostname} Error: timeout exceeded")), 5.0)
-                    return f"idle for {idle:g} s"
+                    return ("session deadline" if loop.time() >= ends else
+                            f"idle for {idle:g} s" if record is None else "too slow")
                 if not data:
                     return "client disconnected"
+                if record is None:
+                    record = loop.time() + idle
+                record += len(data) / self.min_data_rate
                 failed = smtp_engine.failed_logins if smtp_engine is not None else 0
                 out = wire.receive_data(data)
+                if not wire.in_record:
+                    record = None
                 if smtp_engine is not None and smtp_engine.failed_logins > failed:
                     await asyncio.sleep(self.auth_failure_delay_s)   # guessing costs time
                 if out:

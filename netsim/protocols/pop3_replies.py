@@ -134,6 +134,7 @@ ERR_TOO_MANY_ERRORS = POP3Reply(False, "too many errors, closing connection")
 ERR_STLS_UNAVAILABLE = POP3Reply(False, "STLS not available")
 ERR_TLS_ACTIVE = POP3Reply(False, "command not permitted when TLS active")
 ERR_BUSY = POP3Reply(False, "[SYS/TEMP] too many sessions, try again later")  # RFC 2449 §8.1.2
+ERR_TOO_MANY_FROM_ADDRESS = POP3Reply(False, "[SYS/TEMP] too many connections from your address")
 
 #: Every fixed reply above, by name.
 POP3_REPLIES: dict[str, POP3Reply] = {

@@ -172,6 +172,8 @@ S354_START_INPUT = Reply(354, None, "Start mail input; end with <CRLF>.<CRLF>")
 S421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service not available, closing transmission channel")
 S421_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 S421_TOO_MANY_SESSIONS = Reply(421, "4.3.2", "Too many sessions, try again later")
+# Postfix smtpd_client_connection_count_limit
+S421_TOO_MANY_FROM_ADDRESS = Reply(421, "4.7.0", "Too many connections from your address")
 S421_TIMEOUT = Reply(421, "4.4.2", "Error: timeout exceeded")  # RFC 3463 4.4.2: bad connection
 S450_MAILBOX_BUSY = Reply(450, "4.2.0", "Requested mail action not taken: mailbox unavailable")
 S450_GREYLISTED = Reply(450, "4.2.0", "Greylisted, please try again later")

@@ -143,6 +143,12 @@ class SMTPWireServer:
         """True once the engine closed: send what was returned, then close the socket."""
         return self._engine.closed
 
+    @property
+    def in_record(self) -> bool:
+        """Whether a command line or a message is partly received (an adapter's deadline
+        for one record runs while this holds: Postfix smtpd_per_record_deadline)."""
+        return self._buffer.pending > 0 or self._reader is not None
+
     def greeting(self) -> bytes:
         """The greeting to send on connect."""
         return encode_reply(self._engine.greeting())
@@ -215,6 +221,11 @@ class POP3WireServer:
     def closed(self) -> bool:
         """True once the engine closed."""
         return self._engine.closed
+
+    @property
+    def in_record(self) -> bool:
+        """Whether a command line is partly received."""
+        return self._buffer.pending > 0
 
     def greeting(self) -> bytes:
         """The greeting to send on connect."""

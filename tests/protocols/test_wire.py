@@ -440,3 +440,39 @@ def test_pop3_retr_returns_the_stored_octets(body: bytes) -> None:
     buffer.feed(rest)
     assert [reader.feed(item) for item in buffer.lines()][-1]
     assert reader.payload() == message and reader.size == len(message)   # byte for byte
+
+
+# byte-level mutations of a valid session: bare CR and LF, 8-bit octets, NUL, long lines
+SESSION = (b"EHLO pc1\r\nMAIL FROM:<a@isp-a.example>\r\nRCPT TO:<bob@isp-b.example>\r\n"
+           b"DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+MUTATION = st.tuples(st.integers(0, len(SESSION)), st.sampled_from(
+    [b"\r", b"\n", b"\x00", b"\xe9", b"\xff", b"\r\n.\n", b"\n.\r\n", b"x" * 1200, b""]))
+
+
+@settings(max_examples=300)
+@given(st.lists(MUTATION, max_size=6), st.integers(1, 40))
+def test_byte_mutations_never_break_the_engines(mutations: list[tuple[int, bytes]],
+                                                step: int) -> None:
+    """Whatever octets arrive, in whatever chunks: every reply is well formed, and what is
+    delivered holds no bare CR or LF (only CRLF.CRLF ended it)."""
+    from tests.protocols.conftest import MailHooks
+
+    data = SESSION
+    for at, insert in sorted(mutations, reverse=True):
+        data = data[:at] + insert + data[at:]
+    hooks = MailHooks()
+    wire = SMTPWireServer(SMTPServer("mx", hooks, max_errors=1000))
+    _check_smtp_output(wire.greeting())
+    for i in range(0, len(data), step):
+        _check_smtp_output(wire.receive_data(data[i : i + step]))
+    for envelope in hooks.delivered:
+        payload = envelope.payload
+        assert isinstance(payload, bytes)
+        assert b"\r" not in payload.replace(b"\r\n", b"") and b"\n" not in payload.replace(
+            b"\r\n", b"")
+    maildrop = POP3WireServer(POP3Server("mx", None, max_errors=1000))
+    maildrop.greeting()
+    for i in range(0, len(data), step):
+        out = maildrop.receive_data(data[i : i + step])
+        if out:
+            assert POP3_STATUS_LINE.match(out.split(b"\r\n", 1)[0]) and out.endswith(b"\r\n")
