@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import logging
 import poplib
+import shutil
 import smtplib
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -376,3 +378,79 @@ def test_failed_logins_count_against_the_error_budget() -> None:
     engine.handle(Ehlo("pc"))
     codes = [engine.handle(Auth("PLAIN", "AHVzZXIAcHc=")).code for _ in range(4)]
     assert codes == [535, 535, 535, 421] and engine.closed and engine.failed_logins == 4
+
+
+# --- TLS: STARTTLS, STLS, and implicit TLS on 465 and 995 (RFC 3207, 2595, 8314) ---------
+
+
+def test_starttls_on_submission_then_implicit_tls_on_465(running: BackgroundLab) -> None:
+    lab = running.lab
+    assert lab.tls is not None
+    context = lab.tls.client_context()   # verifies the certificate and the host name
+    with smtp(lab, "isp-a", "submission", HOTEL.format(30)) as client:
+        client.ehlo()
+        assert client.has_extn("starttls")
+        assert client.starttls(context=context)[0] == 220
+        client.ehlo()
+        assert not client.has_extn("starttls")
+        client.login("user90", password("isp-a.example", 90))
+        client.sendmail("user90@isp-a.example", ["user91@isp-a.example"], b"Subject: tls\r\n")
+    host, port = lab.endpoint("isp-a", "submissions")
+    with smtplib.SMTP_SSL(host, port, local_hostname=HELO, context=context,
+                          source_address=(HOTEL.format(31), 0), timeout=5) as client:
+        client.login("user92", password("isp-a.example", 92))
+        client.sendmail("user92@isp-a.example", ["user91@isp-a.example"], b"Subject: 465\r\n")
+    assert wait_for(lambda: len(mailbox(running, "isp-a", 91)) == 2)
+
+
+def test_stls_on_110_and_implicit_tls_on_995(running: BackgroundLab) -> None:
+    lab = running.lab
+    assert lab.tls is not None
+    context = lab.tls.client_context()
+    with smtp(lab, "isp-b", "smtp") as client:
+        client.sendmail("x@elsewhere.example", ["user93@isp-b.example"], b"Subject: s\r\n")
+    reader = pop3(lab, "isp-b", "127.3.0.93")
+    assert reader.stls(context=context).startswith(b"+OK")
+    reader.user("user93")
+    reader.pass_(password("isp-b.example", 93))
+    assert reader.stat()[0] == 1
+    reader.quit()
+    host, port = lab.endpoint("isp-b", "pop3s")
+    secure = poplib.POP3_SSL(host, port, context=context, timeout=5)
+    secure.user("user93")
+    secure.pass_(password("isp-b.example", 93))
+    assert secure.stat()[0] == 1
+    secure.quit()
+
+
+def test_submission_security_tls_keeps_auth_inside_tls() -> None:
+    scenario = load_scenario(None, ["policy=op25b+587",
+                                    "isps.isp-a.mail_server.submission_security=tls"])
+    background = BackgroundLab(scenario, LabSettings(ports=PortMap("ephemeral")))
+    with background:
+        lab = background.lab
+        assert lab.tls is not None
+        with smtp(lab, "isp-a", "submission") as client:
+            client.ehlo()
+            assert not client.has_extn("auth")   # not offered in plain text
+            code, text = client.docmd("AUTH PLAIN " + base64.b64encode(
+                b"\0user5\0" + password("isp-a.example", 5).encode()).decode())
+            assert code == 538 and text.startswith(b"5.7.11")
+            client.starttls(context=lab.tls.client_context())
+            client.ehlo()
+            assert client.login("user5", password("isp-a.example", 5))[0] == 235
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_openssl_verifies_the_lab_certificate(running: BackgroundLab) -> None:
+    """As docs/lab.md shows: openssl s_client -starttls smtp with the lab's CA."""
+    lab = running.lab
+    assert lab.tls is not None
+    host, port = lab.endpoint("isp-a", "smtp")
+    done = subprocess.run(
+        ["openssl", "s_client", "-starttls", "smtp", "-connect", f"{host}:{port}",
+         "-CAfile", str(lab.tls.ca_path), "-verify_return_error", "-verify_ip", host,
+         "-brief"], input=b"QUIT\r\n", capture_output=True, timeout=20)
+    output = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, output
+    assert "Verification: OK" in output

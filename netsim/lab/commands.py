@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from netsim.errors import UserError
@@ -53,6 +54,10 @@ def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
                        help="POP3 idle timeout (RFC 1939: at least 10 minutes)")
     serve.add_argument("--quiet", action="store_true", help="log only warnings, not every "
                        "connection, delivery and relay dialogue")
+    serve.add_argument("--tls-dir", type=Path, metavar="DIR", help="where the lab's CA "
+                       "certificate is written (default: a new temporary folder)")
+    serve.add_argument("--no-tls", action="store_true", help="serve no TLS (no STARTTLS, "
+                       "STLS, 465 or 995)")
     serve.set_defaults(func=partial(cmd_serve, load=load))
 
     sender = sub.add_parser("send", help="send one message to a lab server and print the "
@@ -111,7 +116,8 @@ def cmd_serve(args: argparse.Namespace, load: Load) -> int:
     """Run the lab until SIGINT or SIGTERM."""
     settings = LabSettings(ports=PortMap(args.ports, args.offset), bind_all=args.bind_all,
                            at=args.at, smtp_idle_s=args.smtp_timeout,
-                           pop3_idle_s=args.pop3_timeout)
+                           pop3_idle_s=args.pop3_timeout, tls=not args.no_tls,
+                           tls_dir=args.tls_dir)
     lab = Lab(load(args), settings)
     _logging(logging.WARNING if args.quiet else logging.INFO)
     return asyncio.run(_serve(lab))

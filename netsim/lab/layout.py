@@ -3,11 +3,11 @@
 Derived from the scenario alone, so ``netsim serve`` and the ``send``/``fetch`` clients agree
 on every address and port without sharing any state file.
 
-Ports: ``standard`` uses the real ones (SMTP 25, submission 587, POP3 110); ``offset`` adds
-an offset (10000 by default: 10025, 10587, 10110) so no privileges are needed; ``ephemeral``
-(tests) lets the system pick free ports, which the running lab reports. The lab has no TLS:
-an ISP whose scenario puts POP3 on 995 (``pop3_security: pop3s``) is served in plain text on
-the lab's POP3 port, and STLS is not offered.
+Ports: ``standard`` uses the real ones (SMTP 25, submission 587 and 465 with implicit TLS,
+POP3 110 and 995 with implicit TLS); ``offset`` adds an offset (10000 by default: 10025,
+10587, 10465, 10110, 10995) so no privileges are needed; ``ephemeral`` (tests) lets the
+system pick free ports, which the running lab reports. STARTTLS (SMTP) and STLS (POP3) are
+offered on the plain ports (``netsim.lab.tls``).
 
 The clock: scenario time 0 is the moment the lab starts (or ``at`` seconds before it), and
 it runs with the wall clock, so a policy with a start time comes into force that many
@@ -29,7 +29,8 @@ from netsim.world.build import CountingEnvironment, World
 __all__ = ["SERVICES", "LabClock", "LabLayout", "PortMap", "Service", "lab_world"]
 
 #: The lab's services: name and standard port.
-SERVICES: tuple[tuple[str, int], ...] = (("smtp", 25), ("submission", 587), ("pop3", 110))
+SERVICES: tuple[tuple[str, int], ...] = (("smtp", 25), ("submission", 587), ("submissions", 465),
+                                         ("pop3", 110), ("pop3s", 995))
 EXPOSED_STEP = 100  # --bind-all: server k (1-based) adds k * 100 to its ports
 
 
@@ -46,8 +47,8 @@ class PortMap:
     offset: int = 10000
 
     def __post_init__(self) -> None:
-        if self.mode == "offset" and not 1 <= self.offset <= 65535 - 587:
-            raise UserError(f"--offset {self.offset}: must be between 1 and {65535 - 587}")
+        if self.mode == "offset" and not 1 <= self.offset <= 65535 - 995:
+            raise UserError(f"--offset {self.offset}: must be between 1 and {65535 - 995}")
 
     def lab_port(self, port: int) -> int:
         """The port the lab binds for a standard port (0: any free port)."""
@@ -74,19 +75,23 @@ class Service:
 
     Attributes:
         server: The server's index in ``world.servers``.
-        name: ``smtp`` (25), ``submission`` (587) or ``pop3``.
-        standard_port: 25, 587 or 110: the service as the lab presents it.
-        scenario_port: The port the world's filters and listeners know it by (995 for POP3S).
+        name: ``smtp`` (25), ``submission`` (587), ``submissions`` (465), ``pop3`` (110)
+            or ``pop3s`` (995).
+        standard_port: The port as the lab presents it.
+        scenario_port: The port the world's filters and listeners know it by: submission
+            with implicit TLS is the world's 587, and POP3 is 110 or 995 as the scenario says.
+        implicit_tls: TLS from the first octet (465, 995; RFC 8314).
     """
 
     server: int
     name: str
     standard_port: int
     scenario_port: int
+    implicit_tls: bool = False
 
     @property
     def is_pop3(self) -> bool:
-        return self.name == "pop3"
+        return self.name in ("pop3", "pop3s")
 
 
 class LabClock(CountingEnvironment):
@@ -130,17 +135,20 @@ class LabLayout:
             raise UserError(f"the lab cannot map this scenario: {exc}") from None
 
     def services(self, server: int) -> list[Service]:
-        """The services a server offers: SMTP, submission where the ISP has it, POP3."""
+        """The services a server offers: SMTP, submission (587, and 465 with TLS) where the
+        ISP has it, POP3 (110, and 995 with TLS)."""
         isp = self.world.scenario.isps[server]
         pop3_port = 995 if isp.mail_server.pop3_security == "pop3s" else 110
         out = [Service(server, "smtp", 25, 25)]
         if isp.policies.submission is not None:
-            out.append(Service(server, "submission", 587, 587))
-        out.append(Service(server, "pop3", 110, pop3_port))
+            out += [Service(server, "submission", 587, 587),
+                    Service(server, "submissions", 465, 587, implicit_tls=True)]
+        out += [Service(server, "pop3", 110, pop3_port),
+                Service(server, "pop3s", 995, pop3_port, implicit_tls=True)]
         return out
 
     def service(self, server: int, port: int) -> Service:
-        """The service of a server by standard port (25, 587, 110).
+        """The service of a server by standard port (25, 587, 465, 110, 995).
 
         Raises:
             UserError: If the server does not offer it.

@@ -14,12 +14,14 @@ import errno
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from netsim.errors import UserError
 from netsim.lab.layout import LabClock, LabLayout, PortMap, Service, lab_world
 from netsim.lab.relay import Relay, RelaySettings
 from netsim.lab.session import Sessions
 from netsim.lab.store import Postmaster
+from netsim.lab.tls import LabTLS
 from netsim.scenario import Scenario
 
 __all__ = ["Lab", "LabSettings"]
@@ -44,6 +46,9 @@ class LabSettings:
             timeout, extended by the octets that arrive at this rate [octets/s] (Postfix
             smtpd_min_data_rate, 500): trickling a byte at a time keeps no session.
         session_deadline_s: The longest a session may last [s]. Assumed (1 hour).
+        tls: Serve TLS: STARTTLS and STLS on the plain ports, implicit TLS on 465 and 995,
+            with a CA made at start (:class:`~netsim.lab.tls.LabTLS`).
+        tls_dir: Where the CA certificate is written (None: a new temporary folder).
         drop_hold_s: How long a dropped connection is held unanswered [s]; ``None``: the
             scenario's ``smtp.connect_timeout_s``.
         relay: The relay's retry schedule and timeouts.
@@ -59,6 +64,8 @@ class LabSettings:
     per_address_sessions: int | None = None
     min_data_rate: float = 500.0
     session_deadline_s: float = 3600.0
+    tls: bool = True
+    tls_dir: Path | None = None
     drop_hold_s: float | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
 
@@ -77,6 +84,8 @@ class Lab:
         assert isinstance(self.world.env, LabClock)
         self.clock: LabClock = self.world.env
         self.layout = LabLayout(self.world, self.settings.ports)
+        self.tls = (LabTLS([*(s.hostname for s in self.layout.servers), *self.layout.hosts],
+                           self.settings.tls_dir) if self.settings.tls else None)
         self.relay = Relay(self.layout, self._smtp_endpoint, self.settings.relay)
         self.postmaster = Postmaster(self.layout.servers, self.relay.enqueue)
         self.relay.attach(self.postmaster)
@@ -94,7 +103,7 @@ class Lab:
                                  auth_failure_delay_s=s.auth_failure_delay_s,
                                  per_address_sessions=s.per_address_sessions,
                                  min_data_rate=s.min_data_rate,
-                                 session_deadline_s=s.session_deadline_s)
+                                 session_deadline_s=s.session_deadline_s, tls=self.tls)
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,6 +117,8 @@ class Lab:
         try:
             for i in range(len(self.layout.servers)):
                 for service in self.layout.services(i):
+                    if service.implicit_tls and self.tls is None:
+                        continue   # no TLS: nothing on 465 and 995
                     port = s.ports.lab_port(service.standard_port)
                     self.bound[(i, service.name)] = await self._listen(
                         service, self.layout.hosts[i], port)
@@ -137,8 +148,9 @@ class Lab:
 
     async def _listen(self, service: Service, host: str, port: int) -> tuple[str, int]:
         try:
+            tls = self.tls.server_context if self.tls and service.implicit_tls else None
             listener = await asyncio.start_server(partial(self.sessions.handle, service), host,
-                                                  port, reuse_address=True)
+                                                  port, reuse_address=True, ssl=tls)
         except OSError as exc:
             raise UserError(_bind_error(host, port, exc)) from None
         self._listeners.append(listener)

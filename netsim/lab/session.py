@@ -34,6 +34,7 @@ from netsim.lab.addresses import text
 from netsim.lab.hooks import LabPOP3Hooks, LabSMTPHooks
 from netsim.lab.layout import LabClock, LabLayout, Service
 from netsim.lab.store import Postmaster
+from netsim.lab.tls import LabTLS
 from netsim.net import Verdict
 from netsim.protocols import (
     POP3WireServer,
@@ -74,13 +75,14 @@ class Sessions:
             the pool).
         min_data_rate: Octets a second that extend a partly received record's deadline.
         session_deadline_s: The longest a session may last [s].
+        tls: The lab's TLS (STARTTLS, STLS and implicit TLS), or None.
     """
 
     def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock, *,
                  smtp_idle_s: float, pop3_idle_s: float, max_errors: int,
                  drop_hold_s: float, auth_failure_delay_s: float = 1.0,
                  per_address_sessions: int | None = None, min_data_rate: float = 500.0,
-                 session_deadline_s: float = 3600.0) -> None:
+                 session_deadline_s: float = 3600.0, tls: LabTLS | None = None) -> None:
         self.layout = layout
         self.world = layout.world
         self.postmaster = postmaster
@@ -93,6 +95,7 @@ class Sessions:
         self.per_address_sessions = per_address_sessions
         self.min_data_rate = min_data_rate
         self.session_deadline_s = session_deadline_s
+        self.tls = tls
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         # sessions open by (server, POP3?) and by (server, POP3?, client address)
         self._active: Counter[tuple[object, ...]] = Counter()
@@ -212,17 +215,25 @@ class Sessions:
         pop3_hooks: LabPOP3Hooks | None = None
         smtp_engine: SMTPServer | None = None
         wire: SMTPWireServer | POP3WireServer
+        # with TLS: offered on the plain ports, from the first octet on 465 and 995, and
+        # the scenario's security settings keep logins inside it
+        tls = self.tls is not None
+        security = self.world.scenario.isps[service.server].mail_server
         if service.is_pop3:
             pop3_hooks = LabPOP3Hooks(server)
             # the wall clock in the APOP timestamp keeps it unique across lab restarts
-            engine_pop3, _ = server.pop3_engine(service.scenario_port, address, pop3_hooks,
-                                                self.max_errors, stamp=str(int(time.time())))
+            engine_pop3, _ = server.pop3_engine(
+                service.scenario_port, address, pop3_hooks, self.max_errors,
+                stamp=str(int(time.time())), stls=tls, tls=service.implicit_tls,
+                allow_plaintext=not (tls and security.pop3_security in ("stls", "pop3s")))
             wire = POP3WireServer(engine_pop3)
             idle = self.pop3_idle_s
         else:
             engine, _ = server.smtp_engine(
                 service.scenario_port, address,
-                LabSMTPHooks(server, service.server, self.postmaster), self.max_errors)
+                LabSMTPHooks(server, service.server, self.postmaster), self.max_errors,
+                starttls=tls, tls=service.implicit_tls,
+                auth_requires_tls=tls and security.submission_security == "tls")
             engine.session.extra["peer"] = peer_host
             wire, smtp_engine = SMTPWireServer(engine), engine
             idle = self.smtp_idle_s
@@ -259,6 +270,9 @@ class Sessions:
                     await asyncio.sleep(self.auth_failure_delay_s)   # guessing costs time
                 if out:
                     await self._write(writer, out, idle)
+                if wire.tls_pending and self.tls is not None:   # after STARTTLS's 220 or STLS
+                    await writer.start_tls(self.tls.server_context)
+                    wire.tls_started()
             return "closed by the server"
         except asyncio.CancelledError:
             if not service.is_pop3 and not wire.closed:  # the lab stops

@@ -39,7 +39,7 @@ def policies(isp: ISPConfig) -> str:
 
 def _ports(lab: Lab, server: int, where: dict[tuple[int, str], tuple[str, int]]) -> list[str]:
     return [str(where[(server, name)][1]) if (server, name) in where else "-"
-            for name in ("smtp", "submission", "pop3")]
+            for name in ("smtp", "submission", "submissions", "pop3", "pop3s")]
 
 
 def banner(lab: Lab) -> str:
@@ -47,7 +47,8 @@ def banner(lab: Lab) -> str:
     world, layout = lab.world, lab.layout
     scenario = world.scenario
     rows: list[tuple[str, ...]] = [
-        ("server", "address", "SMTP", "submission", "POP3", "domain", "policies")]
+        ("server", "address", "SMTP", "submission", "465", "POP3", "995", "domain",
+         "policies")]
     for i, server in enumerate(layout.servers):
         rows.append((server.hostname, layout.hosts[i], *_ports(lab, i, lab.bound),
                      server.domain, policies(scenario.isps[i])))
@@ -56,12 +57,18 @@ def banner(lab: Lab) -> str:
              f"{lab.settings.at:g} s is now and runs with the clock; Ctrl-C stops", ""]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
               for r in rows]
-    pop3s = [s.hostname for i, s in enumerate(layout.servers)
-             if scenario.isps[i].mail_server.pop3_security in ("pop3s", "stls")]
-    if pop3s:
-        lines.append(f"(no TLS in the lab: POP3 of {', '.join(pop3s)} is served in plain text)")
+    if lab.tls is not None:
+        lines += ["", "TLS: STARTTLS on SMTP and submission, STLS on POP3, TLS from the first "
+                  "octet on 465 and 995; the lab's CA certificate:",
+                  f"  {lab.tls.ca_path}",
+                  f"  (curl --cacert {lab.tls.ca_path} ..., openssl s_client -starttls smtp "
+                  f"-CAfile {lab.tls.ca_path} -connect HOST:PORT)"]
+    else:
+        lines += ["", "no TLS (--no-tls): STARTTLS and STLS are not offered, 465 and 995 "
+                  "are not served"]
     if lab.exposed:
-        lines += ["", "ALSO ON EVERY INTERFACE (--bind-all): SMTP, submission, POP3 ports"]
+        lines += ["", "ALSO ON EVERY INTERFACE (--bind-all): SMTP, submission, 465, POP3, "
+                  "995 ports"]
         lines += [f"  {s.hostname}: {' '.join(_ports(lab, i, lab.exposed))}"
                   for i, s in enumerate(layout.servers)]
     lines += ["", "networks: a client whose source address is in a lab range stands in that "

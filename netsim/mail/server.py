@@ -206,26 +206,34 @@ class MailServer:
 
     # -- engines -----------------------------------------------------------------------
     def smtp_engine(self, port: int, client_address: object, hooks: SMTPHooks | None = None,
-                    max_errors: int = 10) -> tuple[SMTPServer, SMTPHooks]:
+                    max_errors: int = 10, *, starttls: bool = False, tls: bool = False,
+                    auth_requires_tls: bool = False) -> tuple[SMTPServer, SMTPHooks]:
         """An SMTP engine for one session on ``port``, with this server's settings; the live
-        lab passes hooks of its own."""
+        lab passes hooks of its own, and where it has TLS offers STARTTLS (``starttls``),
+        serves implicit TLS (``tls``: port 465) and may keep AUTH inside TLS."""
         hooks = hooks or SMTPHooks(self)
         engine = SMTPServer(self.hostname, hooks, client_address=client_address, port=port,
-                            auth_required=auth_required(port), tls=(port == 465),
+                            auth_required=auth_required(port), tls=tls or port == 465,
+                            starttls=starttls, auth_requires_tls=auth_requires_tls,
                             max_recipients=self.settings.max_recipients,
                             max_message_size=self.settings.message_size_limit,
                             max_errors=max_errors)
         return engine, hooks
 
     def pop3_engine(self, port: int, client_address: object, hooks: POP3Hooks | None = None,
-                    max_errors: int = 10, stamp: str = "") -> tuple[POP3Server, POP3Hooks]:
-        """A POP3 engine for one session; the APOP timestamp is unique per session."""
+                    max_errors: int = 10, stamp: str = "", *, stls: bool | None = None,
+                    tls: bool = False, allow_plaintext: bool = True,
+                    ) -> tuple[POP3Server, POP3Hooks]:
+        """A POP3 engine for one session; the APOP timestamp is unique per session. The lab,
+        offers STLS where it has TLS (``stls``; None: as the scenario's pop3_security says),
+        serves implicit TLS (``tls``: 995) and may refuse USER/PASS outside TLS."""
         self._pop3_sessions += 1
         hooks = hooks or POP3Hooks(self)
         engine = POP3Server(self.hostname, hooks, client_address=client_address, port=port,
                             timestamp=f"<{self._pop3_sessions}.{stamp or self.isp}"
                                       f"@{self.hostname}>",
-                            stls=self.pop3_security == "stls", tls=(port == 995),
+                            stls=self.pop3_security == "stls" if stls is None else stls,
+                            tls=tls or port == 995, allow_plaintext=allow_plaintext,
                             max_errors=max_errors)
         return engine, hooks
 

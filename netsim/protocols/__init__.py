@@ -52,6 +52,7 @@ from .smtp_commands import (
     Rcpt,
     Rset,
     SMTPCommand,
+    StartTLS,
     Unknown,
 )
 from .smtp_server import SEQUENCE_ERRORS, TRANSITIONS, SMTPServer, SMTPState
@@ -121,6 +122,7 @@ __all__ = [
     "SMTPSession",
     "SMTPState",
     "SMTPWireServer",
+    "StartTLS",
     "Stat",
     "Stls",
     "StoredMessage",

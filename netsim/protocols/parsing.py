@@ -154,6 +154,7 @@ _SMTP_VERBS: dict[str, Callable[[str, str], s.SMTPCommand]] = {
     "QUIT": _smtp_bare(s.Quit()),
     "NOOP": lambda line, rest: s.Noop(),  # RFC 5321 §4.1.1.9: NOOP may take a string
     "AUTH": _smtp_auth,
+    "STARTTLS": _smtp_bare(s.StartTLS()),
 }
 
 

@@ -138,7 +138,8 @@ def helo_reply(hostname: str) -> Reply:
 
 
 @lru_cache(maxsize=1024)
-def ehlo_reply(hostname: str, max_size: int, auth: str | None) -> Reply:
+def ehlo_reply(hostname: str, max_size: int, auth: str | None,
+               starttls: bool = False) -> Reply:
     """The multi-line 250 answering EHLO, keywords in Postfix's order.
 
     PIPELINING holds for the engines because replies come back in command order.
@@ -147,8 +148,11 @@ def ehlo_reply(hostname: str, max_size: int, auth: str | None) -> Reply:
         hostname: The server's name (the first line).
         max_size: Advertised as ``SIZE max_size`` (RFC 1870).
         auth: The mechanisms for ``AUTH ...``, or ``None`` not to offer AUTH.
+        starttls: Offer ``STARTTLS`` (RFC 3207).
     """
     keywords = ["PIPELINING", f"SIZE {max_size}"]
+    if starttls:
+        keywords.append("STARTTLS")
     if auth:
         keywords.append(f"AUTH {auth}")
     keywords += ["ENHANCEDSTATUSCODES", "8BITMIME"]
@@ -159,6 +163,7 @@ def ehlo_reply(hostname: str, max_size: int, auth: str | None) -> Reply:
 S220_READY = Reply(220, None, "Service ready")
 S221_BYE = Reply(221, "2.0.0", "Bye")
 S235_AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+S220_READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 S250_OK = Reply(250, "2.0.0", "Ok")
 S250_SENDER_OK = Reply(250, "2.1.0", "Sender ok")
 S250_RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
@@ -197,6 +202,7 @@ S501_INVALID_BASE64 = Reply(501, "5.5.2", "Invalid base64 data")
 S501_AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
 S502_NOT_IMPLEMENTED = Reply(502, "5.5.1", "Command not implemented")
 S503_BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+S503_TLS_ACTIVE = Reply(503, "5.5.1", "TLS already active")
 S503_HELO_FIRST = Reply(503, "5.5.1", "Error: send HELO/EHLO first")
 S503_NESTED_MAIL = Reply(503, "5.5.1", "Error: nested MAIL command")
 S503_NEED_MAIL = Reply(503, "5.5.1", "Error: need MAIL command")

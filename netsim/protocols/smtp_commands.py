@@ -30,6 +30,7 @@ __all__ = [
     "Rcpt",
     "Rset",
     "SMTPCommand",
+    "StartTLS",
     "Unknown",
     "validate_address",
 ]
@@ -323,6 +324,16 @@ class Invalid:
         return self.line
 
 
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    """``STARTTLS`` (RFC 3207): after the server's 220 the connection turns to TLS, and
+    the session starts again from before EHLO."""
+
+    def to_line(self) -> str:
+        """Wire text without CRLF."""
+        return "STARTTLS"
+
+
 SMTPCommand = (
     Helo
     | Ehlo
@@ -335,6 +346,7 @@ SMTPCommand = (
     | Quit
     | Auth
     | AuthResponse
+    | StartTLS
     | Unknown
     | Invalid
 )

@@ -24,8 +24,10 @@ Rules this module keeps (after h11's ``_state.py``):
 
 Decisions: DATA before any accepted RCPT is ``503 5.5.1 Error: need RCPT command`` (RFC
 5321 §3.3 also allows 554 no valid recipients; 503 keeps it a sequence error). Content
-outside DATA is 503 5.5.1 bad sequence. VRFY, EXPN, HELP, TURN, ETRN, BDAT and STARTTLS are
-502 5.5.1 (known, not implemented); other verbs 500 5.5.2.
+outside DATA is 503 5.5.1 bad sequence. VRFY, EXPN, HELP, TURN, ETRN and BDAT are 502 5.5.1
+(known, not implemented), and STARTTLS where the server does not offer it; other verbs 500
+5.5.2. After STARTTLS's 220 the adapter turns the connection to TLS (``session.tls``) and the
+session is back before EHLO, its HELO name and login forgotten (RFC 3207 §4.2).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from .errors import LocalProtocolError
 from .replies import (
+    S220_READY_FOR_TLS,
     S221_BYE,
     S250_OK,
     S250_RECIPIENT_OK,
@@ -54,6 +57,7 @@ from .replies import (
     S503_NEED_RCPT,
     S503_NESTED_MAIL,
     S503_NO_SERVICE,
+    S503_TLS_ACTIVE,
     S504_UNRECOGNISED_AUTH,
     S530_AUTH_REQUIRED,
     S538_ENCRYPTION_REQUIRED,
@@ -79,6 +83,7 @@ from .smtp_commands import (
     Rcpt,
     Rset,
     SMTPCommand,
+    StartTLS,
     Unknown,
 )
 from .smtp_session import DefaultHooks, Envelope, SMTPServerHooks, SMTPSession
@@ -156,7 +161,7 @@ TRANSITIONS: dict[SMTPState, dict[type, Edge]] = {
     },
     _S.REFUSED: {Quit: Edge(_S.CLOSED)},
     _S.READY: {
-        Helo: Edge(_S.READY), Ehlo: Edge(_S.READY),
+        Helo: Edge(_S.READY), Ehlo: Edge(_S.READY), StartTLS: Edge(_S.CONNECTED, error=_S.READY),
         Auth: Edge(_S.READY, more=_S.AUTH), Mail: Edge(_S.MAIL),
         Rset: Edge(_S.READY), Noop: Edge(_S.READY), **_ALWAYS,
     },
@@ -192,7 +197,7 @@ _ADAPTER_ONLY = frozenset({_S.NEW, _S.DATA, _S.CLOSED})
 # what counts against the error budget: syntax and sequence errors, and failed logins (a
 # password guessed again and again costs the session)
 _ERROR_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
-_NOT_IMPLEMENTED = frozenset({"VRFY", "EXPN", "HELP", "TURN", "ETRN", "BDAT", "STARTTLS"})
+_NOT_IMPLEMENTED = frozenset({"VRFY", "EXPN", "HELP", "TURN", "ETRN", "BDAT"})
 
 
 class SMTPServer:
@@ -211,6 +216,7 @@ class SMTPServer:
         offer_auth: Advertise and accept AUTH.
         auth_requires_tls: Neither advertise nor accept AUTH without TLS (538 5.7.11).
         tls: The connection is TLS from the start (port 465, RFC 8314).
+        starttls: Offer STARTTLS (RFC 3207) until the connection is TLS.
     """
 
     def __init__(
@@ -228,6 +234,7 @@ class SMTPServer:
         offer_auth: bool = True,
         auth_requires_tls: bool = False,
         tls: bool = False,
+        starttls: bool = False,
     ) -> None:
         unknown = set(auth_mechanisms) - set(MECHANISMS)
         if unknown:
@@ -246,6 +253,7 @@ class SMTPServer:
         self._max_errors = max_errors
         self._offer_auth = offer_auth
         self._auth_requires_tls = auth_requires_tls
+        self._offer_starttls = starttls
         self._session = SMTPSession(client_address=client_address, port=port,
                                     server_hostname=hostname, tls=tls)  # fmt: skip
         self._state = SMTPState.NEW
@@ -364,7 +372,20 @@ class SMTPServer:
         auth = self._auth_keyword
         if auth and self._auth_requires_tls and not session.tls:
             auth = None
-        return ehlo_reply(self._hostname, self._max_size, auth)
+        return ehlo_reply(self._hostname, self._max_size, auth,
+                          starttls=self._offer_starttls and not session.tls)
+
+    def _starttls(self, command: StartTLS) -> Reply:
+        session = self._session
+        if not self._offer_starttls:
+            return S502_NOT_IMPLEMENTED
+        if session.tls:
+            return S503_TLS_ACTIVE
+        # the adapter turns the connection to TLS after this reply; what the client said
+        # before it counts for nothing (RFC 3207 §4.2)
+        session.tls = True
+        session.helo_name, session.esmtp, session.authenticated_user = None, False, None
+        return S220_READY_FOR_TLS
 
     def _mail(self, command: Mail) -> Reply:
         session = self._session
@@ -467,4 +488,5 @@ _HANDLERS: dict[type, Any] = {
     Invalid: SMTPServer._invalid,
     Auth: SMTPServer._auth,
     AuthResponse: SMTPServer._auth_response,
+    StartTLS: SMTPServer._starttls,
 }

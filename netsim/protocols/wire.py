@@ -29,11 +29,11 @@ from .framing import (
 )
 from .parsing import parse_pop3_command, parse_smtp_command
 from .pop3_commands import Invalid as POP3Invalid
-from .pop3_commands import POP3Command
+from .pop3_commands import POP3Command, Stls
 from .pop3_replies import ERR_BARE_LINE_END, ERR_LINE_TOO_LONG, POP3Reply
 from .pop3_server import POP3Server
 from .replies import S500_BARE_LINE_END, S500_LINE_TOO_LONG, S550_BARE_LINE_END, Reply
-from .smtp_commands import AuthResponse, Content, Invalid, SMTPCommand
+from .smtp_commands import AuthResponse, Content, Invalid, SMTPCommand, StartTLS
 from .smtp_server import SMTPServer, SMTPState
 
 __all__ = [
@@ -132,6 +132,7 @@ class SMTPWireServer:
         self._max_text = max_text_line
         self._buffer = LineBuffer(max_command_line)
         self._reader: DataReader | None = None
+        self.tls_pending = False
 
     @property
     def engine(self) -> SMTPServer:
@@ -158,7 +159,7 @@ class SMTPWireServer:
 
         Input after the engine closed is ignored.
         """
-        if self._engine.closed:
+        if self._engine.closed or self.tls_pending:
             return b""
         self._buffer.feed(data)
         out: list[bytes] = []
@@ -166,9 +167,16 @@ class SMTPWireServer:
             reply = self._line(item)
             if reply is not None:
                 out.append(encode_reply(reply))
+            if self.tls_pending:   # what came after STARTTLS in plain text is dropped
+                self._buffer = LineBuffer(self._max_command)
+                break
             if self._engine.closed:
                 break
         return b"".join(out)
+
+    def tls_started(self) -> None:
+        """The adapter turned the connection to TLS: take bytes again."""
+        self.tls_pending = False
 
     def _line(self, item: bytes | LineTooLong | BareLineEnd) -> Reply | None:
         engine = self._engine
@@ -194,6 +202,8 @@ class SMTPWireServer:
         else:
             command = parse_smtp_command(item.decode("latin-1"))
         reply = engine.handle(command)
+        if isinstance(command, StartTLS) and reply.code == 220:
+            self.tls_pending = True   # the adapter starts TLS after sending this reply
         if engine.state is SMTPState.DATA:
             self._reader = DataReader(engine.max_message_size)
             self._buffer.max_line = self._max_text
@@ -210,7 +220,9 @@ class POP3WireServer:
 
     def __init__(self, engine: POP3Server, *, max_command_line: int = MAX_POP3_COMMAND_LINE):
         self._engine = engine
+        self._max_command = max_command_line
         self._buffer = LineBuffer(max_command_line)
+        self.tls_pending = False
 
     @property
     def engine(self) -> POP3Server:
@@ -233,7 +245,7 @@ class POP3WireServer:
 
     def receive_data(self, data: bytes) -> bytes:
         """Take received bytes; return the bytes to send (possibly empty)."""
-        if self._engine.closed:
+        if self._engine.closed or self.tls_pending:
             return b""
         self._buffer.feed(data)
         out: list[bytes] = []
@@ -245,7 +257,16 @@ class POP3WireServer:
                 command = POP3Invalid(ERR_BARE_LINE_END)
             else:
                 command = parse_pop3_command(item.decode("latin-1"))
-            out.append(encode_pop3_reply(self._engine.handle(command)))
+            reply = self._engine.handle(command)
+            out.append(encode_pop3_reply(reply))
+            if isinstance(command, Stls) and reply.ok:
+                self.tls_pending = True   # the adapter starts TLS after this reply
+                self._buffer = LineBuffer(self._max_command)   # plain text after it: dropped
+                break
             if self._engine.closed:
                 break
         return b"".join(out)
+
+    def tls_started(self) -> None:
+        """The adapter turned the connection to TLS: take bytes again."""
+        self.tls_pending = False

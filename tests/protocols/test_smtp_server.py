@@ -31,6 +31,7 @@ from netsim.protocols import (
     SMTPServer,
     SMTPSession,
     SMTPState,
+    StartTLS,
     Unknown,
 )
 from netsim.protocols import replies as r
@@ -94,7 +95,7 @@ CORPUS = [
     # RFC 5321 §4.2.4: unknown verbs 500; known but not implemented 502.
     pytest.param([Unknown("FOO bar")], r.S500_SYNTAX, S.CONNECTED, id="unknown-verb"),
     pytest.param([EHLO, Unknown("VRFY bob")], r.S502_NOT_IMPLEMENTED, S.READY, id="vrfy"),
-    pytest.param([EHLO, Unknown("STARTTLS")], r.S502_NOT_IMPLEMENTED, S.READY, id="starttls"),
+    pytest.param([EHLO, StartTLS()], r.S502_NOT_IMPLEMENTED, S.READY, id="starttls"),
     pytest.param([EHLO, Invalid(r.S501_ARG_SYNTAX, "MAIL FROM:x")], r.S501_ARG_SYNTAX,
                  S.READY, id="parser-invalid"),
     # RFC 4954 §4: AUTH.

@@ -476,3 +476,44 @@ def test_byte_mutations_never_break_the_engines(mutations: list[tuple[int, bytes
         out = maildrop.receive_data(data[i : i + step])
         if out:
             assert POP3_STATUS_LINE.match(out.split(b"\r\n", 1)[0]) and out.endswith(b"\r\n")
+
+
+# --- STARTTLS (RFC 3207) and STLS (RFC 2595) ----------------------------------------------
+
+
+def test_starttls_resets_the_session_and_drops_pipelined_plain_text(mail_hooks: Any) -> None:
+    wire = SMTPWireServer(SMTPServer("mx", mail_hooks, port=587, auth_required=True,
+                                     auth_requires_tls=True, starttls=True))
+    wire.greeting()
+    ehlo = wire.receive_data(b"EHLO pc1\r\n")
+    assert b"250-STARTTLS\r\n" in ehlo and b"AUTH" not in ehlo   # AUTH only inside TLS
+    assert wire.receive_data(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n").startswith(b"538")
+    # a command injected after STARTTLS in plain text is never run (CVE-2011-0411's class)
+    out = wire.receive_data(b"STARTTLS\r\nMAIL FROM:<evil@x.example>\r\n")
+    assert out == b"220 2.0.0 Ready to start TLS\r\n" and wire.tls_pending
+    assert wire.receive_data(b"NOOP\r\n") == b""   # nothing until the adapter has TLS up
+    wire.tls_started()
+    assert wire.engine.session.tls and wire.engine.session.helo_name is None
+    assert wire.receive_data(b"MAIL FROM:<a@b.example>\r\n").startswith(b"503")  # EHLO again
+    ehlo = wire.receive_data(b"EHLO pc1\r\n")
+    assert b"STARTTLS" not in ehlo and b"250-AUTH PLAIN LOGIN\r\n" in ehlo
+    assert wire.receive_data(b"STARTTLS\r\n").startswith(b"503 5.5.1 TLS already active")
+    assert wire.receive_data(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n").startswith(b"235")
+
+
+def test_starttls_where_it_is_not_offered(mail_hooks: Any) -> None:
+    wire = SMTPWireServer(SMTPServer("mx", mail_hooks))
+    wire.greeting()
+    assert b"STARTTLS" not in wire.receive_data(b"EHLO pc1\r\n")
+    assert wire.receive_data(b"STARTTLS\r\n").startswith(b"502 5.5.1")
+    assert not wire.tls_pending
+
+
+def test_stls_drops_pipelined_plain_text(make_maildrop: Any) -> None:
+    wire = POP3WireServer(POP3Server("mx", make_maildrop([]), stls=True))
+    wire.greeting()
+    assert wire.receive_data(b"STLS\r\nUSER alice\r\n").startswith(b"+OK")
+    assert wire.tls_pending and wire.receive_data(b"PASS secret\r\n") == b""
+    wire.tls_started()
+    assert wire.engine.session.tls
+    assert wire.receive_data(b"USER alice\r\n").startswith(b"+OK")
