@@ -454,3 +454,45 @@ def test_openssl_verifies_the_lab_certificate(running: BackgroundLab) -> None:
     output = (done.stdout + done.stderr).decode(errors="replace")
     assert done.returncode == 0, output
     assert "Verification: OK" in output
+
+
+def test_pop3_password_guessing_is_slowed_and_refused_per_address(
+        running: BackgroundLab) -> None:
+    """POP3 logins share SMTP AUTH's record of failures per address."""
+    guesser, owner = HOTEL.format(23), HOTEL.format(24)
+    right = password("isp-c.example", 95)
+    reader = pop3(running.lab, "isp-c", guesser)
+    start = time.monotonic()
+    for guess in range(5):
+        reader.user("user95")
+        with pytest.raises(poplib.error_proto, match="AUTH"):
+            reader.pass_(f"guess-{guess}")
+    assert time.monotonic() - start >= 5 * 0.9 * LabSettings().auth_failure_delay_s
+    reader.user("user95")
+    with pytest.raises(poplib.error_proto, match="AUTH"):
+        reader.pass_(right)                        # refused there, the right password too
+    reader.quit()
+    other = pop3(running.lab, "isp-c", owner)
+    other.user("user95")
+    assert other.pass_(right).startswith(b"+OK")   # the account is open elsewhere
+    other.quit()
+
+
+def test_the_relay_keeps_within_a_destination_s_concurrency(caplog: pytest.LogCaptureFixture,
+                                                            ) -> None:
+    """A burst for one domain opens at most destination_concurrency connections to its
+    exchanger: the receiving server (4 slots, 2 per address) never answers 421."""
+    scenario = load_scenario(None, ["policy=op25b+587", "isps.*.mail_server.session_slots=4"])
+    settings = LabSettings(ports=PortMap("ephemeral"), tls=False,
+                           relay=RelaySettings(retry_min_s=0.2, retry_max_s=0.5,
+                                               destination_concurrency=2))
+    background = BackgroundLab(scenario, settings)
+    with background, caplog.at_level(logging.INFO, logger="netsim.lab"):
+        with smtp(background.lab, "isp-a", "smtp", ISP_A_POOL.format(41)) as client:
+            for n in range(20):
+                client.sendmail("user41@isp-a.example", [f"user{300 + n}@isp-b.example"],
+                                f"Subject: burst {n}\r\n\r\nhi\r\n".encode())
+        assert wait_for(lambda: all(len(mailbox(background, "isp-b", 300 + n)) == 1
+                                    for n in range(20)))
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused == []

@@ -6,12 +6,16 @@ Each test starts its own small lab (two ISPs, ports picked by the system) and st
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap, RelaySettings
+from netsim.lab.spool import Spool
 from netsim.scenario import Scenario
 from tests.conftest import tiny_scenario, wait_for
 
@@ -303,3 +308,111 @@ def test_random_lines_get_well_formed_replies(garbage_lab: BackgroundLab, sent: 
     probe = socket.create_connection(lab.endpoint("isp-a", service), timeout=5)
     assert probe.recv(100)[:3] in (b"220", b"+OK")   # still serving
     probe.close()
+
+
+def _serve(spool: Path, offset: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "netsim.cli", "serve", "--set", "policy=op25b+587",
+         "--spool", str(spool), "--offset", str(offset), "--no-tls", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _messages(offset: int, host: str, source: str, user: int, domain: str) -> int:
+    """How many messages a maildrop holds (POP3 STAT from the user's own pool)."""
+    with socket.create_connection((host, offset + 110), timeout=5,
+                                  source_address=(source, 0)) as sock:
+        stream = sock.makefile("rwb")
+        stream.readline()
+        replies = []
+        for line in (f"USER user{user}", f"PASS pw-{domain}-{user}", "STAT", "QUIT"):
+            stream.write(line.encode() + b"\r\n")
+            stream.flush()
+            replies.append(stream.readline())
+    assert all(r.startswith(b"+OK") for r in replies), replies
+    return int(replies[2].split()[1])
+
+
+def test_a_sigkill_after_250_loses_nothing_and_delivers_once(tmp_path: Path) -> None:
+    """netsim serve --spool: mail is on disk before the 250; a lab killed with SIGKILL and
+    started again has the local copy once, and relays the rest exactly once."""
+    offset = 20000 + (os.getpid() % 390) * 100
+    spool = tmp_path / "spool"
+    server = _serve(spool, offset)
+    try:
+        assert wait_for(lambda: _listening("127.4.0.1", offset + 25), seconds=30)
+        with smtplib.SMTP("127.4.0.1", offset + 25, local_hostname="pc.example",
+                          timeout=5) as client:
+            client.sendmail("x@elsewhere.example", ["user7@isp-b.example"],
+                            b"Subject: kept\r\n\r\nsurvives a crash\r\n")
+        server.kill()                               # SIGKILL right after the 250
+        server.wait(10)
+        server = _serve(spool, offset)
+        assert wait_for(lambda: _listening("127.4.0.1", offset + 110), seconds=30)
+        assert _messages(offset, "127.4.0.1", "127.3.0.7", 7, "isp-b.example") == 1
+        # relayed mail: queued on disk at the 250, resumed after a kill, delivered once
+        with smtplib.SMTP("127.2.0.1", offset + 25, local_hostname="pc.example",
+                          source_address=("127.1.0.9", 0), timeout=5) as client:
+            client.sendmail("user9@isp-a.example", ["user8@isp-c.example"],
+                            b"Subject: relayed\r\n\r\nacross a crash\r\n")
+        server.kill()
+        server.wait(10)
+        server = _serve(spool, offset)
+        assert wait_for(lambda: _listening("127.6.0.1", offset + 110), seconds=30)
+        assert wait_for(lambda: _messages(offset, "127.6.0.1", "127.5.0.8", 8,
+                                          "isp-c.example") >= 1, seconds=30)
+        time.sleep(1.0)
+        assert _messages(offset, "127.6.0.1", "127.5.0.8", 8, "isp-c.example") == 1
+        assert list((spool / "queue").glob("*.json")) == []   # nothing left queued
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_a_deferred_relay_entry_survives_a_restart(tmp_path: Path) -> None:
+    """Greylisted (450) at the destination, the entry stays queued on disk; the lab stops
+    before the retry, and the next lab on the same spool delivers it, once."""
+    world = tiny_scenario(defences={"greylisting": {"delay_s": 0.5, "retry_window_s": 60}})
+    spool = tmp_path / "spool"
+    slow = RelaySettings(retry_min_s=30, retry_max_s=30)   # no retry before the stop
+    with lab_thread(world, spool=spool, relay=slow) as background:
+        host, port = background.lab.endpoint("isp-a", "submission")
+        with smtplib.SMTP(host, port, local_hostname="pc.example", timeout=5) as client:
+            client.login("user3", "pw-isp-a.example-3")
+            client.sendmail("user3@isp-a.example", ["user3@isp-b.example"], b"hi\r\n")
+        assert wait_for(lambda: background.lab.relay.queued == 1)
+        assert wait_for(lambda: any(e["attempts"] == 1 for _, e, _ in
+                                    Spool(spool).queued()))
+    assert [e["pending"] for _, e, _ in Spool(spool).queued()] == [["user3@isp-b.example"]]
+    time.sleep(0.6)   # past the greylisting delay
+    with lab_thread(world, spool=spool) as background:
+        assert background.lab.restored[1] == 1
+        assert wait_for(lambda: len(mailbox(background, "isp-b", 3)) == 1)
+        assert wait_for(lambda: list(Spool(spool).queued()) == [])
+    with lab_thread(world, spool=spool) as background:   # and not again
+        assert background.lab.restored == (1, 0)
+        time.sleep(0.5)
+        assert len(mailbox(background, "isp-b", 3)) == 1
+
+
+def test_the_spool_round_trip(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.store("isp-a.example", 3, "7.isp-a", b"one\r\n")
+    spool.store("isp-a.example", 3, "9.isp-a", b"two\r\n")
+    spool.enqueue("12.isp-a.isp-b.example", {"pending": ["a@isp-b.example"]}, b"m\r\n")
+    assert spool.last_sequence() == 12
+    assert [(d, u, uid, p) for d, u, uid, p in spool.stored()] == [
+        ("isp-a.example", 3, "7.isp-a", b"one\r\n"), ("isp-a.example", 3, "9.isp-a", b"two\r\n")]
+    spool.delete("isp-a.example", 3, {"7.isp-a"})
+    assert [uid for _, _, uid, _ in spool.stored()] == ["9.isp-a"]
+    spool.update("12.isp-a.isp-b.example", {"pending": []})
+    assert list(spool.queued()) == [("12.isp-a.isp-b.example", {"pending": []}, b"m\r\n")]
+    spool.dequeue("12.isp-a.isp-b.example")
+    assert list(spool.queued()) == [] and not any(tmp_path.glob("**/.*.tmp"))

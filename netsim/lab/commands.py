@@ -58,6 +58,8 @@ def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
                        "certificate is written (default: a new temporary folder)")
     serve.add_argument("--no-tls", action="store_true", help="serve no TLS (no STARTTLS, "
                        "STLS, 465 or 995)")
+    serve.add_argument("--spool", type=Path, metavar="DIR", help="keep accepted mail on disk "
+                       "in DIR (written before each 250) and take it back on the next start")
     serve.set_defaults(func=partial(cmd_serve, load=load))
 
     sender = sub.add_parser("send", help="send one message to a lab server and print the "
@@ -117,7 +119,7 @@ def cmd_serve(args: argparse.Namespace, load: Load) -> int:
     settings = LabSettings(ports=PortMap(args.ports, args.offset), bind_all=args.bind_all,
                            at=args.at, smtp_idle_s=args.smtp_timeout,
                            pop3_idle_s=args.pop3_timeout, tls=not args.no_tls,
-                           tls_dir=args.tls_dir)
+                           tls_dir=args.tls_dir, spool=args.spool)
     lab = Lab(load(args), settings)
     _logging(logging.WARNING if args.quiet else logging.INFO)
     return asyncio.run(_serve(lab))

@@ -9,11 +9,14 @@ differs: it is stored as bytes by the lab's :class:`~netsim.lab.store.Postmaster
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from netsim.lab.spool import Spool
 from netsim.lab.store import Postmaster, received_line
 from netsim.mail import ContentFilter, MailServer
 from netsim.mail.hooks import POP3Hooks, SMTPHooks
 from netsim.mail.policy import Judge
-from netsim.protocols import Envelope, Reply, SMTPSession, StoredMessage
+from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.replies import S250_QUEUED
 from netsim.protocols.wire import message_text
 
@@ -66,7 +69,19 @@ def message_lines(payload: bytes, top_lines: int | None = None) -> list[str]:
 
 
 class LabPOP3Hooks(POP3Hooks):
-    """The world server's accounts and maildrops; messages render from their bytes."""
+    """The world server's accounts and maildrops; messages render from their bytes, and
+    what a session deletes leaves the spool too."""
+
+    def __init__(self, server: MailServer, spool: Spool | None = None) -> None:
+        super().__init__(server)
+        self.domain = server.domain
+        self.spool = spool
+
+    def commit(self, session: POP3Session, username: str, deleted_uids: Sequence[str]) -> None:
+        user = self._user
+        super().commit(session, username, deleted_uids)
+        if self.spool is not None and user is not None and deleted_uids:
+            self.spool.delete(self.domain, user, set(deleted_uids))
 
     def render(self, message: StoredMessage, top_lines: int | None) -> list[str]:
         """The message's lines (all of them, or the headers and ``top_lines`` of the body)."""

@@ -10,7 +10,9 @@ A 4xx reply, a refused or lost connection, or no answer in time leaves the recip
 they are retried after ``retry_min_s``, doubling up to ``retry_max_s`` (shorter than
 Postfix's 300-4000 s, so a demonstration does not stall), until ``lifetime_s`` has passed.
 A 5xx, an unknown domain, a mail loop or the end of the lifetime bounces to the sender.
-The queue lives in memory: mail still queued when the lab stops is lost (and counted).
+The queue lives in memory, and with a spool (``netsim.lab.spool``) on disk too: without one,
+mail still queued when the lab stops is lost (and counted); with one, a restarted lab
+resumes it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from netsim.lab.addresses import text
 from netsim.lab.dialogue import run_smtp_client
 from netsim.lab.layout import LabLayout
+from netsim.lab.spool import Spool
 from netsim.lab.store import Postmaster
 from netsim.mail import domain_of
 from netsim.protocols import SMTPClient
@@ -38,12 +41,16 @@ Endpoint = Callable[[int], "tuple[str, int] | None"]
 
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
-    """Retry schedule and timeouts of the relay [s]."""
+    """Retry schedule and timeouts of the relay [s], and how many connections a server
+    opens at once to one exchanger (Postfix default_destination_concurrency_limit, 20):
+    a burst of mail for one domain waits its turn instead of filling the receiving
+    server's session slots (and getting 421s)."""
 
     retry_min_s: float = 10.0
     retry_max_s: float = 300.0
     lifetime_s: float = 432_000.0
     timeout_s: float = 30.0
+    destination_concurrency: int = 20
 
 
 @dataclass(slots=True)
@@ -57,6 +64,12 @@ class Outgoing:
     payload: bytes
     queued_at: float = field(default_factory=time.monotonic)
     attempts: int = 0
+    key: str = ""   # its name in the spool
+
+    def entry(self) -> dict[str, object]:
+        """What the spool keeps of it besides the message."""
+        return {"server": self.server, "mail_from": self.mail_from, "domain": self.domain,
+                "pending": self.pending, "attempts": self.attempts}
 
 
 class Relay:
@@ -69,14 +82,18 @@ class Relay:
     """
 
     def __init__(self, layout: LabLayout, endpoint: Endpoint,
-                 settings: RelaySettings | None = None) -> None:
+                 settings: RelaySettings | None = None, spool: Spool | None = None) -> None:
         self.layout = layout
         self.endpoint = endpoint
         self.settings = settings or RelaySettings()
+        self.spool = spool
         self.postmaster: Postmaster | None = None
         self.delivered = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued: set[int] = set()  # ids of Outgoing not yet finished
+        # connections open from a server to an exchanger's address, at most
+        # destination_concurrency at once
+        self._connections: dict[tuple[int, int], asyncio.Semaphore] = {}
 
     def attach(self, postmaster: Postmaster) -> None:
         """Give the relay the postmaster it bounces through."""
@@ -87,17 +104,36 @@ class Relay:
         """Destination groups (message × domain) not yet delivered or bounced."""
         return len(self._queued)
 
-    def enqueue(self, server: int, mail_from: str, rcpt_to: list[str], payload: bytes) -> None:
-        """Queue recipients of other domains; delivery starts at once, in the background."""
+    def enqueue(self, server: int, mail_from: str, rcpt_to: list[str], payload: bytes,
+                uid: str = "") -> None:
+        """Queue recipients of other domains (on disk first, with a spool); delivery
+        starts at once, in the background."""
         groups: dict[str, list[str]] = {}
         for rcpt in rcpt_to:
             groups.setdefault(domain_of(rcpt).lower(), []).append(rcpt)
         for domain, rcpts in groups.items():
-            item = Outgoing(server, mail_from, domain, rcpts, payload)
-            self._queued.add(id(item))
-            task = asyncio.get_running_loop().create_task(self._run(item))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            item = Outgoing(server, mail_from, domain, rcpts, payload, key=f"{uid}.{domain}")
+            if self.spool is not None:
+                self.spool.enqueue(item.key, item.entry(), payload)
+            self._start(item)
+
+    def resume(self) -> int:
+        """Start again what the spool still holds (a restarted lab); returns how many."""
+        if self.spool is None:
+            return 0
+        count = 0
+        for key, entry, payload in self.spool.queued():
+            self._start(Outgoing(int(entry["server"]), str(entry["mail_from"]),
+                                 str(entry["domain"]), list(entry["pending"]), payload,
+                                 attempts=int(entry["attempts"]), key=key))
+            count += 1
+        return count
+
+    def _start(self, item: Outgoing) -> None:
+        self._queued.add(id(item))
+        task = asyncio.get_running_loop().create_task(self._run(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> int:
         """Stop every delivery in progress; returns how many groups were still queued."""
@@ -116,10 +152,16 @@ class Relay:
                 if failures:
                     self._bounce(item, failures)
                 if not item.pending:
+                    if self.spool is not None:
+                        self.spool.dequeue(item.key)
                     return
+                if self.spool is not None:   # only what no server has taken yet
+                    self.spool.update(item.key, item.entry())
                 if time.monotonic() - item.queued_at + delay > s.lifetime_s:
                     self._bounce(item, {r: "4.4.7 message expired in the queue"
                                         for r in item.pending})
+                    if self.spool is not None:
+                        self.spool.dequeue(item.key)
                     return
                 log.info("relay %s → %s: %s deferred, retry in %g s", self._name(item),
                          item.domain, ", ".join(item.pending), delay)
@@ -164,15 +206,19 @@ class Relay:
                 log.info("relay %s: no lab server listens at %s (%s)", own.hostname,
                          self.layout.addresses.lab_text(address), exchanger)
                 continue
-            try:
-                async with asyncio.timeout(self.settings.timeout_s):
-                    reader, writer = await asyncio.open_connection(
-                        *target, local_addr=(self.layout.hosts[item.server], 0))
-            except (OSError, TimeoutError) as exc:
-                log.info("relay %s → %s:%d: %s", own.hostname, target[0], target[1],
-                         exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout")
-                continue
-            return await self._session(item, exchanger, reader, writer)
+            slots = self._connections.setdefault(
+                (item.server, address), asyncio.Semaphore(self.settings.destination_concurrency))
+            async with slots:
+                try:
+                    async with asyncio.timeout(self.settings.timeout_s):
+                        reader, writer = await asyncio.open_connection(
+                            *target, local_addr=(self.layout.hosts[item.server], 0))
+                except (OSError, TimeoutError) as exc:
+                    log.info("relay %s → %s:%d: %s", own.hostname, target[0], target[1],
+                             exc.strerror if isinstance(exc, OSError) and exc.strerror
+                             else "timeout")
+                    continue
+                return await self._session(item, exchanger, reader, writer)
         return {}
 
     async def _session(self, item: Outgoing, exchanger: str, reader: asyncio.StreamReader,

@@ -20,6 +20,7 @@ from netsim.errors import UserError
 from netsim.lab.layout import LabClock, LabLayout, PortMap, Service, lab_world
 from netsim.lab.relay import Relay, RelaySettings
 from netsim.lab.session import Sessions
+from netsim.lab.spool import Spool
 from netsim.lab.store import Postmaster
 from netsim.lab.tls import LabTLS
 from netsim.scenario import Scenario
@@ -49,6 +50,8 @@ class LabSettings:
         tls: Serve TLS: STARTTLS and STLS on the plain ports, implicit TLS on 465 and 995,
             with a CA made at start (:class:`~netsim.lab.tls.LabTLS`).
         tls_dir: Where the CA certificate is written (None: a new temporary folder).
+        spool: Keep accepted mail on disk under this folder (:mod:`netsim.lab.spool`), and
+            take back what it holds at start; None: in memory only.
         drop_hold_s: How long a dropped connection is held unanswered [s]; ``None``: the
             scenario's ``smtp.connect_timeout_s``.
         relay: The relay's retry schedule and timeouts.
@@ -66,6 +69,7 @@ class LabSettings:
     session_deadline_s: float = 3600.0
     tls: bool = True
     tls_dir: Path | None = None
+    spool: Path | None = None
     drop_hold_s: float | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
 
@@ -86,8 +90,11 @@ class Lab:
         self.layout = LabLayout(self.world, self.settings.ports)
         self.tls = (LabTLS([*(s.hostname for s in self.layout.servers), *self.layout.hosts],
                            self.settings.tls_dir) if self.settings.tls else None)
-        self.relay = Relay(self.layout, self._smtp_endpoint, self.settings.relay)
-        self.postmaster = Postmaster(self.layout.servers, self.relay.enqueue)
+        self.spool = None if self.settings.spool is None else Spool(self.settings.spool)
+        self.relay = Relay(self.layout, self._smtp_endpoint, self.settings.relay, self.spool)
+        self.postmaster = Postmaster(self.layout.servers, self.relay.enqueue, self.spool)
+        #: What a spool gave back at start: maildrop copies, and queue entries resumed.
+        self.restored = (self.postmaster.load(), 0)
         self.relay.attach(self.postmaster)
         #: (server index, service name) → (host, port) actually bound on loopback.
         self.bound: dict[tuple[int, str], tuple[str, int]] = {}
@@ -113,6 +120,7 @@ class Lab:
             UserError: If an address or port cannot be bound (nothing stays bound then).
         """
         self.clock.start()
+        self.restored = (self.restored[0], self.relay.resume())
         s = self.settings
         try:
             for i in range(len(self.layout.servers)):

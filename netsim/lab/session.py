@@ -38,7 +38,6 @@ from netsim.lab.tls import LabTLS
 from netsim.net import Verdict
 from netsim.protocols import (
     POP3WireServer,
-    SMTPServer,
     SMTPWireServer,
     encode_pop3_reply,
     encode_reply,
@@ -213,14 +212,13 @@ class Sessions:
         server = self.layout.servers[service.server]
         address: object = peer_host if client is None else client
         pop3_hooks: LabPOP3Hooks | None = None
-        smtp_engine: SMTPServer | None = None
         wire: SMTPWireServer | POP3WireServer
         # with TLS: offered on the plain ports, from the first octet on 465 and 995, and
         # the scenario's security settings keep logins inside it
         tls = self.tls is not None
         security = self.world.scenario.isps[service.server].mail_server
         if service.is_pop3:
-            pop3_hooks = LabPOP3Hooks(server)
+            pop3_hooks = LabPOP3Hooks(server, self.postmaster.spool)
             # the wall clock in the APOP timestamp keeps it unique across lab restarts
             engine_pop3, _ = server.pop3_engine(
                 service.scenario_port, address, pop3_hooks, self.max_errors,
@@ -235,7 +233,7 @@ class Sessions:
                 starttls=tls, tls=service.implicit_tls,
                 auth_requires_tls=tls and security.submission_security == "tls")
             engine.session.extra["peer"] = peer_host
-            wire, smtp_engine = SMTPWireServer(engine), engine
+            wire = SMTPWireServer(engine)
             idle = self.smtp_idle_s
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.session_deadline_s
@@ -262,11 +260,11 @@ class Sessions:
                 if record is None:
                     record = loop.time() + idle
                 record += len(data) / self.min_data_rate
-                failed = smtp_engine.failed_logins if smtp_engine is not None else 0
+                failed = wire.engine.failed_logins
                 out = wire.receive_data(data)
                 if not wire.in_record:
                     record = None
-                if smtp_engine is not None and smtp_engine.failed_logins > failed:
+                if wire.engine.failed_logins > failed:
                     await asyncio.sleep(self.auth_failure_delay_s)   # guessing costs time
                 if out:
                     await self._write(writer, out, idle)

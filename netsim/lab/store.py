@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from netsim.lab.addresses import text
+from netsim.lab.spool import Spool
 from netsim.mail import MailServer, domain_of
 from netsim.protocols import SMTPSession, StoredMessage
 
@@ -20,8 +21,9 @@ __all__ = ["Postmaster", "received_line"]
 
 log = logging.getLogger("netsim.lab")
 
-Forward = Callable[[int, str, list[str], bytes], None]
-"""Hands mail for other domains to the relay: (server index, reverse path, recipients, bytes)."""
+Forward = Callable[[int, str, list[str], bytes, str], None]
+"""Hands mail for other domains to the relay: (server index, reverse path, recipients, bytes,
+the message's id)."""
 
 
 def received_line(session: SMTPSession, hostname: str, uid: str) -> bytes:
@@ -43,10 +45,12 @@ class Postmaster:
         forward: Where mail for other domains goes (the relay's ``enqueue``).
     """
 
-    def __init__(self, servers: Sequence[MailServer], forward: Forward) -> None:
+    def __init__(self, servers: Sequence[MailServer], forward: Forward,
+                 spool: Spool | None = None) -> None:
         self.servers = list(servers)
         self.forward = forward
-        self._seq = 0
+        self.spool = spool
+        self._seq = 0 if spool is None else spool.last_sequence()
 
     def new_uid(self, server: int) -> str:
         """A message id unique in the lab, also its POP3 UIDL id."""
@@ -76,12 +80,28 @@ class Postmaster:
             if user in stored:
                 continue
             stored.add(user)
+            if self.spool is not None:   # on disk before the 250
+                self.spool.store(mail.domain, user, uid, payload)
             mail.maildrops.add(user, StoredMessage(uid, len(payload), payload))
             log.info("%s: message %s from <%s> delivered to %s's maildrop", mail.hostname,
                      uid, mail_from, rcpt)
         if remote:
-            self.forward(server, mail_from, remote, payload)
+            self.forward(server, mail_from, remote, payload, uid)
         return uid
+
+    def load(self) -> int:
+        """Put the spool's maildrop copies back in the maildrops (a restarted lab); returns
+        how many."""
+        if self.spool is None:
+            return 0
+        by_domain = {s.domain: s for s in self.servers}
+        count = 0
+        for domain, user, uid, payload in self.spool.stored():
+            server = by_domain.get(domain)
+            if server is not None:
+                server.maildrops.add(user, StoredMessage(uid, len(payload), payload))
+                count += 1
+        return count
 
     def bounce(self, server: int, mail_from: str, failures: dict[str, str],
                payload: bytes) -> None:

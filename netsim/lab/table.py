@@ -66,6 +66,12 @@ def banner(lab: Lab) -> str:
     else:
         lines += ["", "no TLS (--no-tls): STARTTLS and STLS are not offered, 465 and 995 "
                   "are not served"]
+    if lab.spool is not None:
+        copies, queued = lab.restored
+        lines += ["", f"spool: {lab.spool.root} (mail is on disk before each 250; taken "
+                  f"back now: {copies} maildrop copies, {queued} relay queue entries)"]
+    else:
+        lines += ["", "no spool: mail lives in memory until the lab stops (--spool DIR)"]
     if lab.exposed:
         lines += ["", "ALSO ON EVERY INTERFACE (--bind-all): SMTP, submission, 465, POP3, "
                   "995 ports"]

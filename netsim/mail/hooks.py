@@ -53,6 +53,15 @@ class POP3HookServer(Protocol):
     def password_ok(self, name: str, password: str) -> bool:
         """Whether ``password`` is the account's."""
 
+    @property
+    def now(self) -> float: ...
+
+    def auth_failed(self, client: object, at: float) -> None:
+        """Count a failed login from ``client``."""
+
+    def auth_throttled(self, client: object, at: float) -> bool:
+        """Whether ``client`` failed too many logins of late."""
+
 
 class SMTPHooks:
     """SMTP policy boundary: asks the server's policies (:mod:`netsim.mail.consult`) about
@@ -148,7 +157,15 @@ class POP3Hooks:
         self._user: int | None = None
 
     def authenticate(self, session: POP3Session, username: str, password: str) -> bool:
-        return self.server.password_ok(username, password)
+        # an address that failed too many logins (SMTP AUTH or POP3) is refused outright:
+        # the right password passes no more than a guess until its failures age out
+        client, now = session.client_address, self.server.now
+        if self.server.auth_throttled(client, now):
+            return False
+        ok = self.server.password_ok(username, password)
+        if not ok:
+            self.server.auth_failed(client, now)
+        return ok
 
     def apop_secret(self, session: POP3Session, username: str) -> str | None:
         user = self.server.user_index(username)

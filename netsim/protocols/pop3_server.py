@@ -164,6 +164,7 @@ class POP3Server:
         if not (timestamp.startswith("<") and timestamp.endswith(">") and "@" in timestamp):
             raise ValueError(f"APOP timestamp must look like <id@host>, got {timestamp!r}")
         self._hooks = hooks
+        self._failed_logins = 0
         self._timestamp = timestamp if apop else None
         self._allow_plaintext = allow_plaintext
         self._stls = stls
@@ -250,8 +251,14 @@ class POP3Server:
         if self._plaintext_refused():
             return ERR_PLAINTEXT_DISABLED
         if not self._hooks.authenticate(self._session, username, command.password):
+            self._failed_logins += 1
             return ERR_AUTH_FAILED
         return self._open(username)
+
+    @property
+    def failed_logins(self) -> int:
+        """PASS commands refused (an adapter may make each cost the client time)."""
+        return self._failed_logins
 
     def _cmd_apop(self, command: Apop) -> POP3Reply:
         self._user = None
