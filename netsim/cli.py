@@ -351,6 +351,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_args(command: argparse.ArgumentParser) -> None:
+    """Where a study's runs execute, and overrides of its base scenario."""
+    command.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
+    command.add_argument("--executor", choices=["local", "dask"], default="local")
+    command.add_argument("--scheduler", help="Dask scheduler address (default: a local "
+                         "cluster)")
+    command.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a field of the base scenario")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netsim", description="Simulate Internet mail: SMTP, POP3, "
                                 "spam, OP25B and the submission port.")
@@ -391,11 +401,7 @@ def parser() -> argparse.ArgumentParser:
                        "±5 %%; overrides the study's)")
     sweep.add_argument("--max-reps", type=int, help="cap of replications per arm under "
                        "--precision (overrides the study's max_replications)")
-    sweep.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
-    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
-    sweep.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a field of the base scenario")
+    _runs_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
     sens = sub.add_parser("sensitivity", help="global sensitivity analysis (SALib Morris or "
                           "Sobol) over the parameters a sensitivity file declares")
@@ -403,11 +409,7 @@ def parser() -> argparse.ArgumentParser:
     sens.add_argument("--out", help="results folder (default: results/<name>)")
     sens.add_argument("--samples", type=int, help="Morris trajectories or Sobol base samples "
                       "(overrides the file's)")
-    sens.add_argument("--jobs", type=int, default=1, help="parallel processes (local)")
-    sens.add_argument("--executor", choices=["local", "dask"], default="local")
-    sens.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    sens.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY=VALUE", help="override a field of the base scenario")
+    _runs_args(sens)
     sens.set_defaults(func=cmd_sensitivity)
     report = sub.add_parser("report", help="rebuild a sweep's figures and report.md from its "
                             "stored results")

@@ -18,12 +18,19 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from netsim.experiments.study import Plan, RunSpec, Study, study_problems
+from netsim.experiments.study import (
+    Experiment,
+    Plan,
+    RunSpec,
+    Study,
+    base_scenario,
+    read_mapping,
+    study_problems,
+)
 from netsim.scenario import ScenarioError, ScenarioProblem
-from netsim.scenario.load import read_raw, set_values, validate
+from netsim.scenario.load import set_values, validate
 from netsim.scenario.schema import Strict
 
 
@@ -50,20 +57,11 @@ class Output(Strict):
         return f"{self.metric} ({self.arm} vs {self.change_from})"
 
 
-class Sensitivity(Strict):
-    """One sensitivity analysis (experiments/<name>.yaml with ``parameters``)."""
+class Sensitivity(Experiment):
+    """One sensitivity analysis (experiments/<name>.yaml with ``parameters``): every sample
+    point runs every arm (``{}`` for the sampled scenario as it is); the seed is also the
+    sampling's."""
 
-    name: str = Field(description="Short name; results go to results/<name>/.")
-    title: str = Field("", description="Title of the report.")
-    description: str = Field("", description="What the analysis asks, for the report.")
-    scenario: str = Field("default", description="`default` or a scenario file, relative to "
-                          "this file.")
-    set: dict[str, Any] = Field(default_factory=dict, description="Overrides of the base "
-                                "scenario, dotted key → value.")
-    seed: int = Field(1, ge=0, description="Seed of every run and of the sampling.")
-    arms: dict[str, dict[str, Any]] = Field(min_length=1, description="Arms every sample "
-                                            "point runs, dotted key → value ({} for the "
-                                            "sampled scenario as it is).")
     parameters: dict[str, list[float] | Choice] = Field(
         min_length=2, description="Dotted key → [low, high] or {values: [...]}.")
     method: Literal["morris", "sobol"] = Field("morris", description="morris: elementary "
@@ -106,15 +104,7 @@ class Sensitivity(Strict):
 def load_sensitivity(path: str | Path) -> Sensitivity:
     """Read and validate a sensitivity file; errors name the file and the field."""
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise ScenarioError(source, [ScenarioProblem("", exc.strerror or str(exc))]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(source, [ScenarioProblem("", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise ScenarioError(source, [ScenarioProblem(
-            "", "a sensitivity analysis must be a YAML mapping")])
+    data = read_mapping(path, "a sensitivity analysis")
     if "parameters" not in data:
         what = ("a scenario: run it with `netsim run`" if "isps" in data else
                 "a study: run it with `netsim sweep`" if "arms" in data else
@@ -148,12 +138,7 @@ def sensitivity_plan(path: str | Path, *, samples: int | None = None,
     sa = load_sensitivity(path)
     if samples is not None:
         sa = sa.model_copy(update={"samples": samples})
-    base_path = None if sa.scenario == "default" else Path(path).parent / sa.scenario
-    _, base = read_raw(base_path)
-    base = set_values(base, sa.set, str(path), "set:")
-    if overrides:
-        base = set_values(base, overrides, str(path))
-    base["seed"] = sa.seed
+    base = base_scenario(sa, path, overrides)
     x = sample(sa)
     runs = []
     for i, row in enumerate(x):

@@ -26,17 +26,54 @@ FIGURES = ("spam_per_hour", "spam_outcomes", "legit_delivery", "adoption", "disp
            "traveller", "strategies_over_time", "credentials", "defences", "decomposition")
 
 
-class Study(Strict):
-    """One study (experiments/<name>.yaml)."""
+class Experiment(Strict):
+    """What a study and a sensitivity analysis share: a name, the base scenario and its
+    overrides, the seed, and named arms."""
 
     name: str = Field(description="Short name; results go to results/<name>/.")
     title: str = Field("", description="Title of the report.")
-    description: str = Field("", description="What the study asks, for the report.")
+    description: str = Field("", description="What it asks, for the report.")
     scenario: str = Field("default", description="`default` (the embedded world) or a scenario "
-                          "file, relative to the study file.")
+                          "file, relative to this file.")
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides of the base "
                                 "scenario, dotted key → value.")
     seed: int = Field(1, ge=0, description="Base seed of every run.")
+    arms: dict[str, dict[str, Any]] = Field(min_length=1, description="Named overlays, "
+                                            "dotted key → value.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+            raise ValueError("must be lower-case letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for arm in value:
+            if not re.fullmatch(r"[A-Za-z0-9+_.-]{1,40}", arm):
+                raise ValueError(f"arm name {arm!r}: letters, digits and + _ . - only")
+        return value
+
+
+def base_scenario(experiment: Experiment, path: str | Path,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The raw base scenario of a study-like file: its scenario, its ``set``, the command
+    line's overrides, its seed."""
+    base_path = None if experiment.scenario == "default" else Path(path).parent / \
+        experiment.scenario
+    _, base = read_raw(base_path)
+    base = set_values(base, experiment.set, str(path), "set:")
+    if overrides:
+        base = set_values(base, overrides, str(path))
+    base["seed"] = experiment.seed
+    return base
+
+
+class Study(Experiment):
+    """One study (experiments/<name>.yaml)."""
+
     replications: int = Field(3, ge=1, description="Replications of every arm and grid point "
                               "(with precision: the first round's).")
     precision: float | None = Field(None, gt=0, lt=1, description="Replicate each arm and grid "
@@ -45,8 +82,6 @@ class Study(Strict):
                                     "max_replications; none: exactly `replications`.")
     max_replications: int = Field(20, ge=2, description="Cap of replications per arm and grid "
                                   "point under precision; the report names the arms that hit it.")
-    arms: dict[str, dict[str, Any]] = Field(min_length=1, description="Named overlays, "
-                                            "dotted key → value.")
     baseline: str | None = Field(None, description="Arm the others are compared with "
                                  "(paired differences); default: the first arm.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Parameters to vary "
@@ -56,13 +91,6 @@ class Study(Strict):
     table: list[str] = Field(default_factory=lambda: ["spam_delivered", "legit_delivery_ratio"],
                              description="Metrics (runs.parquet columns) in the report's "
                              "tables.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
-            raise ValueError("must be lower-case letters, digits, '-' and '_'")
-        return value
 
     @field_validator("figures")
     @classmethod
@@ -82,9 +110,6 @@ class Study(Strict):
 
     @model_validator(mode="after")
     def _baseline(self) -> Study:
-        for arm in self.arms:
-            if not re.fullmatch(r"[A-Za-z0-9+_.-]{1,40}", arm):
-                raise ValueError(f"arm name {arm!r}: letters, digits and + _ . - only")
         if self.baseline is not None and self.baseline not in self.arms:
             raise ValueError(f"baseline: unknown arm {self.baseline!r} (arms: "
                              f"{', '.join(self.arms)})")
@@ -133,8 +158,8 @@ class Plan:
     runs: list[RunSpec]
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; errors name the file and the field."""
+def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A study-like file as a mapping; errors name the file."""
     source = str(path)
     try:
         data = yaml.safe_load(Path(path).read_text("utf-8"))
@@ -143,7 +168,14 @@ def load_study(path: str | Path) -> Study:
     except yaml.YAMLError as exc:
         raise ScenarioError(source, [ScenarioProblem("", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
-        raise ScenarioError(source, [ScenarioProblem("", "a study must be a YAML mapping")])
+        raise ScenarioError(source, [ScenarioProblem("", f"{what} must be a YAML mapping")])
+    return data
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; errors name the file and the field."""
+    source = str(path)
+    data = read_mapping(path, "a study")
     if "isps" in data and "arms" not in data:
         raise ScenarioError(source, [ScenarioProblem(
             "", "this is a scenario (it has isps), not a study: run it with `netsim run`")])
@@ -178,12 +210,7 @@ def plan(path: str | Path, *, replications: int | None = None,
         if replications < 1:
             raise ScenarioError(str(path), [ScenarioProblem("--reps", "must be at least 1")])
         study = study.model_copy(update={"replications": replications})
-    base_path = None if study.scenario == "default" else Path(path).parent / study.scenario
-    _, base = read_raw(base_path)
-    base = set_values(base, study.set, str(path), "set:")
-    if overrides:
-        base = set_values(base, overrides, str(path))
-    base["seed"] = study.seed
+    base = base_scenario(study, path, overrides)
     runs = []
     for arm, overlay in study.arms.items():
         arm_data = set_values(base, overlay, str(path), f"arms.{arm}:")
