@@ -496,3 +496,25 @@ def test_the_relay_keeps_within_a_destination_s_concurrency(caplog: pytest.LogCa
                                     for n in range(20)))
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused == []
+
+
+def test_the_relay_reuses_a_connection_for_the_next_message(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty messages to one exchanger take far fewer than twenty connections: a
+    connection whose message went through carries the next (the connection cache)."""
+    scenario = load_scenario(None, ["policy=op25b+587"])
+    settings = LabSettings(ports=PortMap("ephemeral"), tls=False,
+                           relay=RelaySettings(retry_min_s=0.2, retry_max_s=0.5,
+                                               destination_concurrency=2))
+    background = BackgroundLab(scenario, settings)
+    with background, caplog.at_level(logging.INFO, logger="netsim.lab"):
+        with smtp(background.lab, "isp-a", "smtp", ISP_A_POOL.format(42)) as client:
+            for n in range(20):
+                client.sendmail("user42@isp-a.example", [f"user{400 + n}@isp-b.example"],
+                                f"Subject: reuse {n}\r\n\r\nhi\r\n".encode())
+        assert wait_for(lambda: all(len(mailbox(background, "isp-b", 400 + n)) == 1
+                                    for n in range(20)))
+    opened = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("mail.isp-b.example:25 ← 127.2.0.1")
+              and "session opened" in r.getMessage()]
+    assert 1 <= len(opened) <= 4, opened

@@ -22,6 +22,7 @@ from netsim.protocols import (
     Reply,
     Retr,
     SMTPClient,
+    SMTPCommand,
     Top,
     Uidl,
     encode_command,
@@ -98,14 +99,17 @@ def _content_lines(command: Content) -> list[str]:
 
 async def run_smtp_client(client: SMTPClient, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter, *, timeout: float,
-                          echo: Echo = _quiet) -> None:
-    """Drive an SMTP client engine to the end of its session.
+                          echo: Echo = _quiet, first: SMTPCommand | None = None) -> None:
+    """Drive an SMTP client engine to the end of its session, or (kept open) of its
+    message; ``first``: the command that starts a further message on a kept connection
+    (no greeting to read then).
 
     A lost connection, a timeout or a malformed reply aborts the engine, which then decides
     every open recipient with 421 (see :meth:`SMTPClient.abort`).
     """
     try:
-        command = client.receive(await read_reply(reader, timeout, echo))
+        command = (client.receive(await read_reply(reader, timeout, echo)) if first is None
+                   else first)
         while command is not None:
             if isinstance(command, Content):
                 for line in _content_lines(command):

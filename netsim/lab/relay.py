@@ -29,7 +29,7 @@ from netsim.lab.layout import LabLayout
 from netsim.lab.spool import Spool
 from netsim.lab.store import Postmaster
 from netsim.mail import domain_of
-from netsim.protocols import SMTPClient
+from netsim.protocols import SMTPClient, encode_command
 
 __all__ = ["Outgoing", "Relay", "RelaySettings"]
 
@@ -44,13 +44,33 @@ class RelaySettings:
     """Retry schedule and timeouts of the relay [s], and how many connections a server
     opens at once to one exchanger (Postfix default_destination_concurrency_limit, 20):
     a burst of mail for one domain waits its turn instead of filling the receiving
-    server's session slots (and getting 421s)."""
+    server's session slots (and getting 421s). A connection whose message went through is
+    kept ``connection_cache_s`` for the next message to the same exchanger (Postfix
+    smtp_connection_cache_time_limit, 2 s), then closed with QUIT."""
 
     retry_min_s: float = 10.0
     retry_max_s: float = 300.0
     lifetime_s: float = 432_000.0
     timeout_s: float = 30.0
     destination_concurrency: int = 20
+    connection_cache_s: float = 2.0
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """An open connection to an exchanger: its streams, and its SMTP client once greeted."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    client: SMTPClient | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def close(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.client is not None and self.client.idle:
+            self.writer.write(encode_command(self.client.close()))   # QUIT, unanswered
+        self.writer.close()
 
 
 @dataclass(slots=True)
@@ -91,9 +111,11 @@ class Relay:
         self.delivered = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued: set[int] = set()  # ids of Outgoing not yet finished
-        # connections open from a server to an exchanger's address, at most
-        # destination_concurrency at once
-        self._connections: dict[tuple[int, int], asyncio.Semaphore] = {}
+        # messages in flight from a server to an exchanger's address, at most
+        # destination_concurrency at once; a new connection is opened only when none is
+        # idle in the cache, so no more connections than that are ever open
+        self._in_flight: dict[tuple[int, int], asyncio.Semaphore] = {}
+        self._idle: dict[tuple[int, int], list[Connection]] = {}
 
     def attach(self, postmaster: Postmaster) -> None:
         """Give the relay the postmaster it bounces through."""
@@ -141,6 +163,10 @@ class Relay:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for cached in self._idle.values():
+            for connection in cached:
+                connection.close()
+        self._idle.clear()
         return left
 
     async def _run(self, item: Outgoing) -> None:
@@ -206,35 +232,65 @@ class Relay:
                 log.info("relay %s: no lab server listens at %s (%s)", own.hostname,
                          self.layout.addresses.lab_text(address), exchanger)
                 continue
-            slots = self._connections.setdefault(
-                (item.server, address), asyncio.Semaphore(self.settings.destination_concurrency))
-            async with slots:
-                try:
-                    async with asyncio.timeout(self.settings.timeout_s):
-                        reader, writer = await asyncio.open_connection(
-                            *target, local_addr=(self.layout.hosts[item.server], 0))
-                except (OSError, TimeoutError) as exc:
-                    log.info("relay %s → %s:%d: %s", own.hostname, target[0], target[1],
-                             exc.strerror if isinstance(exc, OSError) and exc.strerror
-                             else "timeout")
-                    continue
-                return await self._session(item, exchanger, reader, writer)
+            key = (item.server, address)
+            async with self._in_flight.setdefault(
+                    key, asyncio.Semaphore(self.settings.destination_concurrency)):
+                cached = self._idle.get(key)
+                connection = cached.pop() if cached else None
+                if connection is not None and connection.expiry is not None:
+                    connection.expiry.cancel()
+                if connection is None:
+                    try:
+                        async with asyncio.timeout(self.settings.timeout_s):
+                            reader, writer = await asyncio.open_connection(
+                                *target, local_addr=(self.layout.hosts[item.server], 0))
+                    except (OSError, TimeoutError) as exc:
+                        log.info("relay %s → %s:%d: %s", own.hostname, target[0], target[1],
+                                 exc.strerror if isinstance(exc, OSError) and exc.strerror
+                                 else "timeout")
+                        continue
+                    connection = Connection(reader, writer)
+                return await self._session(item, exchanger, key, connection)
         return {}
 
-    async def _session(self, item: Outgoing, exchanger: str, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> dict[str, str]:
+    def _keep(self, key: tuple[int, int], connection: Connection) -> None:
+        """Cache an idle connection for the next message to its exchanger, for a while."""
+        cached = self._idle.setdefault(key, [])
+        cached.append(connection)
+
+        def expire() -> None:
+            if connection in cached:
+                cached.remove(connection)
+                connection.close()
+
+        connection.expiry = asyncio.get_running_loop().call_later(
+            self.settings.connection_cache_s, expire)
+
+    async def _session(self, item: Outgoing, exchanger: str, key: tuple[int, int],
+                       connection: Connection) -> dict[str, str]:
+        """One message over ``connection`` (new, or kept from the last message)."""
         own = self.layout.servers[item.server]
-        client = SMTPClient(own.hostname, item.mail_from, item.pending,
-                            size=len(item.payload), payload=item.payload)
+        first = None
+        if connection.client is None:
+            client = connection.client = SMTPClient(
+                own.hostname, item.mail_from, item.pending, size=len(item.payload),
+                payload=item.payload, keep_open=True)
+        else:
+            client = connection.client
+            first = client.next_message(item.mail_from, item.pending, size=len(item.payload),
+                                        payload=item.payload)
 
         def echo(direction: str, line: str) -> None:
             log.info("relay %s → %s  %s: %s", own.hostname, exchanger, direction, line)
 
         try:
-            await run_smtp_client(client, reader, writer, timeout=self.settings.timeout_s,
-                                  echo=echo)
+            await run_smtp_client(client, connection.reader, connection.writer,
+                                  timeout=self.settings.timeout_s, echo=echo, first=first)
         finally:
-            writer.close()
+            if client.idle:
+                self._keep(key, connection)
+            else:
+                connection.close()
         failures: dict[str, str] = {}
         deferred: list[str] = []
         for rcpt in item.pending:

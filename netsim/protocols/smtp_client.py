@@ -1,4 +1,5 @@
-"""SMTP client engine: one message to one server, recipient outcomes kept exactly. Sans-I/O.
+"""SMTP client engine: a message to one server (and, kept open, the next ones on the same
+connection), recipient outcomes kept exactly. Sans-I/O.
 
 The sequence (RFC 5321 §3.3, AUTH per RFC 4954)::
 
@@ -77,6 +78,7 @@ class ClientState(enum.StrEnum):
     RCPT = "RCPT"
     DATA = "DATA"
     CONTENT = "CONTENT"
+    IDLE = "IDLE"  # a message delivered, the connection kept for the next (keep_open)
     QUIT = "QUIT"
     DONE = "DONE"
 
@@ -102,6 +104,9 @@ class SMTPClient:
         payload: Opaque message record carried in the :class:`Content` event.
         credentials: Authenticate with these before MAIL.
         esmtp: Start with EHLO (True) or HELO (False).
+        keep_open: After a message the server took, wait (``IDLE``: :meth:`receive`
+            returns ``None``) instead of QUIT, so :meth:`next_message` can send another on
+            the same connection (a connection cache) or :meth:`close` end it.
     """
 
     def __init__(
@@ -114,7 +119,19 @@ class SMTPClient:
         payload: object = None,
         credentials: Credentials | None = None,
         esmtp: bool = True,
+        keep_open: bool = False,
     ) -> None:
+        self._helo_name = helo_name
+        self._credentials = credentials
+        self._esmtp = esmtp
+        self._keep_open = keep_open
+        self._state = ClientState.GREETING
+        self._extensions: dict[str, str] = {}
+        self._message(mail_from, rcpt_to, size, payload)
+
+    def _message(self, mail_from: str, rcpt_to: Sequence[str], size: int,
+                 payload: object) -> None:
+        """Take the next message to send: its envelope, and fresh results."""
         validate_address(mail_from, allow_null=True)
         if not rcpt_to:
             raise ValueError("at least one recipient is needed")
@@ -122,20 +139,37 @@ class SMTPClient:
             raise ValueError("duplicate recipients")
         for rcpt in rcpt_to:
             validate_address(rcpt)
-        self._helo_name = helo_name
         self._mail_from = mail_from
         self._rcpt_to = tuple(rcpt_to)
         self._content = Content(size, payload)
-        self._credentials = credentials
-        self._esmtp = esmtp
-        self._state = ClientState.GREETING
         self._index = 0  # next recipient to send
         self._provisional: list[str] = []  # RCPT 2xx, awaiting the end of data
         self._replies: dict[str, Reply] = {}
         self._accepted: tuple[str, ...] = ()
         self._final: Reply | None = None
         self._failed_at: str | None = None
-        self._extensions: dict[str, str] = {}
+
+    def next_message(self, mail_from: str, rcpt_to: Sequence[str], *, size: int,
+                     payload: object = None) -> SMTPCommand:
+        """In ``IDLE``: send another message on the same connection; returns its MAIL.
+
+        Raises:
+            LocalProtocolError: If the client is not idle.
+        """
+        if self._state is not ClientState.IDLE:
+            raise LocalProtocolError(f"next_message in {self._state}; the client is not idle")
+        self._message(mail_from, rcpt_to, size, payload)
+        return self._mail()
+
+    def close(self) -> SMTPCommand:
+        """In ``IDLE``: end the session; returns the QUIT.
+
+        Raises:
+            LocalProtocolError: If the client is not idle.
+        """
+        if self._state is not ClientState.IDLE:
+            raise LocalProtocolError(f"close in {self._state}; the client is not idle")
+        return self._send(ClientState.QUIT, Quit())
 
     # --- results ---------------------------------------------------------------------------
 
@@ -148,6 +182,11 @@ class SMTPClient:
     def done(self) -> bool:
         """True when the session is over (after the reply to QUIT, a 421, or abort())."""
         return self._state is ClientState.DONE
+
+    @property
+    def idle(self) -> bool:
+        """True when a message went through and the connection waits for the next."""
+        return self._state is ClientState.IDLE
 
     @property
     def rcpt_to(self) -> tuple[str, ...]:
@@ -193,6 +232,8 @@ class SMTPClient:
         state = self._state
         if state is ClientState.DONE:
             raise LocalProtocolError("the SMTP client is done")
+        if state is ClientState.IDLE:
+            raise LocalProtocolError("no command is outstanding: next_message() or close()")
         if state is ClientState.QUIT:
             self._state = ClientState.DONE
             return None
@@ -206,7 +247,7 @@ class SMTPClient:
     def abort(self, reply: Reply = S421_SHUTTING_DOWN) -> None:
         """The connection is gone: decide every open recipient with ``reply``; done."""
         if self._state is not ClientState.DONE:
-            if self._state is not ClientState.QUIT:
+            if self._state not in (ClientState.QUIT, ClientState.IDLE):
                 self._fail(self._state, reply)
             self._state = ClientState.DONE
 
@@ -328,13 +369,16 @@ class SMTPClient:
             raise RemoteProtocolError(f"{reply.code} to DATA; want 354")
         return self._quit_after_failure(reply)
 
-    def _on_content(self, reply: Reply) -> SMTPCommand:
+    def _on_content(self, reply: Reply) -> SMTPCommand | None:
         if self._expect_completion(reply, "the end of data"):
             self._accepted = tuple(self._provisional)
             for rcpt in self._provisional:
                 self._replies[rcpt] = reply
             self._provisional.clear()
             self._final = reply
+            if self._keep_open:
+                self._state = ClientState.IDLE
+                return None
             return self._send(ClientState.QUIT, Quit())
         return self._quit_after_failure(reply)
 

@@ -244,3 +244,25 @@ def test_client_commands_are_events() -> None:
     assert isinstance(content, Content) and content.size == 1234
     assert isinstance(c.receive(r.S250_QUEUED), Quit)
     assert c.receive(r.S221_BYE) is None and c.done
+
+
+def test_a_kept_connection_carries_the_next_message(mail_hooks: Any) -> None:
+    """keep_open: after a message the server took, the client idles; next_message sends
+    another on the same connection (no new greeting, no second EHLO), close() ends it."""
+    server = SMTPServer("mail.isp-b.example", mail_hooks)
+    c = client([BOB], keep_open=True)
+    smtp_exchange(c, server)
+    assert c.idle and c.accepted == (BOB,) and not server.closed
+    with pytest.raises(LocalProtocolError):
+        c.receive(r.S250_OK)
+    command = c.next_message(ALICE, ["carol@isp-b.example", NOBODY], size=5, payload=b"two")
+    assert command.to_line() == "MAIL FROM:<alice@isp-a.example> SIZE=5"
+    while command is not None:
+        command = c.receive(server.handle(command))
+    assert c.idle and c.accepted == ("carol@isp-b.example",)
+    assert c.rcpt_replies[NOBODY].code == 550             # this message's results only
+    assert BOB not in c.rcpt_replies
+    assert [e.payload for e in mail_hooks.delivered][-1] == b"two"
+    assert server.handle(c.close()).code == 221 and server.closed
+    with pytest.raises(LocalProtocolError):
+        c.close()
