@@ -448,7 +448,10 @@ def test_netsim_compare_reports_what_differs(tmp_path, capsys):
 
 
 def test_sender_login_match_is_one_rule_for_one_ask_and_for_arrays():
-    from netsim.mail.facts import Asks, Texts
+    """The engines ask with the reverse path as text, the flow path with the account it
+    names as arrays (from the sender's parsed address): the same verdicts."""
+    from netsim.mail.accounts import sender_account
+    from netsim.mail.facts import Ask, Asks
     from netsim.mail.policy import Judge, Panel, SenderLoginMatch, judge_many
 
     senders = ["user7@isp-a.example", "user7@ISP-A.example", "user8@isp-a.example",
@@ -456,11 +459,14 @@ def test_sender_login_match_is_one_rule_for_one_ask_and_for_arrays():
                "postmaster@isp-a.example"]
     users = [7, 7, 7, 7, 7, 7, 7, -1]
     n = len(senders)
+    one, many = SenderLoginMatch("isp-a.example", 100), SenderLoginMatch("isp-a.example", 100)
+    alone = [Judge(one, "mail").one(Ask(at=float(i), client=i, subnet=0, port=587, own=False,
+                                        user=users[i], reverse_path=senders[i])) is not None
+             for i in range(n)]
     asks = Asks(n, {"at": np.arange(n, dtype=float), "client": np.arange(n), "subnet": 0,
                     "port": 587, "own": False, "user": np.array(users),
-                    "reverse_path": Texts(lambda i: senders[i])})
-    one, many = SenderLoginMatch("isp-a.example", 100), SenderLoginMatch("isp-a.example", 100)
-    alone = [Judge(one, "mail").one(asks.row(i)) is not None for i in range(n)]
+                    "sender": np.array([sender_account(t, "isp-a.example", 100)
+                                        for t in senders])})
     together = judge_many(Panel([Judge(many, "mail")]), np.zeros(n, dtype=int), asks)
     # only the account's own address (its domain in any case) and the null sender pass; an
     # unauthenticated session (user -1) is not examined

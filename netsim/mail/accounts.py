@@ -72,6 +72,21 @@ def in_domain(isp: Any, typo: Any, server: Any) -> Any:
     return (isp == server) & (typo != TYPO_DOMAIN)
 
 
+# the "account" of the null reverse path <> (a bounce's sender): nobody's, and not "none"
+NULL_SENDER = -3
+
+
+def sender_account(reverse_path: str, domain: str, users: int) -> int:
+    """The account of a server (``domain``, ``users`` accounts) a reverse path names: -1
+    for none, :data:`NULL_SENDER` for ``<>``."""
+    if not reverse_path:
+        return NULL_SENDER
+    local, at, sender_domain = reverse_path.rpartition("@")
+    if not at or sender_domain.lower() != domain:
+        return -1
+    return int(account(*parse_local(local), users))
+
+
 def account(user: Any, typo: Any, users: Any) -> Any:
     """The account an address names at a server of ``users`` accounts, -1 for none, and
     ``users`` for its postmaster: a Python int for one address, an array for arrays of them

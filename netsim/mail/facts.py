@@ -54,6 +54,7 @@ class Ask:
     key: Any = 0            # DATA: the message's key (netsim.draws)
     spam: Any = False       # DATA: the message is spam (what a content filter detects)
     reverse_path: Any = ""
+    sender: Any = None      # MAIL: the account the reverse path names (None: from its text)
     forward_path: Any = ""
     pop_at: Any = -math.inf  # the client address's last POP3 login at the server [s]
 

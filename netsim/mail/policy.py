@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from netsim.mail.accounts import account, parse_local
+from netsim.mail.accounts import NULL_SENDER, sender_account
 from netsim.mail.facts import Ask, Asks, PolicyServer, data_ask, not_, recipient, session_ask
 from netsim.protocols import Envelope, Reply, SMTPSession
 from netsim.protocols.replies import (
@@ -318,24 +318,11 @@ class SenderLoginMatch(Policy):
         return (ask.user >= 0) & (ask.at >= self.start_s)
 
     def refuses_mail(self, ask: Ask) -> Any:
-        if not isinstance(ask.at, np.ndarray):
-            return not_owned(ask.reverse_path, ask.user, self.domain, self.users)
-        n = len(ask.user)
-        domains = np.broadcast_to(np.asarray(self.domain, dtype=object), n).tolist()
-        users = np.broadcast_to(np.asarray(self.users), n).tolist()
-        return np.array([not_owned(ask.reverse_path.text(i), u, d, k) for i, (u, d, k) in
-                         enumerate(zip(ask.user.tolist(), domains, users, strict=True))],
-                        dtype=bool)
-
-
-def not_owned(sender: str, user: int, domain: str, users: int) -> bool:
-    """Whether ``sender`` is not the address of account ``user`` of ``domain`` (the null
-    sender is nobody's, and passes)."""
-    if not sender:
-        return False
-    local, at, sender_domain = sender.rpartition("@")
-    return (not at or sender_domain.lower() != domain
-            or account(*parse_local(local), users) != user)
+        # the engines carry the reverse path as text, the flow path its account as arrays
+        sender = ask.sender
+        if sender is None:
+            sender = sender_account(ask.reverse_path, self.domain, self.users)
+        return (sender != NULL_SENDER) & (sender != ask.user)
 
 
 def default_policies() -> list[InboundPolicy]:

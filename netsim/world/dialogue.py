@@ -17,7 +17,14 @@ import numpy as np
 
 from netsim.draws import keyed_exponential
 from netsim.mail import Kind, Mail, SenderType
-from netsim.mail.accounts import account, account_name, in_domain, recipient_address
+from netsim.mail.accounts import (
+    NULL_SENDER,
+    TYPO_NONE,
+    account,
+    account_name,
+    in_domain,
+    recipient_address,
+)
 from netsim.mail.consult import Consultation, Refusals
 from netsim.mail.facts import Asks, Later, Texts
 from netsim.mail.ledger import KINDS, Ledger
@@ -125,9 +132,13 @@ class Dialogue:
     def _session_facts(self) -> dict[str, Any]:
         """The facts of each session (arrays, one entry a session)."""
         s, arrays = self.s, self.arrays
+        # the account each session's reverse path names at its server (SenderLoginMatch)
+        mine = account(s.from_user, TYPO_NONE, arrays.users[s.server])
+        sender = np.where(s.from_user < 0, NULL_SENDER,
+                          np.where(s.from_srv == s.server, mine, -1))
         facts = {"client": s.client, "subnet": s.subnet, "port": s.port,
                  "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
-                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM)}
+                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM), "sender": sender}
         if "pop_at" in s:   # users' sessions: their clients' POP3 logins
             facts["pop_at"] = s.pop_at
         return facts
