@@ -478,43 +478,39 @@ def test_pop3_password_guessing_is_slowed_and_refused_per_address(
     other.quit()
 
 
-def test_the_relay_keeps_within_a_destination_s_concurrency(caplog: pytest.LogCaptureFixture,
-                                                            ) -> None:
-    """A burst for one domain opens at most destination_concurrency connections to its
-    exchanger: the receiving server (4 slots, 2 per address) never answers 421."""
-    scenario = load_scenario(None, ["policy=op25b+587", "isps.*.mail_server.session_slots=4"])
+def _relay_burst(caplog: pytest.LogCaptureFixture, overrides: list[str], sender: int,
+                 first: int) -> list[str]:
+    """Twenty messages from isp-a's pool to twenty isp-b users, relayed by isp-a's server
+    with two messages in flight to isp-b at most; returns the lab's log lines."""
+    scenario = load_scenario(None, ["policy=op25b+587", *overrides])
     settings = LabSettings(ports=PortMap("ephemeral"), tls=False,
                            relay=RelaySettings(retry_min_s=0.2, retry_max_s=0.5,
                                                destination_concurrency=2))
     background = BackgroundLab(scenario, settings)
     with background, caplog.at_level(logging.INFO, logger="netsim.lab"):
-        with smtp(background.lab, "isp-a", "smtp", ISP_A_POOL.format(41)) as client:
+        with smtp(background.lab, "isp-a", "smtp", ISP_A_POOL.format(sender)) as client:
             for n in range(20):
-                client.sendmail("user41@isp-a.example", [f"user{300 + n}@isp-b.example"],
+                client.sendmail(f"user{sender}@isp-a.example",
+                                [f"user{first + n}@isp-b.example"],
                                 f"Subject: burst {n}\r\n\r\nhi\r\n".encode())
-        assert wait_for(lambda: all(len(mailbox(background, "isp-b", 300 + n)) == 1
+        assert wait_for(lambda: all(len(mailbox(background, "isp-b", first + n)) == 1
                                     for n in range(20)))
-    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert refused == []
+    return [r.getMessage() for r in caplog.records]
+
+
+def test_the_relay_keeps_within_a_destination_s_concurrency(caplog: pytest.LogCaptureFixture,
+                                                            ) -> None:
+    """A burst for one domain opens at most destination_concurrency connections to its
+    exchanger: the receiving server (4 slots, 2 per address) never answers 421."""
+    lines = _relay_burst(caplog, ["isps.*.mail_server.session_slots=4"], 41, 300)
+    assert [line for line in lines if "refused" in line] == []
 
 
 def test_the_relay_reuses_a_connection_for_the_next_message(
         caplog: pytest.LogCaptureFixture) -> None:
     """Twenty messages to one exchanger take far fewer than twenty connections: a
     connection whose message went through carries the next (the connection cache)."""
-    scenario = load_scenario(None, ["policy=op25b+587"])
-    settings = LabSettings(ports=PortMap("ephemeral"), tls=False,
-                           relay=RelaySettings(retry_min_s=0.2, retry_max_s=0.5,
-                                               destination_concurrency=2))
-    background = BackgroundLab(scenario, settings)
-    with background, caplog.at_level(logging.INFO, logger="netsim.lab"):
-        with smtp(background.lab, "isp-a", "smtp", ISP_A_POOL.format(42)) as client:
-            for n in range(20):
-                client.sendmail("user42@isp-a.example", [f"user{400 + n}@isp-b.example"],
-                                f"Subject: reuse {n}\r\n\r\nhi\r\n".encode())
-        assert wait_for(lambda: all(len(mailbox(background, "isp-b", 400 + n)) == 1
-                                    for n in range(20)))
-    opened = [r.getMessage() for r in caplog.records
-              if r.getMessage().startswith("mail.isp-b.example:25 ← 127.2.0.1")
-              and "session opened" in r.getMessage()]
+    lines = _relay_burst(caplog, [], 42, 400)
+    opened = [line for line in lines if line.startswith("mail.isp-b.example:25 ← 127.2.0.1")
+              and "session opened" in line]
     assert 1 <= len(opened) <= 4, opened

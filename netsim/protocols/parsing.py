@@ -46,14 +46,13 @@ def _path(rest: str, keyword: str) -> tuple[str, list[str]] | None:
 
 
 def _quoted_end(rest: str) -> int:
-    """Where the quoted local part of ``<"…"@domain>`` ends (1 when there is none)."""
+    """Where the quoted local part of ``<"…"@domain>`` ends (1 when there is none; the end of
+    ``rest`` when it does not close)."""
     start = rest.find('"')
     if start < 0:
         return 1
-    i = start + 1
-    while i < len(rest) and rest[i] != '"':
-        i += 2 if rest[i] == "\\" else 1
-    return i
+    end = s.quoted_string_end(rest, start)
+    return len(rest) if end < 0 else end
 
 
 _ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -65,17 +64,8 @@ def _unquoted(path: str) -> str:
     ``"user7"@d`` and ``user7@d`` are the same mailbox (RFC 5321 §4.1.2). Other quoted
     local parts stay quoted (looked up as they are)."""
     local, at, domain = path.rpartition("@")
-    if not (at and len(local) >= 2 and local[0] == local[-1] == '"'):
-        return path
-    text, i = [], 1
-    while i < len(local) - 1:
-        if local[i] == "\\":
-            i += 1
-        text.append(local[i])
-        i += 1
-    plain = "".join(text)
-    atoms = plain.split(".")
-    if all(atom and set(atom) <= _ATEXT for atom in atoms):
+    plain = s.unquoted(local) if at else None
+    if plain is not None and all(atom and set(atom) <= _ATEXT for atom in plain.split(".")):
         return f"{plain}@{domain}"
     return path
 

@@ -12,6 +12,7 @@ Each event's ``to_line()`` is its wire text without CRLF, which is all a transcr
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from .replies import Reply
@@ -69,18 +70,26 @@ def _check_domain(domain: str, what: str) -> None:
         raise ValueError(f"{what} has characters not allowed in a domain: {domain!r}")
 
 
-def _is_quoted_string(text: str) -> bool:
-    """Whether ``text`` is RFC 5321's Quoted-string: printable ASCII between double quotes,
-    a backslash escaping the character after it (a quote inside is escaped)."""
-    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        return False
-    inner, i = text[1:-1], 0
-    while i < len(inner):
-        c = inner[i]
-        if not " " <= c <= "~" or c == '"':
-            return False
+def quoted_string_end(text: str, start: int = 0) -> int:
+    """Where RFC 5321's Quoted-string opening at ``text[start]`` (a double quote) ends: the
+    index past its closing quote, or -1 if it does not close. Inside: printable ASCII, a
+    backslash escaping the character after it."""
+    i = start + 1
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return i + 1
+        if not " " <= c <= "~":
+            return -1
         i += 2 if c == "\\" else 1
-    return i == len(inner)   # a trailing lone backslash would escape the closing quote
+    return -1
+
+
+def unquoted(local: str) -> str | None:
+    """The text of a local part that is one Quoted-string (escapes removed), else None."""
+    if local[:1] != '"' or quoted_string_end(local) != len(local):
+        return None
+    return re.sub(r"\\(.)", r"\1", local[1:-1])
 
 
 def validate_address(address: str, *, allow_null: bool = False) -> None:
@@ -100,7 +109,7 @@ def validate_address(address: str, *, allow_null: bool = False) -> None:
     if len(address) + 2 > MAX_PATH:
         raise ValueError(f"path longer than {MAX_PATH} octets")
     local, at, domain = address.rpartition("@")
-    quoted = _is_quoted_string(local)
+    quoted = unquoted(local) is not None
     if not address.isascii() or not _FORBIDDEN.isdisjoint(domain if quoted else address):
         raise ValueError(f"address has characters not allowed in a path: {address!r}")
     if not at:

@@ -190,11 +190,11 @@ def _by_sender(cols: RecipientColumns, key: np.ndarray,
     """Legitimate recipients of home and roaming users by ``key`` (codes of ``names``)."""
     sender, senders = cols.codes("sender")
     found = _shares(cols, cols.is_("kind", "legit"), [sender, key], [senders, names])
+    who = {"user": "home", "roaming": "roaming"}
     out: dict[str, dict[str, dict[str, Any]]] = {"home": {}, "roaming": {}}
     for (s, k), group in sorted(found.items()):
-        who = {"user": "home", "roaming": "roaming"}.get(s)
-        if who is not None:
-            out[who][k] = group
+        if s in who:
+            out[who[s]][k] = group
     return out
 
 
