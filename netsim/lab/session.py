@@ -33,6 +33,7 @@ from contextlib import suppress
 from netsim.lab.addresses import text
 from netsim.lab.hooks import LabPOP3Hooks, LabSMTPHooks
 from netsim.lab.layout import LabClock, LabLayout, Service
+from netsim.lab.settings import LabSettings
 from netsim.lab.store import Postmaster
 from netsim.lab.tls import LabTLS
 from netsim.net import Verdict
@@ -65,35 +66,20 @@ class Sessions:
         layout: The lab's servers and addresses.
         postmaster: Where accepted mail goes.
         clock: The scenario clock the filters are asked at.
-        smtp_idle_s: SMTP idle timeout [s].
-        pop3_idle_s: POP3 idle timeout [s].
-        max_errors: Bad commands a session may send before 421 / -ERR and close.
+        settings: Timeouts, limits and deadlines (:class:`~netsim.lab.settings.LabSettings`).
         drop_hold_s: How long a dropped connection is held unanswered [s].
-        auth_failure_delay_s: How long the reply to a failed SMTP AUTH waits [s].
-        per_address_sessions: Sessions one client address may hold in a pool (None: half
-            the pool).
-        min_data_rate: Octets a second that extend a partly received record's deadline.
-        session_deadline_s: The longest a session may last [s].
         tls: The lab's TLS (STARTTLS, STLS and implicit TLS), or None.
     """
 
-    def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock, *,
-                 smtp_idle_s: float, pop3_idle_s: float, max_errors: int,
-                 drop_hold_s: float, auth_failure_delay_s: float = 1.0,
-                 per_address_sessions: int | None = None, min_data_rate: float = 500.0,
-                 session_deadline_s: float = 3600.0, tls: LabTLS | None = None) -> None:
+    def __init__(self, layout: LabLayout, postmaster: Postmaster, clock: LabClock,
+                 settings: LabSettings, *, drop_hold_s: float,
+                 tls: LabTLS | None = None) -> None:
         self.layout = layout
         self.world = layout.world
         self.postmaster = postmaster
         self.clock = clock
-        self.smtp_idle_s = smtp_idle_s
-        self.pop3_idle_s = pop3_idle_s
-        self.max_errors = max_errors
+        self.settings = settings
         self.drop_hold_s = drop_hold_s
-        self.auth_failure_delay_s = auth_failure_delay_s
-        self.per_address_sessions = per_address_sessions
-        self.min_data_rate = min_data_rate
-        self.session_deadline_s = session_deadline_s
         self.tls = tls
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         # sessions open by (server, POP3?) and by (server, POP3?, client address)
@@ -179,7 +165,7 @@ class Sessions:
         slots = server.settings.session_slots
         pool = (service.server, service.is_pop3)
         mine = (*pool, peer_host)
-        per_address = self.per_address_sessions or max(1, slots // 2)
+        per_address = self.settings.per_address_sessions or max(1, slots // 2)
         if self._active[pool] >= slots:
             log.warning("%s ← %s: all %d session slots busy; refused", label, who, slots)
             busy = (encode_pop3_reply(ERR_BUSY) if service.is_pop3 else encode_reply(
@@ -221,22 +207,22 @@ class Sessions:
             pop3_hooks = LabPOP3Hooks(server, self.postmaster.spool)
             # the wall clock in the APOP timestamp keeps it unique across lab restarts
             engine_pop3, _ = server.pop3_engine(
-                service.scenario_port, address, pop3_hooks, self.max_errors,
+                service.scenario_port, address, pop3_hooks, self.settings.max_errors,
                 stamp=str(int(time.time())), stls=tls, tls=service.implicit_tls,
                 allow_plaintext=not (tls and security.pop3_security in ("stls", "pop3s")))
             wire = POP3WireServer(engine_pop3)
-            idle = self.pop3_idle_s
+            idle = self.settings.pop3_idle_s
         else:
             engine, _ = server.smtp_engine(
                 service.scenario_port, address,
-                LabSMTPHooks(server, service.server, self.postmaster), self.max_errors,
+                LabSMTPHooks(server, service.server, self.postmaster), self.settings.max_errors,
                 starttls=tls, tls=service.implicit_tls,
                 auth_requires_tls=tls and security.submission_security == "tls")
             engine.session.extra["peer"] = peer_host
             wire = SMTPWireServer(engine)
-            idle = self.smtp_idle_s
+            idle = self.settings.smtp_idle_s
         loop = asyncio.get_running_loop()
-        ends = loop.time() + self.session_deadline_s
+        ends = loop.time() + self.settings.session_deadline_s
         record: float | None = None   # the deadline of a partly received line or message
         try:
             await self._write(writer, wire.greeting(), idle)
@@ -259,13 +245,13 @@ class Sessions:
                     return "client disconnected"
                 if record is None:
                     record = loop.time() + idle
-                record += len(data) / self.min_data_rate
+                record += len(data) / self.settings.min_data_rate
                 failed = wire.engine.failed_logins
                 out = wire.receive_data(data)
                 if not wire.in_record:
                     record = None
                 if wire.engine.failed_logins > failed:
-                    await asyncio.sleep(self.auth_failure_delay_s)   # guessing costs time
+                    await asyncio.sleep(self.settings.auth_failure_delay_s)   # guessing costs time
                 if out:
                     await self._write(writer, out, idle)
                 if wire.tls_pending and self.tls is not None:   # after STARTTLS's 220 or STLS
