@@ -8,6 +8,7 @@ and a message naming what is wrong and where; no traceback reaches the user for 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,6 +122,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             f"a {args.first} message"
         raise UserError(f"{what} does not occur in scenario {scenario.name} "
                         f"(seed {scenario.seed})")
+    if args.pcap:   # the files first: the printed journey may go to a reader that stops
+        _write_capture(tracer, Path(args.pcap))
     print(tracer.render())
     if args.svg:
         from netsim.charts import draw_sequence  # matplotlib only when drawing
@@ -132,6 +135,22 @@ def cmd_trace(args: argparse.Namespace) -> int:
             raise UserError(f"--svg {out}: cannot write the chart ({exc.strerror or exc})"
                             ) from None
     return 0
+
+
+def _write_capture(tracer: Tracer, out: Path) -> None:
+    """The journey as a pcap file; written beside and renamed, so that a failed write
+    leaves no partial capture."""
+    from netsim.net.pcap import write_pcap  # scapy only when capturing
+
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        count = write_pcap(partial, tracer.capture.events)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"--pcap {out}: cannot write the capture ({exc.strerror or exc})"
+                        ) from None
+    print(f"{count} packets in {out}", file=sys.stderr)
 
 
 def _chart_path(name: str, option: str) -> Path:
@@ -383,6 +402,8 @@ def parser() -> argparse.ArgumentParser:
                        "of this kind")
     trace.add_argument("--svg", metavar="FILE", help="also draw the journey as a sequence "
                        "chart (.svg, .png or .pdf)")
+    trace.add_argument("--pcap", metavar="FILE", help="also write the journey as a packet "
+                       "capture (pcap) that Wireshark and tshark open")
     trace.set_defaults(func=cmd_trace)
     draw = sub.add_parser("draw", help="draw the world: ISPs, links and latencies, policies, "
                           "visited and hosting networks")
@@ -475,6 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # finished sweep runs are on disk already: the same command resumes
         print("netsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``netsim trace | head``): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

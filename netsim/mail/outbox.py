@@ -67,8 +67,7 @@ def attempt(env: simpy.Environment, network: Network, ledger: Ledger, src: int, 
     """
     conn = network.connect(src, dst, port, env.now)
     if trace is not None:
-        trace.log(env.now, "connect", f"{prefix}{conn.describe()}", label(network, src),
-                  label(network, dst))
+        trace.connected(conn, env.now, label(network, src), label(network, dst), prefix)
     yield env.timeout(conn.delay_s)
     refused: dict[str, Reply] = {}
     if not conn.is_open:

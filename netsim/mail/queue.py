@@ -153,7 +153,8 @@ class OutboundQueue:
         server, mail, env = self.server, entry.mail, self.env
         trace = following(server.tracer, mail)
         route = yield from resolve_mx(env, self.resolver, entry.domain, self.rng, trace,
-                                      server.hostname, attempt_key(mail.key, entry.attempts))
+                                      server.hostname, attempt_key(mail.key, entry.attempts),
+                                      server.address)
         if route.status is RouteStatus.NXDOMAIN:
             self._fail(entry, dict(entry.pending), Outcome.REJECTED, env.now,
                        code=NXDOMAIN[0], cause=NXDOMAIN[1])

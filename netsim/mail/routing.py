@@ -34,21 +34,24 @@ class Route:
 
 
 def query(env: simpy.Environment, resolver: Resolver, name: str, rtype: str,
-          trace: Tracer | None, who: str, key: int) -> Generator[simpy.Event, Any, Answer]:
-    """One DNS query through ``resolver``, waiting its latency."""
-    answer, latency = resolver.query(name, rtype, env.now, key=key)
+          trace: Tracer | None, who: str, key: int, client: int = 0,
+          ) -> Generator[simpy.Event, Any, Answer]:
+    """One DNS query of the host ``client`` (labelled ``who``) through ``resolver``,
+    waiting its latency."""
+    asked = env.now
+    answer, latency = resolver.query(name, rtype, asked, key=key)
     yield env.timeout(latency)
     if trace is not None:
-        trace.log(env.now, "dns", f"{who} resolver: {answer.describe()}", who, "DNS")
+        trace.looked_up(asked, env.now, who, client, resolver.address, answer)
     return answer
 
 
 def resolve_mx(env: simpy.Environment, resolver: Resolver, domain: str,
                rng: np.random.Generator, trace: Tracer | None, who: str, key: int,
-               ) -> Generator[simpy.Event, Any, Route]:
+               client: int = 0) -> Generator[simpy.Event, Any, Route]:
     """The addresses to try for ``domain``, in order; ``key`` names the attempt that asks
-    (``Resolver.query``)."""
-    mx = yield from query(env, resolver, domain, "MX", trace, who, key)
+    (``Resolver.query``), ``client`` the asking host."""
+    mx = yield from query(env, resolver, domain, "MX", trace, who, key, client)
     if mx.rcode is RCode.NXDOMAIN:
         return Route(RouteStatus.NXDOMAIN)
     if mx.rcode is RCode.SERVFAIL:
@@ -57,7 +60,7 @@ def resolve_mx(env: simpy.Environment, resolver: Resolver, domain: str,
     hosts = _ordered(records, rng) if records else [domain]
     addresses: list[int] = []
     for host in hosts:
-        a = yield from query(env, resolver, host, "A", trace, who, key)
+        a = yield from query(env, resolver, host, "A", trace, who, key, client)
         if a.rcode is RCode.SERVFAIL and not addresses:
             return Route(RouteStatus.SERVFAIL)
         addresses += [x for x in a.records if isinstance(x, int)]

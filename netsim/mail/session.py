@@ -43,6 +43,7 @@ from netsim.protocols import (
     SMTPServer,
     SMTPSession,
 )
+from netsim.protocols.framing import dot_stuff
 from netsim.protocols.replies import S452_TOO_MANY_RCPTS, S535_AUTH_INVALID
 from netsim.protocols.smtp_server import auth_required, mail_checks, too_many_recipients
 
@@ -218,7 +219,8 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
         server.instant = None
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_replies(trace, t, reply.wire_lines(), server.hostname, party)
+            trace.said(conn, t, "smtp", reply.wire_lines(), client=False,
+                       src=server.hostname, dst=party)
         if per_command:
             yield env.timeout(t - env.now)
             t = env.now
@@ -232,10 +234,10 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
             acts, after = exchange(t, one_way, proc, data, scan)
             hooks.at = server.instant = acts
             if trace is not None:
-                sent = ([*(text_lines() if text_lines else []), "."]
+                sent = ([*dot_stuff(text_lines() if text_lines else []), "."]
                         if content else [command.to_line()])
-                for line in sent:
-                    trace.log(t, "smtp", f"C: {line}", party, server.hostname)
+                trace.said(conn, t, "smtp", sent, client=True, src=party,
+                           dst=server.hostname)
             reply = engine.handle(command)
             server.instant = None
             nxt = client.receive(reply)
@@ -243,13 +245,16 @@ def smtp_session(env: simpy.Environment, conn: Connection, client: SMTPClient, *
                 settled = True
                 on_settled(client, hooks.at)
             if trace is not None:
-                _log_replies(trace, after, reply.wire_lines(), server.hostname, party)
+                trace.said(conn, after, "smtp", reply.wire_lines(), client=False,
+                           src=server.hostname, dst=party)
             if per_command:
                 yield env.timeout(after - env.now)
                 t = env.now
             else:
                 t = after
             command = nxt
+        if trace is not None:
+            trace.closed(conn, t)
         if not settled:
             on_settled(client, t)
         if not per_command:
@@ -354,11 +359,6 @@ def _key(content: object) -> int:
     return int(getattr(getattr(content, "payload", None), "key", 0))
 
 
-def _log_replies(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
-    for line in lines:
-        trace.log(at, "smtp", f"S: {line}", src, dst)
-
-
 def label(network: Network, address: int) -> str:
     """A party's name in a trace: a mail server's hostname, else the host's address."""
     listener = network.listener(address, 25)
@@ -386,7 +386,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
         reply = engine.greeting()
         if trace is not None:
             party = label(server.network, conn.src)
-            _log_pop3(trace, t, reply.wire_lines(), server.hostname, party)
+            trace.said(conn, t, "pop3", reply.wire_lines(), client=False,
+                       src=server.hostname, dst=party)
         if per_command:
             yield env.timeout(t - env.now)
             t = env.now
@@ -395,7 +396,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
             while command is not None:
                 hooks.at = exchange(t, one_way, proc)[0]
                 if trace is not None:
-                    trace.log(t, "pop3", f"C: {command.to_line()}", party, server.hostname)
+                    trace.said(conn, t, "pop3", [command.to_line()], client=True, src=party,
+                               dst=server.hostname)
                 reply = engine.handle(command)
                 data = transfer(hooks.last_size, *bps) if isinstance(command, Retr) else 0.0
                 hooks.last_size = 0
@@ -404,7 +406,8 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
                     server.ledger.retrieved(row, arrive)
                 hooks.retrieved.clear()
                 if trace is not None:
-                    _log_pop3(trace, arrive, reply.wire_lines(), server.hostname, party)
+                    trace.said(conn, arrive, "pop3", reply.wire_lines(), client=False,
+                               src=server.hostname, dst=party)
                 if per_command:
                     yield env.timeout(arrive - env.now)
                     t = env.now
@@ -413,13 +416,11 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
                 command = client.receive(reply)
         finally:
             hooks.release()
+        if trace is not None:
+            trace.closed(conn, t)
         if not per_command:
             yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
     if trace is not None:
         trace.dialogues -= 1
     return hooks.login_at
 
-
-def _log_pop3(trace: Tracer, at: float, lines: list[str], src: str, dst: str) -> None:
-    for line in lines:
-        trace.log(at, "pop3", f"S: {line}", src, dst)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from netsim.mail.message import Mail
+from netsim.net.capture import Capture
+from netsim.net.dns import Answer
+from netsim.net.network import Connection
 
 if TYPE_CHECKING:
     from netsim.mail.ledger import Ledger
@@ -39,6 +42,7 @@ class Tracer:
     followed: set[int] = field(default_factory=set)
     rows: list[int] = field(default_factory=list)   # the followed messages' ledger rows
     dialogues: int = 0   # traced SMTP and POP3 dialogues under way
+    capture: Capture = field(default_factory=Capture)   # the same journey, as on the wire
 
     def created(self, mail: Mail) -> None:
         """Called for every new message: adopts the target and the bounces it causes."""
@@ -66,6 +70,31 @@ class Tracer:
 
     def log(self, at: float, topic: str, text: str, src: str = "", dst: str = "") -> None:
         self.lines.append(TraceLine(at, topic, text, src, dst))
+
+    def connected(self, conn: Connection, at: float, src: str, dst: str,
+                  prefix: str = "") -> None:
+        """A connection attempt from ``src`` to ``dst`` (their labels)."""
+        self.log(at, "connect", f"{prefix}{conn.describe()}", src, dst)
+        self.capture.opened(conn, at)
+
+    def said(self, conn: Connection, at: float, topic: str, lines: list[str], *,
+             client: bool, src: str, dst: str) -> None:
+        """Lines of a dialogue (``topic``: "smtp", "pop3") one side sent: the client's
+        at the instant it sends them, the server's when they reach the client."""
+        mark = "C" if client else "S"
+        for line in lines:
+            self.log(at, topic, f"{mark}: {line}", src, dst)
+        self.capture.sent(conn, at, client, lines)
+
+    def closed(self, conn: Connection, at: float) -> None:
+        """The client closed the connection."""
+        self.capture.closed(conn, at)
+
+    def looked_up(self, at: float, answered: float, who: str, client: int, resolver: int,
+                  answer: Answer) -> None:
+        """A DNS query of ``client`` (labelled ``who``) to ``resolver``, answered."""
+        self.log(answered, "dns", f"{who} resolver: {answer.describe()}", who, "DNS")
+        self.capture.lookup(at, answered, client, resolver, answer)
 
     def ordered(self) -> list[TraceLine]:
         """The lines in time order; times computed along different paths differ in the last

@@ -105,8 +105,9 @@ class Resolver:
 
     def __init__(self, zones: Zones, rng: np.random.Generator, *, ttl_s: float,
                  negative_ttl_s: float, lookup_mean_s: float, lookup_p90_s: float,
-                 cached_lookup_s: float, servfail_rate: float):
+                 cached_lookup_s: float, servfail_rate: float, address: int = 0):
         self.zones = zones
+        self.address = address   # where its queries go (a packet capture shows it)
         self.salt = salt(rng)
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s

@@ -71,7 +71,7 @@ class World:
         self.servers = [self._server(i) for i in isps]
         # each ISP's recursive resolver for its subscribers' hosts; its mail server keeps a
         # caching resolver of its own (``resolvers``), as MTAs do
-        self.subscriber_resolvers = [self._resolver(f"dns.{i.name}.subscribers")
+        self.subscriber_resolvers = [self._resolver(f"dns.{i.name}.subscribers", i.name)
                                      for i in scenario.isps]
         self.listing = apply_policies(self)
         self.relays = self._open_relays()
@@ -227,7 +227,7 @@ class World:
         address = static.host(0)
         self.zones.add_mx(isp.domain, 10, f"mail.{isp.domain}")
         self.zones.add_a(f"mail.{isp.domain}", address)
-        resolver = self._resolver(f"dns.{isp.name}")
+        resolver = self._resolver(f"dns.{isp.name}", isp.name)
         settings = self._settings(isp.mail_server)
         self.resolvers.append(resolver)
         return MailServer(self.env, isp=isp.name, domain=isp.domain, address=address,
@@ -238,12 +238,14 @@ class World:
                           rng=self.streams[f"mx.{isp.name}"], ids=self.next_id,
                           tracer=self.tracer, scan_rng=self.streams[f"scan.{isp.name}"])
 
-    def _resolver(self, stream: str) -> Resolver:
+    def _resolver(self, stream: str, isp: str) -> Resolver:
+        """A resolver of the ISP ``isp``, at the last address of its server network."""
         d = self.scenario.dns
+        static = self.plan.by_name[f"{isp}.static"]
         return Resolver(self.zones, self.streams[stream], ttl_s=d.ttl_s,
                         negative_ttl_s=d.negative_ttl_s, lookup_mean_s=d.lookup_mean_s,
                         lookup_p90_s=d.lookup_p90_s, cached_lookup_s=d.cached_lookup_s,
-                        servfail_rate=d.servfail_rate)
+                        servfail_rate=d.servfail_rate, address=static.host(static.hosts - 1))
 
     def _settings(self, m: MailServerConfig) -> ServerSettings:
         """A server's settings from its scenario's, at the scenario's fidelity."""

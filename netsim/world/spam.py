@@ -130,7 +130,8 @@ class SpamSessions:
                 domain = next(iter(pending)).rpartition("@")[2]
                 route = yield from resolve_mx(env, world.subscriber_resolvers[sender.isp],
                                               domain, sender.rng, trace, "bot",
-                                              attempt_key(mail.key, round_ + 1))
+                                              attempt_key(mail.key, round_ + 1),
+                                              sender.address)
                 if route.status is not RouteStatus.OK or not route.addresses:
                     finish(world.ledger, mail, pending, list(pending), Outcome.EXPIRED,
                            env.now, cause="dns_failure", trace=trace)

@@ -142,8 +142,7 @@ class MailClients:
         env, server = self.env, self.server
         conn = self.world.network.connect(source, server.address, server.pop3_port, env.now)
         if trace is not None:
-            trace.log(env.now, "connect", f"MUA {conn.describe()}", text(source),
-                      server.hostname)
+            trace.connected(conn, env.now, text(source), server.hostname, "MUA ")
         yield env.timeout(conn.delay_s)
         if conn.is_open:
             login = yield from pop3_session(env, conn, self.pop3_client(user, fetch=False),
@@ -255,8 +254,7 @@ class UserPopulation(MailClients):
         source, _ = self.location(user)
         conn = world.network.connect(source, server.address, server.pop3_port, env.now)
         if trace is not None:
-            trace.log(env.now, "connect", f"MUA {conn.describe()}", text(source),
-                      server.hostname)
+            trace.connected(conn, env.now, text(source), server.hostname, "MUA ")
         yield env.timeout(conn.delay_s)
         if conn.is_open:
             yield from pop3_session(env, conn, self.pop3_client(user), trace=trace)
