@@ -90,7 +90,8 @@ def _format_extras(summary: dict) -> list[str]:
     c = summary["credentials"]
     if c["pool"]:
         lines.append(f"credentials: {c['compromised']} compromised, {c['captured_pop3']} "
-                     f"captured from POP3, {c['captured_smtp_auth']} from SMTP AUTH; "
+                     f"captured from POP3, {c['captured_imap']} from IMAP, "
+                     f"{c['captured_smtp_auth']} from SMTP AUTH; "
                      f"{c['used_sessions']} spam sessions used {c['accounts_used']} of them")
     return lines
 

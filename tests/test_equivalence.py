@@ -104,6 +104,7 @@ class Seen:
         self.stolen_used = 0
         self.mua_paths: set[str] = set()
         self.pop_relayed = 0   # a traveller's mail relayed after a POP3 login
+        self.retrieved: set[str] = set()   # by POP3 or IMAP: where all clients use one
         self.examples = 0
         self.recipients = 0
         self.differing = 0
@@ -136,6 +137,11 @@ class Seen:
         away = legit["origin_isp"].astype(str) + ".example" != legit["rcpt_domain"].astype(str)
         self.pop_relayed += int(((legit[f"path_{a}"] == "mua:25+pop")
                                  & (legit[f"sender_{a}"] == "roaming") & away).sum())
+        retrieved = frame[frame[f"retrieved_s_{a}"].notna()]
+        for isp in data["isps"]:
+            if isp["imap_share"] in (0.0, 1.0) and (retrieved["rcpt_domain"]
+                                                    == isp["domain"]).any():
+                self.retrieved.add("imap" if isp["imap_share"] else "pop3")
         blocklist = data["defences"].get("blocklist")
         listed = frame[frame[f"stopped_by_{a}"] == "blocklist"]
         if blocklist is not None and len(listed):
@@ -174,6 +180,7 @@ def test_flow_and_session_agree_recipient_by_recipient_on_random_worlds():
     assert seen.mua_paths == {"mua:25", "mua:25+auth", "mua:25+pop", "mua:587", "provider:25",
                               "provider:587", "mta:direct", "mta:isp_25", "mta:isp_587"}
     assert seen.pop_relayed > 0
+    assert seen.retrieved == {"pop3", "imap"}
     assert seen.differing <= 0.001 * seen.recipients
 
 

@@ -138,22 +138,44 @@ def test_a_blocked_connection_is_unanswered_syns_or_a_reset(tmp_path, action):
         assert first[1][TCP].ack == first[0][TCP].seq + 1
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None and not os.environ.get("NETSIM_NEED_TSHARK"),
-                    reason="tshark is not installed (make test installs it)")
-def test_tshark_dissects_the_journey_with_no_errors(tmp_path, capsys):
+NEED_TSHARK = pytest.mark.skipif(
+    shutil.which("tshark") is None and not os.environ.get("NETSIM_NEED_TSHARK"),
+    reason="tshark is not installed (make test installs it)")
+
+
+def _tshark(capture, *args: str) -> str:
+    return subprocess.run(["tshark", "-r", str(capture), *args], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _capture(tmp_path, capsys, scenario) -> object:
     path = tmp_path / "s.yaml"
-    path.write_text(scenario_yaml(tiny_scenario(users=LEGIT)))
+    path.write_text(scenario_yaml(scenario))
     out = tmp_path / "journey.pcap"
     assert main(["trace", str(path), "--first", "legit", "--pcap", str(out)]) == 0
     capsys.readouterr()
+    return out
 
-    def tshark(*args: str) -> str:
-        return subprocess.run(["tshark", "-r", str(out), *args], capture_output=True,
-                              text=True, check=True).stdout
 
-    shown = tshark("-Y", "smtp || pop || dns")
+@NEED_TSHARK
+def test_tshark_dissects_the_journey_with_no_errors(tmp_path, capsys):
+    out = _capture(tmp_path, capsys, tiny_scenario(users=LEGIT))
+    shown = _tshark(out, "-Y", "smtp || pop || dns")
     for expected in ("Standard query", "MX isp-b.example", "C: EHLO", "C: MAIL FROM:<user",
                      "S: 250", "C: DATA", "C: USER user", "C: RETR 1", "S: +OK"):
         assert expected in shown, expected
-    assert tshark("-Y", "_ws.malformed || _ws.expert.severity >= error") == ""
-    assert "Errors" not in tshark("-q", "-z", "expert")
+    assert _tshark(out, "-Y", "_ws.malformed || _ws.expert.severity >= error") == ""
+    assert "Errors" not in _tshark(out, "-q", "-z", "expert")
+
+
+@NEED_TSHARK
+def test_tshark_dissects_an_imap_retrieval(tmp_path, capsys):
+    isps = tiny_scenario().model_dump(mode="json")["isps"]
+    for isp in isps:
+        isp["imap_share"] = 1.0
+    out = _capture(tmp_path, capsys, tiny_scenario(isps=isps, users=LEGIT))
+    shown = _tshark(out, "-Y", "imap")
+    for expected in ("IMAP", "LOGIN", "SELECT INBOX", "UID SEARCH UNSEEN", "UID FETCH",
+                     "LOGOUT"):
+        assert expected in shown, expected
+    assert _tshark(out, "-Y", "_ws.malformed || _ws.expert.severity >= error") == ""

@@ -58,7 +58,7 @@ class Row:
     blocked: bool = False
     rule: str = ""            # a blocked connection's ACL rule, else its verdict
     carries_message: bool = False   # a RETR reply with the message
-    topic: str = ""           # the trace topic: smtp, pop3, connect, dns, message, outcome
+    topic: str = ""           # the trace topic: smtp, pop3, imap, connect, dns, message, outcome
 
     @property
     def is_arrow(self) -> bool:
@@ -86,7 +86,7 @@ def sequence_rows(lines: Sequence[TraceLine]) -> list[Row]:
     body: dict[tuple[str, str], int] = {}   # (client, server) → its message body's row
     last_command: dict[tuple[str, str], str] = {}
     for line, party in zip(lines, who, strict=True):
-        if line.topic in ("smtp", "pop3"):
+        if line.topic in ("smtp", "pop3", "imap"):
             side, _, text = line.text.partition(": ")
             src, dst = line.src, line.dst
             if side == "C":
@@ -141,7 +141,7 @@ def _who(lines: Sequence[TraceLine]) -> list[str]:
     """The party each line stands at. A name that is no network party (a sender's address,
     "<>", "bot" asking DNS) stands for: the server whose failure made a bounce; else the
     party the name stood for before; else the host that connects next (or last)."""
-    parties = {p for line in lines if line.topic in ("connect", "smtp", "pop3")
+    parties = {p for line in lines if line.topic in ("connect", "smtp", "pop3", "imap")
                for p in (line.src, line.dst) if p}
     connects = [(i, line.src) for i, line in enumerate(lines) if line.topic == "connect"]
     seen: dict[str, str] = {}

@@ -14,7 +14,7 @@ from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
 from netsim.mail.policy import MECHANISMS, InboundPolicy, Policy, mechanism
 from netsim.mail.queue import OutboundQueue, RetryPolicy
 from netsim.mail.server import Listener, MailServer, ServerSettings
-from netsim.mail.session import pop3_session, smtp_session
+from netsim.mail.session import imap_session, pop3_session, smtp_session
 from netsim.mail.trace import TraceLine, Tracer
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Tracer",
     "coverage_by_subnet",
     "domain_of",
+    "imap_session",
     "local_part",
     "mechanism",
     "pop3_session",

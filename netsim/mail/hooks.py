@@ -11,9 +11,10 @@ from typing import Protocol, cast
 
 from netsim.mail.consult import ConsultedServer, Entry, first_refusal, steps_of
 from netsim.mail.facts import Ask, data_ask, recipient, session_ask
-from netsim.mail.mailbox import Maildrops
+from netsim.mail.mailbox import UIDVALIDITY, Maildrops
 from netsim.mail.message import Mail
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
+from netsim.protocols.imap_session import IMAPMailbox, IMAPSession, IMAPStoredMessage
 from netsim.protocols.replies import S250_QUEUED, S454_TOO_MANY_AUTH_FAILURES
 
 
@@ -145,6 +146,19 @@ class SMTPHooks:
         return S250_QUEUED
 
 
+def login_ok(server: POP3HookServer, client: object, username: str, password: str) -> bool:
+    """A POP3 or IMAP login. An address that failed too many logins (SMTP AUTH, POP3 or
+    IMAP) is refused outright: the right password passes no more than a guess until its
+    failures age out."""
+    now = server.now
+    if server.auth_throttled(client, now):
+        return False
+    ok = server.password_ok(username, password)
+    if not ok:
+        server.auth_failed(client, now)
+    return ok
+
+
 class POP3Hooks:
     """POP3 maildrop access; records each retrieval with the instant RETR is answered."""
 
@@ -157,15 +171,7 @@ class POP3Hooks:
         self._user: int | None = None
 
     def authenticate(self, session: POP3Session, username: str, password: str) -> bool:
-        # an address that failed too many logins (SMTP AUTH or POP3) is refused outright:
-        # the right password passes no more than a guess until its failures age out
-        client, now = session.client_address, self.server.now
-        if self.server.auth_throttled(client, now):
-            return False
-        ok = self.server.password_ok(username, password)
-        if not ok:
-            self.server.auth_failed(client, now)
-        return ok
+        return login_ok(self.server, session.client_address, username, password)
 
     def apop_secret(self, session: POP3Session, username: str) -> str | None:
         user = self.server.user_index(username)
@@ -202,3 +208,56 @@ class POP3Hooks:
         lines = mail.text_lines()
         blank = lines.index("")
         return lines[: blank + 1 + top_lines]
+
+
+class IMAPHooks:
+    """IMAP access to the same maildrops as POP3 (INBOX, the only mailbox); records each
+    first retrieval, the content of a message no client had seen, as it is rendered. The
+    adapter times them: ``fetched`` holds the ledger rows and modelled sizes of the last
+    command's, in the order they go out."""
+
+    def __init__(self, server: POP3HookServer):
+        self.server = server
+        self.at = 0.0
+        self.fetched: list[tuple[int, int]] = []
+        self.login_at: float | None = None
+        self._user: int | None = None
+        self._unseen: set[int] = set()   # UIDs no client had seen when the mailbox opened
+
+    def authenticate(self, session: IMAPSession, username: str, password: str) -> bool:
+        ok = login_ok(self.server, session.client_address, username, password)
+        if ok:
+            self.login_at = self.at
+        return ok
+
+    def open_mailbox(self, session: IMAPSession, username: str, name: str,
+                     readonly: bool) -> IMAPMailbox | None:
+        user = self.server.user_index(username)
+        if user is None or name.upper() != "INBOX":
+            return None
+        self._user = user
+        stored = self.server.maildrops.mailbox(user, self.at)
+        self._unseen = {s.uid for s in stored if not s.seen}
+        return IMAPMailbox(UIDVALIDITY, tuple(
+            IMAPStoredMessage(s.uid, s.message.size, s.flags, s.message.payload)
+            for s in stored))
+
+    def store_flags(self, session: IMAPSession, username: str,
+                    flags: Mapping[int, frozenset[str]]) -> None:
+        if self._user is not None:
+            self.server.maildrops.set_flags(self._user, flags)
+
+    def expunge(self, session: IMAPSession, username: str, uids: Sequence[int]) -> None:
+        if self._user is not None:
+            self.server.maildrops.expunge(self._user, uids)
+
+    def close_mailbox(self, session: IMAPSession, username: str, name: str) -> None:
+        self._user = None
+
+    def render(self, message: IMAPStoredMessage) -> bytes:
+        mail, row = cast(tuple[Mail, int], message.payload)
+        if message.uid in self._unseen:   # the engine may have flagged it \Seen already
+            self._unseen.discard(message.uid)
+            self.fetched.append((row, message.size))
+        return "".join(f"{line}\r\n" for line in mail.text_lines()).encode(
+            "utf-8", "surrogateescape")

@@ -1,52 +1,122 @@
-"""Per-account maildrops of one server, with the exclusive lock POP3 takes (RFC 1939 §8).
+"""Per-account maildrops of one server, served by POP3 and IMAP alike.
 
-Each message is visible from the instant it was delivered: a POP3 session that logs in
-earlier does not see it, even where the simulation stored it a moment ahead of that instant.
+POP3 takes an exclusive lock (RFC 1939 §8) and deletes what its client marked at QUIT.
+IMAP (RFC 9051) leaves mail on the server: each message has a UID that never changes
+within the mailbox (UIDVALIDITY stays 1) and flags (``\\Seen``, ``\\Deleted``, ...); a
+client removes messages only by expunging them. Each message is visible from the instant
+it was delivered: a session that logs in earlier does not see it, even where the
+simulation stored it a moment ahead of that instant.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from netsim.protocols import StoredMessage
+
+UIDVALIDITY = 1
+
+
+SEEN = "\\Seen"
+
+
+@dataclass(slots=True)
+class Stored:
+    """One message in a maildrop: when it was delivered, its IMAP UID and flags."""
+
+    at: float
+    message: StoredMessage
+    uid: int
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def seen(self) -> bool:
+        return SEEN in self.flags
 
 
 class Maildrops:
     """Messages waiting for each local user, keyed by user index."""
 
     def __init__(self) -> None:
-        self._drops: dict[int, list[tuple[float, StoredMessage]]] = {}
+        self._drops: dict[int, list[Stored]] = {}
+        self._next_uid: dict[int, int] = {}
+        self._unseen: dict[int, int] = {}   # user → messages no client has retrieved
         self._locked: set[int] = set()
 
     def add(self, user: int, message: StoredMessage, at: float = 0.0) -> bool:
-        """Store a message delivered at ``at``; True when the maildrop was empty before."""
+        """Store a message delivered at ``at``; True when nothing was waiting for the user
+        before (no message a client has not seen)."""
         drop = self._drops.setdefault(user, [])
-        drop.append((at, message))
-        return len(drop) == 1
+        uid = self._next_uid.get(user, 1)
+        self._next_uid[user] = uid + 1
+        drop.append(Stored(at, message, uid))
+        unseen = self._unseen.get(user, 0)
+        self._unseen[user] = unseen + 1
+        return unseen == 0
 
     def peek(self, user: int) -> list[StoredMessage]:
         """What is stored, without locking (for tracing)."""
-        return [m for _, m in self._drops.get(user, ())]
+        return [s.message for s in self._drops.get(user, ())]
 
     def count(self, user: int) -> int:
         return len(self._drops.get(user, ()))
 
+    def waiting(self, user: int) -> int:
+        """Messages no client has retrieved yet (POP3 deletes what it retrieves; IMAP marks
+        it seen)."""
+        return self._unseen.get(user, 0)
+
+    def sizes(self, user: int) -> list[int]:
+        """The sizes of the messages stored for ``user``."""
+        return [s.message.size for s in self._drops.get(user, ())]
+
+    def users(self) -> list[int]:
+        return list(self._drops)
+
     def open(self, user: int, at: float = math.inf) -> list[StoredMessage] | None:
-        """Lock and snapshot what was delivered by ``at``; None when another session holds
-        the lock."""
+        """POP3: lock and snapshot what was delivered by ``at``; None when another POP3
+        session holds the lock."""
         if user in self._locked:
             return None
         self._locked.add(user)
-        return [m for t, m in self._drops.get(user, ()) if t <= at]
+        return [s.message for s in self._drops.get(user, ()) if s.at <= at]
 
     def close(self, user: int, deleted: set[str]) -> None:
-        """Remove the deleted messages and release the lock (POP3 UPDATE state)."""
-        drop = self._drops.get(user)
-        if drop is not None and deleted:
-            drop[:] = [(t, m) for t, m in drop if m.uid not in deleted]
-            if not drop:
-                del self._drops[user]
+        """POP3: remove the deleted messages and release the lock (the UPDATE state)."""
+        self._remove(user, lambda s: s.message.uid in deleted)
         self._locked.discard(user)
+
+    def mailbox(self, user: int, at: float = math.inf) -> list[Stored]:
+        """IMAP: what was delivered by ``at``, in UID order (no lock: IMAP sessions share a
+        mailbox)."""
+        return [s for s in self._drops.get(user, ()) if s.at <= at]
+
+    def set_flags(self, user: int, flags: Mapping[int, frozenset[str]]) -> None:
+        """IMAP: the new flags of these messages (by UID)."""
+        for s in self._drops.get(user, ()):
+            found = flags.get(s.uid)
+            if found is not None:
+                s.flags = found
+        self._count(user)
+
+    def expunge(self, user: int, uids: Iterable[int]) -> None:
+        """IMAP: remove these messages for good."""
+        wanted = set(uids)
+        self._remove(user, lambda s: s.uid in wanted)
+
+    def _remove(self, user: int, gone: Callable[[Stored], bool]) -> None:
+        drop = self._drops.get(user)
+        if drop is None:
+            return
+        drop[:] = [s for s in drop if not gone(s)]
+        if not drop:
+            del self._drops[user]
+        self._count(user)
+
+    def _count(self, user: int) -> None:
+        self._unseen[user] = sum(not s.seen for s in self._drops.get(user, ()))
 
     def __len__(self) -> int:
         return sum(len(d) for d in self._drops.values())

@@ -21,7 +21,7 @@ import simpy
 from netsim.draws import bounce_keys, keyed_exponential_one, salt
 from netsim.mail.accounts import TYPO_NONE, account, parse_local, recipient_address
 from netsim.mail.consult import Steps
-from netsim.mail.hooks import POP3Hooks, SMTPHooks
+from netsim.mail.hooks import IMAPHooks, POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
 from netsim.mail.mailbox import Maildrops
 from netsim.mail.message import Kind, Mail, SenderType
@@ -29,7 +29,7 @@ from netsim.mail.policy import InboundPolicy, default_policies
 from netsim.mail.queue import OutboundQueue, RetryPolicy
 from netsim.mail.trace import Tracer, following
 from netsim.net import Network, Resolver
-from netsim.protocols import POP3Server, SMTPServer, StoredMessage
+from netsim.protocols import IMAPServer, POP3Server, SMTPServer, StoredMessage
 from netsim.protocols.smtp_server import auth_required
 
 
@@ -114,6 +114,7 @@ class MailServer:
         self.stats_wait_s = 0.0        # total time SMTP clients waited for a session slot
         self.stats_smtp_sessions = 0
         self.pop3_security = "plaintext"   # or "apop", "stls", "pop3s"
+        self.imap_security = "plaintext"   # or "starttls", "imaps"
         # POP3 logins that open relay (POP-before-SMTP): client address → instants, sorted
         self.pop_logins: dict[int, list[float]] = {}
         self._pop3_sessions = 0
@@ -184,6 +185,11 @@ class MailServer:
         """Where the server serves POP3: 995 for POP3S, else 110."""
         return 995 if self.pop3_security == "pop3s" else 110
 
+    @property
+    def imap_port(self) -> int:
+        """Where the server serves IMAP: 993 for IMAPS, else 143."""
+        return 993 if self.imap_security == "imaps" else 143
+
     def pop_login(self, client: int, at: float) -> float:
         """When ``client`` last logged in by POP3 before sending, at or before ``at`` (-inf:
         never): the login POP-before-SMTP opens relay for."""
@@ -234,6 +240,20 @@ class MailServer:
                                       f"@{self.hostname}>",
                             stls=self.pop3_security == "stls" if stls is None else stls,
                             tls=tls or port == 995, allow_plaintext=allow_plaintext,
+                            max_errors=max_errors)
+        return engine, hooks
+
+    def imap_engine(self, port: int, client_address: object, hooks: IMAPHooks | None = None,
+                    max_errors: int = 10, *, starttls: bool | None = None, tls: bool = False,
+                    allow_plaintext: bool = True) -> tuple[IMAPServer, IMAPHooks]:
+        """An IMAP engine for one session over the same maildrops as POP3. The lab offers
+        STARTTLS where it has TLS (``starttls``; None: as the scenario's imap_security
+        says), serves implicit TLS (``tls``: 993) and may refuse LOGIN outside TLS."""
+        hooks = hooks or IMAPHooks(self)
+        engine = IMAPServer(self.hostname, hooks, client_address=client_address, port=port,
+                            starttls=(self.imap_security == "starttls" if starttls is None
+                                      else starttls),
+                            tls=tls or port == 993, allow_plaintext=allow_plaintext,
                             max_errors=max_errors)
         return engine, hooks
 

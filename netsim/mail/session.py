@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 
 from netsim.mail.consult import first_refusal
-from netsim.mail.hooks import POP3Hooks, SMTPHooks, SMTPHookServer
+from netsim.mail.hooks import IMAPHooks, POP3Hooks, SMTPHooks, SMTPHookServer
 from netsim.mail.ledger import Ledger
 from netsim.mail.message import Mail
 from netsim.mail.trace import Tracer
@@ -35,6 +35,8 @@ from netsim.protocols import (
     Content,
     Credentials,
     Envelope,
+    IMAPClient,
+    IMAPServer,
     POP3Client,
     POP3Server,
     Reply,
@@ -126,6 +128,17 @@ class POP3SessionServer(SessionServer, Protocol):
         """A POP3 engine for one session on ``port``, and its hooks."""
 
 
+class IMAPSessionServer(SessionServer, Protocol):
+    """What the IMAP adapter uses of the server: what every session uses, its engine, and
+    the ledger it records retrievals in."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    def imap_engine(self, port: int, client_address: object) -> tuple[IMAPServer, IMAPHooks]:
+        """An IMAP engine for one session on ``port``, and its hooks."""
+
+
 # The adapter's instants, one definition for the engines (a session at a time) and the flow
 # path (arrays of sessions): the server answers the greeting after its processing time;
 # each command travels one way (with its data's transfer time), the server processes it
@@ -164,6 +177,12 @@ def transfer(size: Any, server_bps: Any, client_bps: Any) -> Any:
 # Commands a POP3 client sends before the one that logs in (PASS, or APOP), by the
 # server's login security: USER; APOP alone; STLS, USER; USER on 995.
 COMMANDS_BEFORE_LOGIN = {"plaintext": 1, "apop": 0, "stls": 2, "pop3s": 1}
+# ... and before its first RETR: those, the login, STAT, LIST and UIDL
+POP3_COMMANDS_BEFORE_RETR = {k: n + 4 for k, n in COMMANDS_BEFORE_LOGIN.items()}
+# Commands an IMAP client sends before its UID FETCH, by the server's login security:
+# LOGIN (where offered, STARTTLS and CAPABILITY first: RFC 9051 §6.2.1 has the client ask
+# again inside TLS), SELECT INBOX, UID SEARCH UNSEEN
+IMAP_COMMANDS_BEFORE_FETCH = {"plaintext": 3, "starttls": 5, "imaps": 3}
 
 
 def pop3_login(opened: np.ndarray, one_way: np.ndarray, proc: np.ndarray,
@@ -424,3 +443,67 @@ def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *
         trace.dialogues -= 1
     return hooks.login_at
 
+
+
+def imap_session(env: simpy.Environment, conn: Connection, client: IMAPClient, *,
+                 trace: Tracer | None = None,
+                 ) -> Generator[simpy.Event, Any, float | None]:
+    """Run an IMAP dialogue. A FETCH's answer carries its messages one after the other: each
+    first retrieval is recorded when its octets have arrived. Returns when the client
+    logged in (None: it did not)."""
+    server: IMAPSessionServer = conn.listener.server
+    one_way = conn.one_way_s
+    proc = server.processing_s
+    bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
+    per_command = server.settings.per_command
+    server.stats_sessions += 1
+    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
+        trace.dialogues += 1
+    with server.slots.request() as slot:
+        yield slot
+        engine, hooks = server.imap_engine(conn.port, conn.src)
+        hooks.at, t = greeting(env.now, one_way, proc)
+        reply = engine.greeting()
+        if trace is not None:
+            party = label(server.network, conn.src)
+            trace.said(conn, t, "imap", reply.wire_lines(), client=False,
+                       src=server.hostname, dst=party)
+        if per_command:
+            yield env.timeout(t - env.now)
+            t = env.now
+        command = client.receive(reply)
+        try:
+            while command is not None:
+                hooks.at = exchange(t, one_way, proc)[0]
+                if trace is not None:
+                    trace.said(conn, t, "imap", [command.to_line()], client=True, src=party,
+                               dst=server.hostname)
+                responses = engine.handle(command)
+                data = 0.0
+                for row, size in hooks.fetched:   # in the order they go out
+                    data += transfer(size, *bps)
+                    server.ledger.retrieved(row, retrieval(t, one_way, proc, data))
+                hooks.fetched.clear()
+                arrive = retrieval(t, one_way, proc, data)
+                if trace is not None:
+                    trace.said(conn, arrive, "imap",
+                               [line for x in responses for line in x.wire_lines()],
+                               client=False, src=server.hostname, dst=party)
+                if per_command:
+                    yield env.timeout(arrive - env.now)
+                    t = env.now
+                else:
+                    t = arrive
+                command = None
+                for response in responses:   # the client answers the last one
+                    command = client.receive(response) or command
+        finally:
+            if not engine.closed:
+                engine.abort()
+        if trace is not None:
+            trace.closed(conn, t)
+        if not per_command:
+            yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
+    if trace is not None:
+        trace.dialogues -= 1
+    return hooks.login_at

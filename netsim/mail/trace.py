@@ -26,7 +26,7 @@ class TraceLine:
     chart; either may be empty."""
 
     at: float
-    topic: str    # "message", "dns", "connect", "smtp", "pop3", "outcome"
+    topic: str    # "message", "dns", "connect", "smtp", "pop3", "imap", "outcome"
     text: str
     src: str = ""
     dst: str = ""

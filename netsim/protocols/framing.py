@@ -1,7 +1,9 @@
-"""Line framing for SMTP and POP3: line splitting with limits, dot-stuffing, DATA collection.
+"""Line framing for SMTP, POP3 and IMAP: line splitting with limits, dot-stuffing, DATA
+collection, and the octets of IMAP literals.
 
 Limits count octets *including* the CRLF, as the RFCs state them: SMTP command lines 512 and
-text lines 1000 (RFC 5321 §4.5.3.1.4 and .6), POP3 commands 255 (RFC 2449 §4).
+text lines 1000 (RFC 5321 §4.5.3.1.4 and .6), POP3 commands 255 (RFC 2449 §4). IMAP sets
+none; RFC 7162 §4 asks servers to take lines of at least 8192 octets.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ class LineBuffer:
     def pending(self) -> int:
         """Octets held that do not yet form a complete line."""
         return len(self._buffer)
+
+    def take(self, count: int) -> bytes:
+        """Remove and return up to ``count`` octets as they are: an IMAP literal's data
+        (RFC 9051 §4.3), where CR and LF are data, not line ends."""
+        chunk = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return chunk
 
     def lines(self) -> Iterator[bytes | LineTooLong | BareLineEnd]:
         """Yield each complete line held (bytes without CRLF), LINE_TOO_LONG or

@@ -1,21 +1,25 @@
-"""SASL PLAIN (RFC 4616) and LOGIN encodings, shared by the SMTP client and server.
+"""SASL PLAIN (RFC 4616) and LOGIN encodings, shared by the SMTP and IMAP engines.
 
-Only the encodings live here; the exchange (334 prompts, ``*`` to cancel) is the engines'.
+Only the encodings, and which PLAIN messages give credentials, live here; the exchange (334
+prompts, ``+`` continuations, ``*`` to cancel) is the engines'.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 
 __all__ = [
     "LOGIN_PASSWORD_PROMPT",
     "LOGIN_USERNAME_PROMPT",
     "MECHANISMS",
+    "PlainRefused",
     "b64decode",
     "b64encode",
     "decode_plain",
     "encode_plain",
+    "plain_credentials",
 ]
 
 #: The mechanisms the engines implement.
@@ -64,3 +68,29 @@ def decode_plain(data: str) -> tuple[str, str, str] | None:
     if len(parts) != 3 or not parts[1]:
         return None
     return parts[0], parts[1], parts[2]
+
+
+class PlainRefused(enum.Enum):
+    """Why a PLAIN message gives no credentials."""
+
+    NOT_BASE64 = "not base64, or not UTF-8"
+    MALFORMED = "not authzid NUL authcid NUL passwd"
+    OTHER_IDENTITY = "asks to act for another user"
+
+
+def plain_credentials(data: str) -> tuple[str, str] | PlainRefused:
+    """``(username, password)`` from a base64 PLAIN message, or why there are none.
+
+    Acting for another identity (an authzid that is not the user's own) is not supported:
+    a user logs in only as themselves.
+    """
+    text = b64decode(data)
+    if text is None:
+        return PlainRefused.NOT_BASE64
+    parts = text.split("\0")
+    if len(parts) != 3 or not parts[1]:
+        return PlainRefused.MALFORMED
+    authzid, username, password = parts
+    if authzid and authzid != username:
+        return PlainRefused.OTHER_IDENTITY
+    return username, password

@@ -19,7 +19,7 @@ from .replies import (
     S535_AUTH_INVALID,
     Reply,
 )
-from .sasl import b64decode, decode_plain
+from .sasl import PlainRefused, b64decode, plain_credentials
 
 __all__ = ["AuthExchange", "Authenticator"]
 
@@ -67,7 +67,7 @@ class AuthExchange:
         password = b64decode(data)
         if password is None:
             return S501_INVALID_BASE64
-        return self._check("", self._login_user, password)
+        return self._check(self._login_user, password)
 
     def _login_username(self, data: str) -> Reply:
         username = b64decode(data)
@@ -78,15 +78,14 @@ class AuthExchange:
         return S334_PASSWORD
 
     def _plain(self, data: str) -> Reply:
-        parts = decode_plain(data)
-        if parts is None:
-            return S501_INVALID_BASE64
-        return self._check(*parts)
-
-    def _check(self, authzid: str, username: str, password: str) -> Reply:
-        # Acting for another identity (authzid) is not supported: only as oneself.
-        if authzid and authzid != username:
+        found = plain_credentials(data)
+        if found is PlainRefused.OTHER_IDENTITY:
             return S535_AUTH_INVALID
+        if isinstance(found, PlainRefused):
+            return S501_INVALID_BASE64
+        return self._check(*found)
+
+    def _check(self, username: str, password: str) -> Reply:
         if not self._authenticate(self._mechanism, username, password):
             return S535_AUTH_INVALID
         self.username = username

@@ -11,7 +11,8 @@ The drivers frame lines (:mod:`.framing`), parse them (:mod:`.parsing`), hand th
 command events and encode its replies. In DATA they collect the message, unstuffed, and give
 the engine ``Content(size, payload=message bytes)``. While the SMTP engine awaits an AUTH
 response, the next line is that response. This module also re-exports the framing and
-parsing names, so ``netsim.protocols.wire`` is the whole byte layer.
+parsing names, and IMAP's driver from :mod:`.imap_wire`, so ``netsim.protocols.wire`` is the
+whole byte layer.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .framing import (
     dot_stuff,
     dot_unstuff,
 )
+from .imap_wire import IMAPWireServer, encode_imap_responses
 from .parsing import parse_pop3_command, parse_smtp_command
 from .pop3_commands import Invalid as POP3Invalid
 from .pop3_commands import POP3Command, Stls
@@ -44,6 +46,7 @@ __all__ = [
     "MAX_SMTP_TEXT_LINE",
     "BareLineEnd",
     "DataReader",
+    "IMAPWireServer",
     "LineBuffer",
     "LineTooLong",
     "POP3WireServer",
@@ -52,6 +55,7 @@ __all__ = [
     "dot_unstuff",
     "encode_command",
     "encode_content",
+    "encode_imap_responses",
     "encode_pop3_reply",
     "encode_reply",
     "message_text",

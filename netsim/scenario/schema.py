@@ -64,6 +64,10 @@ class MailServerConfig(Strict):
         "plaintext", description="How POP3 logins travel: USER/PASS in plain text on 110, APOP "
         "(RFC 1939: digest, no password on the wire), STLS (RFC 2595) or POP3S on 995 "
         "(RFC 8314). Only plaintext can be captured by an eavesdropper.")
+    imap_security: Literal["plaintext", "starttls", "imaps"] = Field(
+        "plaintext", description="How IMAP logins travel: LOGIN in plain text on 143, "
+        "STARTTLS first (RFC 9051 §6.2.1), or IMAPS on 993 (RFC 8314). Only plaintext can be "
+        "captured by an eavesdropper, as POP3's USER/PASS.")
     submission_security: Literal["plaintext", "tls"] = Field(
         "plaintext", description="Whether SMTP AUTH on submission travels in plain text or "
         "inside TLS (STARTTLS or 465, RFC 8314). Only plaintext can be captured.")
@@ -211,6 +215,11 @@ class ISPConfig(Strict):
         0.0005, description="One-way latency inside the ISP's server network [s]. Assumed.")
     bot_fraction: Share = Field(0.0, description="Share of subscriber hosts infected by "
                                 "bots. Public estimates vary widely by country: a parameter.")
+    imap_share: Share = Field(
+        0.0, description="Share of the subscribers whose mail client retrieves by IMAP "
+        "(RFC 9051) and leaves mail on the server (marked seen); the others retrieve by POP3 "
+        "and delete what they retrieved. Assumed 0: the ISPs of the OP25B years served "
+        "their subscribers by POP3 (the primer, which names IMAP as what came after).")
     mail_server: MailServerConfig = Field(default_factory=MailServerConfig,
                                           description="The ISP's mail server.")
     policies: ISPPolicies = Field(default_factory=ISPPolicies, description="The ISP's "
@@ -375,7 +384,8 @@ class UsersConfig(Strict):
                                     "where the ISP has it in force); the rest of those on 25 "
                                     "send without either.")
     pop3_check_interval_s: float = Field(600, gt=0, description="How often a user's MUA checks "
-                                         "mail by POP3 [s]. Assumed: every 10 minutes.")
+                                         "mail (by POP3, or by IMAP: an IMAP client polls "
+                                         "too) [s]. Assumed: every 10 minutes.")
     size_median_bytes: float = Field(12_000, gt=0, description="Median legitimate message "
                                      "size [bytes] (about 6–8× spam's 2 KB, docs/references.md).")
     size_sigma: float = Field(1.0, ge=0, description="Log-normal sigma of message sizes.")

@@ -150,4 +150,9 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
         world["users"]["provider_share"] = pick(0.1, 0.3)
     world["users"].update(home_mta_share=pick(0.05, 0.15),
                           home_mta_smarthost=pick("none", "isp_25", "isp_587"))
+    # drawn after every draw above, so that the worlds drawn before stay as they were: mail
+    # clients that retrieve by IMAP and leave mail on the server
+    for isp in isps:
+        isp["imap_share"] = pick(0.0, 0.5, 1.0)
+        isp["mail_server"]["imap_security"] = pick("plaintext", "starttls", "imaps")
     return world

@@ -22,10 +22,10 @@ from netsim.net import (
 )
 from netsim.scenario import Scenario
 from netsim.scenario.schema import MailServerConfig
-from netsim.world.credentials import CredentialPool, pop3_capture_process, seed_compromised
+from netsim.world.credentials import CredentialPool, check_capture_process, seed_compromised
 from netsim.world.flow import LegitFlow
 from netsim.world.policies import apply_policies
-from netsim.world.retrieval import Retrievals
+from netsim.world.retrieval import Held, Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation, mua_helo
@@ -103,7 +103,7 @@ class World:
                     self.env.process(population.send_loop())
         seed_compromised(self)
         for i in isps:
-            capture = pop3_capture_process(self, i)
+            capture = check_capture_process(self, i)
             if capture is not None:
                 self.env.process(capture)
         sessions = SpamSessions(self)
@@ -147,6 +147,19 @@ class World:
             self.flow.flush()
         if self.retrievals is not None:
             self.retrievals.finish()
+
+    def mailboxes(self) -> dict[str, dict[str, int]]:
+        """What the ISPs' maildrops hold at the end, by the protocol their users retrieve
+        with: POP3 deletes what it retrieved, IMAP leaves it on the server."""
+        if self.retrievals is not None:
+            return {k: held.summary() for k, held in self.retrievals.held.items()}
+        held = {"pop3": Held(), "imap": Held()}
+        for server, workload in zip(self.servers, self.workloads, strict=True):
+            drops = server.maildrops
+            for user in drops.users():
+                imap = workload.imap is not None and bool(workload.imap[user])
+                held["imap" if imap else "pop3"].add(np.array(drops.sizes(user)))
+        return {k: h.summary() for k, h in held.items()}
 
     def out_of_order(self) -> dict[str, int]:
         """Asks that came earlier in time than one a stateful policy, a stateful ACL rule or

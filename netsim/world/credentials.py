@@ -2,10 +2,10 @@
 networks. The pool feeds the ``stolen_587`` strategy.
 
 Capture opportunities are every plaintext login a roaming user makes on a visited network
-with an eavesdropper: POP3 checks (every few minutes, mail or not) and SMTP AUTH on
-submission. POP3 logins are an aggregated Poisson process per ISP, thinned by the capture
-probability, so only captures cost events; SMTP AUTH is captured in the submissions that
-the simulation runs anyway.
+with an eavesdropper: mail checks (POP3 USER/PASS or IMAP LOGIN, every few minutes, mail or
+not) and SMTP AUTH on submission. Check logins are an aggregated Poisson process per ISP,
+thinned by the capture probability, so only captures cost events; SMTP AUTH is captured in
+the submissions that the simulation runs anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import simpy
 
 from netsim.scenario import Scenario
 from netsim.world.streams import Streams
+from netsim.world.workload import Workload
 
 
 class CredentialWorld(Protocol):
@@ -31,6 +32,8 @@ class CredentialWorld(Protocol):
     def credentials(self) -> CredentialPool: ...
     @property
     def env(self) -> simpy.Environment: ...
+    @property
+    def workloads(self) -> list[Workload]: ...
 
 
 def auth_captured(draw: Any, probability: Any, plaintext: Any) -> Any:
@@ -55,6 +58,7 @@ class CredentialPool:
         self._state = np.zeros(int(self._first[-1]), dtype=np.int8)
         self.compromised = 0
         self.captured_pop3 = 0
+        self.captured_imap = 0
         self.captured_smtp = 0
         self.used_sessions = 0
 
@@ -68,6 +72,8 @@ class CredentialPool:
             self.compromised += 1
         elif how == "pop3":
             self.captured_pop3 += 1
+        elif how == "imap":
+            self.captured_imap += 1
         else:
             self.captured_smtp += 1
 
@@ -87,7 +93,8 @@ class CredentialPool:
 
     def summary(self) -> dict[str, int]:
         return {"compromised": self.compromised, "captured_pop3": self.captured_pop3,
-                "captured_smtp_auth": self.captured_smtp, "pool": len(self.accounts),
+                "captured_imap": self.captured_imap, "captured_smtp_auth": self.captured_smtp,
+                "pool": len(self.accounts),
                 "used_sessions": self.used_sessions,
                 "accounts_used": int((self._state == USED).sum())}
 
@@ -104,16 +111,26 @@ def seed_compromised(world: CredentialWorld) -> None:
             world.credentials.add((isp, int(user)), "compromised")
 
 
-def pop3_capture_process(world: CredentialWorld, isp: int,
-                         ) -> Generator[simpy.Event, Any, None] | None:
-    """Captures of roaming users' plaintext POP3 logins, or None when none can happen."""
+def check_capture_process(world: CredentialWorld, isp: int,
+                          ) -> Generator[simpy.Event, Any, None] | None:
+    """Captures of roaming users' plaintext check logins (POP3 USER/PASS, IMAP LOGIN), or
+    None when none can happen."""
     s = world.scenario
-    if s.isps[isp].mail_server.pop3_security != "plaintext" or not s.visited_networks:
+    server = s.isps[isp].mail_server
+    imap = world.workloads[isp].imap
+    if imap is None:
+        imap = np.zeros(s.isps[isp].subscribers, dtype=bool)
+    plaintext = np.where(imap, server.imap_security == "plaintext",
+                         server.pop3_security == "plaintext")
+    if not plaintext.any() or not s.visited_networks:
         return None
     probabilities = np.array([v.eavesdrop_probability for v in s.visited_networks])
-    if probabilities.sum() == 0 or s.users.roaming_share == 0 or not s.isps[isp].subscribers:
+    if probabilities.sum() == 0 or s.users.roaming_share == 0:
         return None
-    users = s.isps[isp].subscribers
+    # every user logs in in the clear, or only some: their indices (a country's users are
+    # drawn as before when every login is plaintext)
+    exposed = None if plaintext.all() else np.flatnonzero(plaintext)
+    users = len(plaintext) if exposed is None else len(exposed)
     # Logins by roaming users per second; each lands on a visited network chosen uniformly
     # and is captured with that network's probability.
     logins = users * s.users.roaming_share / s.users.pop3_check_interval_s
@@ -123,6 +140,8 @@ def pop3_capture_process(world: CredentialWorld, isp: int,
     def process() -> Generator[simpy.Event, Any, None]:
         while True:
             yield world.env.timeout(rng.exponential(1 / rate))
-            world.credentials.add((isp, int(rng.integers(users))), "pop3")
+            k = int(rng.integers(users))
+            user = k if exposed is None else int(exposed[k])
+            world.credentials.add((isp, user), "imap" if imap[user] else "pop3")
 
     return process()

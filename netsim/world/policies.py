@@ -64,8 +64,10 @@ def apply_policies(world: PolicyWorld) -> Listing | None:
         p = isp.policies
         server = world.servers[i]
         server.pop3_security = isp.mail_server.pop3_security
+        server.imap_security = isp.mail_server.imap_security
         server.listen(25)
         server.listen(server.pop3_port)
+        server.listen(server.imap_port)
         if p.submission is not None:
             server.listen(587, from_s=p.submission.start_s)
         pool = world.dynamic_pool(i)

@@ -1,12 +1,19 @@
-"""First POP3 retrievals, computed at the end of a flow-fidelity run.
+"""First retrievals (POP3 or IMAP), computed at the end of a flow-fidelity run.
 
-At fidelity ``flow`` no POP3 session is simulated: every delivery into a maildrop (by the
-flow path or by the engines) is recorded here, and at the end of the run each gets its
-first retrieval as the POP3 session adapter would time it: the recipient's next periodic
-check strictly after the delivery, the TCP handshake, the greeting, the login (USER/PASS, or
-APOP; STLS first where offered), STAT, LIST and UIDL, then RETR and DELE of each waiting
-message in delivery order, each RETR answered after its transfer time. The check is made
-from home (a roaming user's check from a visited network differs by its latency only).
+At fidelity ``flow`` no retrieval session is simulated: every delivery into a maildrop (by
+the flow path or by the engines) is recorded here, and at the end of the run each gets its
+first retrieval as the session adapters would time it: the recipient's next periodic check
+strictly after the delivery, the TCP handshake, the greeting, then
+
+- POP3: the login (USER/PASS, or APOP; STLS first where offered), STAT, LIST and UIDL,
+  then RETR and DELE of each waiting message in delivery order, each RETR answered after
+  its transfer time;
+- IMAP: the login (LOGIN; STARTTLS first where offered), SELECT INBOX, UID SEARCH UNSEEN,
+  then one UID FETCH whose answer carries the unseen messages in delivery order, each
+  retrieved once its octets have arrived.
+
+The check is made from home (a roaming user's check from a visited network differs by its
+latency only).
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import numpy as np
 
 from netsim.mail.ledger import NUMPY_TYPES, Ledger
 from netsim.mail.server import MailServer
-from netsim.mail.session import exchanges, greeting, retrieval, transfer
+from netsim.mail.session import (
+    IMAP_COMMANDS_BEFORE_FETCH,
+    POP3_COMMANDS_BEFORE_RETR,
+    exchanges,
+    greeting,
+    retrieval,
+    transfer,
+)
 from netsim.net import Network, Subnet
 from netsim.scenario import Scenario
 from netsim.world.workload import Workload
@@ -43,6 +57,23 @@ class RetrievalWorld(Protocol):
     def dynamic_pool(self, isp: int) -> Subnet: ...
 
 
+class Held:
+    """Messages and octets a server's maildrops hold."""
+
+    __slots__ = ("bytes", "messages")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+
+    def add(self, sizes: np.ndarray) -> None:
+        self.messages += len(sizes)
+        self.bytes += int(sizes.sum())
+
+    def summary(self) -> dict[str, int]:
+        return {"messages": self.messages, "bytes": self.bytes}
+
+
 class Retrievals:
     """Deliveries into maildrops: the ISP, user, ledger row, instant and size of each, in
     typed columns (26 bytes a delivery)."""
@@ -54,6 +85,8 @@ class Retrievals:
         self._columns: dict[str, array[Any]] = {
             "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
             "size": array("i")}
+        # what the maildrops hold at the end, by the protocol of their users' clients
+        self.held = {"pop3": Held(), "imap": Held()}
 
     def add_many(self, isp: np.ndarray, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
                  size: np.ndarray) -> None:
@@ -98,24 +131,34 @@ class Retrievals:
         one_way = world.network.one_way(pool.host(0), server.address)
         opened = check + 2 * one_way
         keep = opened < end
-        users, rows, at, size, opened = (users[keep], rows[keep], at[keep], size[keep],
-                                         opened[keep])
+        imap = world.workloads[isp].imap
+        by_imap = imap[users] if imap is not None else np.zeros(len(users), dtype=bool)
+        # POP3 deletes what it retrieves; IMAP leaves it on the server
+        self.held["imap"].add(size[by_imap])
+        self.held["pop3"].add(size[~by_imap & ~keep])
+        users, rows, at, size, opened, by_imap = (users[keep], rows[keep], at[keep],
+                                                  size[keep], opened[keep], by_imap[keep])
         order = np.lexsort((at, opened, users))
-        users, rows, size, opened = users[order], rows[order], size[order], opened[order]
+        users, rows, size, opened, by_imap = (users[order], rows[order], size[order],
+                                              opened[order], by_imap[order])
         same = np.r_[False, (users[1:] == users[:-1]) & (opened[1:] == opened[:-1])]
         starts = np.flatnonzero(~same)
         run = np.repeat(starts, np.diff(np.r_[starts, len(users)]))
         rank = np.arange(len(users)) - run
         data = transfer(size, server.settings.server_bandwidth_bps, pool.bandwidth_bps)
         sent = np.cumsum(data)
-        before = sent - data - (sent[run] - data[run])   # earlier RETRs of the check
+        before = sent - data - (sent[run] - data[run])   # earlier messages of the check
         proc = server.processing_s
-        security = server.pop3_security
-        login = (1 if security == "apop" else 2) + (1 if security == "stls" else 0)
-        # the adapter's instants (``netsim.mail.session``): the greeting, the login, STAT,
-        # LIST and UIDL, then RETR and DELE of each message before this one
         first = greeting(opened, one_way, proc)[1]
-        retr = exchanges(first, login + 3 + 2 * rank, one_way, proc) + before
-        retrieved = retrieval(retr, one_way, proc, data)
+        # the adapters' instants (``netsim.mail.session``). POP3: the greeting, the
+        # commands before the first RETR, then RETR and DELE of each message before this
+        # one; IMAP: the commands before the FETCH, whose answer carries this message
+        # after those before it
+        retr = exchanges(first, POP3_COMMANDS_BEFORE_RETR[server.pop3_security] + 2 * rank,
+                         one_way, proc) + before
+        fetch = exchanges(first, IMAP_COMMANDS_BEFORE_FETCH[server.imap_security], one_way,
+                          proc)
+        retrieved = np.where(by_imap, retrieval(fetch, one_way, proc, before + data),
+                             retrieval(retr, one_way, proc, data))
         world.ledger.retrieved_rows(rows, retrieved)
         server.stats_sessions += len(starts)

@@ -81,6 +81,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         "legit_by_origin": report.legit_by_origin(cols),
         "legit_delay": report.legit_delay(cols),
         "credentials": world.credentials.summary(),
+        "mailboxes": world.mailboxes(),
         "sim": {
             "messages": world.messages_created,
             "recipients": recipients,

@@ -14,12 +14,12 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from netsim.mail import Kind, Mail, MailServer, SenderType, pop3_session
+from netsim.mail import Kind, Mail, MailServer, SenderType, imap_session, pop3_session
 from netsim.mail.accounts import account_name
 from netsim.mail.outbox import attempt, blocked, refuse
 from netsim.mail.trace import Tracer, following
 from netsim.net import NetKind, Subnet, text
-from netsim.protocols import Credentials, POP3Client, Reply
+from netsim.protocols import Credentials, FetchPlan, IMAPClient, POP3Client, Reply
 from netsim.world.credentials import auth_captured
 from netsim.world.senders import Process, SendersWorld
 from netsim.world.workload import (
@@ -87,6 +87,14 @@ class MailClients:
         return POP3Client(account_name(user), self.server.password(user), delete=True,
                           use_apop=security == "apop", use_stls=security == "stls",
                           tls=security == "pop3s", fetch=fetch)
+
+    def imap_client(self, user: int) -> IMAPClient:
+        """The user's mail client as an IMAP client of its server's login security: LOGIN,
+        the unseen messages fetched (which marks them seen), nothing deleted."""
+        security = self.server.imap_security
+        return IMAPClient(account_name(user), self.server.password(user), mechanism="LOGIN",
+                          use_starttls=security == "starttls", tls=security == "imaps",
+                          fetch=FetchPlan.UNSEEN)
 
     def submit(self, user: int, mail: Mail, where: tuple[int, Subnet], capture: float,
                first_round: int = 0) -> Process:
@@ -252,12 +260,16 @@ class UserPopulation(MailClients):
         # Where the user checks from matters for latency; captures of roaming logins are
         # counted by the aggregated capture process (netsim.world.credentials).
         source, _ = self.location(user)
-        conn = world.network.connect(source, server.address, server.pop3_port, env.now)
+        imap = self.workload.imap is not None and bool(self.workload.imap[user])
+        port = server.imap_port if imap else server.pop3_port
+        conn = world.network.connect(source, server.address, port, env.now)
         if trace is not None:
             trace.connected(conn, env.now, text(source), server.hostname, "MUA ")
         yield env.timeout(conn.delay_s)
-        if conn.is_open:
+        if conn.is_open and imap:
+            yield from imap_session(env, conn, self.imap_client(user), trace=trace)
+        elif conn.is_open:
             yield from pop3_session(env, conn, self.pop3_client(user), trace=trace)
         self.checking[user] = False
-        if server.maildrops.count(user):
+        if server.maildrops.waiting(user):
             self.mail_arrived(user, env.now)

@@ -137,6 +137,10 @@ class Workload:
         self.home_mta_path = HOME_MTA_PATHS[cfg.home_mta_smarthost]
         # each user's MUA checks mail every interval, from its own phase
         self.check_phase = streams[f"users.pop3.{self.name}"].random(n) * cfg.pop3_check_interval_s
+        # whose client retrieves by IMAP (and leaves mail on the server): drawn where some do
+        share = s.isps[isp].imap_share
+        self.imap: np.ndarray | None = (
+            streams[f"users.imap.{self.name}"].random(n) < share if share > 0 else None)
         self.rcpt_cdf = np.cumsum(cfg.recipients_pmf)
         self.server_users = np.array([i.subscribers for i in s.isps], dtype=np.int64)
         self.others = recipient_choice

@@ -5,14 +5,19 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 
 import pytest
 
 from netsim.protocols import (
     DefaultHooks,
     Envelope,
+    IMAPMailbox,
+    IMAPSession,
+    IMAPStoredMessage,
+    IMAPWireServer,
     POP3WireServer,
     Reply,
     SMTPSession,
@@ -123,9 +128,91 @@ def make_maildrop() -> type[Maildrop]:
     return Maildrop
 
 
+def imap_message(uid: int, text: bytes = b"hello", flags: Iterable[str] = ()) -> IMAPStoredMessage:
+    """A stored message whose payload is its octets (``render`` gives them back)."""
+    payload = b"Subject: message %d\r\n\r\n%s\r\n" % (uid, text)
+    return IMAPStoredMessage(uid, len(payload), frozenset(flags), payload)
+
+
+class IMAPStore:
+    """IMAP hooks over one in-memory INBOX per user; records every storage call."""
+
+    def __init__(
+        self,
+        messages: Sequence[IMAPStoredMessage] = (),
+        *,
+        uidvalidity: int = 1,
+        exclusive: bool = False,
+    ) -> None:
+        self.passwords = {"alice": "secret"}
+        self.mailboxes = {"alice": list(messages)}
+        self.uidvalidity = uidvalidity
+        self.exclusive = exclusive  # refuse a second session while one has the mailbox open
+        self.open_now: set[str] = set()
+        self.calls: list[tuple[object, ...]] = []
+
+    def authenticate(self, session: IMAPSession, username: str, password: str) -> bool:
+        return self.passwords.get(username) == password
+
+    def open_mailbox(
+        self, session: IMAPSession, username: str, name: str, readonly: bool
+    ) -> IMAPMailbox | None:
+        self.calls.append(("open", username, name, readonly))
+        if self.exclusive and username in self.open_now:
+            return None
+        self.open_now.add(username)
+        return IMAPMailbox(self.uidvalidity, tuple(self.mailboxes.get(username, [])))
+
+    def store_flags(
+        self, session: IMAPSession, username: str, flags: Mapping[int, frozenset[str]]
+    ) -> None:
+        self.calls.append(("flags", username, dict(flags)))
+        self.mailboxes[username] = [
+            replace(m, flags=flags[m.uid]) if m.uid in flags else m
+            for m in self.mailboxes[username]
+        ]
+
+    def expunge(self, session: IMAPSession, username: str, uids: Sequence[int]) -> None:
+        self.calls.append(("expunge", username, list(uids)))
+        gone = set(uids)
+        self.mailboxes[username] = [m for m in self.mailboxes[username] if m.uid not in gone]
+
+    def close_mailbox(self, session: IMAPSession, username: str, name: str) -> None:
+        self.calls.append(("close", username, name))
+        self.open_now.discard(username)
+
+    def render(self, message: IMAPStoredMessage) -> bytes:
+        assert isinstance(message.payload, bytes)
+        return message.payload
+
+    def deliver(self, username: str, message: IMAPStoredMessage) -> None:
+        """New mail arrives in storage (the adapter tells a selected session)."""
+        self.mailboxes.setdefault(username, []).append(message)
+
+    def uids(self, username: str = "alice") -> list[int]:
+        return [m.uid for m in self.mailboxes[username]]
+
+    def flags(self, username: str = "alice") -> dict[int, set[str]]:
+        return {m.uid: set(m.flags) for m in self.mailboxes[username]}
+
+
+# UIDs 1, 2, 5: sequence numbers and UIDs differ for the third message
+IMAP_THREE = (imap_message(1), imap_message(2, b"second"), imap_message(5, b"third"))
+
+
+@pytest.fixture
+def imap_store() -> IMAPStore:
+    return IMAPStore(IMAP_THREE)
+
+
+@pytest.fixture(scope="session")
+def make_imap_store() -> type[IMAPStore]:
+    return IMAPStore
+
+
 # --- loopback sockets, for the interoperability tests against smtplib / poplib ---------
 
-Wire = SMTPWireServer | POP3WireServer
+Wire = SMTPWireServer | POP3WireServer | IMAPWireServer
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The reply tables themselves (aiosmtpd's test of its status-code table)."""
+"""The reply tables themselves (aiosmtpd's test of its status-code table): SMTP, POP3, IMAP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import inspect
 
 import pytest
 
-from netsim.protocols import pop3_replies, replies
+from netsim.protocols import (
+    Continuation,
+    FetchData,
+    IMAPData,
+    IMAPStatus,
+    StatusResponse,
+    imap_responses,
+    pop3_replies,
+    replies,
+)
+from netsim.protocols.imap_responses import IMAP_RESPONSES
 from netsim.protocols.pop3_replies import POP3_REPLIES, POP3Reply
 from netsim.protocols.replies import REPLIES, Reply, with_text
 
@@ -121,3 +131,53 @@ def test_pop3_wire_lines() -> None:
     assert POP3Reply(True, "empty", ()).wire_lines() == ["+OK empty", "."]
     with pytest.raises(ValueError):
         POP3Reply(False, "x", ("body",))
+
+
+# --- IMAP: the named conditions of imap_responses -------------------------------------------
+
+# RFC 9051 §7.1's response codes, RFC 5530's PRIVACYREQUIRED (also in RFC 9051), RFC 7888's TOOBIG
+IMAP_RESPONSE_CODES = {
+    "ALERT", "ALREADYEXISTS", "APPENDUID", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED",
+    "BADCHARSET", "CANNOT", "CAPABILITY", "CLIENTBUG", "CLOSED", "CONTACTADMIN", "COPYUID",
+    "CORRUPTION", "EXPIRED", "EXPUNGEISSUED", "HASCHILDREN", "INUSE", "LIMIT", "NONEXISTENT",
+    "NOPERM", "OVERQUOTA", "PARSE", "PERMANENTFLAGS", "PRIVACYREQUIRED", "READ-ONLY",
+    "READ-WRITE", "SERVERBUG", "TRYCREATE", "UIDNEXT", "UIDNOTSTICKY", "UIDVALIDITY",
+    "UNAVAILABLE", "UNKNOWN-CTE", "TOOBIG",
+}  # fmt: skip
+
+
+def test_imap_table_holds_every_constant() -> None:
+    names = {n for n, v in vars(imap_responses).items()
+             if isinstance(v, IMAPStatus | Continuation)}  # fmt: skip
+    assert names == set(IMAP_RESPONSES)
+    assert set(IMAP_RESPONSES) <= set(imap_responses.__all__)
+    assert len(set(IMAP_RESPONSES.values())) == len(IMAP_RESPONSES), "two names for one response"
+
+
+@pytest.mark.parametrize(("name", "response"), sorted(IMAP_RESPONSES.items()))
+def test_imap_name_says_the_kind(name: str, response: IMAPStatus | Continuation) -> None:
+    prefix = name.split("_", 1)[0]
+    if isinstance(response, Continuation):
+        assert prefix == "CONTINUE"
+        return
+    assert prefix == response.kind
+    assert response.code is None or response.code.split(" ")[0] in IMAP_RESPONSE_CODES
+    assert response.text and response.text[0].isupper()  # read as a sentence
+
+
+def test_imap_wire_forms() -> None:
+    assert StatusResponse("a1", imap_responses.NO_MAILBOX_IN_USE).to_bytes() == (
+        b"a1 NO [INUSE] Mailbox is in use\r\n")
+    assert StatusResponse("*", imap_responses.BYE_LOGGING_OUT).wire_lines() == [
+        "* BYE Logging out"]
+    assert imap_responses.CONTINUE_SASL.to_bytes() == b"+ \r\n"
+    assert imap_responses.uidvalidity(7).to_bytes() == b"* OK [UIDVALIDITY 7] UIDs valid\r\n"
+    assert imap_responses.esearch("a1", [], uid=True) == IMAPData('ESEARCH (TAG "a1") UID')
+    assert FetchData(2, (("UID", "9"), ("BODY[]", b"\xff\r\n"))).wire_lines() == [
+        "* 2 FETCH (UID 9 BODY[] {3}", "\udcff", ")"]  # octets shown as surrogate escapes
+    for build in (lambda: IMAPStatus("MAYBE", "x"), lambda: IMAPStatus("OK", "a\r\nb"),
+                  lambda: IMAPStatus("OK", "x", ""), lambda: IMAPStatus("OK", "x", "A]B C"),
+                  lambda: IMAPData("a\nb"), lambda: FetchData(0, ()),
+                  lambda: Continuation("a\rb")):  # fmt: skip
+        with pytest.raises(ValueError):
+            build()
