@@ -78,3 +78,42 @@ def test_the_trace_shows_an_imap_retrieval_line_by_line(tmp_path, capsys):
                      "C: A4 UID FETCH", "BODY[] {", "This is a test mail", "C: A5 LOGOUT"):
         assert expected in out, expected
     assert "C: USER" not in out
+
+
+def test_a_quota_bounces_mail_for_a_full_imap_mailbox_with_552():
+    """Mail stays in an IMAP user's mailbox until the quota refuses more (552 5.2.2 at
+    RCPT, bounced to the sender); a POP3 user's mailbox empties at each check."""
+    data = _world((0.0, 1.0), users={"sends_per_day": 96.0}).model_dump(mode="json")
+    for isp in data["isps"]:
+        isp["mail_server"]["mailbox_quota_bytes"] = 100_000
+    result = simulate(Scenario.model_validate(data))
+    frame = result.recipients_frame()
+    full = frame[frame["stopped_by"] == "mailbox_full"]
+    by_domain = full["rcpt_domain"].value_counts()
+    # IMAP mailboxes fill; a POP3 one only while a large message waits for the next check
+    assert by_domain["isp-b.example"] > 10 * by_domain.get("isp-a.example", 0) > 0
+    assert (full["reply_code"] == 552).all() and (full["outcome"] == "rejected").all()
+    # mail that isp-a's server relayed is bounced to its senders; isp-b's own users were
+    # refused as they submitted
+    relayed = full[(full["origin_isp"] == "isp-a") & (full["rcpt_domain"] == "isp-b.example")]
+    bounces = frame[(frame["kind"] == "bounce") & (frame["rcpt_domain"] == "isp-a.example")]
+    assert len(bounces) >= relayed["message_id"].nunique() > 100
+    # a full mailbox takes nothing more, so it holds about the quota
+    held = result.summary["mailboxes"]["imap"]["bytes"] / 30
+    assert 100_000 <= held < 100_000 + 3 * 100_000
+
+
+def test_a_mailbox_holds_what_was_delivered_until_its_pop3_client_checks():
+    from netsim.mail.mailbox import MailboxUsage
+
+    def drained(users, at):   # user 0 retrieves by POP3 every 600 s; user 1 by IMAP
+        return np.where(users == 0, (at // 600 + 1) * 600, np.inf)
+
+    usage = MailboxUsage(drained)
+    usage.add(np.array([0, 1]), np.array([100.0, 100.0]), np.array([5_000, 7_000]))
+    assert usage.held(0, 99.0) == 0 and usage.held(0, 100.0) == 5_000
+    assert usage.held(0, 599.0) == 5_000 and usage.held(0, 600.0) == 0
+    assert usage.held(1, 10_000.0) == 7_000
+    assert usage.late == 0
+    usage.add(np.array([1]), np.array([50.0]), np.array([1]))   # before an instant asked
+    assert usage.late == 1

@@ -132,4 +132,11 @@ def test_tutorial_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     roaming = text(tagged(nb, "trace-roaming"))
     assert "dropped by op25b" in roaming and ":587 open" in roaming and "354" in roaming
     assert "op25b" in text(tagged(nb, "roaming"))
+    packets = text(tagged(nb, "pcap"))
+    assert "packets in journey.pcap" in packets and "MX" in packets
+    assert "EHLO" in packets and "RETR" in packets
+    imap = text(tagged(nb, "imap"))
+    assert "imap" in imap and "pop3" in imap and "from IMAP LOGIN" in imap
+    for step in (":143 open", "LOGIN user", "SELECT INBOX", "UID FETCH", "BODY[]"):
+        assert step in imap, step
     assert images(nb) >= 1

@@ -17,6 +17,9 @@ appended to ``server.policies``; none touches protocol code. What each models:
 - :class:`RateLimit`: a per-account recipient limit on authenticated submission, a token
   bucket as in Postfix's anvil ``smtpd_client_recipient_rate_limit`` or policyd's quotas,
   so a hijacked account cannot spray spam through its ISP's own server.
+- :class:`MailboxQuota`: a mailbox holding its quota refuses more mail (552 5.2.2 at
+  RCPT), as Dovecot's quota-status service answers Postfix; IMAP users, whose mail stays
+  on the server, fill theirs.
 
 Each decides over the facts of :class:`~netsim.mail.policy.Ask`, one expression for one
 recipient or many (``netsim.mail.policy``, module rule 1). Each refusal is a named reply;
@@ -33,6 +36,7 @@ import numpy as np
 
 from netsim.draws import keyed_uniform, salt
 from netsim.mail.facts import Ask, inbound, not_
+from netsim.mail.mailbox import MailboxUsage
 from netsim.mail.policy import JUNK, Policy
 from netsim.net import AddressPlan, NetKind
 from netsim.protocols import Reply
@@ -40,6 +44,7 @@ from netsim.protocols.replies import (
     S450_GREYLISTED,
     S451_RATE_LIMITED,
     S550_CONTENT_REJECTED,
+    S552_MAILBOX_FULL,
     S554_BLOCKLISTED,
 )
 
@@ -327,3 +332,39 @@ class RateLimit(Policy):
                 bucket[user] = (tokens - 1.0, now)
                 out.append(False)
         return out
+
+
+class MailboxQuota(Policy):
+    """Refuse mail for a mailbox that holds its quota or more: 552 5.2.2 at RCPT, as
+    Dovecot's quota-status service answers Postfix (``quota_status_overquota``), so the
+    sending server bounces it. The mailbox is what :class:`~netsim.mail.mailbox.
+    MailboxUsage` says it holds at the ask's instant.
+
+    Args:
+        quota_bytes: The octets a mailbox may hold.
+        usage: The server's mailboxes over time.
+    """
+
+    stateful: ClassVar[bool] = True   # each server reads its own mailboxes
+    reply_rcpt = S552_MAILBOX_FULL
+
+    def __init__(self, quota_bytes: int, usage: MailboxUsage):
+        if quota_bytes <= 0:
+            raise ValueError("quota_bytes must be positive")
+        self.quota_bytes = quota_bytes
+        self.usage = usage
+
+    @property
+    def out_of_order(self) -> int:   # type: ignore[override]
+        return self.usage.late
+
+    def scope_rcpt(self, ask: Ask) -> Any:
+        return ask.local & (ask.account >= 0)
+
+    def refuses_rcpt(self, ask: Ask) -> Any:
+        held, quota = self.usage.held, self.quota_bytes
+        if not _many(ask):
+            return held(ask.account, ask.at) >= quota
+        return np.array([held(a, t) >= quota
+                         for a, t in zip(ask.account.tolist(), ask.at.tolist(), strict=True)],
+                        dtype=bool)

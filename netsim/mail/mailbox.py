@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from netsim.protocols import StoredMessage
 
 UIDVALIDITY = 1
@@ -120,3 +122,35 @@ class Maildrops:
 
     def __len__(self) -> int:
         return sum(len(d) for d in self._drops.values())
+
+
+class MailboxUsage:
+    """The octets each account's mailbox holds over time, what a quota reads: deliveries
+    add to it, and a POP3 client drains it at its next scheduled check (``drained``: the
+    instants, for accounts and delivery instants); an IMAP client's ``drained`` is
+    infinite, as it leaves mail on the server. Both paths add their deliveries here, so a
+    quota reads the same mailboxes at every fidelity; at fidelity flow a minute's
+    deliveries are added after its asks, and ``late`` counts the deliveries that came
+    after an ask about a later instant of the same mailbox (that ask may have been
+    answered otherwise than the engines would)."""
+
+    def __init__(self, drained: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        self._drained = drained
+        self._held: dict[int, list[tuple[float, float, int]]] = {}   # account → deliveries
+        self._asked: dict[int, float] = {}   # account → the latest instant asked about
+        self.late = 0
+
+    def add(self, users: np.ndarray, at: np.ndarray, sizes: np.ndarray) -> None:
+        """Deliveries of ``sizes`` octets to ``users`` at ``at``."""
+        gone = self._drained(users, at)
+        asked = self._asked
+        for user, t, drained, size in zip(users.tolist(), at.tolist(), gone.tolist(),
+                                          sizes.tolist(), strict=True):
+            self._held.setdefault(user, []).append((t, drained, int(size)))
+            self.late += asked.get(user, -math.inf) > t
+
+    def held(self, user: int, at: float) -> int:
+        """The octets ``user``'s mailbox holds at ``at``."""
+        if at > self._asked.get(user, -math.inf):
+            self._asked[user] = at
+        return sum(size for t, drained, size in self._held.get(user, ()) if t <= at < drained)

@@ -46,6 +46,7 @@ from netsim.protocols.replies import (
     S535_AUTH_INVALID,
     S550_CONTENT_REJECTED,
     S550_USER_UNKNOWN,
+    S552_MAILBOX_FULL,
     S552_SIZE_EXCEEDED,
     S553_SENDER_NOT_OWNED,
     S554_BLOCKLISTED,
@@ -343,6 +344,7 @@ MECHANISMS: dict[Reply, str] = {
     S550_CONTENT_REJECTED: "content_filter",
     S451_RATE_LIMITED: "rate_limit",
     S553_SENDER_NOT_OWNED: "sender_mismatch",
+    S552_MAILBOX_FULL: "mailbox_full",
 }
 
 

@@ -23,7 +23,7 @@ from netsim.mail.accounts import TYPO_NONE, account, parse_local, recipient_addr
 from netsim.mail.consult import Steps
 from netsim.mail.hooks import IMAPHooks, POP3Hooks, SMTPHooks
 from netsim.mail.ledger import Ledger, Outcome
-from netsim.mail.mailbox import Maildrops
+from netsim.mail.mailbox import MailboxUsage, Maildrops
 from netsim.mail.message import Kind, Mail, SenderType
 from netsim.mail.policy import InboundPolicy, default_policies
 from netsim.mail.queue import OutboundQueue, RetryPolicy
@@ -108,6 +108,8 @@ class MailServer:
         self.scan_salt = salt(scan_rng) if scan_rng is not None else 0
         # at fidelity flow: where deliveries go to be retrieved (no maildrop, no POP3 session)
         self.retrievals: DeliverySink | None = None
+        # the octets its mailboxes hold over time, where a quota reads them
+        self.usage: MailboxUsage | None = None
         # the instant the server handles the current command; policies read it (``now``)
         self.instant: float | None = None
         self.stats_sessions = 0
@@ -295,6 +297,9 @@ class MailServer:
                           f"{self.hostname}", self.hostname)
         if junk:
             return
+        if self.usage is not None:   # what a quota reads
+            n = len(users)
+            self.usage.add(np.array(users), np.full(n, at), np.full(n, mail.size))
         if self.retrievals is not None:
             self.retrievals.add_engines(self, users, rows, at, mail.size)
             return

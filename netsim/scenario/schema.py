@@ -77,6 +77,13 @@ class MailServerConfig(Strict):
     message_size_limit: int = Field(
         10_240_000, ge=65_536, description="Largest message accepted, else 552 [bytes] "
         "(Postfix message_size_limit).")
+    mailbox_quota_bytes: int | None = Field(
+        None, ge=1, description="Octets a mailbox may hold; mail for a mailbox at its quota "
+        "is refused at RCPT with 552 5.2.2 (Dovecot's quota-status service for Postfix), "
+        "and the sending server bounces it. A POP3 client's mail leaves the mailbox at its "
+        "next scheduled check; an IMAP client's stays. Mailboxes start empty. null: no "
+        "quota (assumed: the ISPs' quotas of the time, some megabytes, rarely filled in a "
+        "day by POP3 users).")
     auth_failure_limit: int = Field(
         5, ge=1, description="Failed SMTP AUTH logins a client address may make in "
         "auth_failure_window_s; then every AUTH from it gets 454 4.7.0 until its failures "

@@ -155,4 +155,6 @@ def random_world(seed: int, *, small: bool = False) -> dict[str, Any]:
     for isp in isps:
         isp["imap_share"] = pick(0.0, 0.5, 1.0)
         isp["mail_server"]["imap_security"] = pick("plaintext", "starttls", "imaps")
+    for isp in isps:   # a quota that IMAP users' mail can fill within the run
+        isp["mail_server"]["mailbox_quota_bytes"] = pick(None, None, 150_000, 500_000)
     return world

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import networkx as nx
 import numpy as np
 import simpy
@@ -29,7 +31,7 @@ from netsim.world.retrieval import Held, Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation, mua_helo
-from netsim.world.workload import GROUP_HOME_MTA, Workload
+from netsim.world.workload import GROUP_HOME_MTA, Workload, next_check
 
 
 class CountingEnvironment(simpy.Environment):
@@ -147,6 +149,18 @@ class World:
             self.flow.flush()
         if self.retrievals is not None:
             self.retrievals.finish()
+
+    def drained(self, isp: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """When mail delivered at ``at`` to the ISP's accounts ``users`` leaves their
+        mailboxes: at a POP3 client's next scheduled check, never for an IMAP client's."""
+        interval = self.scenario.users.pop3_check_interval_s
+
+        def drained(users: np.ndarray, at: np.ndarray) -> np.ndarray:
+            workload = self.workloads[isp]   # read when mail arrives: built after the policies
+            gone = next_check(workload.check_phase[users], interval, at)
+            return gone if workload.imap is None else np.where(workload.imap[users], np.inf,
+                                                               gone)
+        return drained
 
     def mailboxes(self) -> dict[str, dict[str, int]]:
         """What the ISPs' maildrops hold at the end, by the protocol their users retrieve

@@ -9,7 +9,10 @@ behind it; and, on the ISP's top talkers, a stateful rule after it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
+
+import numpy as np
 
 from netsim.draws import salt
 from netsim.mail import MailServer
@@ -18,9 +21,11 @@ from netsim.mail.defences import (
     ContentFilter,
     Greylisting,
     Listing,
+    MailboxQuota,
     RateLimit,
     coverage_by_subnet,
 )
+from netsim.mail.mailbox import MailboxUsage
 from netsim.mail.policy import LocalRecipients, RelayControl, SenderLoginMatch
 from netsim.net import (
     Action,
@@ -51,6 +56,9 @@ class PolicyWorld(Protocol):
     def streams(self) -> Streams: ...
 
     def dynamic_pool(self, isp: int) -> Subnet: ...
+
+    def drained(self, isp: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """When mail delivered to the ISP's accounts leaves their mailboxes."""
 
 
 def apply_policies(world: PolicyWorld) -> Listing | None:
@@ -101,6 +109,10 @@ def apply_policies(world: PolicyWorld) -> Listing | None:
         if p.rate_limit is not None:
             server.policies.append(RateLimit(p.rate_limit.recipients_per_hour,
                                              p.rate_limit.start_s))
+        quota = isp.mail_server.mailbox_quota_bytes
+        if quota is not None:
+            server.usage = MailboxUsage(world.drained(i))
+            server.policies.append(MailboxQuota(quota, server.usage))
         _defences(world, server, listing if consults[i] else None)
     return listing
 

@@ -35,7 +35,7 @@ from netsim.mail.session import (
 )
 from netsim.net import Network, Subnet
 from netsim.scenario import Scenario
-from netsim.world.workload import Workload
+from netsim.world.workload import Workload, next_check
 
 
 class RetrievalWorld(Protocol):
@@ -95,6 +95,11 @@ class Retrievals:
                              ("size", size)):
             column = self._columns[name]
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
+        for k in np.unique(isp).tolist():   # what a quota reads (the engines add their own)
+            usage = self.world.servers[k].usage
+            if usage is not None:
+                mine = isp == k
+                usage.add(users[mine], at[mine], size[mine])
 
     def add_engines(self, server: MailServer, users: list[int], rows: list[int], at: float,
                     size: int) -> None:
@@ -126,7 +131,7 @@ class Retrievals:
         end = world.scenario.duration_s
         interval = self.interval
         phase = world.workloads[isp].check_phase[users]
-        check = phase + (np.floor((at - phase) / interval) + 1) * interval
+        check = next_check(phase, interval, at)
         pool = world.dynamic_pool(isp)
         one_way = world.network.one_way(pool.host(0), server.address)
         opened = check + 2 * one_way

@@ -9,7 +9,6 @@ measure and are not simulated.
 
 from __future__ import annotations
 
-import math
 from typing import Protocol, cast
 
 import numpy as np
@@ -35,6 +34,7 @@ from netsim.world.workload import (
     TARGET,
     Batch,
     Workload,
+    next_check,
 )
 
 
@@ -250,7 +250,7 @@ class UserPopulation(MailClients):
         phase = float(self.check_phase[user])
         # The user's next periodic check strictly after the delivery.
         after = max(after, env.now)
-        wait = phase + (math.floor((after - phase) / interval) + 1) * interval - env.now
+        wait = float(next_check(phase, interval, after)) - env.now
         yield env.timeout(wait)
         trace = None   # follow the session if it may carry a traced message
         if world.tracer is not None and any(

@@ -221,3 +221,9 @@ def _without_repeats(batch: Batch) -> Batch:
     return Batch(batch.created, batch.user, batch.where, batch.host, batch.size, batch.key,
                  batch.capture, first, batch.rcpt_isp[keep], batch.rcpt_user[keep],
                  batch.typo[keep])
+
+
+def next_check(phase: Any, interval: float, after: Any) -> Any:
+    """A mail client's first check strictly after ``after``: it checks every ``interval``
+    from its ``phase``. For one client or arrays of them."""
+    return phase + (np.floor((after - phase) / interval) + 1) * interval
