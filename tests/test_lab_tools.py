@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -76,6 +77,7 @@ def test_port_maps_never_collide() -> None:
         exposed = [ports.exposed_port(p, k) for _, p in SERVICES for k in range(50)]
         assert len(set(exposed)) == len(exposed) and not lab_ports & set(exposed)
     assert PortMap("offset", 10000).lab_port(25) == 10025
+    assert [PortMap("offset", 10000).lab_port(p) for p in (143, 993)] == [10143, 10993]
     assert PortMap("ephemeral").lab_port(25) == 0
 
 
@@ -163,11 +165,13 @@ def test_serve_reports_a_port_in_use(offset: int, capsys: pytest.CaptureFixture[
 
 
 # -- serve as a process ----------------------------------------------------------------
-def test_serve_prints_its_table_and_stops_on_sigint() -> None:
+def test_serve_prints_its_table_and_stops_on_sigint(tmp_path: Path) -> None:
     base = random.Random(os.getpid() + 1).randrange(40000, 50000, 100)
+    capture = tmp_path / "lab.pcap"
     process = subprocess.Popen(
         [sys.executable, "-m", "netsim.cli", "serve", "--offset", str(base), *OP25B,
-         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--quiet", "--pcap", str(capture)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     try:
         assert process.stdout is not None
         lines = []
@@ -179,11 +183,16 @@ def test_serve_prints_its_table_and_stops_on_sigint() -> None:
         assert "mail.isp-a.example  127.2.0.1" in table and "OP25B (drop), 587+AUTH" in table
         with socket.create_connection(("127.2.0.1", base + 25), timeout=5) as sock:
             assert sock.recv(100).startswith(b"220 mail.isp-a.example")
+        with socket.create_connection(("127.2.0.1", base + 143), timeout=5) as sock:
+            assert sock.recv(100).startswith(b"* OK [CAPABILITY IMAP4rev2")
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
         assert process.returncode == 0, err
         assert "lab stopped" in out and time.monotonic() - started < 5
+        # two connections: each a handshake (3), a greeting (1) and a close (3)
+        assert f"capture: 14 packet(s) in {capture}" in out
+        assert capture.stat().st_size > 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -209,4 +218,5 @@ def test_banner_lists_servers_networks_and_accounts() -> None:
     assert "mail.isp-b.example  127.4.0.1" in table
     assert "isp-a.dynamic    dynamic  10.1.0.0/16        → 127.1.0.0/16" in table
     assert "user0@isp-a.example / pw-isp-a.example-0" in table
+    assert "POP3   995    IMAP   993" in table and "IMAP LOGIN" in table
     assert "127.0.0.1 and anything else is outside every network" in table

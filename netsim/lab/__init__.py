@@ -1,8 +1,9 @@
 """The live lab: the scenario's mail servers on real sockets, for real mail clients.
 
-A second adapter (asyncio) around the same sans-I/O SMTP and POP3 engines the simulation
-drives, with the world's policies, accounts, filters and DNS data. ``netsim serve`` runs it;
-``netsim send`` and ``netsim fetch`` are small clients for it. See ``docs/lab.md``.
+A second adapter (asyncio) around the same sans-I/O SMTP, POP3 and IMAP engines the
+simulation drives, with the world's policies, accounts, filters and DNS data. ``netsim serve``
+runs it (``--pcap``: and records its sessions as a packet capture); ``netsim send`` and
+``netsim fetch`` are small clients for it. See ``docs/lab.md``.
 """
 
 from netsim.lab.addresses import AddressMap

@@ -4,7 +4,7 @@
 
     with BackgroundLab(load_scenario(overrides=["policy=op25b+587"])) as lab:
         host, port = lab.endpoint("isp-a", "submission")
-        ...  # smtplib, poplib
+        ...  # smtplib, poplib, imaplib
         lab.call(lambda: lab.mailbox("isp-b", 1))   # read the lab's state in its own thread
 """
 

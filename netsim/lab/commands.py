@@ -40,8 +40,9 @@ WARNING: when the class is over. Clients from outside 127.0.0.0/8 count as stran
 def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
              load: Load) -> None:
     """Add ``serve``, ``send`` and ``fetch`` to the ``netsim`` command's subparsers."""
-    serve = sub.add_parser("serve", help="the live lab: each ISP's mail server on its own "
-                           "loopback address, for real mail clients and nc")
+    serve = sub.add_parser("serve", help="the live lab: each ISP's mail server (SMTP, "
+                           "submission, POP3, IMAP) on its own loopback address, for real "
+                           "mail clients and nc")
     scenario_args(serve)
     _port_args(serve)
     serve.add_argument("--bind-all", action="store_true", help="also listen on every "
@@ -52,14 +53,19 @@ def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
                        help="SMTP idle timeout (RFC 5321: 5 minutes)")
     serve.add_argument("--pop3-timeout", type=float, default=600.0, metavar="SECONDS",
                        help="POP3 idle timeout (RFC 1939: at least 10 minutes)")
+    serve.add_argument("--imap-timeout", type=float, default=1800.0, metavar="SECONDS",
+                       help="IMAP idle timeout (RFC 9051: at least 30 minutes)")
     serve.add_argument("--quiet", action="store_true", help="log only warnings, not every "
                        "connection, delivery and relay dialogue")
     serve.add_argument("--tls-dir", type=Path, metavar="DIR", help="where the lab's CA "
                        "certificate is written (default: a new temporary folder)")
     serve.add_argument("--no-tls", action="store_true", help="serve no TLS (no STARTTLS, "
-                       "STLS, 465 or 995)")
+                       "STLS, 465, 995 or 993)")
     serve.add_argument("--spool", type=Path, metavar="DIR", help="keep accepted mail on disk "
                        "in DIR (written before each 250) and take it back on the next start")
+    serve.add_argument("--pcap", type=Path, metavar="FILE", help="record every session "
+                       "and write them to FILE as a packet capture when the lab stops, with "
+                       "the world's addresses and ports (TLS left out)")
     serve.set_defaults(func=partial(cmd_serve, load=load))
 
     sender = sub.add_parser("send", help="send one message to a lab server and print the "
@@ -97,8 +103,8 @@ def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
 
 def _port_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ports", choices=("offset", "standard"), default="offset",
-                        help="offset: 10025, 10587, 10110 (default); standard: 25, 587, 110 "
-                        "(needs root)")
+                        help="offset: 10025, 10587, 10110, 10143 … (default); standard: "
+                        "25, 587, 110, 143 … (needs root)")
     parser.add_argument("--offset", type=int, default=10000, help="added to the standard "
                         "ports with --ports offset (default 10000)")
 
@@ -118,8 +124,9 @@ def cmd_serve(args: argparse.Namespace, load: Load) -> int:
     """Run the lab until SIGINT or SIGTERM."""
     settings = LabSettings(ports=PortMap(args.ports, args.offset), bind_all=args.bind_all,
                            at=args.at, smtp_idle_s=args.smtp_timeout,
-                           pop3_idle_s=args.pop3_timeout, tls=not args.no_tls,
-                           tls_dir=args.tls_dir, spool=args.spool)
+                           pop3_idle_s=args.pop3_timeout, imap_idle_s=args.imap_timeout,
+                           tls=not args.no_tls, tls_dir=args.tls_dir, spool=args.spool,
+                           pcap=args.pcap)
     lab = Lab(load(args), settings)
     _logging(logging.WARNING if args.quiet else logging.INFO)
     return asyncio.run(_serve(lab))
@@ -143,6 +150,8 @@ async def _serve(lab: Lab) -> int:
         stored = sum(len(s.maildrops) for s in lab.layout.servers)
         print(f"\nlab stopped: {stored} message(s) in maildrops and {lost} relay "
               "delivery(ies) in the queue are gone (the lab keeps mail in memory)", flush=True)
+        if lab.settings.pcap is not None:
+            print(f"capture: {lab.packets} packet(s) in {lab.settings.pcap}", flush=True)
     return 0
 
 

@@ -4,10 +4,11 @@ Derived from the scenario alone, so ``netsim serve`` and the ``send``/``fetch`` 
 on every address and port without sharing any state file.
 
 Ports: ``standard`` uses the real ones (SMTP 25, submission 587 and 465 with implicit TLS,
-POP3 110 and 995 with implicit TLS); ``offset`` adds an offset (10000 by default: 10025,
-10587, 10465, 10110, 10995) so no privileges are needed; ``ephemeral`` (tests) lets the
-system pick free ports, which the running lab reports. STARTTLS (SMTP) and STLS (POP3) are
-offered on the plain ports (``netsim.lab.tls``).
+POP3 110 and 995 with implicit TLS, IMAP 143 and 993 with implicit TLS); ``offset`` adds an
+offset (10000 by default: 10025, 10587, 10465, 10110, 10995, 10143, 10993) so no privileges
+are needed; ``ephemeral`` (tests) lets the system pick free ports, which the running lab
+reports. STARTTLS (SMTP, IMAP) and STLS (POP3) are offered on the plain ports
+(``netsim.lab.tls``).
 
 The clock: scenario time 0 is the moment the lab starts (or ``at`` seconds before it), and
 it runs with the wall clock, so a policy with a start time comes into force that many
@@ -26,11 +27,13 @@ from netsim.mail import MailServer
 from netsim.scenario import Scenario
 from netsim.world.build import CountingEnvironment, World
 
-__all__ = ["SERVICES", "LabClock", "LabLayout", "PortMap", "Service", "lab_world"]
+__all__ = ["RETRIEVAL", "SERVICES", "LabClock", "LabLayout", "PortMap", "Service", "lab_world"]
 
 #: The lab's services: name and standard port.
 SERVICES: tuple[tuple[str, int], ...] = (("smtp", 25), ("submission", 587), ("submissions", 465),
-                                         ("pop3", 110), ("pop3s", 995))
+                                         ("pop3", 110), ("pop3s", 995), ("imap", 143),
+                                         ("imaps", 993))
+RETRIEVAL = frozenset({"pop3", "pop3s", "imap", "imaps"})   # mail reading: one slot pool
 EXPOSED_STEP = 100  # --bind-all: server k (1-based) adds k * 100 to its ports
 
 
@@ -75,12 +78,13 @@ class Service:
 
     Attributes:
         server: The server's index in ``world.servers``.
-        name: ``smtp`` (25), ``submission`` (587), ``submissions`` (465), ``pop3`` (110)
-            or ``pop3s`` (995).
+        name: ``smtp`` (25), ``submission`` (587), ``submissions`` (465), ``pop3`` (110),
+            ``pop3s`` (995), ``imap`` (143) or ``imaps`` (993).
         standard_port: The port as the lab presents it.
         scenario_port: The port the world's filters and listeners know it by: submission
-            with implicit TLS is the world's 587, and POP3 is 110 or 995 as the scenario says.
-        implicit_tls: TLS from the first octet (465, 995; RFC 8314).
+            with implicit TLS is the world's 587, POP3 is 110 or 995 and IMAP 143 or 993 as
+            the scenario says.
+        implicit_tls: TLS from the first octet (465, 995, 993; RFC 8314).
     """
 
     server: int
@@ -92,6 +96,15 @@ class Service:
     @property
     def is_pop3(self) -> bool:
         return self.name in ("pop3", "pop3s")
+
+    @property
+    def is_imap(self) -> bool:
+        return self.name in ("imap", "imaps")
+
+    @property
+    def is_retrieval(self) -> bool:
+        """POP3 or IMAP: mail reading, which shares one pool of session slots."""
+        return self.name in RETRIEVAL
 
 
 class LabClock(CountingEnvironment):
@@ -136,19 +149,22 @@ class LabLayout:
 
     def services(self, server: int) -> list[Service]:
         """The services a server offers: SMTP, submission (587, and 465 with TLS) where the
-        ISP has it, POP3 (110, and 995 with TLS)."""
+        ISP has it, POP3 (110, and 995 with TLS), IMAP (143, and 993 with TLS)."""
         isp = self.world.scenario.isps[server]
         pop3_port = 995 if isp.mail_server.pop3_security == "pop3s" else 110
+        imap_port = 993 if isp.mail_server.imap_security == "imaps" else 143
         out = [Service(server, "smtp", 25, 25)]
         if isp.policies.submission is not None:
             out += [Service(server, "submission", 587, 587),
                     Service(server, "submissions", 465, 587, implicit_tls=True)]
         out += [Service(server, "pop3", 110, pop3_port),
-                Service(server, "pop3s", 995, pop3_port, implicit_tls=True)]
+                Service(server, "pop3s", 995, pop3_port, implicit_tls=True),
+                Service(server, "imap", 143, imap_port),
+                Service(server, "imaps", 993, imap_port, implicit_tls=True)]
         return out
 
     def service(self, server: int, port: int) -> Service:
-        """The service of a server by standard port (25, 587, 465, 110, 995).
+        """The service of a server by standard port (25, 587, 465, 110, 995, 143, 993).
 
         Raises:
             UserError: If the server does not offer it.

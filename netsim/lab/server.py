@@ -1,7 +1,8 @@
 """The live lab: each ISP's mail server of a scenario on real sockets (asyncio).
 
 A second adapter around the same engines the simulation drives. :class:`Lab` builds the
-world (never run), listens on every server's services, and hands each connection to
+world (never run), listens on every server's services (SMTP, submission, POP3 and IMAP,
+with and without TLS), and hands each connection to
 :class:`~netsim.lab.session.Sessions`; accepted mail goes to the
 :class:`~netsim.lab.store.Postmaster`, mail for other domains to the
 :class:`~netsim.lab.relay.Relay`.
@@ -15,6 +16,7 @@ from contextlib import suppress
 from functools import partial
 
 from netsim.errors import UserError
+from netsim.lab.capture import LabCapture
 from netsim.lab.layout import LabClock, LabLayout, Service, lab_world
 from netsim.lab.relay import Relay
 from netsim.lab.session import Sessions
@@ -54,11 +56,17 @@ class Lab:
         #: The same on every interface, with ``bind_all``.
         self.exposed: dict[tuple[int, str], tuple[str, int]] = {}
         self._listeners: list[asyncio.Server] = []
+        #: Packets written to the capture file when the lab stopped.
+        self.packets = 0
         s = self.settings
         hold = self.world.scenario.smtp.connect_timeout_s if s.drop_hold_s is None \
             else s.drop_hold_s
+        if s.pcap is not None and not s.pcap.parent.is_dir():
+            raise UserError(f"--pcap {s.pcap}: no such folder {s.pcap.parent}")
+        #: The sessions as a packet capture, written at stop (``LabSettings.pcap``).
+        self.capture = None if s.pcap is None else LabCapture(self.layout, s.pcap)
         self.sessions = Sessions(self.layout, self.postmaster, self.clock, s,
-                                 drop_hold_s=hold, tls=self.tls)
+                                 drop_hold_s=hold, tls=self.tls, capture=self.capture)
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -68,13 +76,15 @@ class Lab:
             UserError: If an address or port cannot be bound (nothing stays bound then).
         """
         self.clock.start()
+        if self.capture is not None:
+            self.capture.start()
         self.restored = (self.restored[0], self.relay.resume())
         s = self.settings
         try:
             for i in range(len(self.layout.servers)):
                 for service in self.layout.services(i):
                     if service.implicit_tls and self.tls is None:
-                        continue   # no TLS: nothing on 465 and 995
+                        continue   # no TLS: nothing on 465, 995 and 993
                     port = s.ports.lab_port(service.standard_port)
                     self.bound[(i, service.name)] = await self._listen(
                         service, self.layout.hosts[i], port)
@@ -87,7 +97,8 @@ class Lab:
             raise
 
     async def stop(self) -> int:
-        """Stop listening, end every session (SMTP clients get 421) and the relay.
+        """Stop listening, end every session (SMTP clients get 421) and the relay; write the
+        capture, if the lab records one.
 
         Returns:
             Destination groups still queued in the relay, now lost.
@@ -100,7 +111,10 @@ class Lab:
                 async with asyncio.timeout(1.0):
                     await listener.wait_closed()
         self._listeners.clear()
-        return await self.relay.close()
+        lost = await self.relay.close()
+        if self.capture is not None:
+            self.packets = self.capture.write()
+        return lost
 
     async def _listen(self, service: Service, host: str, port: int) -> tuple[str, int]:
         try:
@@ -116,7 +130,8 @@ class Lab:
     # -- where things are ----------------------------------------------------------------
     def endpoint(self, isp: str, service: str) -> tuple[str, int]:
         """The loopback host and port of a server's service (``smtp``, ``submission``,
-        ``pop3``), by ISP name, domain or host name."""
+        ``submissions``, ``pop3``, ``pop3s``, ``imap``, ``imaps``), by ISP name, domain or
+        host name."""
         return self.bound[(self.layout.find_server(isp), service)]
 
     def mailbox(self, isp: str, user: int) -> list[bytes]:

@@ -5,11 +5,11 @@ recipients waiting in the relay a pair ``DIR/queue/<key>.json`` (sender, domain,
 still pending) and ``<key>.eml`` (the message). Every file is written to a temporary name,
 flushed to disk (fsync), renamed into place and its folder synced, all before the server
 answers 250: a SIGKILL after a 250 loses nothing. A copy goes when a POP3 session deletes it
-(QUIT), a queue entry when its last recipient is delivered or bounced; its pending list is
-rewritten after every attempt, so a restart retries only what no server has taken yet (a
-kill between a receiving server's 250 and that rewrite would send those recipients again,
-the duplicate RFC 5321 §6.1 prefers to a loss). A restarted lab loads every copy into its
-maildrops and resumes every queue entry.
+(QUIT) or an IMAP session expunges it, a queue entry when its last recipient is delivered or
+bounced; its pending list is rewritten after every attempt, so a restart retries only what
+no server has taken yet (a kill between a receiving server's 250 and that rewrite would
+send those recipients again, the duplicate RFC 5321 §6.1 prefers to a loss). A restarted
+lab loads every copy into its maildrops and resumes every queue entry.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Spool:
         _write(self._copy(domain, user, uid), payload)
 
     def delete(self, domain: str, user: int, uids: set[str]) -> None:
-        """Forget copies a POP3 session deleted."""
+        """Forget copies a POP3 session deleted or an IMAP session expunged."""
         for uid in uids:
             _remove(self._copy(domain, user, uid))
 

@@ -1,9 +1,11 @@
 """Where the lab puts accepted mail: local recipients' maildrops, or the relay queue.
 
-The maildrops are the world's own (``MailServer.maildrops``: per user, with POP3's exclusive
-lock, deletions only at QUIT); the world is never run, so they hold only the lab's mail,
-as bytes with CRLF line ends. Each accepted message gets a ``Received:`` line on top, so a
-student reading it with RETR sees the path it took.
+The maildrops are the world's own (``MailServer.maildrops``: per user, read by POP3 with its
+exclusive lock and deletions at QUIT, and by IMAP, which deletes at EXPUNGE); the world is
+never run, so they hold only the lab's mail, as bytes with CRLF line ends. Each accepted
+message gets a ``Received:`` line on top, so a student reading it with RETR or FETCH sees
+the path it took. Each delivery is told to the postmaster's listeners (the sessions, which
+tell IMAP clients of new mail).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ log = logging.getLogger("netsim.lab")
 Forward = Callable[[int, str, list[str], bytes, str], None]
 """Hands mail for other domains to the relay: (server index, reverse path, recipients, bytes,
 the message's id)."""
+
+Delivered = Callable[[int, int], None]
+"""Told of each message put in a maildrop: (server index, user)."""
 
 
 def received_line(session: SMTPSession, hostname: str, uid: str) -> bytes:
@@ -51,6 +56,8 @@ class Postmaster:
         self.forward = forward
         self.spool = spool
         self._seq = 0 if spool is None else spool.last_sequence()
+        #: Told of every delivery to a maildrop (the sessions: IMAP's news of new mail).
+        self.listeners: list[Delivered] = []
 
     def new_uid(self, server: int) -> str:
         """A message id unique in the lab, also its POP3 UIDL id."""
@@ -85,6 +92,8 @@ class Postmaster:
             mail.maildrops.add(user, StoredMessage(uid, len(payload), payload))
             log.info("%s: message %s from <%s> delivered to %s's maildrop", mail.hostname,
                      uid, mail_from, rcpt)
+            for listener in self.listeners:
+                listener(server, user)
         if remote:
             self.forward(server, mail_from, remote, payload, uid)
         return uid

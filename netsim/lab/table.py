@@ -1,8 +1,9 @@
-"""What ``netsim serve`` prints on start: servers, networks, accounts."""
+"""What ``netsim serve`` prints on start: servers and their ports, networks, accounts."""
 
 from __future__ import annotations
 
 from netsim.lab.addresses import STRANGER, text
+from netsim.lab.layout import SERVICES
 from netsim.lab.server import Lab
 from netsim.scenario.schema import ISPConfig
 
@@ -39,7 +40,7 @@ def policies(isp: ISPConfig) -> str:
 
 def _ports(lab: Lab, server: int, where: dict[tuple[int, str], tuple[str, int]]) -> list[str]:
     return [str(where[(server, name)][1]) if (server, name) in where else "-"
-            for name in ("smtp", "submission", "submissions", "pop3", "pop3s")]
+            for name, _ in SERVICES]
 
 
 def banner(lab: Lab) -> str:
@@ -47,8 +48,8 @@ def banner(lab: Lab) -> str:
     world, layout = lab.world, lab.layout
     scenario = world.scenario
     rows: list[tuple[str, ...]] = [
-        ("server", "address", "SMTP", "submission", "465", "POP3", "995", "domain",
-         "policies")]
+        ("server", "address", "SMTP", "submission", "465", "POP3", "995", "IMAP", "993",
+         "domain", "policies")]
     for i, server in enumerate(layout.servers):
         rows.append((server.hostname, layout.hosts[i], *_ports(lab, i, lab.bound),
                      server.domain, policies(scenario.isps[i])))
@@ -58,23 +59,26 @@ def banner(lab: Lab) -> str:
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
               for r in rows]
     if lab.tls is not None:
-        lines += ["", "TLS: STARTTLS on SMTP and submission, STLS on POP3, TLS from the first "
-                  "octet on 465 and 995; the lab's CA certificate:",
+        lines += ["", "TLS: STARTTLS on SMTP, submission and IMAP, STLS on POP3, TLS from the "
+                  "first octet on 465, 995 and 993; the lab's CA certificate:",
                   f"  {lab.tls.ca_path}",
                   f"  (curl --cacert {lab.tls.ca_path} ..., openssl s_client -starttls smtp "
                   f"-CAfile {lab.tls.ca_path} -connect HOST:PORT)"]
     else:
-        lines += ["", "no TLS (--no-tls): STARTTLS and STLS are not offered, 465 and 995 "
-                  "are not served"]
+        lines += ["", "no TLS (--no-tls): STARTTLS and STLS are not offered, 465, 995 and "
+                  "993 are not served"]
     if lab.spool is not None:
         copies, queued = lab.restored
         lines += ["", f"spool: {lab.spool.root} (mail is on disk before each 250; taken "
                   f"back now: {copies} maildrop copies, {queued} relay queue entries)"]
     else:
         lines += ["", "no spool: mail lives in memory until the lab stops (--spool DIR)"]
+    if lab.settings.pcap is not None:
+        lines += ["", f"capture: every session is recorded and written to {lab.settings.pcap} "
+                  "when the lab stops (the world's addresses and ports; TLS left out)"]
     if lab.exposed:
         lines += ["", "ALSO ON EVERY INTERFACE (--bind-all): SMTP, submission, 465, POP3, "
-                  "995 ports"]
+                  "995, IMAP, 993 ports"]
         lines += [f"  {s.hostname}: {' '.join(_ports(lab, i, lab.exposed))}"
                   for i, s in enumerate(layout.servers)]
     lines += ["", "networks: a client whose source address is in a lab range stands in that "
@@ -88,7 +92,7 @@ def banner(lab: Lab) -> str:
         lines.append(f"  {subnet.name:<16} {subnet.kind:<8} {subnet.prefix!s:<18} → "
                      f"{lab_range or 'not mapped':<16} {example}")
     lines.append(f"  {STRANGER} and anything else is outside every network: a stranger")
-    lines += ["", "accounts (POP3 USER/PASS and SMTP AUTH): user / password"]
+    lines += ["", "accounts (POP3 USER/PASS, IMAP LOGIN and SMTP AUTH): user / password"]
     for server in layout.servers:
         shown = [f"{server.address_of(u)} / {server.password(u)}"
                  for u in range(min(ACCOUNTS_SHOWN, server.users))]

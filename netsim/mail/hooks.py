@@ -240,7 +240,7 @@ class IMAPHooks:
         self._unseen = {s.uid for s in stored if not s.seen}
         return IMAPMailbox(UIDVALIDITY, tuple(
             IMAPStoredMessage(s.uid, s.message.size, s.flags, s.message.payload)
-            for s in stored))
+            for s in stored), uidnext=self.server.maildrops.next_uid(user))
 
     def store_flags(self, session: IMAPSession, username: str,
                     flags: Mapping[int, frozenset[str]]) -> None:

@@ -70,6 +70,10 @@ class Maildrops:
         it seen)."""
         return self._unseen.get(user, 0)
 
+    def next_uid(self, user: int) -> int:
+        """The UID ``user``'s next message will get (it never goes down, RFC 9051 §2.3.1.1)."""
+        return self._next_uid.get(user, 1)
+
     def sizes(self, user: int) -> list[int]:
         """The sizes of the messages stored for ``user``."""
         return [s.message.size for s in self._drops.get(user, ())]

@@ -86,9 +86,22 @@ class Capture:
         """Lines one side sent, each ending in CRLF (text as the wire's octets: the
         simulation's message text is 8-bit as :func:`netsim.protocols.wire.message_text`
         keeps it)."""
+        self.sent_bytes(conn, at, from_client, "".join(f"{line}\r\n" for line in lines).encode(
+            "utf-8", "surrogateescape"))
+
+    def connected(self, src: int, dst: int, port: int, at: float, *,
+                  verdict: Verdict = Verdict.OPEN, waited: float = 0.0) -> Connection:
+        """A connection attempt the world's network did not make (the live lab's sockets
+        are real), at ``at``; returns the ``Connection`` later events name it by.
+        ``waited``: how long a dropped attempt's SYN went unanswered."""
+        conn = Connection(verdict, waited, 0.0, src, dst, port)
+        self.opened(conn, at)
+        return conn
+
+    def sent_bytes(self, conn: Connection, at: float, from_client: bool, data: bytes) -> None:
+        """Octets one side sent, as they were (a real socket carries bytes, not lines)."""
         flow = self._flow(conn)
-        if flow is not None and lines:
-            data = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
+        if flow is not None and data:
             self.events.append(Sent(flow, at, from_client, data))
 
     def closed(self, conn: Connection, at: float) -> None:
