@@ -21,7 +21,8 @@ from netsim.mail.consult import ConsultedServer
 from netsim.mail.facts import PolicyServer
 from netsim.mail.hooks import POP3HookServer, SMTPHookServer
 from netsim.mail.queue import QueueServer
-from netsim.mail.session import POP3SessionServer, SessionSettings, SMTPSessionServer
+from netsim.mail.retrieval_session import IMAPSessionServer, POP3SessionServer
+from netsim.mail.session import SessionSettings, SMTPSessionServer
 from netsim.world import World
 from tests.conftest import tiny_scenario
 
@@ -140,7 +141,7 @@ def test_what_a_policy_may_read_of_its_server():
 
 @pytest.mark.parametrize("protocol", [
     PolicyServer, ConsultedServer, SMTPHookServer, POP3HookServer, SMTPSessionServer,
-    POP3SessionServer, QueueServer])
+    POP3SessionServer, IMAPSessionServer, QueueServer])
 def test_a_mail_server_has_what_each_protocol_of_a_server_lists(server, protocol: type):
     # mypy checks this where a MailServer is passed as one; the session adapters take theirs
     # from ``conn.listener``, which the network layer cannot type

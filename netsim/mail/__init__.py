@@ -13,8 +13,9 @@ from netsim.mail.ledger import ConservationError, Ledger, Outcome
 from netsim.mail.message import Kind, Mail, SenderType, domain_of, local_part
 from netsim.mail.policy import MECHANISMS, InboundPolicy, Policy, mechanism
 from netsim.mail.queue import OutboundQueue, RetryPolicy
+from netsim.mail.retrieval_session import imap_session, pop3_session
 from netsim.mail.server import Listener, MailServer, ServerSettings
-from netsim.mail.session import imap_session, pop3_session, smtp_session
+from netsim.mail.session import smtp_session
 from netsim.mail.trace import TraceLine, Tracer
 
 __all__ = [

@@ -26,8 +26,7 @@ import numpy as np
 import simpy
 
 from netsim.mail.consult import first_refusal
-from netsim.mail.hooks import IMAPHooks, POP3Hooks, SMTPHooks, SMTPHookServer
-from netsim.mail.ledger import Ledger
+from netsim.mail.hooks import SMTPHooks, SMTPHookServer
 from netsim.mail.message import Mail
 from netsim.mail.trace import Tracer
 from netsim.net import Connection, Network, text
@@ -35,12 +34,7 @@ from netsim.protocols import (
     Content,
     Credentials,
     Envelope,
-    IMAPClient,
-    IMAPServer,
-    POP3Client,
-    POP3Server,
     Reply,
-    Retr,
     SMTPClient,
     SMTPServer,
     SMTPSession,
@@ -115,28 +109,6 @@ class SMTPSessionServer(SessionServer, SMTPHookServer, Protocol):
 
     def scan_time(self, key: int) -> float:
         """Time to scan the message with ``key`` after the final dot."""
-
-
-class POP3SessionServer(SessionServer, Protocol):
-    """What the POP3 adapter uses of the server: what every session uses, its engine, and
-    the ledger it records retrievals in."""
-
-    @property
-    def ledger(self) -> Ledger: ...
-
-    def pop3_engine(self, port: int, client_address: object) -> tuple[POP3Server, POP3Hooks]:
-        """A POP3 engine for one session on ``port``, and its hooks."""
-
-
-class IMAPSessionServer(SessionServer, Protocol):
-    """What the IMAP adapter uses of the server: what every session uses, its engine, and
-    the ledger it records retrievals in."""
-
-    @property
-    def ledger(self) -> Ledger: ...
-
-    def imap_engine(self, port: int, client_address: object) -> tuple[IMAPServer, IMAPHooks]:
-        """An IMAP engine for one session on ``port``, and its hooks."""
 
 
 # The adapter's instants, one definition for the engines (a session at a time) and the flow
@@ -382,128 +354,3 @@ def label(network: Network, address: int) -> str:
     """A party's name in a trace: a mail server's hostname, else the host's address."""
     listener = network.listener(address, 25)
     return listener.server.hostname if listener is not None else text(address)
-
-
-def pop3_session(env: simpy.Environment, conn: Connection, client: POP3Client, *,
-                 trace: Tracer | None = None,
-                 ) -> Generator[simpy.Event, Any, float | None]:
-    """Run a POP3 dialogue; retrievals are recorded by the server's hooks as RETR is
-    answered. Returns when the client logged in (None: it did not)."""
-    server: POP3SessionServer = conn.listener.server
-    one_way = conn.one_way_s
-    proc = server.processing_s
-    bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
-    per_command = server.settings.per_command
-    server.stats_sessions += 1
-    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
-        trace.dialogues += 1
-    with server.slots.request() as slot:
-        yield slot
-        engine, hooks = server.pop3_engine(conn.port, conn.src)
-        # the dialogue's clock t: env.now, or ahead of it in session fidelity
-        hooks.at, t = greeting(env.now, one_way, proc)
-        reply = engine.greeting()
-        if trace is not None:
-            party = label(server.network, conn.src)
-            trace.said(conn, t, "pop3", reply.wire_lines(), client=False,
-                       src=server.hostname, dst=party)
-        if per_command:
-            yield env.timeout(t - env.now)
-            t = env.now
-        command = client.receive(reply)
-        try:
-            while command is not None:
-                hooks.at = exchange(t, one_way, proc)[0]
-                if trace is not None:
-                    trace.said(conn, t, "pop3", [command.to_line()], client=True, src=party,
-                               dst=server.hostname)
-                reply = engine.handle(command)
-                data = transfer(hooks.last_size, *bps) if isinstance(command, Retr) else 0.0
-                hooks.last_size = 0
-                arrive = retrieval(t, one_way, proc, data)
-                for row in hooks.retrieved:
-                    server.ledger.retrieved(row, arrive)
-                hooks.retrieved.clear()
-                if trace is not None:
-                    trace.said(conn, arrive, "pop3", reply.wire_lines(), client=False,
-                               src=server.hostname, dst=party)
-                if per_command:
-                    yield env.timeout(arrive - env.now)
-                    t = env.now
-                else:
-                    t = arrive
-                command = client.receive(reply)
-        finally:
-            hooks.release()
-        if trace is not None:
-            trace.closed(conn, t)
-        if not per_command:
-            yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
-    if trace is not None:
-        trace.dialogues -= 1
-    return hooks.login_at
-
-
-
-def imap_session(env: simpy.Environment, conn: Connection, client: IMAPClient, *,
-                 trace: Tracer | None = None,
-                 ) -> Generator[simpy.Event, Any, float | None]:
-    """Run an IMAP dialogue. A FETCH's answer carries its messages one after the other: each
-    first retrieval is recorded when its octets have arrived. Returns when the client
-    logged in (None: it did not)."""
-    server: IMAPSessionServer = conn.listener.server
-    one_way = conn.one_way_s
-    proc = server.processing_s
-    bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
-    per_command = server.settings.per_command
-    server.stats_sessions += 1
-    if trace is not None:   # a trace is not over while its dialogue runs (Tracer.over)
-        trace.dialogues += 1
-    with server.slots.request() as slot:
-        yield slot
-        engine, hooks = server.imap_engine(conn.port, conn.src)
-        hooks.at, t = greeting(env.now, one_way, proc)
-        reply = engine.greeting()
-        if trace is not None:
-            party = label(server.network, conn.src)
-            trace.said(conn, t, "imap", reply.wire_lines(), client=False,
-                       src=server.hostname, dst=party)
-        if per_command:
-            yield env.timeout(t - env.now)
-            t = env.now
-        command = client.receive(reply)
-        try:
-            while command is not None:
-                hooks.at = exchange(t, one_way, proc)[0]
-                if trace is not None:
-                    trace.said(conn, t, "imap", [command.to_line()], client=True, src=party,
-                               dst=server.hostname)
-                responses = engine.handle(command)
-                data = 0.0
-                for row, size in hooks.fetched:   # in the order they go out
-                    data += transfer(size, *bps)
-                    server.ledger.retrieved(row, retrieval(t, one_way, proc, data))
-                hooks.fetched.clear()
-                arrive = retrieval(t, one_way, proc, data)
-                if trace is not None:
-                    trace.said(conn, arrive, "imap",
-                               [line for x in responses for line in x.wire_lines()],
-                               client=False, src=server.hostname, dst=party)
-                if per_command:
-                    yield env.timeout(arrive - env.now)
-                    t = env.now
-                else:
-                    t = arrive
-                command = None
-                for response in responses:   # the client answers the last one
-                    command = client.receive(response) or command
-        finally:
-            if not engine.closed:
-                engine.abort()
-        if trace is not None:
-            trace.closed(conn, t)
-        if not per_command:
-            yield env.timeout(t - env.now)   # the whole dialogue as one event; slot held
-    if trace is not None:
-        trace.dialogues -= 1
-    return hooks.login_at
