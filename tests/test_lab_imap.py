@@ -514,3 +514,27 @@ def test_random_lines_get_well_formed_responses(garbage_lab: BackgroundLab,
     probe = Raw(lab, "isp-a")
     assert probe.line().startswith(b"* OK")   # still serving
     probe.close()
+
+
+def test_a_quota_in_the_lab_reads_the_maildrops_as_clients_leave_them():
+    """A full mailbox refuses more mail (552 5.2.2 at RCPT); once a POP3 client deleted what
+    it held, it takes mail again."""
+    with lab_thread(tiny(mailbox_quota_bytes=200)) as background:
+        lab = background.lab
+        host, port = lab.endpoint("isp-b", "smtp")
+        with smtplib.SMTP(host, port, local_hostname="pc.example", timeout=5) as client:
+            body = MESSAGE.replace(b"{0}", b"big") + b"x" * 300 + b"\r\n"
+            assert client.sendmail("x@elsewhere.example", ["user3@isp-b.example"], body) == {}
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                client.sendmail("x@elsewhere.example", ["user3@isp-b.example"], body)
+        code, text = refused.value.recipients["user3@isp-b.example"]
+        assert code == 552 and text.startswith(b"5.2.2")
+        host, port = lab.endpoint("isp-b", "pop3")
+        mailbox = poplib.POP3(host, port, timeout=5)
+        mailbox.user("user3")
+        mailbox.pass_(password("isp-b.example", 3))
+        mailbox.dele(1)
+        mailbox.quit()
+        host, port = lab.endpoint("isp-b", "smtp")
+        with smtplib.SMTP(host, port, local_hostname="pc.example", timeout=5) as client:
+            assert client.sendmail("x@elsewhere.example", ["user3@isp-b.example"], body) == {}

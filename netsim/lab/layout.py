@@ -24,6 +24,8 @@ from typing import Literal
 from netsim.errors import UserError
 from netsim.lab.addresses import STRANGER, AddressMap, parse_ipv4, text
 from netsim.mail import MailServer
+from netsim.mail.defences import MailboxQuota
+from netsim.mail.mailbox import MaildropUsage
 from netsim.scenario import Scenario
 from netsim.world.build import CountingEnvironment, World
 
@@ -130,8 +132,16 @@ class LabClock(CountingEnvironment):
 
 
 def lab_world(scenario: Scenario, at: float = 0.0) -> World:
-    """Build (never run) the scenario's world on a wall clock starting at ``at``."""
-    return World(scenario, env=LabClock(at))
+    """Build (never run) the scenario's world on a wall clock starting at ``at``. A
+    mailbox quota reads the lab's maildrops, where clients really delete and expunge."""
+    world = World(scenario, env=LabClock(at))
+    for server in world.servers:
+        if server.usage is not None:
+            server.usage = None   # the maildrops keep the record
+            for policy in server.policies:
+                if isinstance(policy, MailboxQuota):
+                    policy.usage = MaildropUsage(server.maildrops)
+    return world
 
 
 class LabLayout:

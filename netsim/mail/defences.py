@@ -36,7 +36,7 @@ import numpy as np
 
 from netsim.draws import keyed_uniform, salt
 from netsim.mail.facts import Ask, inbound, not_
-from netsim.mail.mailbox import MailboxUsage
+from netsim.mail.mailbox import MailboxUsage, MaildropUsage
 from netsim.mail.policy import JUNK, Policy
 from netsim.net import AddressPlan, NetKind
 from netsim.protocols import Reply
@@ -342,13 +342,13 @@ class MailboxQuota(Policy):
 
     Args:
         quota_bytes: The octets a mailbox may hold.
-        usage: The server's mailboxes over time.
+        usage: The server's mailboxes over time (or, in the live lab, its maildrops).
     """
 
     stateful: ClassVar[bool] = True   # each server reads its own mailboxes
     reply_rcpt = S552_MAILBOX_FULL
 
-    def __init__(self, quota_bytes: int, usage: MailboxUsage):
+    def __init__(self, quota_bytes: int, usage: MailboxUsage | MaildropUsage):
         if quota_bytes <= 0:
             raise ValueError("quota_bytes must be positive")
         self.quota_bytes = quota_bytes

@@ -158,3 +158,16 @@ class MailboxUsage:
         if at > self._asked.get(user, -math.inf):
             self._asked[user] = at
         return sum(size for t, drained, size in self._held.get(user, ()) if t <= at < drained)
+
+
+class MaildropUsage:
+    """What a quota reads where the maildrops are real (the live lab): what each holds now,
+    with POP3's deletions and IMAP's expunges as the clients made them."""
+
+    late = 0   # nothing is asked out of order: the maildrops are the record
+
+    def __init__(self, maildrops: Maildrops):
+        self._maildrops = maildrops
+
+    def held(self, user: int, at: float) -> int:
+        return sum(self._maildrops.sizes(user))

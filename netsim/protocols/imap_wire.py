@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .framing import BareLineEnd, LineBuffer, LineTooLong
+from .handoff import WireServer
 from .imap_commands import AuthenticateResponse, Done, IMAPCommand, Invalid, StartTLS
 from .imap_parsing import literal_announced, parse_imap_command, printable, tag_of
 from .imap_responses import (
@@ -53,7 +54,7 @@ def encode_imap_responses(responses: Iterable[IMAPResponse]) -> bytes:
     return b"".join(response.to_bytes() for response in responses)
 
 
-class IMAPWireServer:
+class IMAPWireServer(WireServer[IMAPServer]):
     """Bytes in, bytes out around an :class:`IMAPServer`.
 
     Args:
@@ -71,7 +72,7 @@ class IMAPWireServer:
         max_literal: int = MAX_IMAP_LITERAL,
         max_command: int = MAX_IMAP_COMMAND,
     ) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._max_line = max_line
         self._max_literal = max_literal
         self._max_command = max_command
@@ -82,17 +83,6 @@ class IMAPWireServer:
         self._literal_left = 0  # octets of the current literal still to come
         self._size = 0
         self._refused: IMAPStatus | None = None  # the command is too large: drop the rest
-        self.tls_pending = False
-
-    @property
-    def engine(self) -> IMAPServer:
-        """The wrapped engine."""
-        return self._engine
-
-    @property
-    def closed(self) -> bool:
-        """True once the engine closed: send what was returned, then close the socket."""
-        return self._engine.closed
 
     @property
     def in_record(self) -> bool:
@@ -128,10 +118,6 @@ class IMAPWireServer:
     def new_messages(self, messages: Sequence[IMAPStoredMessage]) -> bytes:
         """New mail in the selected mailbox: ``* n EXISTS`` now if the client idles."""
         return encode_imap_responses(self._engine.add_messages(messages))
-
-    def tls_started(self) -> None:
-        """The adapter turned the connection to TLS: take bytes again."""
-        self.tls_pending = False
 
     def _collect(self, chunk: bytes) -> None:
         self._literal_left -= len(chunk)

@@ -28,6 +28,7 @@ from .framing import (
     dot_stuff,
     dot_unstuff,
 )
+from .handoff import WireServer
 from .imap_wire import IMAPWireServer, encode_imap_responses
 from .parsing import parse_pop3_command, parse_smtp_command
 from .pop3_commands import Invalid as POP3Invalid
@@ -114,7 +115,7 @@ def _printable(line: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in line)
 
 
-class SMTPWireServer:
+class SMTPWireServer(WireServer[SMTPServer]):
     """Bytes in, bytes out around an :class:`SMTPServer`.
 
     Args:
@@ -131,22 +132,11 @@ class SMTPWireServer:
         max_command_line: int = MAX_SMTP_COMMAND_LINE,
         max_text_line: int = MAX_SMTP_TEXT_LINE,
     ) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._max_command = max_command_line
         self._max_text = max_text_line
         self._buffer = LineBuffer(max_command_line)
         self._reader: DataReader | None = None
-        self.tls_pending = False
-
-    @property
-    def engine(self) -> SMTPServer:
-        """The wrapped engine."""
-        return self._engine
-
-    @property
-    def closed(self) -> bool:
-        """True once the engine closed: send what was returned, then close the socket."""
-        return self._engine.closed
 
     @property
     def in_record(self) -> bool:
@@ -177,10 +167,6 @@ class SMTPWireServer:
             if self._engine.closed:
                 break
         return b"".join(out)
-
-    def tls_started(self) -> None:
-        """The adapter turned the connection to TLS: take bytes again."""
-        self.tls_pending = False
 
     def _line(self, item: bytes | LineTooLong | BareLineEnd) -> Reply | None:
         engine = self._engine
@@ -214,7 +200,7 @@ class SMTPWireServer:
         return reply
 
 
-class POP3WireServer:
+class POP3WireServer(WireServer[POP3Server]):
     """Bytes in, bytes out around a :class:`POP3Server`.
 
     Args:
@@ -223,20 +209,9 @@ class POP3WireServer:
     """
 
     def __init__(self, engine: POP3Server, *, max_command_line: int = MAX_POP3_COMMAND_LINE):
-        self._engine = engine
+        super().__init__(engine)
         self._max_command = max_command_line
         self._buffer = LineBuffer(max_command_line)
-        self.tls_pending = False
-
-    @property
-    def engine(self) -> POP3Server:
-        """The wrapped engine."""
-        return self._engine
-
-    @property
-    def closed(self) -> bool:
-        """True once the engine closed."""
-        return self._engine.closed
 
     @property
     def in_record(self) -> bool:
@@ -270,7 +245,3 @@ class POP3WireServer:
             if self._engine.closed:
                 break
         return b"".join(out)
-
-    def tls_started(self) -> None:
-        """The adapter turned the connection to TLS: take bytes again."""
-        self.tls_pending = False
