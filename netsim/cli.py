@@ -20,6 +20,7 @@ from netsim.mail import ConservationError, Kind, Outcome, Tracer
 from netsim.scenario import Scenario, ScenarioError, load_scenario
 from netsim.scenario.docs import json_schema, scenario_markdown
 from netsim.world import World, simulate, write_results
+from netsim.world.estimate import Estimate, advice, estimate, memory_limit
 
 USER_ERROR = 2
 CHART_SUFFIXES = (".svg", ".png", ".pdf")
@@ -101,7 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / scenario.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    result = simulate(scenario, records=args.records)
+    expected = _fits(scenario, args.records, args.force)
+    print(f"{scenario.name}: {expected.describe()}", file=sys.stderr)
+    try:
+        result = simulate(scenario, records=args.records)
+    except MemoryError:
+        raise UserError(f"{scenario.name}: out of memory; the estimate was "
+                        f"{expected.describe()}. Use {advice(expected)}") from None
     try:
         write_results(result, out, args.records)
     except OSError as exc:
@@ -363,7 +370,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{source}: valid scenario {scenario.name!r}: {len(scenario.isps)} ISPs, "
           f"{subscribers} subscribers, {len(scenario.visited_networks)} visited and "
           f"{len(scenario.hosting_networks)} hosting networks, {scenario.duration_s:g} s")
+    print(f"run at --records {args.records}: {_fits(scenario, args.records).describe()}")
     return 0
+
+
+def _fits(scenario: Scenario, records: str, force: bool = False) -> Estimate:
+    """The run's estimate; refused (exit 2) when it would not fit in this machine's
+    memory, unless ``force``."""
+    expected = estimate(scenario, records)
+    limit, source = memory_limit()
+    if expected.peak_bytes > limit and not force:
+        raise UserError(f"{scenario.name}: {expected.describe()}: more than {source} "
+                        f"({limit / 1e9:.1f} GB) allows. Use {advice(expected)}; or "
+                        "`netsim run --force` to run it anyway")
+    return expected
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -393,6 +413,8 @@ def parser() -> argparse.ArgumentParser:
                      help="recipients.parquet: every recipient (full), those of 1 %% of the "
                      "messages (sample), or none (summary); the summary and the hourly series "
                      "are exact at every level")
+    run.add_argument("--force", action="store_true", help="run even when the estimate of "
+                     "its peak memory exceeds this machine's")
     run.set_defaults(func=cmd_run)
     trace = sub.add_parser("trace", help="print one message's journey, as on the wire")
     _scenario_args(trace)
@@ -464,6 +486,8 @@ def parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a scenario (with its --set overrides, "
                               "as run would apply them) and explain each error")
     _scenario_args(validate)
+    validate.add_argument("--records", choices=["summary", "sample", "full"], default="full",
+                          help="the records level to estimate a run's memory at (as run's)")
     validate.set_defaults(func=cmd_validate)
     schema = sub.add_parser("schema", help="print the JSON Schema of a scenario")
     schema.add_argument("--markdown", action="store_true", help="print the scenario reference "
