@@ -1,4 +1,4 @@
-"""Small clients for the lab: send one message (SMTP) or fetch a maildrop (POP3).
+"""Small clients for the lab: send one message (SMTP) or fetch a maildrop (POP3 or IMAP).
 
 They drive the same client engines as the simulation and the relay
 (:mod:`netsim.lab.dialogue`), from a chosen source address, so a student can stand in an
@@ -12,10 +12,10 @@ import email.utils
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from netsim.lab.dialogue import Echo, run_pop3_client, run_smtp_client
-from netsim.protocols import Credentials, POP3Client, SMTPClient
+from netsim.lab.dialogue import Echo, run_imap_client, run_pop3_client, run_smtp_client
+from netsim.protocols import Credentials, FetchPlan, IMAPClient, POP3Client, SMTPClient
 
-__all__ = ["Outcome", "Target", "compose", "fetch", "send"]
+__all__ = ["Outcome", "Target", "compose", "fetch", "fetch_imap", "send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +36,15 @@ class Outcome:
         connected: A greeting arrived.
         ok: The message was accepted for every recipient, or the login succeeded.
         problem: Why not, in words, when not ``ok``.
-        messages: Messages fetched (POP3), as text.
+        messages: Messages fetched, as text.
+        octets: Messages fetched by IMAP, exactly as the server sent them.
     """
 
     connected: bool = False
     ok: bool = False
     problem: str = ""
     messages: list[str] = field(default_factory=list)
+    octets: list[bytes] = field(default_factory=list)
 
 
 def compose(mail_from: str, to: list[str], subject: str, body: str) -> bytes:
@@ -130,4 +132,35 @@ async def fetch(target: Target, user: str, password: str, *, apop: bool, keep: b
     if outcome.connected and not outcome.ok:
         failed = client.failed_reply
         outcome.problem = failed.status_line() if failed is not None else "session lost"
+    return outcome
+
+
+async def fetch_imap(target: Target, user: str, password: str, *, keep: bool, unseen: bool,
+                     echo: Echo) -> Outcome:
+    """Log in (AUTHENTICATE PLAIN where offered, else LOGIN), fetch every message (or the
+    unseen ones) and, unless ``keep``, mark them ``\\Deleted`` and EXPUNGE them."""
+    outcome = Outcome()
+    client = IMAPClient(user, password, fetch=FetchPlan.UNSEEN if unseen else FetchPlan.ALL,
+                        delete=not keep)
+    ended = False
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, e: Echo) -> None:
+        nonlocal ended
+        ended = await run_imap_client(client, reader, writer, timeout=target.timeout_s, echo=e)
+
+    if not await _exchange(target, echo, outcome, run):
+        return outcome
+    outcome.octets = [m.content for m in client.retrieved]
+    outcome.messages = [m.decode("utf-8", "replace").removesuffix("\r\n").replace("\r\n", "\n")
+                        for m in outcome.octets]
+    failed = client.failed_response
+    expunged = keep or not client.retrieved or client.committed
+    outcome.ok = ended and client.authenticated and failed is None and expunged
+    if outcome.connected and not outcome.ok:
+        if failed is not None:
+            outcome.problem = failed.render()
+        elif not ended:
+            outcome.problem = "session lost"
+        else:
+            outcome.problem = "fetched, but EXPUNGE failed: the messages are still there"
     return outcome

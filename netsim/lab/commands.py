@@ -19,7 +19,7 @@ from typing import Any
 
 from netsim.errors import UserError
 from netsim.lab.addresses import parse_ipv4, text
-from netsim.lab.clients import Target, compose, fetch, send
+from netsim.lab.clients import Target, compose, fetch, fetch_imap, send
 from netsim.lab.layout import LabLayout, PortMap, lab_world
 from netsim.lab.server import Lab, LabSettings
 from netsim.lab.table import banner
@@ -88,16 +88,21 @@ def register(sub: Any, scenario_args: Callable[[argparse.ArgumentParser], None],
     sender.add_argument("--helo", help="the EHLO name (default: from the source address)")
     sender.set_defaults(func=partial(cmd_send, load=load))
 
-    fetcher = sub.add_parser("fetch", help="read a maildrop on a lab server with POP3 and "
-                             "print the dialogue")
+    fetcher = sub.add_parser("fetch", help="read a maildrop on a lab server with POP3 (or "
+                             "IMAP) and print the dialogue")
     scenario_args(fetcher)
     _port_args(fetcher)
     _client_args(fetcher)
     fetcher.add_argument("--user", required=True, help="user7 or user7@domain")
     fetcher.add_argument("--password", required=True)
+    fetcher.add_argument("--imap", action="store_true", help="fetch with IMAP (port 143: "
+                         "AUTHENTICATE PLAIN or LOGIN, UID SEARCH, UID FETCH) instead of POP3")
     fetcher.add_argument("--apop", action="store_true", help="log in with APOP (no password "
-                         "on the wire)")
-    fetcher.add_argument("--keep", action="store_true", help="do not delete what was fetched")
+                         "on the wire; POP3 only)")
+    fetcher.add_argument("--keep", action="store_true", help="do not delete what was fetched "
+                         "(IMAP: no \\Deleted and EXPUNGE; BODY[] still marks it \\Seen)")
+    fetcher.add_argument("--unseen", action="store_true", help="with --imap: only the messages "
+                         "not yet \\Seen (SEARCH UNSEEN)")
     fetcher.set_defaults(func=partial(cmd_fetch, load=load))
 
 
@@ -214,15 +219,28 @@ def cmd_send(args: argparse.Namespace, load: Load) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace, load: Load) -> int:
-    """Fetch a maildrop; exit status 1 if the login or the session failed."""
-    _, target = _target(args, load, 110)
+    """Fetch a maildrop by POP3 or IMAP; exit status 1 if the login or the session failed
+    (or, with IMAP, the fetched messages could not be deleted)."""
+    if args.imap and args.apop:
+        raise UserError("--apop is POP3's: IMAP logs in with AUTHENTICATE PLAIN or LOGIN")
+    if args.unseen and not args.imap:
+        raise UserError("--unseen needs --imap: POP3 has no \\Seen flag")
+    _, target = _target(args, load, 143 if args.imap else 110)
     try:
-        outcome = asyncio.run(fetch(target, args.user, args.password, apop=args.apop,
-                                    keep=args.keep, echo=_echo))
+        if args.imap:
+            outcome = asyncio.run(fetch_imap(target, args.user, args.password, keep=args.keep,
+                                             unseen=args.unseen, echo=_echo))
+        else:
+            outcome = asyncio.run(fetch(target, args.user, args.password, apop=args.apop,
+                                        keep=args.keep, echo=_echo))
     except ValueError as exc:  # the client engine checks the user name and password
         raise UserError(str(exc)) from None
     if outcome.ok:
-        what = "kept on the server" if args.keep else "deleted at QUIT"
+        if args.imap:
+            what = ("kept on the server, marked \\Seen" if args.keep
+                    else "marked \\Deleted and expunged")
+        else:
+            what = "kept on the server" if args.keep else "deleted at QUIT"
         print(f"\n{len(outcome.messages)} message(s) retrieved, {what}")
     else:
         print(f"\nfailed: {outcome.problem}")

@@ -1,6 +1,7 @@
 """The client engines on a real socket: read replies as bytes, hand them to the sans-I/O
-:class:`~netsim.protocols.SMTPClient` / :class:`~netsim.protocols.POP3Client`, send what they
-return. The relay and the ``send`` / ``fetch`` tools share these drivers.
+:class:`~netsim.protocols.SMTPClient` / :class:`~netsim.protocols.POP3Client` /
+:class:`~netsim.protocols.IMAPClient`, send what they return. The relay and the ``send`` /
+``fetch`` tools share these drivers.
 
 Every line that crosses the wire is reported to ``echo`` as ``("C", line)`` or
 ``("S", line)``, the way ``netsim trace`` prints a dialogue.
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from netsim.protocols import (
     Capa,
     Content,
+    IMAPClient,
+    IMAPResponseReader,
     List,
     POP3Client,
     POP3Command,
@@ -28,13 +31,14 @@ from netsim.protocols import (
     encode_command,
 )
 
-__all__ = ["Echo", "parse_reply", "run_pop3_client", "run_smtp_client"]
+__all__ = ["Echo", "parse_reply", "run_imap_client", "run_pop3_client", "run_smtp_client"]
 
 Echo = Callable[[str, str], None]
 """Reports one wire line: ``("C", line)`` sent by the client, ``("S", line)`` by the server."""
 
 MAX_REPLY_LINES = 100  # an SMTP reply longer than this is the server's error
 MAX_BODY_LINES = 1_000_000
+READ_SIZE = 65536  # IMAP: what one read asks for; the response reader frames it
 
 
 def _quiet(direction: str, line: str) -> None:
@@ -176,3 +180,37 @@ async def run_pop3_client(client: POP3Client, reader: asyncio.StreamReader,
         echo("!", _why(exc))
         client.abort()
 
+
+
+async def run_imap_client(client: IMAPClient, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter, *, timeout: float,
+                          echo: Echo = _quiet) -> bool:
+    """Drive an IMAP client engine to the end of its session; False if it was aborted (the
+    line failed, or the server sent what no IMAP server may).
+
+    IMAP is not line by line (a literal carries its own CRLFs), so the bytes go through an
+    :class:`~netsim.protocols.IMAPResponseReader`; each response is echoed as the lines
+    that crossed, a message's octets cut at their CRLFs.
+    """
+    responses = IMAPResponseReader()
+    try:
+        while not client.done:
+            async with asyncio.timeout(timeout):
+                data = await reader.read(READ_SIZE)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            responses.receive_data(data)
+            while not client.done and (response := responses.next_event()) is not None:
+                for line in responses.last_octets.split(b"\r\n")[:-1]:
+                    echo("S", line.decode("utf-8", "replace"))
+                command = client.receive(response)
+                if command is not None:
+                    echo("C", command.to_line())
+                    writer.write((command.to_line() + "\r\n").encode("utf-8"))
+                    async with asyncio.timeout(timeout):
+                        await writer.drain()
+    except (OSError, TimeoutError, ValueError, RemoteProtocolError) as exc:
+        echo("!", _why(exc))
+        client.abort()
+        return False
+    return True

@@ -2,7 +2,8 @@
 
 No SimPy, no clock, no sockets: engines take command events and return replies. The
 simulation drives them with structured events; :mod:`netsim.protocols.wire` drives the same
-engines with bytes. SMTP reply constants live in :mod:`netsim.protocols.replies`, POP3 ones in
+engines with bytes (and :mod:`netsim.protocols.imap_client_wire` reads IMAP responses from
+bytes for the client). SMTP reply constants live in :mod:`netsim.protocols.replies`, POP3 ones in
 :mod:`netsim.protocols.pop3_replies`, IMAP ones in :mod:`netsim.protocols.imap_responses`.
 
 SMTP, POP3 and IMAP share some command names (NOOP, RSET, QUIT, unknown, invalid): the SMTP
@@ -14,6 +15,7 @@ ones are exported as ``Noop``, ``Rset``, ``Quit``, ``Unknown``, ``Invalid``, the
 from . import imap_commands, imap_responses, pop3_commands, pop3_replies, replies, smtp_commands
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .imap_client import FetchedMessage, FetchPlan, IMAPClient, IMAPClientState
+from .imap_client_wire import IMAPResponseReader
 from .imap_commands import (
     Authenticate,
     AuthenticateResponse,
@@ -152,6 +154,7 @@ __all__ = [
     "IMAPMailbox",
     "IMAPNoop",
     "IMAPResponse",
+    "IMAPResponseReader",
     "IMAPServer",
     "IMAPServerHooks",
     "IMAPSession",
