@@ -315,10 +315,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from netsim.experiments.bench import format_table, run_bench
+    from netsim.experiments.bench import bench_scenario, format_table, run_bench
 
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be positive")
+    try:
+        scenario = bench_scenario(args.scale, args.duration or 86_400, args.fidelity)
+    except ValueError as exc:
+        raise UserError(f"--scale: {exc}") from None
+    expected = _fits(scenario, "summary", args.force, "bench")   # it keeps its counts only
+    print(f"{scenario.name}: {expected.describe()}", file=sys.stderr)
     figures = run_bench(args.scale, args.duration or 86_400, args.fidelity)
     print(json.dumps(figures) if args.json else format_table(figures))
     return 0
@@ -374,15 +380,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fits(scenario: Scenario, records: str, force: bool = False) -> Estimate:
+def _fits(scenario: Scenario, records: str, force: bool = False,
+          command: str = "run") -> Estimate:
     """The run's estimate; refused (exit 2) when it would not fit in this machine's
-    memory, unless ``force``."""
+    memory, unless ``force`` (``netsim <command> --force``)."""
     expected = estimate(scenario, records)
     limit, source = memory_limit()
     if expected.peak_bytes > limit and not force:
         raise UserError(f"{scenario.name}: {expected.describe()}: more than {source} "
                         f"({limit / 1e9:.1f} GB) allows. Use {advice(expected)}; or "
-                        "`netsim run --force` to run it anyway")
+                        f"`netsim {command} --force` to run it anyway")
     return expected
 
 
@@ -460,8 +467,11 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("dir", help="the sweep's results folder")
     report.set_defaults(func=cmd_report)
     bench = sub.add_parser("bench", help="benchmark a generated country against SimPy's floor")
-    bench.add_argument("--scale", choices=["small", "medium", "national"], default="small",
-                       help="small: 10,000 subscribers; medium: 100,000; national: 1,000,000")
+    bench.add_argument("--scale", default="small",
+                       help="small: 10,000 subscribers; medium: 100,000; national: 1,000,000; "
+                       "japan: 30,000,000; or a number of subscribers (2e6)")
+    bench.add_argument("--force", action="store_true", help="run even when the estimate of "
+                       "its peak memory exceeds this machine's")
     bench.add_argument("--duration", type=float, metavar="SECONDS",
                        help="simulated time (default: one day)")
     bench.add_argument("--fidelity", choices=["flow", "session", "command"], default="flow",

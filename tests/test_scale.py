@@ -10,6 +10,7 @@ import tracemalloc
 from array import array
 
 import numpy as np
+import pytest
 
 from netsim.scenario import Scenario
 from netsim.world import World, simulate
@@ -89,3 +90,29 @@ def test_a_large_key_space_is_counted_by_the_keys_seen():
     for got, want in zip(sparse.result(), dense.result(), strict=True):
         assert (got == want).all()
     assert dense.result()[1].sum() == 10_000
+
+
+def test_a_benchmark_scale_is_a_name_or_a_number_of_subscribers():
+    from netsim.experiments.bench import bench_scenario, subscribers_of
+
+    assert subscribers_of("national") == 1_000_000 and subscribers_of("japan") == 30_000_000
+    assert subscribers_of("2e6") == subscribers_of("2_000_000") == 2_000_000
+    for bad in ("3.5", "10", "huge"):
+        with pytest.raises(ValueError, match="scale"):
+            subscribers_of(bad)
+    # up to national every ISP's pool is a /14 of 10/8, as the measured worlds had them
+    assert [i.dynamic_pool.prefixlen for i in bench_scenario("national").isps] == [14] * 50
+    japan = bench_scenario("japan")   # the schema checks that each pool holds its ISP
+    assert sum(i.subscribers for i in japan.isps) == pytest.approx(30_000_000, abs=50)
+    assert max(i.subscribers for i in japan.isps) > 2**18
+
+
+def test_a_benchmark_too_large_for_the_machine_is_refused(monkeypatch, capsys):
+    from netsim.cli import main
+
+    monkeypatch.setattr("netsim.cli.memory_limit", lambda: (4e9, "the test's limit"))
+    assert main(["bench", "--scale", "japan"]) == 2
+    error = capsys.readouterr().err
+    assert "bench-japan: about" in error and "`netsim bench --force`" in error
+    assert main(["bench", "--scale", "many"]) == 2
+    assert "--scale:" in capsys.readouterr().err

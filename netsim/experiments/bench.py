@@ -1,9 +1,10 @@
-"""Benchmarks: a generated country at three scales, measured against SimPy's own floor.
+"""Benchmarks: a generated country at any scale, measured against SimPy's own floor.
 
-``netsim bench --scale small|medium|national`` builds the benchmark world, measures in the
-same process how many bare ``env.timeout`` events a second SimPy runs here (the floor), then
-simulates the world and prints messages, recipients, sessions, events, wall time, rates, peak
-memory and bytes per subscriber. The key figure is messages/s ÷ floor events/s.
+``netsim bench --scale small|medium|national|japan|N`` builds the benchmark world of that
+many subscribers, measures in the same process how many bare ``env.timeout`` events a
+second SimPy runs here (the floor), then simulates the world and prints messages,
+recipients, sessions, events, wall time, rates, peak memory and bytes per subscriber. The
+key figure is messages/s ÷ floor events/s.
 """
 
 from __future__ import annotations
@@ -18,9 +19,50 @@ import simpy
 from netsim.scenario import Scenario
 from netsim.world import simulate
 
-SCALES = {"small": 0.01, "medium": 0.1, "national": 1.0}
-ISPS = 50
 NATIONAL_SUBSCRIBERS = 1_000_000
+# subscribers by name. japan: about 30 million broadband subscriptions when Japan's ISPs
+# adopted OP25B (MIC: 27.8 million at the end of September 2007, Nikkei Electronics,
+# 19 December 2007, growing by about 1.5 million a year)
+SCALES = {"small": 10_000, "medium": 100_000, "national": NATIONAL_SUBSCRIBERS,
+          "japan": 30_000_000}
+ISPS = 50
+POOL_HOSTS = 2**18 - 2   # the /14 each ISP's pool gets while every ISP fits in one
+
+
+def subscribers_of(scale: str) -> int:
+    """A scale's subscribers: a name of :data:`SCALES`, or a count (``2000000``, ``2e6``).
+
+    Raises:
+        ValueError: Neither, or a count below 50 (one a benchmark ISP).
+    """
+    if scale in SCALES:
+        return SCALES[scale]
+    try:
+        count = float(scale.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"a scale is one of {', '.join(SCALES)} or a number of "
+                         f"subscribers, not {scale!r}") from None
+    if not count.is_integer() or count < ISPS:
+        raise ValueError(f"a scale's subscribers are a whole number of at least {ISPS}, "
+                         f"not {scale!r}")
+    return int(count)
+
+
+def _pools(sizes: list[int]) -> list[str]:
+    """Each ISP's dynamic pool: a /14 of 10.0.0.0/8 while every ISP fits in one (the
+    benchmark worlds up to national, as measured before); else a block of its own size,
+    one after another from 16.0.0.0, the largest first (each aligned to its size)."""
+    if max(sizes) <= POOL_HOSTS:
+        return [f"10.{4 * i}.0.0/14" for i in range(len(sizes))]
+    pools = [""] * len(sizes)
+    start = 16 << 24
+    for i in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        bits = max(8, (sizes[i] + 2 - 1).bit_length())
+        start = -(-start // (1 << bits)) * (1 << bits)
+        pools[i] = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}" \
+                   f"/{32 - bits}"
+        start += 1 << bits
+    return pools
 
 
 def simpy_floor(events: int = 300_000, repeats: int = 3) -> float:
@@ -46,9 +88,10 @@ def bench_scenario(scale: str, duration_s: float = 86_400,
     ISPs (docs/references.md: 10 ISPs hold about 30 % of spam sources); roaming users on hotel
     networks; spammer servers and open relays on hosting networks; every ISP policy in force
     somewhere."""
-    total = round(NATIONAL_SUBSCRIBERS * SCALES[scale])
+    total = subscribers_of(scale)
     weights = [1 / (i + 1) ** 0.8 for i in range(ISPS)]
     sizes = [max(1, round(total * w / sum(weights))) for w in weights]
+    pools = _pools(sizes)
     isps = []
     for i, size in enumerate(sizes):
         policies: dict[str, Any] = {}
@@ -60,7 +103,7 @@ def bench_scenario(scale: str, duration_s: float = 86_400,
             policies["rate_limit"] = {"recipients_per_hour": 100}
         isps.append({
             "name": f"isp-{i:02d}", "domain": f"isp-{i:02d}.example", "subscribers": size,
-            "dynamic_pool": f"10.{4 * i}.0.0/14", "server_network": f"198.18.{i}.0/28",
+            "dynamic_pool": pools[i], "server_network": f"198.18.{i}.0/28",
             # a few ISPs hold a large share of the infected hosts
             "bot_fraction": 0.05 if i % 7 == 3 else 0.01, "policies": policies})
     upstreams = [f"isp-{i:02d}" for i in (0, 3, 7, 12, 20)]
@@ -86,7 +129,7 @@ def bench_scenario(scale: str, duration_s: float = 86_400,
                      {"name": "grum", "share": 0.2, "adaptive": True,
                       "strategies": ["open_relay", "direct"], "rate_median_per_day": 40}],
                  "spammer_servers": [{"network": f"hosting-{k}", "count": 3,
-                                      "rate_per_day": 100_000 * SCALES[scale]}
+                                      "rate_per_day": 100_000 * total / NATIONAL_SUBSCRIBERS}
                                      for k in range(3)],
                  "open_relays": [{"network": "hosting-0", "count": 2},
                                  {"network": "isp-10.dynamic", "count": 1}]},

@@ -6,13 +6,15 @@ botnet's share of the infected hosts × its mean rate, the log-normal's
 median × exp(σ²/2), as stratified rates give it) and spammer servers'. Bounces and
 retries are left out (a few per cent).
 
-Memory and time are linear in subscribers and recipients, with coefficients measured on
-this project's benchmark worlds (``BENCHMARKS.md``, "Knowing the size before the run"):
-a fixed part (Python, numpy, the world's networks), bytes a subscriber (the populations'
-arrays), and bytes a recipient, which depend on what is kept (``records``: the ledger's
-typed columns and the deliveries kept for retrieval; at ``full`` and ``sample``, the
-Arrow table of recipients built at the end beside them). An estimate is meant to be high
-rather than low: a run refused for want of memory should not have fitted.
+Memory and time are linear in subscribers and recipients, with coefficients fitted to
+this project's benchmark worlds from 10,000 to 30 million subscribers (``BENCHMARKS.md``,
+"Knowing the size before the run"): a fixed part (Python, numpy, the world's networks),
+bytes a subscriber (the populations' arrays), bytes a recipient, which depend on what is
+kept (``records``: the ledger's typed columns and the deliveries kept for retrieval; at
+``full`` and ``sample``, the Arrow table of recipients built at the end beside them), and
+bytes a recipient of the busiest hour (users' mail is drawn an hour at a time). An
+estimate is meant to be high rather than low: a run refused for want of memory should not
+have fitted.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from netsim.scenario import Scenario
 # measured (BENCHMARKS.md): the process before the world, and what the world adds
 BASE_BYTES = 300e6
 BYTES_PER_SUBSCRIBER = 40.0
-BYTES_PER_RECIPIENT = {"summary": 110.0, "sample": 115.0, "full": 190.0}
+BYTES_PER_RECIPIENT = {"summary": 95.0, "sample": 100.0, "full": 170.0}
+BYTES_PER_HOURLY_RECIPIENT = 130.0
 # wall seconds a recipient, by fidelity, and a flow run's fixed cost a simulated minute
 SECONDS_PER_RECIPIENT = {"flow": 4.5e-6, "session": 2.0e-4, "command": 2.0e-4}
 SECONDS_PER_STEP = 1.5e-3
@@ -65,8 +68,9 @@ def estimate(scenario: Scenario, records: str = "full") -> Estimate:
                          for b in spam.botnets) * days
     server_recipients = sum(s.count * s.rate_per_day for s in spam.spammer_servers) * days
     recipients = messages * mean_rcpts + bot_recipients + server_recipients
+    hourly = recipients * min(1.0, 3600 / scenario.duration_s)
     peak = (BASE_BYTES + BYTES_PER_SUBSCRIBER * subscribers
-            + BYTES_PER_RECIPIENT[records] * recipients)
+            + BYTES_PER_RECIPIENT[records] * recipients + BYTES_PER_HOURLY_RECIPIENT * hourly)
     wall = SECONDS_PER_RECIPIENT[scenario.fidelity] * recipients
     if scenario.fidelity == "flow":
         wall += SECONDS_PER_STEP * scenario.duration_s / 60
