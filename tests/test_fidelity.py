@@ -183,3 +183,24 @@ def test_parts_of_parts_read_the_rows_they_name():
     joined = Columns.join([whole.take(slice(0, 2)), whole.take(np.array([99]))])
     assert joined.a.tolist() == [0, 1, 99]
     assert joined.but(a=np.zeros(3)).a.tolist() == [0, 0, 0]
+
+
+def test_retrievals_computed_check_by_check_equal_those_computed_at_the_end(monkeypatch):
+    """A check's retrievals are computed once its deliveries are all in (half an hour
+    after it began), and its deliveries let go: the same instants as one computation at
+    the end of the run, and no delivery came after its check was computed."""
+    import netsim.world.flow as flow
+    from netsim.experiments.bench import bench_scenario
+
+    scenario = bench_scenario("small", 6 * 3600)
+    built = []
+    by_check = simulate(scenario, setup=built.append)
+    assert built[0].retrievals.late == 0
+    assert "retrieval" not in by_check.summary["sim"]["out_of_order"]
+    monkeypatch.setattr(flow, "CHECKS_EVERY", 10**9)   # never before the end
+    at_end = simulate(scenario)
+    a, b = (r.recipients_frame()["retrieved_s"].to_numpy() for r in (by_check, at_end))
+    assert (~np.isnan(a)).sum() > 10_000
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
+    assert by_check.summary["mailboxes"] == at_end.summary["mailboxes"]

@@ -197,6 +197,8 @@ class World:
         dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
         if dns:
             counts["dns"] = dns
+        if self.retrievals is not None and self.retrievals.late:
+            counts["retrieval"] = self.retrievals.late
         return counts
 
     def held_rows(self) -> set[int]:

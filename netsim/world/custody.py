@@ -19,6 +19,9 @@ class Deliveries(Protocol):
     def add_many(self, isp: np.ndarray, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
                  size: np.ndarray) -> None: ...
 
+    def due(self, now: float) -> None:
+        """Retrieve what every check begun before ``now`` collected."""
+
 
 class Custody:
     """The flow path's custody of recipients until their outcomes are final: a step after

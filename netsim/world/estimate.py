@@ -12,7 +12,8 @@ this project's benchmark worlds from 10,000 to 30 million subscribers (``BENCHMA
 bytes a subscriber (the populations' arrays), bytes a recipient, which depend on what is
 kept (``records``: the ledger's typed columns and the deliveries kept for retrieval; at
 ``full`` and ``sample``, the Arrow table of recipients built at the end beside them), and
-bytes a recipient of the busiest hour (users' mail is drawn an hour at a time). An
+bytes a recipient of one simulated hour (users' mail is drawn an hour at a time, and a
+delivery waits for its check about half an hour). An
 estimate is meant to be high rather than low: a run refused for want of memory should not
 have fitted.
 """
@@ -30,8 +31,8 @@ from netsim.scenario import Scenario
 # measured (BENCHMARKS.md): the process before the world, and what the world adds
 BASE_BYTES = 300e6
 BYTES_PER_SUBSCRIBER = 40.0
-BYTES_PER_RECIPIENT = {"summary": 95.0, "sample": 100.0, "full": 170.0}
-BYTES_PER_HOURLY_RECIPIENT = 130.0
+BYTES_PER_RECIPIENT = {"summary": 85.0, "sample": 90.0, "full": 150.0}
+BYTES_PER_HOURLY_RECIPIENT = 135.0
 # wall seconds a recipient, by fidelity, and a flow run's fixed cost a simulated minute
 SECONDS_PER_RECIPIENT = {"flow": 4.5e-6, "session": 2.0e-4, "command": 2.0e-4}
 SECONDS_PER_STEP = 1.5e-3

@@ -6,7 +6,7 @@ simulated time at a time, as arrays over every ISP at once: the connection verdi
 network's ACLs and listeners (``netsim.world.connections``), each session through
 ``netsim.world.dialogue`` (the servers' policies, asked as the engines ask them, and the
 adapter's instants) and the MUA's retries. Every server's outbound queue is the flow path's
-too (``netsim.world.flow_queue``), and first POP3 retrievals are computed at the end
+too (``netsim.world.flow_queue``), and first retrievals are computed check by check
 (``netsim.world.retrieval``). Bots and spammer servers still run as SimPy processes, their
 sessions decided by the servers' hooks (``netsim.mail.session.direct_smtp_session``), and
 so do the mail clients of users whose password spammers hold and of providers' customers,
@@ -58,6 +58,7 @@ from netsim.world.workload import (
 )
 
 LEGIT = KINDS.index(Kind.LEGIT)
+CHECKS_EVERY = 10   # minutes between computing the retrievals of settled checks
 
 
 class FlowWorld(UsersWorld, Protocol):
@@ -83,6 +84,7 @@ class LegitFlow:
 
     def __init__(self, world: FlowWorld, retrievals: Deliveries):
         self.world = world
+        self.retrievals = retrievals
         self.env = world.env
         self.ledger = world.ledger
         self.end = world.scenario.duration_s
@@ -131,6 +133,8 @@ class LegitFlow:
             # the minute's queues once every engine event in it has happened: what the
             # engines handed over in it joins them, and all are taken in time order
             self.queues.step(k - 1)
+            if k % CHECKS_EVERY == 0:   # retrievals whose deliveries are all in
+                self.retrievals.due(self.env.now)
 
     def _shared_accounts(self) -> np.ndarray:
         """Per server: whether a stateful policy may see both users' and spammers' sessions

@@ -1,9 +1,10 @@
-"""First retrievals (POP3 or IMAP), computed at the end of a flow-fidelity run.
+"""First retrievals (POP3 or IMAP) of a flow-fidelity run, computed check by check.
 
 At fidelity ``flow`` no retrieval session is simulated: every delivery into a maildrop (by
-the flow path or by the engines) is recorded here, and at the end of the run each gets its
-first retrieval as the session adapters would time it: the recipient's next periodic check
-strictly after the delivery, the TCP handshake, the greeting, then
+the flow path or by the engines) is recorded here, and once its check has begun (at the
+latest at the end of the run) each gets its first retrieval as the session adapters would
+time it: the recipient's next periodic check strictly after the delivery, the TCP
+handshake, the greeting, then
 
 - POP3: the login (USER/PASS, or APOP; STLS first where offered), STAT, LIST and UIDL,
   then RETR and DELE of each waiting message in delivery order, each RETR answered after
@@ -13,11 +14,17 @@ strictly after the delivery, the TCP handshake, the greeting, then
   retrieved once its octets have arrived.
 
 The check is made from home (a roaming user's check from a visited network differs by its
-latency only).
+latency only). A delivery is recorded at most a few minutes after its instant (the engines
+record theirs a dialogue ahead; the flow path's queues a minute behind, a bounce a minute
+more), so the checks that began more than :data:`SETTLED_S` ago have all their deliveries:
+their retrievals are computed whole, as at the end of the run, and their deliveries let go.
+A delivery that came later than that for a check already computed would be computed apart;
+``late`` counts them (none is expected).
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import Any, Protocol
 
@@ -36,6 +43,8 @@ from netsim.mail.session import (
 from netsim.net import Network, Subnet
 from netsim.scenario import Scenario
 from netsim.world.workload import Workload, next_check
+
+SETTLED_S = 1800.0   # a check's deliveries are all in this long after it began
 
 
 class RetrievalWorld(Protocol):
@@ -75,13 +84,19 @@ class Held:
 
 
 class Retrievals:
-    """Deliveries into maildrops: the ISP, user, ledger row, instant and size of each, in
-    typed columns (26 bytes a delivery)."""
+    """Deliveries into maildrops waiting for their check: the ISP, user, ledger row, instant
+    and size of each, in typed columns (26 bytes a delivery)."""
 
     def __init__(self, world: RetrievalWorld):
         self.world = world
         cfg = world.scenario.users
         self.interval = cfg.pop3_check_interval_s
+        # each account's check phase, all ISPs' in one array (read when the first check is
+        # due: the workloads are built after the servers)
+        self._phase: np.ndarray | None = None
+        self._first: np.ndarray | None = None
+        self._computed = -math.inf   # the checks that began before this are computed
+        self.late = 0
         self._columns: dict[str, array[Any]] = {
             "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
             "size": array("i")}
@@ -112,10 +127,42 @@ class Retrievals:
         c["at"].extend(array("d", [at]) * n)
         c["size"].extend(array("i", [size]) * n)
 
+    def due(self, now: float) -> None:
+        """Record the first retrievals of every check that began :data:`SETTLED_S` before
+        ``now``, and let their deliveries go."""
+        c = self._read()
+        cutoff = now - SETTLED_S
+        if not len(c["isp"]) or cutoff <= self._computed:
+            return
+        if self._phase is None:
+            workloads = self.world.workloads
+            self._phase = np.concatenate([w.check_phase for w in workloads])
+            self._first = np.r_[0, np.cumsum([w.size for w in workloads])][:-1]
+        assert self._first is not None
+        check = next_check(self._phase[self._first[c["isp"]] + c["user"]], self.interval,
+                           c["at"])
+        self.late += int((check < self._computed).sum())
+        self._computed = cutoff
+        begun = check < cutoff
+        if begun.any():
+            self._retrieve_all({name: values[begun] for name, values in c.items()})
+            for name, values in c.items():
+                column = self._columns[name] = array(self._columns[name].typecode)
+                column.frombytes(values[~begun].tobytes())
+
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
-        c = {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode])
-             for name, column in self._columns.items()}
+        self._retrieve_all(self._read())
+        self._columns = {name: array(column.typecode)
+                         for name, column in self._columns.items()}
+
+    def _read(self) -> dict[str, np.ndarray]:
+        """The waiting deliveries' columns, as numpy copies."""
+        return {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
+                for name, column in self._columns.items()}
+
+    def _retrieve_all(self, c: dict[str, np.ndarray]) -> None:
+        """The first retrievals of these deliveries, server by server."""
         order = np.argsort(c["isp"], kind="stable")
         starts = np.searchsorted(c["isp"][order], np.arange(len(self.world.servers) + 1))
         for isp, server in enumerate(self.world.servers):
@@ -123,7 +170,6 @@ class Retrievals:
             if len(pick):
                 self._retrieve(isp, server, c["user"][pick].astype(np.int64), c["row"][pick],
                                c["at"][pick], c["size"][pick].astype(np.float64))
-        del c, order
 
     def _retrieve(self, isp: int, server: MailServer, users: np.ndarray, rows: np.ndarray,
                   at: np.ndarray, size: np.ndarray) -> None:
