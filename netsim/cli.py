@@ -325,7 +325,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"--scale: {exc}") from None
     expected = _fits(scenario, "summary", args.force, "bench")   # it keeps its counts only
     print(f"{scenario.name}: {expected.describe()}", file=sys.stderr)
-    figures = run_bench(args.scale, args.duration or 86_400, args.fidelity)
+    figures = run_bench(args.scale, args.duration or 86_400, args.fidelity, scenario)
     print(json.dumps(figures) if args.json else format_table(figures))
     return 0
 

@@ -142,10 +142,11 @@ def _rss_mb() -> float:
 
 
 def run_bench(scale: str, duration_s: float = 86_400, fidelity: str = "flow",
-              ) -> dict[str, Any]:
-    """Measure the floor, then the benchmark world; every figure of the table."""
+              scenario: Scenario | None = None) -> dict[str, Any]:
+    """Measure the floor, then the benchmark world (``scenario``, if built already);
+    every figure of the table."""
     floor = simpy_floor()
-    scenario = bench_scenario(scale, duration_s, fidelity)
+    scenario = scenario or bench_scenario(scale, duration_s, fidelity)
     before = _rss_mb()
     result = simulate(scenario, records="summary")   # a country keeps its counts only
     sim = result.summary["sim"]

@@ -16,6 +16,7 @@ from netsim.mail.message import Mail
 from netsim.protocols import Envelope, POP3Session, Reply, SMTPSession, StoredMessage
 from netsim.protocols.imap_session import IMAPMailbox, IMAPSession, IMAPStoredMessage
 from netsim.protocols.replies import S250_QUEUED, S454_TOO_MANY_AUTH_FAILURES
+from netsim.protocols.wire import line_octets
 
 
 class SMTPHookServer(ConsultedServer, Protocol):
@@ -259,5 +260,4 @@ class IMAPHooks:
         if message.uid in self._unseen:   # the engine may have flagged it \Seen already
             self._unseen.discard(message.uid)
             self.fetched.append((row, message.size))
-        return "".join(f"{line}\r\n" for line in mail.text_lines()).encode(
-            "utf-8", "surrogateescape")
+        return line_octets(mail.text_lines())

@@ -44,19 +44,16 @@ class Maildrops:
     def __init__(self) -> None:
         self._drops: dict[int, list[Stored]] = {}
         self._next_uid: dict[int, int] = {}
-        self._unseen: dict[int, int] = {}   # user → messages no client has retrieved
         self._locked: set[int] = set()
 
     def add(self, user: int, message: StoredMessage, at: float = 0.0) -> bool:
         """Store a message delivered at ``at``; True when nothing was waiting for the user
         before (no message a client has not seen)."""
-        drop = self._drops.setdefault(user, [])
+        was_waiting = self.waiting(user)
         uid = self._next_uid.get(user, 1)
         self._next_uid[user] = uid + 1
-        drop.append(Stored(at, message, uid))
-        unseen = self._unseen.get(user, 0)
-        self._unseen[user] = unseen + 1
-        return unseen == 0
+        self._drops.setdefault(user, []).append(Stored(at, message, uid))
+        return not was_waiting
 
     def peek(self, user: int) -> list[StoredMessage]:
         """What is stored, without locking (for tracing)."""
@@ -68,7 +65,7 @@ class Maildrops:
     def waiting(self, user: int) -> int:
         """Messages no client has retrieved yet (POP3 deletes what it retrieves; IMAP marks
         it seen)."""
-        return self._unseen.get(user, 0)
+        return sum(not s.seen for s in self._drops.get(user, ()))
 
     def next_uid(self, user: int) -> int:
         """The UID ``user``'s next message will get (it never goes down, RFC 9051 §2.3.1.1)."""
@@ -105,7 +102,6 @@ class Maildrops:
             found = flags.get(s.uid)
             if found is not None:
                 s.flags = found
-        self._count(user)
 
     def expunge(self, user: int, uids: Iterable[int]) -> None:
         """IMAP: remove these messages for good."""
@@ -119,10 +115,6 @@ class Maildrops:
         drop[:] = [s for s in drop if not gone(s)]
         if not drop:
             del self._drops[user]
-        self._count(user)
-
-    def _count(self, user: int) -> None:
-        self._unseen[user] = sum(not s.seen for s in self._drops.get(user, ()))
 
     def __len__(self) -> int:
         return sum(len(d) for d in self._drops.values())

@@ -134,16 +134,29 @@ def retrieval_session(env: simpy.Environment, conn: Connection, server: SessionS
     return login
 
 
-class _POP3Dialogue:
+class _Timing:
+    """What both sides time a reply by: the connection's one-way delay, the server's
+    processing time and the slower end's rate; where retrievals are recorded."""
+
+    def __init__(self, conn: Connection, server: POP3SessionServer | IMAPSessionServer):
+        self.ledger = server.ledger
+        self.one_way, self.proc = conn.one_way_s, server.processing_s
+        self.bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
+
+    def acts(self, sent: float) -> float:
+        """When the server acts on a command sent at ``sent``."""
+        return exchange(sent, self.one_way, self.proc)[0]
+
+
+class _POP3Dialogue(_Timing):
     """POP3's side: each RETR's reply carries its message after its transfer time."""
 
     topic = "pop3"
 
     def __init__(self, conn: Connection, server: POP3SessionServer, client: POP3Client):
+        super().__init__(conn, server)
         self.engine, self.hooks = server.pop3_engine(conn.port, conn.src)
-        self.client, self.ledger = client, server.ledger
-        self.one_way, self.proc = conn.one_way_s, server.processing_s
-        self.bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
+        self.client = client
         self.reply: POP3Reply | None = None
 
     def greeting(self, at: float) -> list[str]:
@@ -153,7 +166,7 @@ class _POP3Dialogue:
 
     def answer(self, command: Any, sent: float) -> tuple[list[str], float]:
         hooks = self.hooks
-        hooks.at = exchange(sent, self.one_way, self.proc)[0]
+        hooks.at = self.acts(sent)
         self.reply = self.engine.handle(command)
         data = transfer(hooks.last_size, *self.bps) if isinstance(command, Retr) else 0.0
         hooks.last_size = 0
@@ -172,17 +185,16 @@ class _POP3Dialogue:
         return self.hooks.login_at
 
 
-class _IMAPDialogue:
+class _IMAPDialogue(_Timing):
     """IMAP's side: a FETCH's answer carries its messages one after the other, each
     retrieved when its octets have arrived."""
 
     topic = "imap"
 
     def __init__(self, conn: Connection, server: IMAPSessionServer, client: IMAPClient):
+        super().__init__(conn, server)
         self.engine, self.hooks = server.imap_engine(conn.port, conn.src)
-        self.client, self.ledger = client, server.ledger
-        self.one_way, self.proc = conn.one_way_s, server.processing_s
-        self.bps = server.settings.server_bandwidth_bps, server.client_bps(conn.src)
+        self.client = client
         self.responses: list[IMAPResponse] = []
 
     def greeting(self, at: float) -> list[str]:
@@ -193,7 +205,7 @@ class _IMAPDialogue:
 
     def answer(self, command: Any, sent: float) -> tuple[list[str], float]:
         hooks = self.hooks
-        hooks.at = exchange(sent, self.one_way, self.proc)[0]
+        hooks.at = self.acts(sent)
         self.responses = self.engine.handle(command)
         data = 0.0
         for row, size in hooks.fetched:   # in the order they go out

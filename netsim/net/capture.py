@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netsim.net.dns import MX, Answer
+from netsim.net.dns import Answer
 from netsim.net.network import Connection, Verdict
+from netsim.protocols.wire import line_octets
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,6 @@ class Lookup:
     resolver: int
     answer: Answer
 
-    @property
-    def records(self) -> tuple[MX, ...] | tuple[int, ...]:
-        return self.answer.records
-
 
 Event = Opened | Sent | Closed | Lookup
 
@@ -83,11 +80,8 @@ class Capture:
                                   conn.one_way_s, waited))
 
     def sent(self, conn: Connection, at: float, from_client: bool, lines: list[str]) -> None:
-        """Lines one side sent, each ending in CRLF (text as the wire's octets: the
-        simulation's message text is 8-bit as :func:`netsim.protocols.wire.message_text`
-        keeps it)."""
-        self.sent_bytes(conn, at, from_client, "".join(f"{line}\r\n" for line in lines).encode(
-            "utf-8", "surrogateescape"))
+        """Lines one side sent, each ending in CRLF, as their wire octets."""
+        self.sent_bytes(conn, at, from_client, line_octets(lines))
 
     def connected(self, src: int, dst: int, port: int, at: float, *,
                   verdict: Verdict = Verdict.OPEN, waited: float = 0.0) -> Connection:

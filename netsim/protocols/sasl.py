@@ -17,7 +17,6 @@ __all__ = [
     "PlainRefused",
     "b64decode",
     "b64encode",
-    "decode_plain",
     "encode_plain",
     "plain_credentials",
 ]
@@ -53,21 +52,6 @@ def b64decode(data: str) -> str | None:
 def encode_plain(username: str, password: str, authzid: str = "") -> str:
     """The base64 PLAIN message ``authzid NUL authcid NUL passwd``."""
     return b64encode(f"{authzid}\0{username}\0{password}")
-
-
-def decode_plain(data: str) -> tuple[str, str, str] | None:
-    """Split a base64 PLAIN message into ``(authzid, username, password)``.
-
-    Returns:
-        The three parts, or ``None`` if the data is not valid base64 or lacks two NULs.
-    """
-    text = b64decode(data)
-    if text is None:
-        return None
-    parts = text.split("\0")
-    if len(parts) != 3 or not parts[1]:
-        return None
-    return parts[0], parts[1], parts[2]
 
 
 class PlainRefused(enum.Enum):

@@ -59,6 +59,7 @@ __all__ = [
     "encode_imap_responses",
     "encode_pop3_reply",
     "encode_reply",
+    "line_octets",
     "message_text",
     "parse_pop3_command",
     "parse_smtp_command",
@@ -74,16 +75,22 @@ def encode_reply(reply: Reply) -> bytes:
     return ("\r\n".join(reply.wire_lines()) + "\r\n").encode("utf-8")
 
 
+def line_octets(lines: list[str]) -> bytes:
+    """Text lines as the octets they travel as, each ending in CRLF. A message's octets
+    that are not UTF-8 travel as surrogate escapes (:func:`message_text`) and go out as the
+    octets they were."""
+    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
+
+
 def encode_pop3_reply(reply: POP3Reply) -> bytes:
-    """A POP3 reply as wire bytes (multi-line bodies dot-stuffed and terminated). A
-    message's octets that are not UTF-8 travel as surrogate escapes
-    (:func:`message_text`) and go out as the octets they were: RETR is 8-bit clean."""
-    return ("\r\n".join(reply.wire_lines()) + "\r\n").encode("utf-8", "surrogateescape")
+    """A POP3 reply as wire bytes (multi-line bodies dot-stuffed and terminated): RETR is
+    8-bit clean (:func:`line_octets`)."""
+    return line_octets(reply.wire_lines())
 
 
 def message_text(payload: bytes) -> str:
-    """A message's octets as text that :func:`encode_pop3_reply` turns back into exactly
-    those octets (UTF-8, anything else as surrogate escapes)."""
+    """A message's octets as text that :func:`line_octets` turns back into exactly those
+    octets (UTF-8, anything else as surrogate escapes)."""
     return payload.decode("utf-8", "surrogateescape")
 
 

@@ -102,6 +102,8 @@ class Retrievals:
             "size": array("i")}
         # what the maildrops hold at the end, by the protocol of their users' clients
         self.held = {"pop3": Held(), "imap": Held()}
+        # the servers whose quota reads their mailboxes (none in most worlds: no work then)
+        self._usage = {k: s.usage for k, s in enumerate(world.servers) if s.usage is not None}
 
     def add_many(self, isp: np.ndarray, users: np.ndarray, rows: np.ndarray, at: np.ndarray,
                  size: np.ndarray) -> None:
@@ -110,10 +112,9 @@ class Retrievals:
                              ("size", size)):
             column = self._columns[name]
             column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
-        for k in np.unique(isp).tolist():   # what a quota reads (the engines add their own)
-            usage = self.world.servers[k].usage
-            if usage is not None:
-                mine = isp == k
+        for k, usage in self._usage.items():   # what a quota reads (the engines add theirs)
+            mine = isp == k
+            if mine.any():
                 usage.add(users[mine], at[mine], size[mine])
 
     def add_engines(self, server: MailServer, users: list[int], rows: list[int], at: float,
