@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / scenario.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    expected = _fits(scenario, args.records, args.force)
+    expected = _fits(scenario, args.records, args.force, where=args.scenario)
     print(f"{scenario.name}: {expected.describe()}", file=sys.stderr)
     try:
         result = simulate(scenario, records=args.records)
@@ -376,19 +376,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{source}: valid scenario {scenario.name!r}: {len(scenario.isps)} ISPs, "
           f"{subscribers} subscribers, {len(scenario.visited_networks)} visited and "
           f"{len(scenario.hosting_networks)} hosting networks, {scenario.duration_s:g} s")
-    print(f"run at --records {args.records}: {_fits(scenario, args.records).describe()}")
+    expected = _fits(scenario, args.records, where=args.scenario)
+    print(f"run at --records {args.records}: {expected.describe()}")
     return 0
 
 
 def _fits(scenario: Scenario, records: str, force: bool = False,
-          command: str = "run") -> Estimate:
+          command: str = "run", where: str | None = None) -> Estimate:
     """The run's estimate; refused (exit 2) when it would not fit in this machine's
-    memory, unless ``force`` (``netsim <command> --force``)."""
+    memory, unless ``force`` (``netsim <command> --force``). ``where``: the scenario's
+    file, named in the refusal."""
     expected = estimate(scenario, records)
     limit, source = memory_limit()
     if expected.peak_bytes > limit and not force:
-        raise UserError(f"{scenario.name}: {expected.describe()}: more than {source} "
-                        f"({limit / 1e9:.1f} GB) allows. Use {advice(expected)}; or "
+        named = f"{where}: scenario {scenario.name}" if where else scenario.name
+        raise UserError(f"{named} would not fit in memory:\n  {expected.describe()}: more "
+                        f"than {source} ({limit / 1e9:.1f} GB) allows. Use {advice(expected)}; or "
                         f"`netsim {command} --force` to run it anyway")
     return expected
 

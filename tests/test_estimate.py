@@ -54,8 +54,9 @@ def test_a_world_that_cannot_fit_is_refused_before_it_runs(tmp_path):
                           preexec_fn=cap, timeout=120)
     assert done.returncode == 2, done.stderr
     error = done.stderr.strip()
-    assert "\n" not in error and "Traceback" not in error
-    assert "peak memory about" in error and "ulimit -v" in error
+    first, problem = error.splitlines()   # the file, then what is wrong
+    assert _country(tmp_path) in first and "Traceback" not in error
+    assert "peak memory about" in problem and "ulimit -v" in problem
     assert "--records summary" in error and "--force" in error
     assert not out.exists()
 

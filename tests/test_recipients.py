@@ -22,7 +22,7 @@ from netsim.mail.recipients import (
     ColumnRegistry,
 )
 from netsim.world import World
-from netsim.world.report import LedgerColumns, RecipientColumns
+from netsim.world.report import ArrayColumns, RecipientColumns, table_columns
 from tests.conftest import tiny_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,19 +115,26 @@ def test_a_declared_column_reaches_storage_the_table_and_the_report():
     assert table.column("hops").to_pylist() == [0] * 5
     assert table.column("spf").to_pylist() == ["none"] * 5
     assert table.column("took_s").to_pylist() == [4.0, None, None, None, None]
-    in_place = LedgerColumns(ledger)
+    in_place = ArrayColumns({c.name: ledger.view(c.name) for c in columns.stored},
+                            {n: v.words for n, v in ledger.vocab.items()}, columns)
     assert in_place.values("hops").tolist() == [0] * 5
     codes, words = in_place.codes("spf")
     assert codes.tolist() == [0] * 5 and words == ["none", "pass"]
     assert in_place.values("took_s")[0] == 4.0 and np.isnan(in_place.values("took_s")[1:]).all()
 
 
-def test_the_report_reads_every_column_alike_in_place_and_from_the_table():
+def test_the_report_reads_every_column_alike_as_handed_on_and_from_the_table():
     world = World(tiny_scenario(seed=11))
     world.env.run(until=world.scenario.duration_s)
     world.finish()
-    in_place = LedgerColumns(world.ledger)
     from_table = RecipientColumns(world.ledger.to_arrow())
+    assert table_columns(from_table.table).codes("kind")[1] == from_table.codes("kind")[1]
+    handed = []
+    world.ledger.sink = lambda rows, arrays, words: handed.append((rows, arrays, words))
+    world.ledger.retire(everything=True)
+    (rows, arrays, words), = handed
+    assert rows.tolist() == list(range(len(world.ledger)))
+    in_place = ArrayColumns(arrays, words)
     assert len(world.ledger) > 100
     for column in RECIPIENT_COLUMNS:
         if column.kind is CATEGORY:

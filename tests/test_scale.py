@@ -113,6 +113,6 @@ def test_a_benchmark_too_large_for_the_machine_is_refused(monkeypatch, capsys):
     monkeypatch.setattr("netsim.cli.memory_limit", lambda: (4e9, "the test's limit"))
     assert main(["bench", "--scale", "japan"]) == 2
     error = capsys.readouterr().err
-    assert "bench-japan: about" in error and "`netsim bench --force`" in error
+    assert "bench-japan would not fit" in error and "`netsim bench --force`" in error
     assert main(["bench", "--scale", "many"]) == 2
     assert "--scale:" in capsys.readouterr().err

@@ -5,15 +5,22 @@ Rows are stored column by column in typed arrays (``array.array``: small integer
 and the table converts to Arrow without copying field by field. The columns are those
 declared in :mod:`netsim.mail.recipients`. Outcomes are final once set: setting one twice is a
 bug and raises at once, which is what makes the conservation check meaningful.
+
+A ledger with a ``sink`` streams: rows are numbered for the whole run, but only a window of
+the newest is stored in the typed arrays. Once the window is large, the rows at rest (a
+final outcome and, if delivered, retrieved: nothing more can happen to them) are handed to
+the sink and freed, in row order; the few still in flight among them (a queue's retries, a
+maildrop not yet checked) are set aside until they come to rest. A country's run then holds
+the recipients in flight, not every recipient of its day.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +30,16 @@ from netsim.mail.recipients import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, Col
 
 OUTCOMES = tuple(Outcome)
 KINDS = tuple(Kind)
+
+
+# a ledger streams once its window holds this many rows (about 55 MB of columns)
+RETIRE_ROWS = 1 << 20
+# rows still in flight set aside per row handed on, at most, when the window is cut
+ASIDE_SHARE = 1 / 8
+
+# what a streaming ledger hands on: the rows' numbers, their stored columns (categorical
+# ones as codes) and the words of each categorical column's codes
+Sink = Callable[[np.ndarray, dict[str, np.ndarray], dict[str, list[str]]], None]
 
 
 class ConservationError(AssertionError):
@@ -49,8 +66,9 @@ class Vocabulary:
 class Ledger:
     """Every recipient of every message, from creation to its final outcome.
 
-    Each stored column of ``columns`` is an attribute of its name, a typed array; a
-    categorical one has a vocabulary in :attr:`vocab`.
+    Each stored column of ``columns`` is an attribute of its name, a typed array holding the
+    window's rows (rows ``base`` onwards); a categorical one has a vocabulary in
+    :attr:`vocab`. Without a ``sink`` the window is every row.
     """
 
     # the stored columns the ledger fills by name, for the type checker (``__init__`` makes
@@ -73,7 +91,8 @@ class Ledger:
     sent_out: array[Any]
     accepted_outside: array[Any]
 
-    def __init__(self, columns: ColumnRegistry = RECIPIENT_COLUMNS) -> None:
+    def __init__(self, columns: ColumnRegistry = RECIPIENT_COLUMNS, *,
+                 sink: Sink | None = None, retire_rows: int = RETIRE_ROWS) -> None:
         self.columns = columns
         self.vocab = {c.name: Vocabulary(c.words) for c in columns if c.kind is CATEGORY}
         for column in columns.stored:
@@ -86,15 +105,31 @@ class Ledger:
         self.finished = {k: dict.fromkeys(OUTCOMES[1:], 0) for k in Kind}
         self._pending = self._outcome[Outcome.PENDING]
         assert columns["outcome"].blank == Outcome.PENDING, "a new row starts pending"
+        # streaming: the window's first row, the rows set aside (their numbers, sorted, and
+        # their columns), and how many rows the window kept at its last cut
+        self.sink = sink
+        self.base = 0
+        self.retire_rows = retire_rows
+        self._aside_rows = np.zeros(0, dtype=np.int64)
+        self._aside = {name: np.zeros(0, dtype=dtype) for name, dtype in self._dtypes.items()}
+        self._kept = 0
+        self.due = False   # the window is large enough to cut (``retire``, between events)
 
     def __len__(self) -> int:
-        return len(self.message_id)
+        """Rows opened in the run (handed on and set aside included)."""
+        return self.base + len(self.message_id)
+
+    def _opened(self) -> None:
+        # the next cut once the window holds retire_rows, and half again what it last kept
+        if self.sink is not None and len(self.message_id) >= max(self.retire_rows,
+                                                                   self._kept * 3 // 2):
+            self.due = True
 
     def add(self, mail: Mail, recipients: Iterable[str], *, origin_isp: str, origin_network: str,
             path: str, first_hop_port: int) -> None:
         """Open one row per recipient of a new message (each starts ``pending``)."""
         v = self.vocab
-        start = len(self.message_id)
+        start = len(self)
         addresses = list(recipients)
         n = len(addresses)
         mail.rows.update(zip(addresses, range(start, start + n), strict=True))
@@ -117,6 +152,7 @@ class Ledger:
         for name, blank in self._blanks:                        # what every new row starts as
             getattr(self, name).extend(blank * n)
         self.attempted[mail.kind] += len(mail.rows)
+        self._opened()
 
     def finish(self, row: int, outcome: Outcome, at: float, *, code: int = 0,
                stopped_by: str = "") -> None:
@@ -128,22 +164,44 @@ class Ledger:
         """:meth:`finish` for recipients that end alike at one instant (a session's)."""
         if outcome is Outcome.PENDING:
             raise ValueError("pending is not a final outcome")
-        state, pending, kinds = self.outcome, self._pending, self.kind
+        state, pending, kinds, base = self.outcome, self._pending, self.kind, self.base
         value = self._outcome[outcome]
         stop = self.vocab["stopped_by"].code(stopped_by) if stopped_by else 0
         counts = self.finished
         for row in rows:
-            if state[row] != pending:
-                raise ConservationError(
-                    f"recipient row {row} (message {self.message_id[row]}) already has "
-                    f"outcome {self.vocab['outcome'].words[state[row]]}; cannot also be "
-                    f"{outcome}")
-            state[row] = value
-            self.finished_s[row] = at
-            self.reply_code[row] = code
+            i = row - base
+            if i < 0:   # set aside (or handed on: then it is final already)
+                self._finish_aside(row, outcome, at, code, stop)
+                continue
+            if state[i] != pending:
+                self._twice(row, state[i], outcome)
+            state[i] = value
+            self.finished_s[i] = at
+            self.reply_code[i] = code
             if stop:
-                self.stopped_by[row] = stop
-            counts[KINDS[kinds[row]]][outcome] += 1
+                self.stopped_by[i] = stop
+            counts[KINDS[kinds[i]]][outcome] += 1
+
+    def _finish_aside(self, row: int, outcome: Outcome, at: float, code: int,
+                      stop: int) -> None:
+        slot = self._slot(row)
+        if slot is None:
+            self._twice(row, None, outcome)
+        aside = self._aside
+        if aside["outcome"][slot] != self._pending:
+            self._twice(row, int(aside["outcome"][slot]), outcome)
+        aside["outcome"][slot] = self._outcome[outcome]
+        aside["finished_s"][slot] = at
+        aside["reply_code"][slot] = code
+        if stop:
+            aside["stopped_by"][slot] = stop
+        self.finished[KINDS[int(aside["kind"][slot])]][outcome] += 1
+
+    def _twice(self, row: int, state: int | None, outcome: Outcome) -> NoReturn:
+        had = "a final outcome (handed on)" if state is None else \
+            f"outcome {self.vocab['outcome'].words[state]}"
+        raise ConservationError(f"recipient row {row} already has {had}; cannot also be "
+                                f"{outcome}")
 
     # -- in bulk, for the flow path: the same rows and checks, a batch at a time -----------
     def code(self, column: str, word: str) -> int:
@@ -152,7 +210,17 @@ class Ledger:
 
     def word(self, column: str, row: int) -> str:
         """The word a categorical column holds at ``row`` (what :meth:`code` coded)."""
-        return self.vocab[column].words[getattr(self, column)[row]]
+        return self.vocab[column].words[int(self.value(column, row))]
+
+    def value(self, column: str, row: int) -> float:
+        """A stored column's value at ``row`` (a row in flight: one not handed on)."""
+        i = row - self.base
+        if i >= 0:
+            return getattr(self, column)[i]
+        slot = self._slot(row)
+        if slot is None:
+            raise KeyError(f"recipient row {row} was handed on at rest")
+        return self._aside[column][slot].item()
 
     def add_rows(self, kind: Kind, *, message_id: np.ndarray, rcpt_index: np.ndarray,
                  sender: np.ndarray, origin_isp: np.ndarray, origin_network: np.ndarray,
@@ -160,7 +228,7 @@ class Ledger:
                  created: np.ndarray) -> int:
         """Open rows (all ``pending``) from arrays, one entry a row, categorical columns as
         codes; returns the first new row's number."""
-        start = len(self.message_id)
+        start = len(self)
         n = len(message_id)
         for column, values in ((self.message_id, message_id), (self.rcpt_index, rcpt_index),
                                (self.sender, sender), (self.origin_isp, origin_isp),
@@ -172,7 +240,50 @@ class Ledger:
         for name, blank in self._blanks:                        # what every new row starts as
             getattr(self, name).extend(blank * n)
         self.attempted[kind] += n
+        self._opened()
         return start
+
+    def _get(self, name: str, rows: np.ndarray, handed_on: float) -> np.ndarray:
+        """A column's values at ``rows``; ``handed_on`` for rows handed on."""
+        local = rows - self.base
+        if not len(local) or local.min() >= 0:
+            return self.view(name)[local]
+        out = np.full(len(rows), handed_on, dtype=self._dtypes[name])
+        inside = local >= 0
+        out[inside] = self.view(name)[local[inside]]
+        slots, found = self._slots(rows[~inside])
+        out[np.flatnonzero(~inside)[found]] = self._aside[name][slots]
+        return out
+
+    def _set(self, name: str, rows: np.ndarray, values: np.ndarray | float) -> None:
+        """Set a column at ``rows`` (each held: in the window or set aside)."""
+        local = rows - self.base
+        if not len(local) or local.min() >= 0:
+            self.view(name)[local] = values
+            return
+        values = np.broadcast_to(values, rows.shape)
+        inside = local >= 0
+        self.view(name)[local[inside]] = values[inside]
+        slots, found = self._slots(rows[~inside])
+        if not found.all():
+            raise ConservationError(f"recipient rows {rows[~inside][~found][:10].tolist()} "
+                                    f"were handed on at rest; cannot set {name}")
+        self._aside[name][slots] = values[~inside]
+
+    def _slot(self, row: int) -> int | None:
+        """Where ``row`` (before the window) is set aside; None: it was handed on."""
+        place = int(np.searchsorted(self._aside_rows, row))
+        if place < len(self._aside_rows) and self._aside_rows[place] == row:
+            return place
+        return None
+
+    def _slots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``rows`` (before the window) are set aside, and which of them are."""
+        place = np.minimum(np.searchsorted(self._aside_rows, rows),
+                           max(len(self._aside_rows) - 1, 0))
+        found = self._aside_rows[place] == rows if len(self._aside_rows) else \
+            np.zeros(len(rows), dtype=bool)
+        return place[found], found
 
     def finish_rows(self, rows: np.ndarray, outcome: Outcome, at: np.ndarray, *,
                     code: np.ndarray | int = 0, stopped_by: np.ndarray | int = 0) -> None:
@@ -181,68 +292,84 @@ class Ledger:
             raise ValueError("pending is not a final outcome")
         if not len(rows):
             return
-        state = self.view("outcome")
-        done = rows[state[rows] != self._pending]
+        done = rows[self._get("outcome", rows, -1) != self._pending]
         if len(done):
             raise ConservationError(f"recipient rows {done[:10].tolist()} already have an "
                                     f"outcome; cannot also be {outcome}")
-        state[rows] = self._outcome[outcome]
-        self.view("finished_s")[rows] = at
-        self.view("reply_code")[rows] = code
-        self.view("stopped_by")[rows] = stopped_by
-        kinds = np.bincount(self.view("kind")[rows], minlength=len(KINDS))
+        self._set("outcome", rows, self._outcome[outcome])
+        self._set("finished_s", rows, at)
+        self._set("reply_code", rows, code)
+        self._set("stopped_by", rows, stopped_by)
+        kinds = np.bincount(self._get("kind", rows, 0), minlength=len(KINDS))
         for k, n in zip(KINDS, kinds.tolist(), strict=True):
             self.finished[k][outcome] += n
-        del state
 
     def sent_out_rows(self, rows: np.ndarray) -> None:
         """Mark recipients a session carried out of their origin ISP's networks."""
-        self.view("sent_out")[rows] = 1
+        self._set("sent_out", rows, 1)
 
     def taken_outside_rows(self, rows: np.ndarray) -> None:
         """Mark recipients taken over by a server outside their origin ISP."""
-        self.view("accepted_outside")[rows] = 1
+        self._set("accepted_outside", rows, 1)
 
     def retrieved_rows(self, rows: np.ndarray, at: np.ndarray) -> None:
-        """Record first retrievals (rows not yet retrieved)."""
-        column = self.view("retrieved_s")
-        first = np.isnan(column[rows])
-        column[rows[first]] = at[first]
+        """Record first retrievals (rows not yet retrieved; one handed on was)."""
+        first = np.isnan(self._get("retrieved_s", rows, 0.0))
+        self._set("retrieved_s", rows[first], at[first])
 
     def taken_outside(self, row: int) -> None:
         """Mark a recipient as taken over by a server outside its origin ISP."""
-        self.accepted_outside[row] = 1
+        self._put("accepted_outside", row, 1)
 
     def sent_out_many(self, rows: Iterable[int]) -> None:
         """Mark the recipients of one session carried out of their origin ISP's networks
         (the engines': a few rows, no array made for them)."""
-        column = self.sent_out
         for row in rows:
-            column[row] = 1
+            self._put("sent_out", row, 1)
+
+    def _put(self, name: str, row: int, value: float) -> None:
+        i = row - self.base
+        if i >= 0:
+            getattr(self, name)[i] = value
+            return
+        slot = self._slot(row)
+        if slot is None:
+            raise ConservationError(f"recipient row {row} was handed on at rest; cannot "
+                                    f"set {name}")
+        self._aside[name][slot] = value
 
     def retrieved(self, row: int, at: float) -> None:
         """Record the first POP3 retrieval of a delivered recipient."""
-        if math.isnan(self.retrieved_s[row]):
-            self.retrieved_s[row] = at
+        i = row - self.base
+        if i >= 0:
+            if math.isnan(self.retrieved_s[i]):
+                self.retrieved_s[i] = at
+            return
+        slot = self._slot(row)   # none: handed on, so retrieved already
+        if slot is not None and math.isnan(self._aside["retrieved_s"][slot]):
+            self._aside["retrieved_s"][slot] = at
 
     def at_rest(self, rows: Iterable[int]) -> bool:
         """True when each of ``rows`` has its final outcome and each delivered one has been
         retrieved by POP3: nothing more happens to these recipients."""
-        outcome, retrieved = self.outcome, self.retrieved_s
         pending, delivered = self._pending, self._outcome[Outcome.DELIVERED]
         for row in rows:
-            state = outcome[row]
-            if state == pending or (state == delivered and math.isnan(retrieved[row])):
+            if row < self.base and self._slot(row) is None:
+                continue   # handed on: it was at rest
+            state = self.value("outcome", row)
+            if state == pending or (state == delivered
+                                    and math.isnan(self.value("retrieved_s", row))):
                 return False
         return True
 
     def pending(self, rows: np.ndarray) -> np.ndarray:
         """Whether each of ``rows`` is still without a final outcome."""
-        return self.view("outcome")[rows] == self._pending
+        return self._get("outcome", rows, -1) == self._pending
 
     def pending_rows(self) -> set[int]:
-        codes = self.view("outcome")
-        return set(np.flatnonzero(codes == self._pending).tolist())
+        window = np.flatnonzero(self.view("outcome") == self._pending) + self.base
+        aside = self._aside_rows[self._aside["outcome"] == self._pending]
+        return set(aside.tolist()) | set(window.tolist())
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {outcome: n}}`` over recipients, every outcome listed."""
@@ -261,7 +388,7 @@ class Ledger:
         problems = []
         by_kind = dict.fromkeys(Kind, 0)
         for row in pending:
-            by_kind[KINDS[self.kind[row]]] += 1
+            by_kind[KINDS[int(self.value("kind", row))]] += 1
         for kind in Kind:
             total = sum(self.finished[kind].values()) + by_kind[kind]
             if total != self.attempted[kind]:
@@ -278,28 +405,91 @@ class Ledger:
             raise ConservationError("conservation of recipients broken: " + "; ".join(problems))
 
     def view(self, name: str) -> np.ndarray:
-        """A column as numpy (a categorical one as its codes), read in place; a derived one
-        computed from the stored columns."""
+        """A column of the window as numpy (a categorical one as its codes), read in place;
+        a derived one computed from the stored columns."""
         dtype = self._dtypes.get(name)
         if dtype is None:
             return self.columns.derive(name, self.view)
         return np.frombuffer(getattr(self, name), dtype=dtype)
 
+    # -- streaming -------------------------------------------------------------------------
+    def _rest(self, read: Callable[[str], np.ndarray]) -> np.ndarray:
+        """Which rows of columns ``read`` are at rest (see :meth:`at_rest`)."""
+        outcome = read("outcome")
+        return (outcome != self._pending) & ~((outcome == self._outcome[Outcome.DELIVERED])
+                                               & np.isnan(read("retrieved_s")))
+
+    def retire(self, everything: bool = False) -> None:
+        """Hand the rows at rest to the sink and free them: those set aside, and the
+        window's oldest (up to where more than one row in eight would have to be set aside);
+        the window's rows before that cut that are in flight are set aside. With
+        ``everything`` (the run is over) every row is handed on, in flight or not."""
+        if self.sink is None:
+            raise ValueError("a ledger without a sink keeps its rows")
+        self.due = False
+        n = len(self.message_id)
+        aside = self._aside
+        if everything:
+            cut, rest, aside_rest = n, np.ones(n, dtype=bool), np.ones(len(self._aside_rows),
+                                                                        dtype=bool)
+        else:
+            rest = self._rest(self.view)
+            late = np.cumsum(~rest)
+            fine = np.flatnonzero(late <= ASIDE_SHARE * np.arange(1, n + 1))
+            del late
+            cut = int(fine[-1]) + 1 if len(fine) else 0
+            rest = rest[:cut]
+            aside_rest = self._rest(aside.__getitem__)
+        rows = np.concatenate([self._aside_rows[aside_rest],
+                               self.base + np.flatnonzero(rest)])
+        self._aside_rows = np.concatenate([self._aside_rows[~aside_rest],
+                                           self.base + np.flatnonzero(~rest)])
+        handed = {}
+        for column in self.columns.stored:   # a column at a time: one old column is freed
+            name = column.name                # before the next is copied
+            window = self.view(name)
+            handed[name] = np.concatenate([aside[name][aside_rest], window[:cut][rest]])
+            aside[name] = np.concatenate([aside[name][~aside_rest], window[:cut][~rest]])
+            kept = window[cut:].tobytes()
+            del window
+            setattr(self, name, array(column.typecode, kept))
+        self.base += cut
+        self._kept = n - cut
+        words = {name: list(v.words) for name, v in self.vocab.items()}
+        if len(rows):
+            self.sink(rows, handed, words)
+
     def to_arrow(self, release: bool = False) -> pa.Table:
         """The ledger as an Arrow table of its columns, in their order, categorical ones
         dictionary-encoded. With ``release``, each column is freed once copied (the ledger
         keeps only its counts), so a country's table never exists twice over."""
-        # derived from the stored columns before any of them is released
-        derived = {c.name: self.view(c.name) for c in self.columns if c.derive is not None}
-        arrays = []
-        for column in self.columns:
-            name = column.name
-            if name in derived:
-                values = derived.pop(name)
-            else:
-                values = self.view(name).copy()
-                if release:
-                    setattr(self, name, array(column.typecode))
-            words = self.vocab[name].words if column.kind is CATEGORY else []
-            arrays.append(column.to_arrow(values, words))
-        return pa.Table.from_arrays(arrays, schema=self.columns.schema)
+        if self.base or len(self._aside_rows):
+            raise ValueError("this ledger has handed rows on to its sink: it holds no table "
+                             "of every row")
+        return table_of(self.columns, self.view, {n: v.words for n, v in self.vocab.items()},
+                        release=self._release if release else None)
+
+    def _release(self, name: str) -> None:
+        setattr(self, name, array(self.columns[name].typecode))
+
+
+def table_of(columns: ColumnRegistry, read: Callable[[str], np.ndarray],
+             words: dict[str, list[str]],
+             release: Callable[[str], None] | None = None) -> pa.Table:
+    """An Arrow table of ``columns`` read by ``read`` (stored ones, categorical as codes of
+    ``words``), in the registry's order; ``release`` is called with each stored column's
+    name once it is copied."""
+    # derived from the stored columns before any of them is released
+    derived = {c.name: columns.derive(c.name, read) for c in columns if c.derive is not None}
+    arrays = []
+    for column in columns:
+        name = column.name
+        if name in derived:
+            values = derived.pop(name)
+        else:
+            values = read(name).copy()
+            if release is not None:
+                release(name)
+        arrays.append(column.to_arrow(values, words.get(name, []) if column.kind is CATEGORY
+                                      else []))
+    return pa.Table.from_arrays(arrays, schema=columns.schema)

@@ -35,14 +35,20 @@ from netsim.world.workload import GROUP_HOME_MTA, Workload, next_check
 
 
 class CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes."""
+    """A SimPy environment that counts the events it processes, and lets a streaming ledger
+    hand its rows at rest on between two events (when no process is midway through a
+    step)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.events_processed = 0
+        self.ledger: Ledger | None = None
 
     def step(self) -> None:
         self.events_processed += 1
+        ledger = self.ledger
+        if ledger is not None and ledger.due:
+            ledger.retire()
         super().step()
 
 
@@ -55,6 +61,7 @@ class World:
         self.env = env if env is not None else CountingEnvironment()
         self.streams = Streams(scenario.seed, replication)
         self.ledger = Ledger()
+        self.env.ledger = self.ledger
         self.tracer = tracer
         self.messages_created = 0
         self.topology = Topology(self._graph(), [i.name for i in scenario.isps],

@@ -168,7 +168,7 @@ class Dialogue:
         ledger, s = self.ledger, self.s
         row = rows[0]
         return Mail(int(s.mid[k]), KINDS[int(s.kind[k])], SenderType(ledger.word("sender", row)),
-                    self._sender(k), int(s.size[k]), float(ledger.created_s[row]),
+                    self._sender(k), int(s.size[k]), float(ledger.value("created_s", row)),
                     origin=ledger.word("origin_isp", row),
                     rows=dict(zip(addresses, rows, strict=True)), key=int(s.key[k]))
 

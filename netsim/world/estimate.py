@@ -10,10 +10,11 @@ Memory and time are linear in subscribers and recipients, with coefficients fitt
 this project's benchmark worlds from 10,000 to 30 million subscribers (``BENCHMARKS.md``,
 "Knowing the size before the run"): a fixed part (Python, numpy, the world's networks),
 bytes a subscriber (the populations' arrays), bytes a recipient, which depend on what is
-kept (``records``: the ledger's typed columns and the deliveries kept for retrieval; at
-``full`` and ``sample``, the Arrow table of recipients built at the end beside them), and
-bytes a recipient of one simulated hour (users' mail is drawn an hour at a time, and a
-delivery waits for its check about half an hour). An
+kept (``records``: at ``full`` the ledger's typed columns and the Arrow table of recipients
+built at the end beside them; at ``summary`` nothing, as rows are counted and freed once at
+rest, and at ``sample`` one message in a hundred), and bytes a recipient of one simulated
+hour (users' mail is drawn an hour at a time, a delivery waits for its check about half an
+hour, and at ``summary`` and ``sample`` the ledger's window holds the rows in flight). An
 estimate is meant to be high rather than low: a run refused for want of memory should not
 have fitted.
 """
@@ -31,8 +32,9 @@ from netsim.scenario import Scenario
 # measured (BENCHMARKS.md): the process before the world, and what the world adds
 BASE_BYTES = 300e6
 BYTES_PER_SUBSCRIBER = 40.0
-BYTES_PER_RECIPIENT = {"summary": 85.0, "sample": 90.0, "full": 150.0}
-BYTES_PER_HOURLY_RECIPIENT = 135.0
+BYTES_PER_RECIPIENT = {"summary": 0.0, "sample": 1.5, "full": 150.0}
+BYTES_PER_HOURLY_RECIPIENT = {"summary": 555.0, "sample": 555.0, "full": 135.0}
+STREAMING_WINDOW_BYTES = 100e6   # the ledger's window of a million rows and its cut
 # wall seconds a recipient, by fidelity, and a flow run's fixed cost a simulated minute
 SECONDS_PER_RECIPIENT = {"flow": 4.5e-6, "session": 2.0e-4, "command": 2.0e-4}
 SECONDS_PER_STEP = 1.5e-3
@@ -71,7 +73,9 @@ def estimate(scenario: Scenario, records: str = "full") -> Estimate:
     recipients = messages * mean_rcpts + bot_recipients + server_recipients
     hourly = recipients * min(1.0, 3600 / scenario.duration_s)
     peak = (BASE_BYTES + BYTES_PER_SUBSCRIBER * subscribers
-            + BYTES_PER_RECIPIENT[records] * recipients + BYTES_PER_HOURLY_RECIPIENT * hourly)
+            + BYTES_PER_RECIPIENT[records] * recipients
+            + BYTES_PER_HOURLY_RECIPIENT[records] * hourly
+            + (STREAMING_WINDOW_BYTES if records != "full" else 0.0))
     wall = SECONDS_PER_RECIPIENT[scenario.fidelity] * recipients
     if scenario.fidelity == "flow":
         wall += SECONDS_PER_STEP * scenario.duration_s / 60

@@ -378,7 +378,7 @@ class LegitFlow:
                                       int(work.rcpt_user[i]), int(work.typo[i])):
                     int(work.row[i]) for i in range(first, last)}
             sender = SenderType(self.ledger.word("sender", int(work.row[first])))
-            created = float(self.ledger.created_s[int(work.row[first])])
+            created = float(self.ledger.value("created_s", int(work.row[first])))
             mail = Mail(int(work.mid[first]), Kind.LEGIT, sender, servers[isp].address_of(user),
                         int(work.size[first]), created, origin=servers[isp].isp,
                         rows=rows, key=int(work.key[first]))

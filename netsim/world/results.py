@@ -12,11 +12,10 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from netsim.scenario import scenario_yaml
-from netsim.world.run import RunResult
+from netsim.world.run import SAMPLE_EVERY, RunResult, sampled_ids
 
 
 def _atomic_write(path: Path, write: object) -> None:
@@ -35,13 +34,11 @@ def write_text(path: Path, text: str) -> None:
 
 
 RECORD_LEVELS = ("summary", "sample", "full")
-SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
 
 
 def sampled(table: pa.Table, every: int = SAMPLE_EVERY) -> pa.Table:
     """The rows of every ``every``-th message (by id): whole messages, a fixed 1/every share."""
-    keep = pc.equal(pc.remainder(table["message_id"], every), 0)
-    return table.filter(keep)
+    return table.filter(sampled_ids(table["message_id"].to_numpy(), every))
 
 
 def write_results(result: RunResult, out: Path, records: str = "full") -> None:

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 import netsim
 from netsim.mail import Ledger, Tracer
+from netsim.mail.ledger import ConservationError, Sink, table_of
 from netsim.scenario import Scenario
 from netsim.world import report
 from netsim.world.build import World
@@ -40,7 +42,9 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
              ) -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
-    of the result is empty: the summary and the hourly series are counted in place.
+    of the result is empty and with ``"sample"`` it holds the recipients of every
+    ``SAMPLE_EVERY``-th message: the summary and the hourly series are counted as the rows
+    come to rest, and the rows freed (``Ledger.sink``).
     ``setup`` is called with the world once it is built, before it runs: to give servers
     policies of one's own (``netsim.mail.policy``), say.
 
@@ -52,6 +56,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         scenario = scenario.model_copy(update={"fidelity": "session"})
     started = time.perf_counter()
     world = World(scenario, replication=replication, tracer=tracer)
+    summary = report.Summary()
+    sample = Sample() if records == "sample" else None
+    if records != "full":   # rows are counted, and freed, as they come to rest
+        world.ledger.sink = _sink(summary, sample)
     if setup is not None:
         setup(world)
     if tracer is None:
@@ -61,25 +69,24 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     world.finish()
     world.ledger.check_conservation(world.held_rows())
     wall = time.perf_counter() - started
-    if records == "summary":   # count in place: no table of recipients is built
-        cols: report.RecipientColumns = report.LedgerColumns(world.ledger)
-        recipients = len(world.ledger)
+    recipients = len(world.ledger)
+    if records == "full":
+        table = world.ledger.to_arrow(release=True)
+        summary = report.summarise(table)
     else:
-        cols = report.RecipientColumns(world.ledger.to_arrow(release=True))
-        recipients = cols.table.num_rows
-    summary = {
+        world.ledger.retire(everything=True)
+        table = sample.table() if sample is not None else Ledger().to_arrow()
+    if summary.rows != recipients:
+        raise ConservationError(f"the summary counted {summary.rows:,} recipient rows of "
+                                f"{recipients:,}")
+    results = {
         "netsim_version": netsim.__version__,
         "scenario": scenario.name,
         "seed": scenario.seed,
         "replication": replication,
         "params": scenario.model_dump(mode="json"),
         "counts": world.ledger.counts(),
-        "stopped_by": report.stopped_by(cols),
-        "spam_by_origin": report.spam_by_origin(cols),
-        "legit_delivery": report.legit_delivery(cols),
-        "legit_groups": report.legit_groups(cols),
-        "legit_by_origin": report.legit_by_origin(cols),
-        "legit_delay": report.legit_delay(cols),
+        **summary.report(),
         "credentials": world.credentials.summary(),
         "mailboxes": world.mailboxes(),
         "sim": {
@@ -92,9 +99,50 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "out_of_order": world.out_of_order(),
         },
     }
-    timeseries = report.timeseries(cols)
-    table = cols.table if records != "summary" else Ledger().to_arrow()
-    return RunResult(scenario, summary, table, timeseries)
+    return RunResult(scenario, results, table, summary.timeseries())
+
+
+def _sink(summary: report.Summary, sample: Sample | None) -> Sink:
+    """What a streaming ledger hands its rows at rest to: the summary, and the sample."""
+    def sink(rows: np.ndarray, columns: dict[str, np.ndarray],
+             words: dict[str, list[str]]) -> None:
+        summary.add(report.ArrayColumns(columns, words))
+        if sample is not None:
+            sample.add(rows, columns, words)
+    return sink
+
+
+SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
+
+
+def sampled_ids(message_id: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:
+    """Which of these messages a sample keeps: every ``every``-th by id, whole messages."""
+    return np.asarray(message_id) % every == 0
+
+
+class Sample:
+    """The rows of every ``SAMPLE_EVERY``-th message, kept as the ledger hands them on and
+    put back in row order at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.words: dict[str, list[str]] = {}
+
+    def add(self, rows: np.ndarray, columns: dict[str, np.ndarray],
+            words: dict[str, list[str]]) -> None:
+        kept = sampled_ids(columns["message_id"])
+        self.rows.append(rows[kept])
+        self.parts.append({name: values[kept] for name, values in columns.items()})
+        self.words = words   # a vocabulary only grows: the last words code every row
+
+    def table(self) -> pa.Table:
+        if not self.parts:
+            return Ledger().to_arrow()
+        order = np.argsort(np.concatenate(self.rows), kind="stable")
+        joined = {name: np.concatenate([p[name] for p in self.parts])[order]
+                  for name in self.parts[0]}
+        return table_of(Ledger().columns, joined.__getitem__, self.words)
 
 
 def _run_journey(world: World, tracer: Tracer) -> None:
