@@ -104,15 +104,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: exists and is not a folder")
     expected = _fits(scenario, args.records, args.force, where=args.scenario)
     print(f"{scenario.name}: {expected.describe()}", file=sys.stderr)
+    rows, made = None, not out.exists()
     try:
-        result = simulate(scenario, records=args.records)
-    except MemoryError:
-        raise UserError(f"{scenario.name}: out of memory; the estimate was "
-                        f"{expected.describe()}. Use {advice(expected)}") from None
-    try:
+        if args.records == "full":   # every row written as it comes to rest, beside the rest
+            out.mkdir(parents=True, exist_ok=True)
+            rows = out / f".recipients.parquet.{os.getpid()}.tmp"
+        try:
+            result = simulate(scenario, records=args.records, recipients_file=rows)
+        except MemoryError:
+            raise UserError(f"{scenario.name}: out of memory; the estimate was "
+                            f"{expected.describe()}. Use {advice(expected)}") from None
         write_results(result, out, args.records)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write results ({exc.strerror or exc})") from None
+    finally:   # a run that did not finish leaves nothing behind
+        if rows is not None:
+            rows.unlink(missing_ok=True)
+            if made and not any(out.iterdir()):
+                out.rmdir()
     print(f"scenario {scenario.name}, seed {scenario.seed}\n")
     print(_format_counts(result.summary))
     recipients = {"full": "recipients.parquet, ", "sample": "recipients.parquet (1 % of "

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from netsim.scenario import Scenario
@@ -28,6 +30,15 @@ def tiny_scenario(**changes: Any) -> Scenario:
     }
     data.update(changes)
     return Scenario.model_validate(data)
+
+
+def in_creation_order(table: pa.Table) -> pa.Table:
+    """A recipient table as words (each row group of a streamed file carries its own
+    dictionaries), in creation order: message by message, recipient by recipient."""
+    columns = [pc.cast(c, pa.string()) if pa.types.is_dictionary(c.type) else c
+               for c in table.columns]
+    return pa.table(columns, names=table.column_names).sort_by(
+        [("message_id", "ascending"), ("rcpt_index", "ascending")]).combine_chunks()
 
 
 @pytest.fixture

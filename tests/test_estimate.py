@@ -57,7 +57,7 @@ def test_a_world_that_cannot_fit_is_refused_before_it_runs(tmp_path):
     first, problem = error.splitlines()   # the file, then what is wrong
     assert _country(tmp_path) in first and "Traceback" not in error
     assert "peak memory about" in problem and "ulimit -v" in problem
-    assert "--records summary" in error and "--force" in error
+    assert "fewer subscribers" in problem and "--force" in problem
     assert not out.exists()
 
 
@@ -81,5 +81,5 @@ def test_a_memory_error_mid_run_is_one_line_with_the_estimate(tmp_path, capsys, 
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1].startswith("netsim: tiny: out of memory; the estimate was about")
-    assert "--records summary" in error[-1]
-    assert not (tmp_path / "out").exists()
+    assert "fewer subscribers" in error[-1]
+    assert not (tmp_path / "out").exists()   # nor a folder made for the run's rows

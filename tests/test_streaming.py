@@ -7,10 +7,12 @@ import math
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netsim.cli import main
 from netsim.mail import Kind, Ledger, Mail, Outcome, SenderType
 from netsim.mail.ledger import ConservationError
 from netsim.scenario import Scenario
@@ -18,7 +20,7 @@ from netsim.verify.worlds import random_world
 from netsim.world.report import Delays, Summary, summarise
 from netsim.world.results import sampled
 from netsim.world.run import simulate
-from tests.conftest import tiny_scenario
+from tests.conftest import in_creation_order, tiny_scenario
 
 
 def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
@@ -198,3 +200,38 @@ def test_a_summary_refuses_rows_coded_otherwise():
     other.words["origin_isp"] = list(reversed(other.words["origin_isp"]))
     with pytest.raises(ValueError, match="origin_isp"):
         summary.merge(other)
+
+
+def test_every_row_written_as_it_comes_to_rest_is_the_table_a_run_holds(tmp_path,
+                                                                          monkeypatch):
+    """``recipients_file``: at ``full`` the rows go to Parquet in row groups as they come
+    to rest; in creation order they are the table a run holds in memory, and the summary
+    is the same."""
+    monkeypatch.setattr("netsim.world.sinks.ROW_GROUP", 100)
+    data = random_world(3)
+    data["fidelity"] = "session"
+    scenario = Scenario.model_validate(data)
+    held = simulate(scenario)
+    path = tmp_path / "rows.parquet"
+    written = simulate(scenario, recipients_file=path, setup=Cuts(40))
+    assert written.recipients.num_rows == 0 and written.recipients_file == path
+    assert pq.ParquetFile(path).num_row_groups > 5
+    assert in_creation_order(pq.read_table(path)).equals(in_creation_order(held.recipients))
+    assert _comparable(written.summary) == _comparable(held.summary)
+    assert written.recipients_frame().shape == held.recipients_frame().shape
+    with pytest.raises(ValueError, match="records full"):
+        simulate(scenario, records="summary", recipients_file=path)
+
+
+def test_a_run_that_fails_leaves_no_file_of_rows(tmp_path, monkeypatch, capsys):
+    def fail(world: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("netsim.world.build.World.finish", fail)
+    out = tmp_path / "out"
+    assert main(["run", "--set", "duration_s=600", "--out", str(out)]) == 2
+    assert "out of memory" in capsys.readouterr().err
+    assert not out.exists()
+    out.mkdir()   # a folder of one's own stays, without the run's file
+    assert main(["run", "--set", "duration_s=600", "--out", str(out)]) == 2
+    assert list(out.iterdir()) == []

@@ -9,12 +9,12 @@ retries are left out (a few per cent).
 Memory and time are linear in subscribers and recipients, with coefficients fitted to
 this project's benchmark worlds from 10,000 to 30 million subscribers (``BENCHMARKS.md``,
 "Knowing the size before the run"): a fixed part (Python, numpy, the world's networks),
-bytes a subscriber (the populations' arrays), bytes a recipient, which depend on what is
-kept (``records``: at ``full`` the ledger's typed columns and the Arrow table of recipients
-built at the end beside them; at ``summary`` nothing, as rows are counted and freed once at
-rest, and at ``sample`` one message in a hundred), and bytes a recipient of one simulated
-hour (users' mail is drawn an hour at a time, a delivery waits for its check about half an
-hour, and at ``summary`` and ``sample`` the ledger's window holds the rows in flight). An
+bytes a subscriber (the populations' arrays), and bytes a recipient of one simulated hour
+(users' mail is drawn an hour at a time, a delivery waits for its check about half an
+hour, and the ledger's window holds the rows in flight: ``netsim run`` counts every row
+and frees it once at rest, at ``full`` after writing it to recipients.parquet), plus what
+the records level keeps (``sample``: one message in a hundred; ``full``: the row groups
+being written). An
 estimate is meant to be high rather than low: a run refused for want of memory should not
 have fitted.
 """
@@ -32,9 +32,10 @@ from netsim.scenario import Scenario
 # measured (BENCHMARKS.md): the process before the world, and what the world adds
 BASE_BYTES = 300e6
 BYTES_PER_SUBSCRIBER = 40.0
-BYTES_PER_RECIPIENT = {"summary": 0.0, "sample": 1.5, "full": 150.0}
-BYTES_PER_HOURLY_RECIPIENT = {"summary": 555.0, "sample": 555.0, "full": 135.0}
+BYTES_PER_HOURLY_RECIPIENT = 555.0
 STREAMING_WINDOW_BYTES = 100e6   # the ledger's window of a million rows and its cut
+BYTES_PER_RECIPIENT = {"summary": 0.0, "sample": 1.5, "full": 0.0}   # a sample's rows
+RECORDS_BYTES = {"summary": 0.0, "sample": 0.0, "full": 150e6}   # row groups being written
 # wall seconds a recipient, by fidelity, and a flow run's fixed cost a simulated minute
 SECONDS_PER_RECIPIENT = {"flow": 4.5e-6, "session": 2.0e-4, "command": 2.0e-4}
 SECONDS_PER_STEP = 1.5e-3
@@ -72,10 +73,9 @@ def estimate(scenario: Scenario, records: str = "full") -> Estimate:
     server_recipients = sum(s.count * s.rate_per_day for s in spam.spammer_servers) * days
     recipients = messages * mean_rcpts + bot_recipients + server_recipients
     hourly = recipients * min(1.0, 3600 / scenario.duration_s)
-    peak = (BASE_BYTES + BYTES_PER_SUBSCRIBER * subscribers
-            + BYTES_PER_RECIPIENT[records] * recipients
-            + BYTES_PER_HOURLY_RECIPIENT[records] * hourly
-            + (STREAMING_WINDOW_BYTES if records != "full" else 0.0))
+    peak = (BASE_BYTES + STREAMING_WINDOW_BYTES + RECORDS_BYTES[records]
+            + BYTES_PER_SUBSCRIBER * subscribers + BYTES_PER_HOURLY_RECIPIENT * hourly
+            + BYTES_PER_RECIPIENT[records] * recipients)
     wall = SECONDS_PER_RECIPIENT[scenario.fidelity] * recipients
     if scenario.fidelity == "flow":
         wall += SECONDS_PER_STEP * scenario.duration_s / 60
@@ -107,11 +107,8 @@ def memory_limit() -> tuple[float, str]:
 
 def advice(e: Estimate) -> str:
     """What to change so that a run fits."""
-    steps = []
-    if e.records != "summary":
-        steps.append("--records summary (counts and series only: no table of recipients)")
-    steps.append("fewer subscribers or a shorter duration_s (memory grows with recipients)")
-    return "; or ".join(steps)
+    return ("fewer subscribers, or fewer messages a user (memory grows with subscribers and "
+            "with the recipients of an hour, which a run holds in flight)")
 
 
 def _size(n: float) -> str:

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from netsim.scenario import scenario_yaml
-from netsim.world.run import SAMPLE_EVERY, RunResult, sampled_ids
+from netsim.world.run import RunResult
+from netsim.world.sinks import SAMPLE_EVERY, sampled_ids
 
 
 def _atomic_write(path: Path, write: object) -> None:
@@ -43,8 +44,10 @@ def sampled(table: pa.Table, every: int = SAMPLE_EVERY) -> pa.Table:
 
 def write_results(result: RunResult, out: Path, records: str = "full") -> None:
     """summary.json, timeseries.parquet, scenario.yaml and, unless ``records`` is
-    ``summary``, recipients.parquet (every recipient, or those of a 1 % sample of messages).
-    The summary and the hourly series are exact at every level."""
+    ``summary``, recipients.parquet (every recipient, or those of a 1 % sample of messages;
+    a run that wrote its rows to a file of its own, ``simulate(recipients_file=...)`` in
+    this folder, has it renamed into place). The summary and the hourly series are the
+    same at every level."""
     if records not in RECORD_LEVELS:
         raise ValueError(f"records must be one of {RECORD_LEVELS}, not {records!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,9 @@ def write_results(result: RunResult, out: Path, records: str = "full") -> None:
     write_text(out / "scenario.yaml", scenario_yaml(result.scenario))
     if records == "summary":
         (out / "recipients.parquet").unlink(missing_ok=True)
+    elif result.recipients_file is not None:   # written as the rows came to rest
+        os.replace(result.recipients_file, out / "recipients.parquet")
+        result.recipients_file = out / "recipients.parquet"
     else:
         table = result.recipients if records == "full" else sampled(result.recipients)
         _atomic_write(out / "recipients.parquet", lambda tmp: pq.write_table(table, tmp))

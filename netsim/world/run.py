@@ -5,18 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 import netsim
 from netsim.mail import Ledger, Tracer
-from netsim.mail.ledger import ConservationError, Sink, table_of
+from netsim.mail.ledger import ConservationError
 from netsim.scenario import Scenario
 from netsim.world import report
 from netsim.world.build import World
+from netsim.world.sinks import ParquetRows, Sample, Sinks
 
 
 @dataclass
@@ -27,9 +29,12 @@ class RunResult:
     summary: dict[str, Any]
     recipients: pa.Table
     timeseries: pa.Table
+    recipients_file: Path | None = None   # where every row was written, if it was
 
     def recipients_frame(self) -> pd.DataFrame:
         """One row per message recipient (docs/model.md "What is measured")."""
+        if self.recipients_file is not None:
+            return pq.read_table(self.recipients_file).to_pandas()
         return self.recipients.to_pandas()
 
     def timeseries_frame(self) -> pd.DataFrame:
@@ -39,14 +44,16 @@ class RunResult:
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
              records: str = "full", setup: Callable[[World], None] | None = None,
-             ) -> RunResult:
+             recipients_file: Path | None = None) -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
     of the result is empty and with ``"sample"`` it holds the recipients of every
     ``SAMPLE_EVERY``-th message: the summary and the hourly series are counted as the rows
     come to rest, and the rows freed (``Ledger.sink``).
     ``setup`` is called with the world once it is built, before it runs: to give servers
-    policies of one's own (``netsim.mail.policy``), say.
+    policies of one's own (``netsim.mail.policy``), say. With ``recipients_file`` (at
+    ``full``) every row is written there as it comes to rest, in row groups, and the
+    result's table is empty: a run then holds its rows in flight only, whatever its size.
 
     With a ``tracer`` the run stops as soon as the traced journey is over
     (:meth:`Tracer.over`), or at the scenario's end: the results then cover the simulated
@@ -57,25 +64,37 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     started = time.perf_counter()
     world = World(scenario, replication=replication, tracer=tracer)
     summary = report.Summary()
-    sample = Sample() if records == "sample" else None
-    if records != "full":   # rows are counted, and freed, as they come to rest
-        world.ledger.sink = _sink(summary, sample)
-    if setup is not None:
-        setup(world)
-    if tracer is None:
-        world.env.run(until=scenario.duration_s)
-    else:
-        _run_journey(world, tracer)
-    world.finish()
-    world.ledger.check_conservation(world.held_rows())
+    rows: Sample | ParquetRows | None = None
+    if records == "sample":
+        rows = Sample()
+    elif recipients_file is not None:
+        if records != "full":
+            raise ValueError("a file of every recipient is written at records full")
+        rows = ParquetRows(recipients_file)
+    streaming = records != "full" or rows is not None
+    if streaming:   # rows are counted, and freed, as they come to rest
+        world.ledger.sink = Sinks(summary, rows)
+    try:
+        if setup is not None:
+            setup(world)
+        if tracer is None:
+            world.env.run(until=scenario.duration_s)
+        else:
+            _run_journey(world, tracer)
+        world.finish()
+        world.ledger.check_conservation(world.held_rows())
+        if streaming:
+            world.ledger.retire(everything=True)
+    finally:   # the file is complete only if the run is: the caller keeps it or not
+        if isinstance(rows, ParquetRows):
+            rows.close()
     wall = time.perf_counter() - started
     recipients = len(world.ledger)
-    if records == "full":
+    if streaming:
+        table = rows.table() if isinstance(rows, Sample) else Ledger().to_arrow()
+    else:
         table = world.ledger.to_arrow(release=True)
         summary = report.summarise(table)
-    else:
-        world.ledger.retire(everything=True)
-        table = sample.table() if sample is not None else Ledger().to_arrow()
     if summary.rows != recipients:
         raise ConservationError(f"the summary counted {summary.rows:,} recipient rows of "
                                 f"{recipients:,}")
@@ -99,50 +118,7 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             "out_of_order": world.out_of_order(),
         },
     }
-    return RunResult(scenario, results, table, summary.timeseries())
-
-
-def _sink(summary: report.Summary, sample: Sample | None) -> Sink:
-    """What a streaming ledger hands its rows at rest to: the summary, and the sample."""
-    def sink(rows: np.ndarray, columns: dict[str, np.ndarray],
-             words: dict[str, list[str]]) -> None:
-        summary.add(report.ArrayColumns(columns, words))
-        if sample is not None:
-            sample.add(rows, columns, words)
-    return sink
-
-
-SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
-
-
-def sampled_ids(message_id: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:
-    """Which of these messages a sample keeps: every ``every``-th by id, whole messages."""
-    return np.asarray(message_id) % every == 0
-
-
-class Sample:
-    """The rows of every ``SAMPLE_EVERY``-th message, kept as the ledger hands them on and
-    put back in row order at the end."""
-
-    def __init__(self) -> None:
-        self.rows: list[np.ndarray] = []
-        self.parts: list[dict[str, np.ndarray]] = []
-        self.words: dict[str, list[str]] = {}
-
-    def add(self, rows: np.ndarray, columns: dict[str, np.ndarray],
-            words: dict[str, list[str]]) -> None:
-        kept = sampled_ids(columns["message_id"])
-        self.rows.append(rows[kept])
-        self.parts.append({name: values[kept] for name, values in columns.items()})
-        self.words = words   # a vocabulary only grows: the last words code every row
-
-    def table(self) -> pa.Table:
-        if not self.parts:
-            return Ledger().to_arrow()
-        order = np.argsort(np.concatenate(self.rows), kind="stable")
-        joined = {name: np.concatenate([p[name] for p in self.parts])[order]
-                  for name in self.parts[0]}
-        return table_of(Ledger().columns, joined.__getitem__, self.words)
+    return RunResult(scenario, results, table, summary.timeseries(), recipients_file)
 
 
 def _run_journey(world: World, tracer: Tracer) -> None:

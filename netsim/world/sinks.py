@@ -1,0 +1,96 @@
+"""Where a streaming ledger's rows go as they come to rest (``Ledger.sink``): the run's
+summary, a sample of whole messages, a Parquet file of every row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from netsim.mail import Ledger
+from netsim.mail.ledger import table_of
+from netsim.world import report
+
+SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
+ROW_GROUP = 1 << 20  # rows of recipients.parquet written at a time
+
+
+def sampled_ids(message_id: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:
+    """Which of these messages a sample keeps: every ``every``-th by id, whole messages."""
+    return np.asarray(message_id) % every == 0
+
+
+class Sample:
+    """The rows of every ``SAMPLE_EVERY``-th message, kept as the ledger hands them on and
+    put back in row order at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.words: dict[str, list[str]] = {}
+
+    def add(self, rows: np.ndarray, columns: dict[str, np.ndarray],
+            words: dict[str, list[str]]) -> None:
+        kept = sampled_ids(columns["message_id"])
+        self.rows.append(rows[kept])
+        self.parts.append({name: values[kept] for name, values in columns.items()})
+        self.words = words   # a vocabulary only grows: the last words code every row
+
+    def table(self) -> pa.Table:
+        if not self.parts:
+            return Ledger().to_arrow()
+        order = np.argsort(np.concatenate(self.rows), kind="stable")
+        joined = {name: np.concatenate([p[name] for p in self.parts])[order]
+                  for name in self.parts[0]}
+        return table_of(Ledger().columns, joined.__getitem__, self.words)
+
+
+class ParquetRows:
+    """Every row, written to a Parquet file in row groups as the ledger hands them on: in
+    the order they came to rest (each row group's categorical columns carry the words known
+    when it was written)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.columns = Ledger().columns
+        self.writer = pq.ParquetWriter(path, self.columns.schema)
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.held = 0
+        self.words: dict[str, list[str]] = {}
+
+    def add(self, rows: np.ndarray, columns: dict[str, np.ndarray],
+            words: dict[str, list[str]]) -> None:
+        self.parts.append(columns)
+        self.held += len(rows)
+        self.words = words
+        if self.held >= ROW_GROUP:
+            self._write()
+
+    def _write(self) -> None:
+        if not self.parts:
+            return
+        joined = {name: np.concatenate([p[name] for p in self.parts])
+                  for name in self.parts[0]}
+        self.parts, self.held = [], 0
+        self.writer.write_table(table_of(self.columns, joined.__getitem__, self.words),
+                                row_group_size=ROW_GROUP)
+
+    def close(self) -> None:
+        self._write()
+        self.writer.close()
+
+
+class Sinks:
+    """What a streaming ledger hands its rows at rest to: the summary, and a sample or a
+    file of every row."""
+
+    def __init__(self, summary: report.Summary, rows: Sample | ParquetRows | None):
+        self.summary, self.rows = summary, rows
+
+    def __call__(self, rows: np.ndarray, columns: dict[str, np.ndarray],
+                 words: dict[str, list[str]]) -> None:
+        self.summary.add(report.ArrayColumns(columns, words))
+        if self.rows is not None:
+            self.rows.add(rows, columns, words)
