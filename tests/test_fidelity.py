@@ -45,11 +45,16 @@ def test_both_fidelities_agree_on_the_benchmark_country():
     recipient's outcome is the same at both fidelities."""
     from netsim.experiments.bench import bench_scenario
 
-    runs = {f: simulate(bench_scenario("small", 2 * 3600, f)) for f in ("command", "session")}
-    assert runs["command"].summary["counts"] == runs["session"].summary["counts"]
+    end = 2 * 3600
+    runs = {f: simulate(bench_scenario("small", end, f)) for f in ("command", "session")}
     a, b = (runs[f].recipients_frame() for f in ("command", "session"))
-    assert (a["outcome"].astype(str) == b["outcome"].astype(str)).all()
-    assert (a["stopped_by"].astype(str) == b["stopped_by"].astype(str)).all()
+    assert len(a) == len(b) > 10_000
+    differ = (a["outcome"].astype(str) != b["outcome"].astype(str)) | (
+        a["stopped_by"].astype(str) != b["stopped_by"].astype(str))
+    # but at the run's end: a dialogue decided whole at session, cut short at command
+    # (docs/fidelity.md)
+    straddle = (a["outcome"].astype(str) == "pending") & (b["finished_s"] > end)
+    assert (straddle[differ]).all() and differ.sum() <= 3
 
 
 # Every policy the flow path decides, most with a start time inside the run: OP25B (drop,

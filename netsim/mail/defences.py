@@ -28,6 +28,8 @@ recipient or many (``netsim.mail.policy``, module rule 1). Each refusal is a nam
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
@@ -287,7 +289,9 @@ class RateLimit(Policy):
 
     Each account's bucket holds ``recipients_per_hour`` tokens, starts full and refills
     continuously; each accepted recipient takes a token, and an empty bucket defers with 451.
-    Only accounts that send get an entry.
+    The buckets are two typed arrays indexed by account (16 bytes an account up to the
+    highest that sent), not a dictionary entry each: a country's run keeps a bucket for
+    every account that ever sent.
 
     Args:
         recipients_per_hour: The bucket's capacity and its refill rate per hour.
@@ -302,7 +306,9 @@ class RateLimit(Policy):
             raise ValueError("recipients_per_hour must be positive")
         self.recipients_per_hour = recipients_per_hour
         self.start_s = start_s
-        self._bucket: dict[int, tuple[float, float]] = {}   # account → tokens, last update
+        # per account: tokens, and the last update (NaN: the account never sent)
+        self._tokens = array("d")
+        self._last = array("d")
 
     def scope_rcpt(self, ask: Ask) -> Any:
         return (ask.user >= 0) & (ask.at >= self.start_s)
@@ -316,20 +322,27 @@ class RateLimit(Policy):
         """Take a token of each account's bucket at its instant, in the order given (time
         order); True where the bucket is empty (451)."""
         capacity = self.recipients_per_hour
-        bucket = self._bucket
+        tokens_of, last_of = self._tokens, self._last
+        highest = max(users) + 1
+        if highest > len(last_of):
+            tokens_of.extend(array("d", [capacity]) * (highest - len(tokens_of)))
+            last_of.extend(array("d", [math.nan]) * (highest - len(last_of)))
         out = []
         for user, now in zip(users, instants, strict=True):
-            tokens, last = bucket.get(user, (capacity, now))
-            if now < last:   # an ask earlier than one already taken (fidelity flow)
+            tokens, last = tokens_of[user], last_of[user]
+            if last != last:   # NaN: a full bucket, as of now
+                last = now
+            elif now < last:   # an ask earlier than one already taken (fidelity flow)
                 self.out_of_order += 1
                 now = last
             # Multiply before dividing: 360 s at 10/h refills exactly one token.
             tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+            last_of[user] = now
             if tokens < 1.0:
-                bucket[user] = (tokens, now)
+                tokens_of[user] = tokens
                 out.append(True)
             else:
-                bucket[user] = (tokens - 1.0, now)
+                tokens_of[user] = tokens - 1.0
                 out.append(False)
         return out
 

@@ -33,7 +33,7 @@ KINDS = tuple(Kind)
 
 
 # a ledger streams once its window holds this many rows (about 55 MB of columns)
-RETIRE_ROWS = 1 << 20
+RETIRE_ROWS = 1 << 19
 # rows still in flight set aside per row handed on, at most, when the window is cut
 ASIDE_SHARE = 1 / 8
 

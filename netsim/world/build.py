@@ -26,6 +26,7 @@ from netsim.scenario import Scenario
 from netsim.scenario.schema import MailServerConfig
 from netsim.world.credentials import CredentialPool, check_capture_process, seed_compromised
 from netsim.world.flow import LegitFlow
+from netsim.world.heap import give_back
 from netsim.world.policies import apply_policies
 from netsim.world.retrieval import Held, Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
@@ -49,6 +50,7 @@ class CountingEnvironment(simpy.Environment):
         ledger = self.ledger
         if ledger is not None and ledger.due:
             ledger.retire()
+            give_back()   # what the cut freed, to the operating system
         super().step()
 
 

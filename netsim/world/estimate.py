@@ -10,7 +10,7 @@ Memory and time are linear in subscribers and recipients, with coefficients fitt
 this project's benchmark worlds from 10,000 to 30 million subscribers (``BENCHMARKS.md``,
 "Knowing the size before the run"): a fixed part (Python, numpy, the world's networks),
 bytes a subscriber (the populations' arrays), and bytes a recipient of one simulated hour
-(users' mail is drawn an hour at a time, a delivery waits for its check about half an
+(users' mail is drawn ten minutes at a time, a delivery waits for its check about half an
 hour, and the ledger's window holds the rows in flight: ``netsim run`` counts every row
 and frees it once at rest, at ``full`` after writing it to recipients.parquet), plus what
 the records level keeps (``sample``: one message in a hundred; ``full``: the row groups
