@@ -120,9 +120,10 @@ class Ledger:
         return self.base + len(self.message_id)
 
     def _opened(self) -> None:
-        # the next cut once the window holds retire_rows, and half again what it last kept
+        # the next cut once the window holds retire_rows, and twice what it last kept (each
+        # cut copies what it keeps: then no more than it hands on)
         if self.sink is not None and len(self.message_id) >= max(self.retire_rows,
-                                                                   self._kept * 3 // 2):
+                                                                   2 * self._kept):
             self.due = True
 
     def add(self, mail: Mail, recipients: Iterable[str], *, origin_isp: str, origin_network: str,
@@ -292,15 +293,24 @@ class Ledger:
             raise ValueError("pending is not a final outcome")
         if not len(rows):
             return
-        done = rows[self._get("outcome", rows, -1) != self._pending]
+        values = (("outcome", self._outcome[outcome]), ("finished_s", at),
+                  ("reply_code", code), ("stopped_by", stopped_by))
+        local = rows - self.base
+        inside = bool(local.min() >= 0)   # the usual: every row in the window, in place
+        if inside:
+            state, kind = self.view("outcome")[local], self.view("kind")[local]
+        else:
+            state, kind = self._get("outcome", rows, -1), self._get("kind", rows, 0)
+        done = rows[state != self._pending]
         if len(done):
             raise ConservationError(f"recipient rows {done[:10].tolist()} already have an "
                                     f"outcome; cannot also be {outcome}")
-        self._set("outcome", rows, self._outcome[outcome])
-        self._set("finished_s", rows, at)
-        self._set("reply_code", rows, code)
-        self._set("stopped_by", rows, stopped_by)
-        kinds = np.bincount(self._get("kind", rows, 0), minlength=len(KINDS))
+        for name, value in values:
+            if inside:
+                self.view(name)[local] = value
+            else:
+                self._set(name, rows, value)
+        kinds = np.bincount(kind, minlength=len(KINDS))
         for k, n in zip(KINDS, kinds.tolist(), strict=True):
             self.finished[k][outcome] += n
 
@@ -445,14 +455,13 @@ class Ledger:
         self._aside_rows = np.concatenate([self._aside_rows[~aside_rest],
                                            self.base + np.flatnonzero(~rest)])
         handed = {}
-        for column in self.columns.stored:   # a column at a time: one old column is freed
-            name = column.name                # before the next is copied
+        for column in self.columns.stored:   # a column at a time
+            name = column.name
             window = self.view(name)
             handed[name] = np.concatenate([aside[name][aside_rest], window[:cut][rest]])
             aside[name] = np.concatenate([aside[name][~aside_rest], window[:cut][~rest]])
-            kept = window[cut:].tobytes()
-            del window
-            setattr(self, name, array(column.typecode, kept))
+            del window   # the view first: then the array can shrink
+            del getattr(self, name)[:cut]
         self.base += cut
         self._kept = n - cut
         words = {name: list(v.words) for name, v in self.vocab.items()}

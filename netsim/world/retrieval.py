@@ -33,8 +33,10 @@ import numpy as np
 from netsim.mail.ledger import NUMPY_TYPES, Ledger
 from netsim.mail.server import MailServer
 from netsim.mail.session import (
+    COMMANDS_BEFORE_LOGIN,
     IMAP_COMMANDS_BEFORE_FETCH,
     POP3_COMMANDS_BEFORE_RETR,
+    exchange,
     exchanges,
     greeting,
     retrieval,
@@ -140,6 +142,8 @@ class Retrievals:
             self._phase = np.concatenate([w.check_phase for w in workloads])
             self._first = np.r_[0, np.cumsum([w.size for w in workloads])][:-1]
         assert self._first is not None
+        # the first check after each delivery (the one that sees it may be the one before,
+        # if that one opens the maildrop after the delivery: it began earlier still)
         check = next_check(self._phase[self._first[c["isp"]] + c["user"]], self.interval,
                            c["at"])
         self.late += int((check < self._computed).sum())
@@ -178,13 +182,24 @@ class Retrievals:
         end = world.scenario.duration_s
         interval = self.interval
         phase = world.workloads[isp].check_phase[users]
-        check = next_check(phase, interval, at)
         pool = world.dynamic_pool(isp)
         one_way = world.network.one_way(pool.host(0), server.address)
-        opened = check + 2 * one_way
-        keep = opened < end
+        proc = server.processing_s
         imap = world.workloads[isp].imap
         by_imap = imap[users] if imap is not None else np.zeros(len(users), dtype=bool)
+        # a check sees what was delivered by the instant the server opens the maildrop
+        # (POP3: the login; IMAP: SELECT), some round trips after the check began: the
+        # first check whose opening comes after the delivery
+        sent = greeting(2 * one_way, one_way, proc)[1]
+        opens = np.where(
+            by_imap,
+            exchange(exchanges(sent, IMAP_COMMANDS_BEFORE_FETCH[server.imap_security] - 2,
+                               one_way, proc), one_way, proc)[0],
+            exchange(exchanges(sent, COMMANDS_BEFORE_LOGIN[server.pop3_security], one_way,
+                               proc), one_way, proc)[0])
+        check = next_check(phase, interval, at - opens)
+        opened = check + 2 * one_way
+        keep = opened < end
         # POP3 deletes what it retrieves; IMAP leaves it on the server
         self.held["imap"].add(size[by_imap])
         self.held["pop3"].add(size[~by_imap & ~keep])
@@ -200,7 +215,6 @@ class Retrievals:
         data = transfer(size, server.settings.server_bandwidth_bps, pool.bandwidth_bps)
         sent = np.cumsum(data)
         before = sent - data - (sent[run] - data[run])   # earlier messages of the check
-        proc = server.processing_s
         first = greeting(opened, one_way, proc)[1]
         # the adapters' instants (``netsim.mail.session``). POP3: the greeting, the
         # commands before the first RETR, then RETR and DELE of each message before this

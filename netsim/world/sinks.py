@@ -14,7 +14,7 @@ from netsim.mail.ledger import table_of
 from netsim.world import report
 
 SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
-ROW_GROUP = 1 << 20  # rows of recipients.parquet written at a time
+ROW_GROUP = 1 << 18  # rows of recipients.parquet written at a time (a few tens of MB)
 
 
 def sampled_ids(message_id: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:

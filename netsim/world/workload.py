@@ -20,7 +20,7 @@ from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, TYPO_USER
 from netsim.scenario import Scenario
 from netsim.world.streams import Streams
 
-BATCH_S = 600.0     # simulated seconds of sending drawn at once (held as arrays until sent)
+BATCH_S = 1200.0    # simulated seconds of sending drawn at once (held as arrays until sent)
 HOME = -1           # ``where`` of a user at home; otherwise the index of a visited network
 
 # Who handles a user's mail: their access ISP's server, a provider's, or their own MTA
