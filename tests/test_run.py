@@ -153,7 +153,7 @@ def test_record_levels_keep_the_summary_exact(tmp_path):
 
 def test_a_summary_run_reports_exactly_what_a_full_run_does():
     """``records="summary"`` builds no table of recipients: its summary and hourly series
-    are counted in the ledger's arrays, and equal a full run's."""
+    are counted from the rows as they come to rest, and equal a full run's."""
     full = simulate(tiny_scenario())
     summary = simulate(tiny_scenario(), records="summary")
     assert summary.recipients.num_rows == 0 < full.recipients.num_rows

@@ -32,7 +32,7 @@ from netsim.scenario import Scenario
 # measured (BENCHMARKS.md): the process before the world, and what the world adds
 BASE_BYTES = 300e6
 BYTES_PER_SUBSCRIBER = 40.0
-BYTES_PER_HOURLY_RECIPIENT = 555.0
+BYTES_PER_HOURLY_RECIPIENT = 250.0
 STREAMING_WINDOW_BYTES = 100e6   # the ledger's window of a million rows and its cut
 BYTES_PER_RECIPIENT = {"summary": 0.0, "sample": 1.5, "full": 0.0}   # a sample's rows
 RECORDS_BYTES = {"summary": 0.0, "sample": 0.0, "full": 150e6}   # row groups being written
