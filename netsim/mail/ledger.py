@@ -361,16 +361,11 @@ class Ledger:
 
     def at_rest(self, rows: Iterable[int]) -> bool:
         """True when each of ``rows`` has its final outcome and each delivered one has been
-        retrieved by POP3: nothing more happens to these recipients."""
-        pending, delivered = self._pending, self._outcome[Outcome.DELIVERED]
-        for row in rows:
-            if row < self.base and self._slot(row) is None:
-                continue   # handed on: it was at rest
-            state = self.value("outcome", row)
-            if state == pending or (state == delivered
-                                    and math.isnan(self.value("retrieved_s", row))):
-                return False
-        return True
+        retrieved by POP3: nothing more happens to these recipients (one handed on was at
+        rest)."""
+        rows = np.fromiter(rows, dtype=np.int64)
+        return bool(self._rest(lambda name: self._get(
+            name, rows, -1 if name == "outcome" else 0.0)).all())
 
     def pending(self, rows: np.ndarray) -> np.ndarray:
         """Whether each of ``rows`` is still without a final outcome."""
