@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,19 @@ def in_creation_order(table: pa.Table) -> pa.Table:
 @pytest.fixture
 def tiny() -> Scenario:
     return tiny_scenario()
+
+
+def send_all(address: tuple[str, int], lines: list[bytes]) -> bytes:
+    """Send ``lines`` to a server at once, close the sending side, and read every byte it
+    answers until it closes (for garbage-in tests of the live lab)."""
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(b"".join(line + b"\r\n" for line in lines))
+    sock.shutdown(socket.SHUT_WR)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    sock.close()
+    return received
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap
 from netsim.scenario import Scenario, load_scenario
-from tests.conftest import tiny_scenario, wait_for
+from tests.conftest import send_all, tiny_scenario, wait_for
 
 STRANGER = "127.0.0.1"
 MESSAGE = b"From: <x@elsewhere.example>\r\nSubject: {0}\r\n\r\nbody of {0}\r\n.a dotted line\r\n"
@@ -503,13 +503,7 @@ def test_random_lines_get_well_formed_responses(garbage_lab: BackgroundLab,
     lab = garbage_lab.lab
     if selected:
         sent = [b"s1 LOGIN user2 pw-isp-a.example-2", b"s2 SELECT INBOX", *sent]
-    sock = socket.create_connection(lab.endpoint("isp-a", "imap"), timeout=5)
-    sock.sendall(b"".join(line + b"\r\n" for line in sent))
-    sock.shutdown(socket.SHUT_WR)
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    sock.close()
+    received = send_all(lab.endpoint("isp-a", "imap"), sent)
     assert imap_well_formed(received), received
     probe = Raw(lab, "isp-a")
     assert probe.line().startswith(b"* OK")   # still serving

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from netsim.lab import BackgroundLab, Lab, LabSettings, PortMap, RelaySettings
 from netsim.lab.spool import Spool
 from netsim.scenario import Scenario
-from tests.conftest import tiny_scenario, wait_for
+from tests.conftest import send_all, tiny_scenario, wait_for
 
 SMTP_LINE = re.compile(rb"^\d{3}[ -]")
 POP3_STATUS = re.compile(rb"^(\+OK|-ERR)( |$)")
@@ -296,13 +296,7 @@ def garbage_lab() -> Iterator[BackgroundLab]:
 def test_random_lines_get_well_formed_replies(garbage_lab: BackgroundLab, sent: list[bytes],
                                               service: str) -> None:
     lab = garbage_lab.lab
-    sock = socket.create_connection(lab.endpoint("isp-a", service), timeout=5)
-    sock.sendall(b"".join(line + b"\r\n" for line in sent))
-    sock.shutdown(socket.SHUT_WR)
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    sock.close()
+    received = send_all(lab.endpoint("isp-a", service), sent)
     check = pop3_well_formed if service == "pop3" else smtp_well_formed
     assert check(received), received
     probe = socket.create_connection(lab.endpoint("isp-a", service), timeout=5)

@@ -34,9 +34,6 @@ class RecipientColumns:
         self.table = table
         self._codes: dict[str, tuple[np.ndarray, list[str]]] = {}
 
-    def __len__(self) -> int:
-        return int(self.table.num_rows)
-
     def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
         """The column's codes and the word of each code."""
         if name not in self._codes:
@@ -45,15 +42,11 @@ class RecipientColumns:
                                  column.dictionary.to_pylist())
         return self._codes[name]
 
-    def is_(self, name: str, word: str) -> np.ndarray:
-        codes, words = self.codes(name)
-        return codes == words.index(word) if word in words else np.zeros(len(codes), bool)
-
     def values(self, name: str) -> np.ndarray:
         return self.table.column(name).to_numpy(zero_copy_only=False)
 
 
-class ArrayColumns(RecipientColumns):
+class ArrayColumns:
     """Columns given as arrays, as a ledger stores them (categorical ones as codes of
     ``words``); a derived column computed as the registry declares it."""
 

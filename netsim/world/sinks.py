@@ -42,9 +42,7 @@ class Sample:
         if not self.parts:
             return Ledger().to_arrow()
         order = np.argsort(np.concatenate(self.rows), kind="stable")
-        joined = {name: np.concatenate([p[name] for p in self.parts])[order]
-                  for name in self.parts[0]}
-        return table_of(Ledger().columns, joined.__getitem__, self.words)
+        return _table(self.parts, self.words, order)
 
 
 class ParquetRows:
@@ -54,8 +52,7 @@ class ParquetRows:
 
     def __init__(self, path: Path):
         self.path = path
-        self.columns = Ledger().columns
-        self.writer = pq.ParquetWriter(path, self.columns.schema)
+        self.writer = pq.ParquetWriter(path, Ledger().columns.schema)
         self.parts: list[dict[str, np.ndarray]] = []
         self.held = 0
         self.words: dict[str, list[str]] = {}
@@ -71,15 +68,22 @@ class ParquetRows:
     def _write(self) -> None:
         if not self.parts:
             return
-        joined = {name: np.concatenate([p[name] for p in self.parts])
-                  for name in self.parts[0]}
+        table = _table(self.parts, self.words)
         self.parts, self.held = [], 0
-        self.writer.write_table(table_of(self.columns, joined.__getitem__, self.words),
-                                row_group_size=ROW_GROUP)
+        self.writer.write_table(table, row_group_size=ROW_GROUP)
 
     def close(self) -> None:
         self._write()
         self.writer.close()
+
+
+def _table(parts: list[dict[str, np.ndarray]], words: dict[str, list[str]],
+           order: np.ndarray | None = None) -> pa.Table:
+    """The recipient table of rows handed on in ``parts`` (in ``order``, if given)."""
+    joined = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    if order is not None:
+        joined = {name: values[order] for name, values in joined.items()}
+    return table_of(Ledger().columns, joined.__getitem__, words)
 
 
 class Sinks:
