@@ -389,6 +389,7 @@ def test_acceptance_at_smtp_moves_with_coverage(coverage: float):
     at 0.5 within 0.1 (which of the 400 bots are listed is binomial, sd 0.025; which bots
     send the ~500 sessions adds about 0.02)."""
     spam = _coverage_world(coverage)
+    spam = spam[spam["outcome"] != "pending"]   # a session still open at the run's end
     assert len(spam) > 1000
     accepted = (spam["outcome"] == "delivered").mean()
     assert set(spam.loc[spam["outcome"] != "delivered", "stopped_by"]) <= {"blocklist"}

@@ -71,8 +71,8 @@ class TopTalkers:
     Every attempt the scope matches counts, as it reaches the rule (an earlier rule of the
     ACL that decides it first hides it); attempts after a host's block are stopped without
     counting, since the block is not lifted. The hosts' attempts must come in time order: an
-    attempt earlier than one already counted for the same host is counted in
-    ``out_of_order`` (the flow path's queues make a minute's attempts at its end,
+    attempt earlier than one already counted for the same host, or than its block, is
+    counted in ``out_of_order`` (the flow path's queues make a minute's attempts at its end,
     docs/fidelity.md).
     """
 
@@ -106,7 +106,10 @@ class TopTalkers:
         """Count an attempt in scope and say whether its host is over the limit."""
         if not self.scope.matches(src_subnet, src_address, dst_subnet, dst_address, port, now):
             return False
-        if src_address in self.blocked_from:
+        blocked = self.blocked_from.get(src_address)
+        if blocked is not None:
+            # an attempt earlier than the block, come after it, would have been counted
+            self.out_of_order += now < blocked
             return True
         times = self.attempts.setdefault(src_address, [])
         if times and now < times[-1]:

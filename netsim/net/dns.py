@@ -119,6 +119,7 @@ class Resolver:
         self.queries = 0
         self.cache_hits = 0
         self.out_of_order = 0   # queries earlier than the answer cached for them
+        self._asked: dict[tuple[str, str], float] = {}   # the latest query that missed
 
     def cached(self, name: str, rtype: str) -> tuple[float, float]:
         """When the cache took this query's answer, and until when it gives it (inf, -inf:
@@ -143,10 +144,13 @@ class Resolver:
             answer = hit[2]
             return Answer(answer.name, answer.rtype, answer.rcode, answer.records, True), \
                 self.cached_lookup_s
-        # a query earlier than the answer cached for it (asked out of time order, at
-        # fidelity flow): answered as the miss it was, and its answer cached from then on,
-        # as it would have been had it come first
-        self.out_of_order += hit is not None and now < hit[0]
+        # a query earlier than the answer cached for it, or than a query already answered
+        # (asked out of time order, at fidelity flow): answered as the miss it was, and its
+        # answer cached from then on, as it would have been had it come first; a later
+        # query that missed might have been a hit
+        last = self._asked.get(entry, -math.inf)
+        self.out_of_order += (hit is not None and now < hit[0]) or now < last
+        self._asked[entry] = max(last, now)
         draw = derived(key, _name_key(name, rtype))
         latency = math.exp(self._mu)
         if self._sigma > 0:   # a normal deviate by Box and Muller from two keyed uniforms

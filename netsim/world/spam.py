@@ -14,6 +14,11 @@ An adaptive bot moves to its next strategy after ``failures_to_adapt`` sessions 
 that delivered nothing; a bot with no strategy left stops, and the botnet keeps its total
 rate by giving the work to the bots still active (displacement). Spammer servers send
 ``direct`` from static hosting addresses.
+
+What no state decides is drawn a block of sessions ahead from each sender's own streams
+(``netsim.world.streams.Ahead``): the gaps between sessions, the uniform that picks a bot,
+and each message's recipients, forged sender, size and key. The bot is picked, and the
+message composed, at the session's instant, from the bots active then.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from netsim.net import Resolver, text
 from netsim.protocols import Credentials
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
 from netsim.world.senders import Process, SendersWorld
+from netsim.world.streams import Ahead
 
 
 class SpamWorld(SendersWorld, Protocol):
@@ -68,7 +74,13 @@ class Sender:
     strategy: str
     retry_4xx: float
     retry_delay_s: float
-    rng: np.random.Generator   # the sending component's own stream: others never shift it
+    rng: np.random.Generator   # the sender's stream for its routes and retries: its own
+
+
+# a message's draws, made ahead (``SpamSessions.messages``): its recipients' addresses, its
+# forged sender, its size and its key
+Drawn = tuple[list[str], str, int, int]
+BLOCK = 256   # sessions (or messages) drawn at a time
 
 
 class SpamSessions:
@@ -79,34 +91,44 @@ class SpamSessions:
         self.cfg = world.scenario.spam
         s = world.scenario
         counts = np.array([i.subscribers for i in s.isps], dtype=float)
-        # a list: bisect on Python floats is the same search as np.searchsorted(side="right")
-        # without numpy's cost for one value
-        self.target_cumulative = (np.cumsum(counts) / counts.sum()).tolist() if counts.sum() \
-            else None
+        self.target_cumulative = np.cumsum(counts) / counts.sum() if counts.sum() else None
+        self.users = np.array([server.users for server in world.servers], dtype=np.int64)
 
-    def compose(self, sender: Sender, recipients: int, mail_from: str | None = None,
-                ) -> Mail | None:
-        """A spam message to ``recipients`` harvested addresses of one domain, from a
-        forged sender or from ``mail_from`` (a stolen account's own address)."""
-        world, rng = self.world, sender.rng
+    def messages(self, rng: np.random.Generator, recipients_mean: float,
+                 n: int = BLOCK) -> list[Drawn]:
+        """The draws of a sender's next ``n`` spam messages, in the order it composes them
+        (from its own stream, which nothing else reads): 1 + Poisson(mean − 1) harvested
+        addresses of one domain, each an account's or one nobody has
+        (``netsim.mail.accounts``), named once; a forged sender; a log-normal size."""
+        world, cfg = self.world, self.cfg
+        servers = world.servers
         if self.target_cumulative is None:
-            return None
-        # uniform draws scaled to integers: numpy's integers() costs several of these a call
-        target = world.servers[bisect.bisect_right(self.target_cumulative, rng.random())]
-        u = rng.random(2 * recipients)
-        users = np.minimum(u[:recipients] * target.users, target.users - 1).astype(np.int64)
-        # an account's address or one nobody has (``netsim.mail.accounts``); a harvested
-        # list names an address once
-        typos = (u[recipients:] < self.cfg.invalid_recipient_share) * TYPO_USER
-        addresses = list(dict.fromkeys(recipient_addresses(target.domain, users.tolist(),
-                                                           typos.tolist())))
-        forged = world.servers[_below(rng.random(), len(world.servers))]
-        size = max(300, int(rng.lognormal(math.log(self.cfg.size_median_bytes),
-                                          self.cfg.size_sigma)))
-        forged_from = forged.address_of(_below(rng.random(), max(forged.users, 1)))
+            return []
+        count = 1 + rng.poisson(recipients_mean - 1, n)
+        target = np.searchsorted(self.target_cumulative, rng.random(n), side="right")
+        forged = _below(rng.random(n), len(servers))
+        forged_user = _below(rng.random(n), np.maximum(self.users[forged], 1))
+        size = np.maximum(300, rng.lognormal(math.log(cfg.size_median_bytes), cfg.size_sigma,
+                                             n).astype(np.int64))
+        key = (rng.bit_generator.random_raw(n) >> np.uint64(1)).astype(np.int64)  # as Mail.key
+        users = self.users[np.repeat(target, count)]
+        user = _below(rng.random(len(users)), users).tolist()
+        typo = ((rng.random(len(users)) < cfg.invalid_recipient_share) * TYPO_USER).tolist()
+        first = np.cumsum(count) - count
+        return [(list(dict.fromkeys(recipient_addresses(servers[t].domain, user[a:a + k],
+                                                         typo[a:a + k]))),
+                 servers[f].address_of(u), z, y)
+                for t, a, k, f, u, z, y in zip(
+                    target.tolist(), first.tolist(), count.tolist(), forged.tolist(),
+                    forged_user.tolist(), size.tolist(), key.tolist(), strict=True)]
+
+    def compose(self, sender: Sender, drawn: Drawn, mail_from: str | None = None) -> Mail:
+        """A spam message of ``drawn`` (``messages``), from its forged sender or from
+        ``mail_from`` (a stolen account's own address)."""
+        world = self.world
+        addresses, forged_from, size, key = drawn
         mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from, size,
-                    world.env.now, origin=sender.origin,
-                    key=rng.bit_generator.random_raw() >> 1)   # 63 bits, as Mail.key
+                    world.env.now, origin=sender.origin, key=key)
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
                          first_hop_port=587 if sender.strategy == "stolen_587" else 25)
@@ -162,9 +184,9 @@ class SpamSessions:
         return accepted > 0
 
 
-def _below(u: float, n: int) -> int:
-    """An integer in [0, n) from a uniform draw u in [0, 1)."""
-    return min(int(u * n), n - 1)
+def _below(u: np.ndarray, n: Any) -> np.ndarray:
+    """Integers in [0, n) from uniform draws u in [0, 1)."""
+    return np.minimum(u * n, n - 1).astype(np.int64)
 
 
 def bot_rates(rng: np.random.Generator, n: int, cfg: BotnetConfig,
@@ -204,22 +226,29 @@ class Botnet:
         self.strategy = np.zeros(len(bots), dtype=np.int8)
         self.failures = np.zeros(len(bots), dtype=np.int32)
         self.active = np.ones(len(bots), dtype=bool)
-        self._cumulative = np.cumsum(self.rate)
-        self.rng = world.streams[f"bots.compose.{cfg.name}"]
+        # a list: bisect on Python floats is the same search as np.searchsorted(side="right")
+        # without numpy's cost for one value
+        self._cumulative = np.cumsum(self.rate).tolist()
+        self.rng = world.streams[f"bots.route.{cfg.name}"]
+        compose = world.streams[f"bots.compose.{cfg.name}"]
+        self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
         self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
-        if len(bots) and self.sessions_per_s > 0:
+        if len(bots) and self.sessions_per_s > 0 and sessions.target_cumulative is not None:
             world.env.process(self.run())
 
     def run(self) -> Process:
-        cfg, world = self.cfg, self.world
-        rng = world.streams[f"bots.send.{cfg.name}"]
+        rng = self.world.streams[f"bots.send.{self.cfg.name}"]
+        timeout, process = self.world.env.timeout, self.world.env.process
+        last = len(self.rate) - 1
+        draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
+                                  rng.random(BLOCK).tolist(), strict=True))
         while self._cumulative[-1] > 0:
-            yield world.env.timeout(rng.exponential(1 / self.sessions_per_s))
-            bot = bisect.bisect_right(self._cumulative, rng.random() * self._cumulative[-1])
-            recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
-            world.env.process(self.session(min(bot, len(self.rate) - 1), recipients))
+            gap, u = draws.next()
+            yield timeout(gap)
+            bot = bisect.bisect_right(self._cumulative, u * self._cumulative[-1])
+            process(self.session(min(bot, last)))
 
-    def session(self, bot: int, recipients: int) -> Process:
+    def session(self, bot: int) -> Process:
         world, cfg = self.world, self.cfg
         isp, user = int(self.isp[bot]), int(self.user[bot])
         strategy = cfg.strategies[int(self.strategy[bot])]
@@ -229,9 +258,8 @@ class Botnet:
         dst, credentials, account = self._route(strategy, isp)
         success = False
         if dst is not False:
-            mail = self.sessions.compose(sender, recipients, account)
-            if mail is not None:
-                success = yield from self.sessions.run(sender, mail, dst, credentials)
+            mail = self.sessions.compose(sender, self.messages.next(), account)
+            success = yield from self.sessions.run(sender, mail, dst, credentials)
         self._learn(bot, success)
 
     def _route(self, strategy: str, isp: int,
@@ -270,7 +298,7 @@ class Botnet:
         elif self.active[bot]:
             # out of strategies: the bot stops and its share of the work goes to the others
             self.active[bot] = False
-            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0))
+            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:
@@ -300,23 +328,25 @@ class SpammerServers:
         self.index = index
         self.addresses = [self.net.host(h) for h in range(cfg.count)]
         rate = cfg.count * cfg.rate_per_day / cfg.recipients_per_session / 86_400
-        if cfg.count and rate > 0:
+        if cfg.count and rate > 0 and sessions.target_cumulative is not None:
             world.env.process(self.run(rate))
 
     def run(self, sessions_per_s: float) -> Process:
-        world, cfg = self.world, self.cfg
+        world, cfg, sessions = self.world, self.cfg, self.sessions
         rng = world.streams[f"spammers.{self.index}"]
         compose = world.streams[f"spammers.compose.{self.index}"]
+        route = world.streams[f"spammers.route.{self.index}"]
+        messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
+        draws = Ahead(lambda: zip(rng.exponential(1 / sessions_per_s, BLOCK).tolist(),
+                                  rng.integers(cfg.count, size=BLOCK).tolist(), strict=True))
         while True:
-            yield world.env.timeout(rng.exponential(1 / sessions_per_s))
-            host = int(rng.integers(cfg.count))
-            recipients = 1 + int(rng.poisson(cfg.recipients_per_session - 1))
+            gap, host = draws.next()
+            yield world.env.timeout(gap)
             sender = Sender(cfg.network, cfg.network, self.addresses[host], self.net.isp,
                             SenderType.SPAMMER_SERVER, "direct", cfg.retry_4xx, cfg.retry_delay_s,
-                            compose)
-            mail = self.sessions.compose(sender, recipients)
-            if mail is not None:
-                world.env.process(self._send(sender, mail))
+                            route)
+            mail = sessions.compose(sender, messages.next())
+            world.env.process(self._send(sender, mail))
 
     def _send(self, sender: Sender, mail: Mail) -> Process:
         yield from self.sessions.run(sender, mail, None, None)

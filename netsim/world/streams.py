@@ -8,6 +8,8 @@ numbers (common random numbers). The global ``random`` module is never used.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -35,3 +37,24 @@ class Streams:
     @property
     def names(self) -> list[str]:
         return sorted(self._generators)
+
+
+T = TypeVar("T")
+
+
+class Ahead(Generic[T]):
+    """Draws made a block at a time and read one at a time, in order: numpy's cost a call
+    is paid once a block. What the n-th read returns depends only on the stream, never on
+    when it is read, so drawing ahead changes the cost alone."""
+
+    __slots__ = ("_block", "_items")
+
+    def __init__(self, block: Callable[[], Iterable[T]]):
+        self._block = block
+        self._items: Iterator[T] = iter(())
+
+    def next(self) -> T:
+        for item in self._items:
+            return item
+        self._items = iter(self._block())
+        return next(self._items)
