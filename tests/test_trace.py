@@ -140,4 +140,4 @@ def test_every_pending_recipient_is_held_at_the_end_of_every_instant():
             ledger.check_conservation(world.held_rows())
             instants += 1
             in_flight += bool(ledger.pending_rows())
-    assert instants > 1000 and in_flight > instants / 2
+    assert instants > 1000 and in_flight > 1000   # checked often with recipients in flight

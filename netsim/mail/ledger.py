@@ -120,26 +120,30 @@ class Ledger:
         return self.base + len(self.message_id)
 
     def _opened(self) -> None:
-        # the next cut once the window holds retire_rows, and twice what it last kept (each
-        # cut copies what it keeps: then no more than it hands on)
+        # the next cut once the window holds retire_rows, and half as much again as it last
+        # kept (each cut copies what it keeps: then no more than twice what it hands on)
         if self.sink is not None and len(self.message_id) >= max(self.retire_rows,
-                                                                   2 * self._kept):
+                                                                   3 * self._kept // 2):
             self.due = True
 
     def add(self, mail: Mail, recipients: Iterable[str], *, origin_isp: str, origin_network: str,
-            path: str, first_hop_port: int) -> None:
-        """Open one row per recipient of a new message (each starts ``pending``)."""
+            path: str, first_hop_port: int, domain: str | None = None) -> None:
+        """Open one row per recipient of a new message (each starts ``pending``);
+        ``domain``, when the caller knows it, is every recipient's."""
         v = self.vocab
         start = len(self)
         addresses = list(recipients)
         n = len(addresses)
         mail.rows.update(zip(addresses, range(start, start + n), strict=True))
-        domain = v["rcpt_domain"].code
-        first = domain_of(addresses[0]) if n else ""
-        if all(map(str.endswith, addresses, repeat(f"@{first}"))):   # the usual: one domain
-            self.rcpt_domain.extend(array("h", [domain(first)]) * n)
+        code = v["rcpt_domain"].code
+        if domain is None:
+            first = domain_of(addresses[0]) if n else ""
+            if all(map(str.endswith, addresses, repeat(f"@{first}"))):   # the usual: one
+                domain = first
+        if domain is not None:
+            self.rcpt_domain.extend(array("h", [code(domain)]) * n)
         else:
-            self.rcpt_domain.extend([domain(domain_of(a)) for a in addresses])
+            self.rcpt_domain.extend([code(domain_of(a)) for a in addresses])
         self.rcpt_index.extend(range(n))
         values: tuple[tuple[array, float], ...] = (
             (self.message_id, mail.id), (self.kind, self._kind[mail.kind]),

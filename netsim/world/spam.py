@@ -77,9 +77,9 @@ class Sender:
     rng: np.random.Generator   # the sender's stream for its routes and retries: its own
 
 
-# a message's draws, made ahead (``SpamSessions.messages``): its recipients' addresses, its
-# forged sender, its size and its key
-Drawn = tuple[list[str], str, int, int]
+# a message's draws, made ahead (``SpamSessions.messages``): its recipients' addresses and
+# their domain, its forged sender, its size and its key
+Drawn = tuple[list[str], str, str, int, int]
 BLOCK = 256   # sessions (or messages) drawn at a time
 
 
@@ -115,9 +115,10 @@ class SpamSessions:
         user = _below(rng.random(len(users)), users).tolist()
         typo = ((rng.random(len(users)) < cfg.invalid_recipient_share) * TYPO_USER).tolist()
         first = np.cumsum(count) - count
-        return [(list(dict.fromkeys(recipient_addresses(servers[t].domain, user[a:a + k],
+        domains = [server.domain for server in servers]
+        return [(list(dict.fromkeys(recipient_addresses(domains[t], user[a:a + k],
                                                          typo[a:a + k]))),
-                 servers[f].address_of(u), z, y)
+                 domains[t], servers[f].address_of(u), z, y)
                 for t, a, k, f, u, z, y in zip(
                     target.tolist(), first.tolist(), count.tolist(), forged.tolist(),
                     forged_user.tolist(), size.tolist(), key.tolist(), strict=True)]
@@ -126,12 +127,13 @@ class SpamSessions:
         """A spam message of ``drawn`` (``messages``), from its forged sender or from
         ``mail_from`` (a stolen account's own address)."""
         world = self.world
-        addresses, forged_from, size, key = drawn
+        addresses, domain, forged_from, size, key = drawn
         mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from, size,
                     world.env.now, origin=sender.origin, key=key)
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
-                         first_hop_port=587 if sender.strategy == "stolen_587" else 25)
+                         first_hop_port=587 if sender.strategy == "stolen_587" else 25,
+                         domain=domain)
         if world.tracer is not None:
             world.tracer.created(mail)
         return mail
