@@ -179,6 +179,21 @@ def test_dns_draws_are_keyed_by_what_the_lookup_concerns_not_by_order():
     assert len(latencies) == 50
 
 
+def test_a_lookup_earlier_than_one_already_answered_counts_as_out_of_order():
+    """The flow path's late lookups: one earlier than the cached answer, or than a lookup
+    that missed (a SERVFAIL is not cached, so a cache could not tell), is counted."""
+    resolver = _resolver(servfail_rate=1.0)
+    assert resolver.query("b.example", "MX", 100, key=1)[0].rcode is RCode.SERVFAIL
+    resolver.query("b.example", "MX", 50, key=2)
+    assert resolver.out_of_order == 1
+    resolver.query("b.example", "MX", 150, key=3)   # in time order again
+    assert resolver.out_of_order == 1
+    cached = _resolver()
+    cached.query("b.example", "MX", 100, key=1)
+    cached.query("b.example", "MX", 50, key=2)
+    assert cached.out_of_order == 1
+
+
 def test_lognormal_params_fixed_when_p90_equals_mean():
     mu, sigma = lognormal_params(0.1, 0.1)
     assert sigma == 0 and np.exp(mu) == pytest.approx(0.1)
@@ -227,3 +242,6 @@ def test_top_talkers_block_a_host_from_its_attempt_over_the_limit_on():
     assert rule.out_of_order == 0
     network.connect(quiet, far, 25, 9_000)
     assert rule.out_of_order == 1
+    # an attempt earlier than a host's block, come after it, would have counted before it
+    assert network.connect(busy, far, 25, 199).verdict is Verdict.REJECTED
+    assert rule.out_of_order == 2

@@ -317,3 +317,41 @@ def test_stratified_bot_rates_keep_a_botnets_total_at_its_expected_value():
     rates = bot_rates(np.random.default_rng(0), 40, cfg)
     # one bot a stratum: the median bot sends about the median, the order is random
     assert 200 < np.median(rates) < 450 and not np.all(np.diff(rates) > 0)
+
+
+def test_reading_ahead_returns_the_blocks_in_order():
+    from netsim.world.streams import Ahead
+
+    blocks = iter([[1, 2, 3], [4], [5, 6]])
+    drawn: list[int] = []
+    ahead = Ahead(lambda: drawn.append(0) or next(blocks))
+    assert [ahead.next() for _ in range(4)] == [1, 2, 3, 4]
+    assert len(drawn) == 2   # a block is drawn only when the last one is read through
+    assert ahead.next() == 5 and len(drawn) == 3
+
+
+def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
+    """A block of drawn messages: 1 + Poisson(mean − 1) harvested addresses of one domain
+    (the ISPs in proportion to their subscribers), none twice, mistyped at the scenario's
+    share, a forged sender of the world, sizes of at least 300 bytes, 63-bit keys."""
+    from netsim.world import World
+    from netsim.world.spam import SpamSessions
+
+    scenario = world()
+    spam = SpamSessions(World(scenario))
+    drawn = spam.messages(np.random.default_rng(3), 25.0, 4000)
+    assert len(drawn) == 4000
+    domains = {f"{name}.example" for name, _, _ in ISPS}
+    counts = []
+    for addresses, domain, forged, size, key in drawn:
+        assert domain in domains and all(a.endswith(f"@{domain}") for a in addresses)
+        assert len(set(addresses)) == len(addresses) >= 1
+        assert forged.rpartition("@")[2] in domains and size >= 300 and 0 <= key < 2**63
+        counts.append(len(addresses))
+    # harvested addresses repeat rarely among 300 users: the mean stays near 25
+    assert 23.5 < np.mean(counts) < 25.5
+    typos = np.mean([a.partition("@")[0].endswith("x") for d in drawn for a in d[0]])
+    share = scenario.spam.invalid_recipient_share
+    assert abs(typos - share) < 4 * np.sqrt(share * (1 - share) / sum(counts))
+    by_domain = pd.Series([d[1] for d in drawn]).value_counts(normalize=True)
+    assert (by_domain - 1 / 3).abs().max() < 0.03   # three ISPs of 300 subscribers

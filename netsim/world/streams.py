@@ -43,9 +43,10 @@ T = TypeVar("T")
 
 
 class Ahead(Generic[T]):
-    """Draws made a block at a time and read one at a time, in order: numpy's cost a call
-    is paid once a block. What the n-th read returns depends only on the stream, never on
-    when it is read, so drawing ahead changes the cost alone."""
+    """Draws made a block at a time (``block()``: at least one item) and read one at a
+    time, in order: numpy's cost a call is paid once a block. What the n-th read returns
+    depends only on the stream, never on when it is read, so drawing ahead changes the
+    cost alone."""
 
     __slots__ = ("_block", "_items")
 
