@@ -334,6 +334,7 @@ def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
     """A block of drawn messages: 1 + Poisson(mean − 1) harvested addresses of one domain
     (the ISPs in proportion to their subscribers), none twice, mistyped at the scenario's
     share, a forged sender of the world, sizes of at least 300 bytes, 63-bit keys."""
+    from netsim.mail.accounts import TYPO_NONE, TYPO_USER
     from netsim.world import World
     from netsim.world.spam import SpamSessions
 
@@ -341,17 +342,16 @@ def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
     spam = SpamSessions(World(scenario))
     drawn = spam.messages(np.random.default_rng(3), 25.0, 4000)
     assert len(drawn) == 4000
-    domains = {f"{name}.example" for name, _, _ in ISPS}
-    counts = []
-    for addresses, domain, forged, size, key in drawn:
-        assert domain in domains and all(a.endswith(f"@{domain}") for a in addresses)
-        assert len(set(addresses)) == len(addresses) >= 1
-        assert forged.rpartition("@")[2] in domains and size >= 300 and 0 <= key < 2**63
-        counts.append(len(addresses))
+    for d in drawn:
+        assert 0 <= d.target < 3 and 0 <= d.forged_server < 3 and 0 <= d.forged_user < 300
+        assert len(set(zip(d.users, d.typos, strict=True))) == len(d.users) >= 1
+        assert all(0 <= u < 300 for u in d.users) and set(d.typos) <= {TYPO_NONE, TYPO_USER}
+        assert d.size >= 300 and 0 <= d.key < 2**63
+    counts = [len(d.users) for d in drawn]
     # harvested addresses repeat rarely among 300 users: the mean stays near 25
     assert 23.5 < np.mean(counts) < 25.5
-    typos = np.mean([a.partition("@")[0].endswith("x") for d in drawn for a in d[0]])
+    typos = np.mean([t == TYPO_USER for d in drawn for t in d.typos])
     share = scenario.spam.invalid_recipient_share
     assert abs(typos - share) < 4 * np.sqrt(share * (1 - share) / sum(counts))
-    by_domain = pd.Series([d[1] for d in drawn]).value_counts(normalize=True)
+    by_domain = pd.Series([d.target for d in drawn]).value_counts(normalize=True)
     assert (by_domain - 1 / 3).abs().max() < 0.03   # three ISPs of 300 subscribers

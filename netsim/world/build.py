@@ -30,6 +30,7 @@ from netsim.world.heap import give_back
 from netsim.world.policies import apply_policies
 from netsim.world.retrieval import Held, Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
+from netsim.world.spam_flow import SpamFlow
 from netsim.world.streams import Streams
 from netsim.world.users import UserPopulation, mua_helo
 from netsim.world.workload import GROUP_HOME_MTA, Workload, next_check
@@ -118,6 +119,8 @@ class World:
             if capture is not None:
                 self.env.process(capture)
         sessions = SpamSessions(self)
+        if self.flow is not None and tracer is None:   # a trace follows the engines
+            sessions.flow = SpamFlow(self, self.flow, sessions, self.subscriber_resolvers)
         self.botnets = build_botnets(self, sessions)
         self.spammers = [SpammerServers(self, cfg, k, sessions)
                          for k, cfg in enumerate(scenario.spam.spammer_servers)]
@@ -203,6 +206,8 @@ class World:
                     counts[rule.name] = counts.get(rule.name, 0) + n
         if self.listing is not None and self.listing.out_of_order:
             counts["Listing"] = self.listing.out_of_order
+        if self.flow is not None and self.flow.spam is not None:
+            counts.update(self.flow.spam.count())   # a botnet's choices (``Botnet``)
         dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
         if dns:
             counts["dns"] = dns

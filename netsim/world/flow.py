@@ -7,10 +7,12 @@ network's ACLs and listeners (``netsim.world.connections``), each session throug
 ``netsim.world.dialogue`` (the servers' policies, asked as the engines ask them, and the
 adapter's instants) and the MUA's retries. Every server's outbound queue is the flow path's
 too (``netsim.world.flow_queue``), and first retrievals are computed check by check
-(``netsim.world.retrieval``). Bots and spammer servers still run as SimPy processes, their
-sessions decided by the servers' hooks (``netsim.mail.session.direct_smtp_session``), and
-so do the mail clients of users whose password spammers hold and of providers' customers,
-and home MTAs; ``netsim trace`` runs through the engines.
+(``netsim.world.retrieval``). Bots' and spammer servers' sessions to the ISPs' servers are
+handed over as they start and decided at the minute's end (``netsim.world.spam_flow``);
+their sessions to open relays and with stolen credentials are decided by the servers' hooks
+(``netsim.mail.session.direct_smtp_session``), and so are the sessions of the mail clients
+of users whose password spammers hold and of providers' customers, and of home MTAs;
+``netsim trace`` runs through the engines.
 
 Each step is taken in the minute in which it starts, and within a minute in time order; a
 minute's queue attempts are made at its end, after what the engines handed over in it. As
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import simpy
@@ -56,6 +58,9 @@ from netsim.world.workload import (
     Batch,
     Workload,
 )
+
+if TYPE_CHECKING:
+    from netsim.world.spam_flow import SpamFlow
 
 LEGIT = KINDS.index(Kind.LEGIT)
 CHECKS_EVERY = 10   # minutes between computing the retrievals of settled checks
@@ -118,6 +123,7 @@ class LegitFlow:
                                  world.resolvers, world.retry_policy, plan, self.ledger,
                                  self.custody, self.connections, world.next_ids,
                                  world.listing)
+        self.spam: SpamFlow | None = None   # spam's sessions decided as arrays
         self.env.process(self._run())
 
     # -- the minute loop ---------------------------------------------------------------------
@@ -130,8 +136,11 @@ class LegitFlow:
             self._submissions(k)
             k += 1
             yield self.env.timeout(k * STEP_S - self.env.now)
-            # the minute's queues once every engine event in it has happened: what the
-            # engines handed over in it joins them, and all are taken in time order
+            # the minute's spam sessions, then its queues, once every engine event in it
+            # has happened: what spam and the engines handed over in it joins the queues,
+            # and all are taken in time order
+            if self.spam is not None:
+                self.spam.decide(self.env.now)
             self.queues.step(k - 1)
             if k % CHECKS_EVERY == 0:   # retrievals whose deliveries are all in
                 self.retrievals.due(self.env.now)
@@ -171,6 +180,8 @@ class LegitFlow:
         what they, a MUA's last retry or an engine's hand-over filed for after it with
         instants inside the run, as the engine path takes it within the run; then the
         counts kept in arrays (policies' asks, servers' sessions) join their owners'."""
+        if self.spam is not None:
+            self.spam.decide(math.inf)
         k = self.queues.stepped + 1
         queues = self.queues
         while k <= self.step_index or self.due_mua or queues.due or queues.handed:
@@ -183,7 +194,7 @@ class LegitFlow:
     def held_rows(self) -> set[int]:
         rows = [*self.custody.held_rows(),
                 *(c.row for parts in self.due_mua.values() for c in parts),
-                *self.queues.held_rows()]
+                *self.queues.held_rows(), *(self.spam.held_rows() if self.spam else [])]
         return set(np.concatenate(rows).tolist()) if rows else set()
 
     # -- new messages ----------------------------------------------------------------------

@@ -63,18 +63,7 @@ class FlowQueues:
         self.owner_origin = np.array([self.origin(s.isp) for s in owners])
         self.domains = {s.domain: i for i, s in enumerate(isps)}
         self.mistyped = {mistyped(s.domain): i for i, s in enumerate(isps)}
-        n = len(isps)
-        self.cached_lookup = np.array([r.cached_lookup_s for r in self.resolvers])
-        # what each resolver's cache answers, from when until when, by name: MX of a domain
-        # (x2: right, mistyped), A of a mail host (at fidelity flow only these queues use
-        # the servers' resolvers: the cache is known exactly)
-        self.mx_cached = (np.full((len(self.resolvers), 2 * n), np.inf),
-                          np.full((len(self.resolvers), 2 * n), -np.inf))
-        self.a_cached = (np.full((len(self.resolvers), n), np.inf),
-                         np.full((len(self.resolvers), n), -np.inf))
-        # the names queried, by the same index
-        self.mx_names = [name for s in isps for name in (s.domain, mistyped(s.domain))]
-        self.a_names = [s.hostname for s in isps]
+        self.lookups = Lookups(resolvers, isps)
         self.due: dict[int, list[Columns]] = {}
         # from the engines, one entry a message: its fields, the instant, then its recipients'
         self.handed: list[tuple[tuple[int, ...], float, tuple[list[int], ...]]] = []
@@ -126,14 +115,14 @@ class FlowQueues:
         ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
         # what the lookups concern: the message and its attempt (``netsim.draws.attempt_key``)
         keys = e.key, e.attempt + 1
-        mx, rcode = self._lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX", keys)
+        mx, rcode = self.lookups.lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX", keys)
         bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
         self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, *NXDOMAIN)
         ended[bad] = np.inf                                # done
         temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
         ended[temporary] = mx[temporary]
         go = (rcode == 0) & (mx < self.end)
-        a, rcode_a = self._lookup(resolver[go], e.rcpt_isp[go], mx[go], "A",
+        a, rcode_a = self.lookups.lookup(resolver[go], e.rcpt_isp[go], mx[go], "A",
                                   (keys[0][go], keys[1][go]))
         ready = np.full(len(e), np.nan)
         ready[go] = a
@@ -155,41 +144,6 @@ class FlowQueues:
         delay = self.retry.delays(attempt)
         t = ended[per_row][again] + delay if len(retry) else np.zeros(0)
         custody.later(self.due, retry.but(t=t, attempt=attempt), t, self.stepped + 1)
-
-    def _lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
-                keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
-        2 SERVFAIL). Queries the cache answers are counted as hits; the rest go through the
-        resolver, in time order."""
-        since, until = self.mx_cached if rtype == "MX" else self.a_cached
-        done = np.empty(len(t))
-        rcode = np.zeros(len(t), dtype=np.int64)
-        hit = (since[resolver, name] <= t) & (t < until[resolver, name])
-        hits = np.bincount(resolver[hit], minlength=len(self.resolvers))
-        for r in np.flatnonzero(hits).tolist():
-            self.resolvers[r].count_hits(int(hits[r]))
-        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
-        if rtype == "MX":
-            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
-        names = self.mx_names if rtype == "MX" else self.a_names
-        ask = np.flatnonzero(~hit)
-        ask = ask[np.argsort(t[ask], kind="stable")]
-        asked: dict[tuple[int, int], str] = {}
-        answered, codes = [], []
-        for r, k, at, key, attempt in zip(resolver[ask].tolist(), name[ask].tolist(),
-                                          t[ask].tolist(), keys[0][ask].tolist(),
-                                          keys[1][ask].tolist(), strict=True):
-            query = asked[r, k] = names[k]
-            answer, latency = self.resolvers[r].query(query, rtype, at,
-                                                      key=attempt_key(key, attempt))
-            answered.append(at + latency)
-            codes.append(RCODES[answer.rcode])
-        done[ask] = answered
-        rcode[ask] = codes
-        # what the caches hold after these queries (nothing else asks these resolvers)
-        for (r, k), query in asked.items():
-            since[r, k], until[r, k] = self.resolvers[r].cached(query, rtype)
-        return done, rcode
 
     def _session(self, work: Columns, per_row: np.ndarray, e: Columns, go: np.ndarray,
                  ready: np.ndarray) -> np.ndarray:
@@ -358,3 +312,57 @@ class HandOff:
 
     def held_rows(self) -> set[int]:
         return set()   # the flow path holds them (``LegitFlow.held_rows``)
+
+
+class Lookups:
+    """DNS lookups of the ISPs' domains (MX; x2: right, mistyped) and mail hosts (A) through
+    a set of caching resolvers, as arrays. What each resolver's cache answers, from when
+    until when, is kept by name: at fidelity flow only these arrays ask these resolvers,
+    so the cache is known exactly."""
+
+    def __init__(self, resolvers: list[Resolver], isps: Sequence[MailServer]):
+        self.resolvers = resolvers
+        n = len(isps)
+        self.cached_lookup = np.array([r.cached_lookup_s for r in resolvers])
+        self.mx_cached = (np.full((len(resolvers), 2 * n), np.inf),
+                          np.full((len(resolvers), 2 * n), -np.inf))
+        self.a_cached = (np.full((len(resolvers), n), np.inf),
+                         np.full((len(resolvers), n), -np.inf))
+        # the names queried, by the same index
+        self.mx_names = [name for s in isps for name in (s.domain, mistyped(s.domain))]
+        self.a_names = [s.hostname for s in isps]
+
+    def lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
+                keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
+        2 SERVFAIL). Queries the cache answers are counted as hits; the rest go through the
+        resolver, in time order."""
+        since, until = self.mx_cached if rtype == "MX" else self.a_cached
+        done = np.empty(len(t))
+        rcode = np.zeros(len(t), dtype=np.int64)
+        hit = (since[resolver, name] <= t) & (t < until[resolver, name])
+        hits = np.bincount(resolver[hit], minlength=len(self.resolvers))
+        for r in np.flatnonzero(hits).tolist():
+            self.resolvers[r].count_hits(int(hits[r]))
+        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
+        if rtype == "MX":
+            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
+        names = self.mx_names if rtype == "MX" else self.a_names
+        ask = np.flatnonzero(~hit)
+        ask = ask[np.argsort(t[ask], kind="stable")]
+        asked: dict[tuple[int, int], str] = {}
+        answered, codes = [], []
+        for r, k, at, key, attempt in zip(resolver[ask].tolist(), name[ask].tolist(),
+                                          t[ask].tolist(), keys[0][ask].tolist(),
+                                          keys[1][ask].tolist(), strict=True):
+            query = asked[r, k] = names[k]
+            answer, latency = self.resolvers[r].query(query, rtype, at,
+                                                      key=attempt_key(key, attempt))
+            answered.append(at + latency)
+            codes.append(RCODES[answer.rcode])
+        done[ask] = answered
+        rcode[ask] = codes
+        # what the caches hold after these queries (nothing else asks these resolvers)
+        for (r, k), query in asked.items():
+            since[r, k], until[r, k] = self.resolvers[r].cached(query, rtype)
+        return done, rcode

@@ -27,13 +27,13 @@ import bisect
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, get_args
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, get_args
 
 import numpy as np
 import simpy
 from scipy import special
 
-from netsim.draws import attempt_key
+from netsim.draws import attempt_key, keyed_uniform_one, salt
 from netsim.mail import Kind, Mail, MailServer, Outcome, SenderType
 from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
 from netsim.mail.defences import Listing
@@ -45,6 +45,9 @@ from netsim.protocols import Credentials
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
 from netsim.world.senders import Process, SendersWorld
 from netsim.world.streams import Ahead
+
+if TYPE_CHECKING:
+    from netsim.world.spam_flow import SpamFlow
 
 
 class SpamWorld(SendersWorld, Protocol):
@@ -60,6 +63,10 @@ class SpamWorld(SendersWorld, Protocol):
 
 
 STRATEGIES = get_args(Strategy)
+# the strategies whose sessions reach an ISP's server unauthenticated: at fidelity flow they
+# are decided as arrays (``netsim.world.spam_flow``); open relays and stolen credentials
+# stay with the engines
+FLOW_STRATEGIES = ("direct", "isp_relay")
 
 
 @dataclass(slots=True)   # not frozen: one is made per session, and frozen ones cost more
@@ -74,12 +81,24 @@ class Sender:
     strategy: str
     retry_4xx: float
     retry_delay_s: float
-    rng: np.random.Generator   # the sender's stream for its routes and retries: its own
+    rng: np.random.Generator   # the sender's stream for its routes: its own
+    subnet: int          # the index of its network
 
 
-# a message's draws, made ahead (``SpamSessions.messages``): its recipients' addresses and
-# their domain, its forged sender, its size and its key
-Drawn = tuple[list[str], str, str, int, int]
+class Drawn(NamedTuple):
+    """A spam message's draws, made ahead (``SpamSessions.messages``): its recipients (the
+    ISP of their one domain, each one's user and typo), its forged sender (an ISP's user),
+    its size and its key."""
+
+    target: int
+    users: list[int]
+    typos: list[int]
+    forged_server: int
+    forged_user: int
+    size: int
+    key: int
+
+
 BLOCK = 256   # sessions (or messages) drawn at a time
 
 
@@ -93,6 +112,8 @@ class SpamSessions:
         counts = np.array([i.subscribers for i in s.isps], dtype=float)
         self.target_cumulative = np.cumsum(counts) / counts.sum() if counts.sum() else None
         self.users = np.array([server.users for server in world.servers], dtype=np.int64)
+        self.retry_salt = salt(world.streams["spam.retry"])
+        self.flow: SpamFlow | None = None   # at fidelity flow: where sessions are decided
 
     def messages(self, rng: np.random.Generator, recipients_mean: float,
                  n: int = BLOCK) -> list[Drawn]:
@@ -115,21 +136,28 @@ class SpamSessions:
         user = _below(rng.random(len(users)), users).tolist()
         typo = ((rng.random(len(users)) < cfg.invalid_recipient_share) * TYPO_USER).tolist()
         first = np.cumsum(count) - count
-        domains = [server.domain for server in servers]
-        return [(list(dict.fromkeys(recipient_addresses(domains[t], user[a:a + k],
-                                                         typo[a:a + k]))),
-                 domains[t], servers[f].address_of(u), z, y)
-                for t, a, k, f, u, z, y in zip(
-                    target.tolist(), first.tolist(), count.tolist(), forged.tolist(),
-                    forged_user.tolist(), size.tolist(), key.tolist(), strict=True)]
+        drawn = []
+        for t, a, k, f, u, z, y in zip(target.tolist(), first.tolist(), count.tolist(),
+                                       forged.tolist(), forged_user.tolist(), size.tolist(),
+                                       key.tolist(), strict=True):
+            once = list(dict.fromkeys(zip(user[a:a + k], typo[a:a + k], strict=True)))
+            drawn.append(Drawn(t, [p[0] for p in once], [p[1] for p in once], f, u, z, y))
+        return drawn
+
+    def retries(self, sender: Sender, key: int) -> bool:
+        """Whether the sender of the message of ``key`` tries once more after a 4xx: keyed
+        by the message, so that deciding sessions in any order draws alike."""
+        return keyed_uniform_one(key, self.retry_salt) < sender.retry_4xx
 
     def compose(self, sender: Sender, drawn: Drawn, mail_from: str | None = None) -> Mail:
         """A spam message of ``drawn`` (``messages``), from its forged sender or from
         ``mail_from`` (a stolen account's own address)."""
         world = self.world
-        addresses, domain, forged_from, size, key = drawn
-        mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from, size,
-                    world.env.now, origin=sender.origin, key=key)
+        domain = world.servers[drawn.target].domain
+        addresses = recipient_addresses(domain, drawn.users, drawn.typos)
+        forged_from = world.servers[drawn.forged_server].address_of(drawn.forged_user)
+        mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from,
+                    drawn.size, world.env.now, origin=sender.origin, key=drawn.key)
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
                          first_hop_port=587 if sender.strategy == "stolen_587" else 25,
@@ -146,7 +174,7 @@ class SpamSessions:
         pending = world.outbox.hold(mail)
         trace = following(world.tracer, mail)
         port = 587 if credentials is not None else 25
-        helo = f"h{text(sender.address).replace('.', '-')}.example"
+        helo = helo_of(sender.address)
         accepted = 0
         for round_ in range(2):   # a first try and at most one retry after a 4xx
             target = dst
@@ -175,7 +203,7 @@ class SpamSessions:
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
                 break
-            if round_ == 0 and sender.rng.random() < sender.retry_4xx:
+            if round_ == 0 and self.retries(sender, mail.key):
                 yield env.timeout(sender.retry_delay_s)
                 continue
             # temporary refusals the sender never retries end here, with their 4xx code
@@ -184,6 +212,11 @@ class SpamSessions:
             break
         world.outbox.drop(mail)
         return accepted > 0
+
+
+def helo_of(address: int) -> str:
+    """The name a bot or spammer server greets with."""
+    return f"h{text(address).replace('.', '-')}.example"
 
 
 def _below(u: np.ndarray, n: Any) -> np.ndarray:
@@ -216,7 +249,7 @@ class Botnet:
 
     def __init__(self, world: SpamWorld, cfg: BotnetConfig, bots: list[tuple[int, int]],
                  sessions: SpamSessions, index: int):
-        self.world, self.cfg, self.sessions = world, cfg, sessions
+        self.world, self.cfg, self.sessions, self.index = world, cfg, sessions, index
         unknown = [s for s in cfg.strategies if s not in STRATEGIES]
         if unknown:   # a world built past the scenario's validation
             raise ValueError(f"botnet {cfg.name}: unknown spam strategy {unknown[0]!r} "
@@ -240,29 +273,61 @@ class Botnet:
 
     def run(self) -> Process:
         rng = self.world.streams[f"bots.send.{self.cfg.name}"]
-        timeout, process = self.world.env.timeout, self.world.env.process
-        last = len(self.rate) - 1
+        env = self.world.env
+        timeout, process = env.timeout, env.process
         draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
                                   rng.random(BLOCK).tolist(), strict=True))
+        flow = self.sessions.flow
         while self._cumulative[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
-            bot = bisect.bisect_right(self._cumulative, u * self._cumulative[-1])
-            process(self.session(min(bot, last)))
+            if flow is None:
+                process(self.session(self._choose(u)))
+                continue
+            # at fidelity flow: what the choice and the bot's strategy read, as of now
+            now = env.now
+            flow.before_choice(self, now)
+            bot = self._choose(u)
+            if flow.before_session(self, bot, now):
+                bot = self._choose(u)
+            strategy = self.cfg.strategies[int(self.strategy[bot])]
+            if strategy in FLOW_STRATEGIES:
+                isp = int(self.isp[bot])
+                flow.hand(self._sender(bot, strategy), self.messages.next(),
+                          isp if strategy == "isp_relay" else -1, self, bot)
+            else:
+                process(self.session(bot))
 
-    def session(self, bot: int) -> Process:
+    def _choose(self, u: float) -> int:
+        """The bot a uniform draw picks, in proportion to the active bots' rates."""
+        bot = bisect.bisect_right(self._cumulative, u * self._cumulative[-1])
+        return min(bot, len(self.rate) - 1)
+
+    def _sender(self, bot: int, strategy: str) -> Sender:
         world, cfg = self.world, self.cfg
         isp, user = int(self.isp[bot]), int(self.user[bot])
-        strategy = cfg.strategies[int(self.strategy[bot])]
         pool = world.dynamic_pool(isp)
-        sender = Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
-                        SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng)
-        dst, credentials, account = self._route(strategy, isp)
+        return Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
+                      SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng,
+                      pool.index)
+
+    def session(self, bot: int) -> Process:
+        strategy = self.cfg.strategies[int(self.strategy[bot])]
+        sender = self._sender(bot, strategy)
+        dst, credentials, account = self._route(strategy, sender.isp)
         success = False
         if dst is not False:
             mail = self.sessions.compose(sender, self.messages.next(), account)
             success = yield from self.sessions.run(sender, mail, dst, credentials)
-        self._learn(bot, success)
+        flow = self.sessions.flow
+        if flow is not None:   # what the bot's sessions decided as arrays taught it first
+            flow.before_learning(self, bot, self.world.env.now)
+        self.learn(bot, success)
+
+    def may_change(self, bot: int, sessions: int) -> bool:
+        """Whether ``sessions`` more failures could move the bot to another strategy."""
+        return bool(self.cfg.adaptive
+                    and self.failures[bot] + sessions >= self.cfg.failures_to_adapt)
 
     def _route(self, strategy: str, isp: int,
                ) -> tuple[int | bool | None, Credentials | None, str | None]:
@@ -287,20 +352,24 @@ class Botnet:
         return (owner.address, Credentials(account_name(user), owner.password(user)),
                 owner.address_of(user))
 
-    def _learn(self, bot: int, success: bool) -> None:
+    def learn(self, bot: int, success: bool) -> bool:
+        """What a session that ended now teaches its bot; True if the bot stops."""
         if success:
             self.failures[bot] = 0
-            return
+            return False
         self.failures[bot] += 1
         if not self.cfg.adaptive or self.failures[bot] < self.cfg.failures_to_adapt:
-            return
+            return False
         self.failures[bot] = 0
         if self.strategy[bot] + 1 < len(self.cfg.strategies):
             self.strategy[bot] += 1
-        elif self.active[bot]:
-            # out of strategies: the bot stops and its share of the work goes to the others
-            self.active[bot] = False
-            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
+            return False
+        if not self.active[bot]:
+            return False
+        # out of strategies: the bot stops and its share of the work goes to the others
+        self.active[bot] = False
+        self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
+        return True
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:
@@ -346,7 +415,10 @@ class SpammerServers:
             yield world.env.timeout(gap)
             sender = Sender(cfg.network, cfg.network, self.addresses[host], self.net.isp,
                             SenderType.SPAMMER_SERVER, "direct", cfg.retry_4xx, cfg.retry_delay_s,
-                            route)
+                            route, self.net.index)
+            if sessions.flow is not None:
+                sessions.flow.hand(sender, messages.next(), -1)
+                continue
             mail = sessions.compose(sender, messages.next())
             world.env.process(self._send(sender, mail))
 

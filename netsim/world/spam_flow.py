@@ -1,0 +1,397 @@
+"""Spam at fidelity ``flow``: bots' and spammer servers' sessions to the ISPs' servers decided
+as arrays.
+
+A sender picks its bot, strategy and message at each session's instant as on the engine
+path (``netsim.world.spam``) and hands the session here instead of running it. At the end of
+each minute, before the queues' attempts (as the engines' sessions of the minute came
+before them), every session handed over is decided, in time order, as
+``SpamSessions.run`` decides one: the MX and A lookups through the sender's ISP's
+subscriber resolver (``Lookups``), the connection (``Connections``), the SMTP session at
+the recipient's server (``Dialogue``), one retry after a 4xx (``SpamSessions.retries``,
+keyed by the message), and each recipient's outcome at the instant the engines record it.
+Sessions to open relays and with stolen credentials stay with the engines.
+
+An adaptive bot learns from a session at the instant it ends, as on the engine path: what
+decided sessions taught is applied in time order before any later choice or strategy reads
+it; a bot whose strategy could move with an undecided session of its own has every
+undecided session decided first. A botnet's choice made after an undecided session had
+stopped its bot can differ from the engines' (the choice then still saw the bot): each is
+counted (``out_of_order``, ``Botnet``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netsim.mail import Kind, Outcome
+from netsim.mail.accounts import in_domain
+from netsim.mail.ledger import KINDS
+from netsim.mail.session import greeting
+from netsim.net import Resolver
+from netsim.world.columns import Columns
+from netsim.world.dialogue import Dialogue
+from netsim.world.flow_queue import Lookups
+from netsim.world.spam import helo_of
+
+if TYPE_CHECKING:
+    from netsim.world.flow import LegitFlow
+    from netsim.world.spam import Botnet, Drawn, Sender, SpamSessions
+
+SPAM = KINDS.index(Kind.SPAM)
+
+
+@dataclass(slots=True, eq=False)
+class Handed:
+    """One spam session handed over: who sends what, where (``dst``: an ISP server's index,
+    -1 the recipients' domain's MX), from when (``t``), which try (``round``)."""
+
+    t: float
+    mid: int
+    sender: Sender
+    drawn: Drawn
+    dst: int
+    botnet: Botnet | None
+    bot: int
+    rows: int = -1        # the message's first ledger row (-1: not opened yet)
+    round: int = 0
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    accepted: bool = False
+
+
+class SpamFlow:
+    """The spam sessions handed over since the last decision, and their deciding."""
+
+    def __init__(self, world: Any, flow: LegitFlow, sessions: SpamSessions,
+                 resolvers: list[Resolver]):
+        self.world = world
+        self.ledger = world.ledger
+        self.sessions = sessions
+        self.arrays = flow.arrays
+        self.connections = flow.connections
+        self.custody = flow.custody
+        self.queues = flow.queues
+        self.lookups = Lookups(resolvers, self.arrays.servers)
+        self.end = self.custody.end
+        self.undecided: list[Handed] = []
+        self.retries: list[tuple[float, int, Handed]] = []   # a heap, by instant
+        self.learning: list[tuple[float, int, Handed]] = []  # decided, by when they end
+        # (botnet, bot): sessions whose end the bot has not learnt from, undecided or
+        # waiting for their retry
+        self.waiting: dict[tuple[int, int], int] = {}
+        self.undecided_of: dict[tuple[int, int], int] = {}   # (botnet, bot): undecided
+        self.choices: dict[int, deque[float]] = {}   # by adaptive botnet: recent choices
+        self.stale = 0      # choices that still saw a bot stopped by then
+        self._seq = 0
+        code = self.ledger.code
+        servers = self.arrays.servers
+        self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
+        self.server_origin = np.array([self.queues.origin(s.isp) for s in servers])
+        self.dns_failure = code("stopped_by", "dns_failure")
+        flow.spam = self
+
+    # -- from the senders ------------------------------------------------------------------
+    def hand(self, sender: Sender, drawn: Drawn, dst: int, botnet: Botnet | None = None,
+             bot: int = -1) -> None:
+        """A session starting now, to the ISP server ``dst`` (-1: the MX)."""
+        world = self.world
+        self.undecided.append(Handed(world.env.now, world.next_id(), sender, drawn, dst,
+                                     botnet, bot))
+        if botnet is not None:
+            key = (botnet.index, bot)
+            self.waiting[key] = self.waiting.get(key, 0) + 1
+            self.undecided_of[key] = self.undecided_of.get(key, 0) + 1
+
+    def before_choice(self, botnet: Botnet, now: float) -> None:
+        """What a botnet's choice at ``now`` reads: every decided session that ended by
+        then learnt from; the choice is remembered while a bot may yet stop before it."""
+        self.learn(now)
+        if botnet.cfg.adaptive:
+            self.choices.setdefault(botnet.index, deque()).append(now)
+
+    def before_session(self, botnet: Botnet, bot: int, now: float) -> bool:
+        """Make ``bot``'s strategy exact at ``now``: if a session of its own not yet
+        learnt from could move it, decide every session due (True: choose again)."""
+        waiting = self.waiting.get((botnet.index, bot), 0)
+        if waiting and botnet.may_change(bot, waiting):
+            self.decide(now)
+            return True
+        return False
+
+    def before_learning(self, botnet: Botnet, bot: int, now: float) -> None:
+        """An engine session of ``bot`` ended now: its arrays' sessions teach it first."""
+        if self._due(botnet.index, bot, now):
+            self._decide(now)
+        self.learn(now)
+
+    def learn(self, now: float) -> None:
+        """Apply, in time order, what the decided sessions that ended by ``now`` taught
+        their bots (a bot with a session still undecided has it decided first: it may have
+        ended earlier); count the choices made since a bot stopped."""
+        heap = self.learning
+        while heap and heap[0][0] <= now:
+            at, _, entry = heap[0]
+            botnet = entry.botnet
+            assert botnet is not None
+            if self._due(botnet.index, entry.bot, now):
+                self._decide(now)
+                continue
+            heapq.heappop(heap)
+            if botnet.learn(entry.bot, entry.accepted):
+                made = self.choices.get(botnet.index, ())
+                self.stale += sum(1 for t in made if t > at)
+        # a choice can be stale only after the earliest instant a bot may yet stop
+        bound = heap[0][0] if heap else math.inf
+        if self.undecided:
+            bound = min(bound, self.undecided[0].t)
+        if self.retries:
+            bound = min(bound, self.retries[0][0])
+        for made in self.choices.values():
+            while made and made[0] <= bound:
+                made.popleft()
+
+    def _due(self, botnet: int, bot: int, now: float) -> bool:
+        """Whether a session of the bot, or any retry, is due by ``now`` and undecided."""
+        return bool(self.undecided_of.get((botnet, bot))
+                    or (self.retries and self.retries[0][0] <= now))
+
+    # -- deciding ----------------------------------------------------------------------------
+    def decide(self, now: float) -> None:
+        """Every session handed over, and every retry due, by ``now``; then what they
+        taught by ``now``."""
+        self._decide(now)
+        self.learn(now)
+
+    def _decide(self, now: float) -> None:
+        work, self.undecided = self.undecided, []
+        self.undecided_of = {}
+        while True:   # a retry due within the same span is tried in it too
+            while self.retries and self.retries[0][0] <= now:
+                work.append(heapq.heappop(self.retries)[2])
+            if not work:
+                break
+            work.sort(key=lambda e: e.t)
+            self._open_rows([e for e in work if e.rows < 0])
+            self._attempt(work)
+            work = []
+        self.waiting = {}
+        for _, _, entry in self.retries:
+            if entry.botnet is not None:
+                key = (entry.botnet.index, entry.bot)
+                self.waiting[key] = self.waiting.get(key, 0) + 1
+
+    def held_rows(self) -> list[np.ndarray]:
+        """Rows of retries not yet due (those handed over are opened when decided)."""
+        return [e.pending for e in chain(self.undecided, (r[2] for r in self.retries))
+                if e.rows >= 0]
+
+    def count(self) -> dict[str, int]:
+        """Choices that differ from the engines' order (``out_of_order``)."""
+        return {"Botnet": self.stale} if self.stale else {}
+
+    def _open_rows(self, new: list[Handed]) -> None:
+        """The new sessions' rows, as the engines open them at the session's start."""
+        if not new:
+            return
+        code = self.ledger.code
+        counts = np.array([len(e.drawn.users) for e in new])
+        each = np.repeat(np.arange(len(new)), counts)
+        first = np.cumsum(counts) - counts
+        words: dict[str, list[int]] = {}
+        for e in new:
+            s = e.sender
+            for name, word in (("sender", s.sender.value), ("origin_isp", s.origin),
+                               ("origin_network", s.network), ("path", s.strategy)):
+                words.setdefault(name, []).append(code(name, word))
+        target = np.array([e.drawn.target for e in new])
+        row0 = self.ledger.add_rows(
+            Kind.SPAM, message_id=np.array([e.mid for e in new])[each],
+            rcpt_index=np.arange(len(each)) - first[each],
+            sender=np.array(words["sender"])[each],
+            origin_isp=np.array(words["origin_isp"])[each],
+            origin_network=np.array(words["origin_network"])[each],
+            path=np.array(words["path"])[each], first_hop_port=np.full(len(each), 25),
+            rcpt_domain=self.domain_code[target][each],
+            created=np.array([e.t for e in new])[each])
+        for entry, a, n in zip(new, first.tolist(), counts.tolist(), strict=True):
+            entry.rows = row0 + a
+            entry.pending = np.arange(row0 + a, row0 + a + n)
+
+    def _attempt(self, work: list[Handed]) -> None:
+        """One try of each session (``SpamSessions.run``'s loop body), in time order."""
+        custody, end = self.custody, self.end
+        n = len(work)
+        t = np.array([e.t for e in work])
+        dst = np.array([e.dst for e in work])
+        target = np.array([e.drawn.target for e in work])
+        server = np.where(dst >= 0, dst, target)
+        counts = np.array([len(e.pending) for e in work])
+        per_row = np.repeat(np.arange(n), counts)
+        rows = np.concatenate([e.pending for e in work])
+        place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[per_row]
+        ready = t.copy()            # when the connection is attempted
+        done = np.full(n, np.nan)   # when the sender is done with the session (NaN: not yet)
+        lost = np.zeros(n, dtype=bool)
+        mx = np.flatnonzero(dst < 0)
+        if len(mx):   # the MX, then the A lookup of the recipients' domain
+            picked = [work[i] for i in mx.tolist()]
+            resolver = np.array([e.sender.isp for e in picked])
+            keys = (np.array([e.drawn.key for e in picked]),
+                    np.array([e.round + 1 for e in picked]))
+            at, rcode = self.lookups.lookup(resolver, target[mx] * 2, t[mx], "MX", keys)
+            ok = (rcode == 0) & (at < end)
+            a_at, a_rcode = self.lookups.lookup(resolver[ok], target[mx][ok], at[ok], "A",
+                                                (keys[0][ok], keys[1][ok]))
+            at[ok] = a_at
+            failed = rcode != 0
+            failed[ok] = a_rcode != 0
+            ready[mx] = at
+            lost[mx[failed]] = True
+            # a failed lookup: every recipient expires when its answer comes
+            custody.finish(rows[lost[per_row]], Outcome.EXPIRED, ready[per_row][lost[per_row]],
+                           cause=self.dns_failure)
+            heard = lost & (ready < end)
+            done[heard] = ready[heard]
+        go = ~lost & (ready < end)
+        custody.hold(rows[(~lost & ~go)[per_row]])
+        src = np.array([e.sender.address for e in work])
+        subnet = np.array([e.sender.subnet for e in work])
+        ask = np.flatnonzero(go)
+        is_open, delay, one_way, cause = self.connections.connect(
+            subnet[ask], src[ask], server[ask], np.full(len(ask), 25), ready[ask])
+        opened = np.full(n, np.inf)
+        opened[ask] = ready[ask] + delay
+        lanes = np.zeros(n)
+        lanes[ask] = one_way
+        shut = np.zeros(n, dtype=bool)
+        shut[ask[~is_open]] = True
+        why = np.zeros(n, dtype=np.int64)
+        why[ask[~is_open]] = cause[~is_open]
+        # a connection that never opened: every recipient blocked, by what stopped it
+        custody.finish(rows[shut[per_row]], Outcome.BLOCKED, opened[per_row][shut[per_row]],
+                       cause=why[per_row][shut[per_row]])
+        heard = shut & (opened < end)
+        done[heard] = opened[heard]
+        live = np.zeros(n, dtype=bool)
+        live[ask[is_open]] = True
+        custody.hold(rows[(live & (opened >= end))[per_row]])
+        live &= opened < end
+        if live.any():
+            self._sessions(work, live, server, opened, lanes, rows, per_row, place, done)
+        for entry, at in zip(work, done.tolist(), strict=True):
+            if entry.botnet is not None and at == at:   # NaN: a retry to come, or never
+                self._seq += 1
+                heapq.heappush(self.learning, (at, self._seq, entry))
+
+    def _sessions(self, work: list[Handed], live: np.ndarray, server: np.ndarray,
+                  opened: np.ndarray, one_way: np.ndarray, rows: np.ndarray,
+                  per_row: np.ndarray, place: np.ndarray, done: np.ndarray) -> None:
+        """The SMTP sessions of the tries that connected, and what each recipient came to."""
+        custody, end, ledger = self.custody, self.end, self.ledger
+        pick = np.flatnonzero(live)
+        index = np.full(len(work), -1)
+        index[pick] = np.arange(len(pick))
+        mine = index[per_row] >= 0
+        r_rows, r_session, r_place = rows[mine], index[per_row[mine]], place[mine]
+        senders = [work[i] for i in pick.tolist()]
+        srv = server[pick]
+        origin = np.array([self.queues.origin(e.sender.origin) for e in senders])
+        src = np.array([e.sender.address for e in senders])
+        # carried out of the sender's networks, and seen by a blocklist, once open
+        ledger.sent_out_rows(r_rows[(self.server_origin[srv] != origin)[r_session]])
+        if self.world.listing is not None:
+            self.world.listing.seen(src, opened[pick], np.ones(len(pick), dtype=bool))
+        users, typos = [], []
+        for e in senders:
+            at = e.pending - e.rows   # the recipients' places in the message
+            users.append(np.array(e.drawn.users, dtype=np.int64)[at])
+            typos.append(np.array(e.drawn.typos, dtype=np.int64)[at])
+        sessions = Columns({
+            "server": srv, "opened": opened[pick], "one_way": one_way[pick], "client": src,
+            "subnet": np.array([e.sender.subnet for e in senders]),
+            "port": np.full(len(pick), 25), "user": np.full(len(pick), -1),
+            "from_srv": np.array([e.drawn.forged_server for e in senders]),
+            "from_user": np.array([e.drawn.forged_user for e in senders]),
+            "size": np.array([e.drawn.size for e in senders]),
+            "key": np.array([e.drawn.key for e in senders]),
+            "kind": np.full(len(pick), SPAM), "mid": np.array([e.mid for e in senders]),
+            "pop_at": self._last_logins(srv, src, opened[pick], one_way[pick])})
+        recipients = Columns({
+            "session": r_session, "place": r_place,
+            "rcpt_isp": np.array([e.drawn.target for e in senders])[r_session],
+            "rcpt_user": np.concatenate(users), "typo": np.concatenate(typos),
+            "row": r_rows})
+        d = Dialogue(self.arrays, ledger, sessions, recipients,
+                     helo=lambda k: helo_of(int(src[k]))).decide()
+        code, cause, ends = d.code, d.cause, d.end
+        accepted = code == 0
+        taken = recipients.take(accepted)
+        at = d.dot[r_session][accepted]
+        taken_srv = srv[taken.session]
+        ledger.taken_outside_rows(taken.row[self.server_origin[taken_srv]
+                                            != origin[taken.session]])
+        local = in_domain(taken.rcpt_isp, taken.typo, taken_srv)
+        here = taken.take(local)
+        custody.deliver(here.but(size=sessions.size[here.session]), at[local],
+                        d.junk[accepted][local])
+        remote = taken.take(~local)
+        if len(remote):   # relayed for its own networks: into the server's queue
+            k = remote.session
+            self.queues.enqueue(Columns({
+                "row": remote.row, "mid": sessions.mid[k], "size": sessions.size[k],
+                "key": sessions.key[k], "rcpt_isp": remote.rcpt_isp,
+                "rcpt_user": remote.rcpt_user, "typo": remote.typo, "qsrv": srv[k],
+                "from_srv": sessions.from_srv[k], "from_user": sessions.from_user[k],
+                "kind": np.full(len(remote), SPAM), "origin": origin[k]}),
+                at[~local], self.queues.stepped + 1)
+        accepted_any = np.bincount(r_session[accepted], minlength=len(pick)) > 0
+        heard = ends < end   # what the sender hears at the session's end
+        row_end = ends[r_session]
+        refused = ~accepted
+        permanent = refused & (code >= 500)
+        custody.finish(r_rows[permanent], Outcome.REJECTED, row_end[permanent],
+                       code=code[permanent], cause=cause[permanent])
+        temporary = refused & ~permanent
+        again = np.zeros(len(pick), dtype=bool)
+        for j, entry in enumerate(senders):
+            entry.accepted |= bool(accepted_any[j])
+            if not heard[j]:
+                continue
+            done[pick[j]] = ends[j]
+            left = r_rows[temporary & (r_session == j)] if temporary.any() else r_rows[:0]
+            if not len(left) or entry.round or not self.sessions.retries(entry.sender,
+                                                                         entry.drawn.key):
+                continue
+            # the one retry after a 4xx, a delay later
+            again[j] = True
+            done[pick[j]] = np.nan
+            entry.round, entry.pending = 1, left
+            entry.t = float(ends[j]) + entry.sender.retry_delay_s
+            if entry.t < end:
+                self._seq += 1
+                heapq.heappush(self.retries, (entry.t, self._seq, entry))
+            else:
+                custody.hold(left)
+        last = temporary & ~again[r_session]
+        custody.finish(r_rows[last], Outcome.REJECTED, row_end[last], code=code[last],
+                       cause=cause[last])
+
+    def _last_logins(self, server: np.ndarray, client: np.ndarray, opened: np.ndarray,
+                     one_way: np.ndarray) -> np.ndarray:
+        """Each session's ``pop_at`` fact: its client's last POP3 login at the server as of
+        the greeting (``MailServer.pop_login``)."""
+        pop_at = np.full(len(server), -math.inf)
+        servers = self.arrays.servers
+        seen = np.array([bool(s.pop_logins) for s in servers])
+        ask = np.flatnonzero(seen[server])
+        if len(ask):
+            greet = greeting(opened[ask], one_way[ask], self.arrays.proc[server[ask]])[0]
+            for j, i in enumerate(ask.tolist()):
+                pop_at[i] = servers[int(server[i])].pop_login(int(client[i]), float(greet[j]))
+        return pop_at
