@@ -52,9 +52,8 @@ AUTHENTICATED = ("mua:587", "mua:25+auth", "mta:isp_587", "stolen_587")
 def _agree(result: Comparison) -> int:
     """Every sent recipient matched and decided alike, at the same instants, but where the
     second run reports rate-limit asks out of time order (docs/fidelity.md): then messages
-    submitted with AUTH may differ; or top-talker attempts out of time order, or a
-    botnet's choice that still saw a stopped bot: then spam may differ. Bounces alike in
-    number. Returns how many differ."""
+    submitted with AUTH may differ; or top-talker attempts out of time order: then spam
+    may differ. Bounces alike in number. Returns how many differ."""
     assert result.unmatched == 0, result.report()
     both = result.joined[result.joined["_merge"] == "both"]
     first = result.fidelities[0]
@@ -63,8 +62,6 @@ def _agree(result: Comparison) -> int:
     if late.get("RateLimit"):
         suspect = both[f"path_{first}"].isin(AUTHENTICATED)
     if late.get("op25b_top_talkers"):   # a relay's bounces (or a bot's host) counted late
-        suspect |= both["kind"] == "spam"
-    if late.get("Botnet"):   # a botnet's choice that still saw a stopped bot
         suspect |= both["kind"] == "spam"
     if late.get("MailboxQuota"):   # a mailbox read before a delivery of its minute was added:
         # a recipient refused as over quota on either path, and its message's others

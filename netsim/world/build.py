@@ -206,8 +206,6 @@ class World:
                     counts[rule.name] = counts.get(rule.name, 0) + n
         if self.listing is not None and self.listing.out_of_order:
             counts["Listing"] = self.listing.out_of_order
-        if self.flow is not None and self.flow.spam is not None:
-            counts.update(self.flow.spam.count())   # a botnet's choices (``Botnet``)
         dns = sum(r.out_of_order for r in [*self.resolvers, *self.subscriber_resolvers])
         if dns:
             counts["dns"] = dns

@@ -18,7 +18,9 @@ rate by giving the work to the bots still active (displacement). Spammer servers
 What no state decides is drawn a block of sessions ahead from each sender's own streams
 (``netsim.world.streams.Ahead``): the gaps between sessions, the uniform that picks a bot,
 and each message's recipients, forged sender, size and key. The bot is picked, and the
-message composed, at the session's instant, from the bots active then.
+message composed, at the session's instant, from the bots active then. At fidelity flow a
+session to an ISP's server is then handed to ``netsim.world.spam_flow``, which decides a
+minute's sessions as arrays; the rest run here, as SimPy processes.
 """
 
 from __future__ import annotations
@@ -281,8 +283,8 @@ class Botnet:
         while self._cumulative[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
-            if flow is None:
-                process(self.session(self._choose(u)))
+            if flow is None:   # (the n-th session reads the n-th message, sent or not)
+                process(self.session(self._choose(u), self.messages.next()))
                 continue
             # at fidelity flow: what the choice and the bot's strategy read, as of now
             now = env.now
@@ -291,12 +293,13 @@ class Botnet:
             if flow.before_session(self, bot, now):
                 bot = self._choose(u)
             strategy = self.cfg.strategies[int(self.strategy[bot])]
+            drawn = self.messages.next()
             if strategy in FLOW_STRATEGIES:
                 isp = int(self.isp[bot])
-                flow.hand(self._sender(bot, strategy), self.messages.next(),
+                flow.hand(self._sender(bot, strategy), drawn,
                           isp if strategy == "isp_relay" else -1, self, bot)
             else:
-                process(self.session(bot))
+                process(self.session(bot, drawn))
 
     def _choose(self, u: float) -> int:
         """The bot a uniform draw picks, in proportion to the active bots' rates."""
@@ -311,13 +314,13 @@ class Botnet:
                       SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng,
                       pool.index)
 
-    def session(self, bot: int) -> Process:
+    def session(self, bot: int, drawn: Drawn) -> Process:
         strategy = self.cfg.strategies[int(self.strategy[bot])]
         sender = self._sender(bot, strategy)
         dst, credentials, account = self._route(strategy, sender.isp)
         success = False
         if dst is not False:
-            mail = self.sessions.compose(sender, self.messages.next(), account)
+            mail = self.sessions.compose(sender, drawn, account)
             success = yield from self.sessions.run(sender, mail, dst, credentials)
         flow = self.sessions.flow
         if flow is not None:   # what the bot's sessions decided as arrays taught it first
@@ -328,6 +331,15 @@ class Botnet:
         """Whether ``sessions`` more failures could move the bot to another strategy."""
         return bool(self.cfg.adaptive
                     and self.failures[bot] + sessions >= self.cfg.failures_to_adapt)
+
+    def may_stop(self, bot: int, sessions: int) -> bool:
+        """Whether ``sessions`` more failures could stop the bot (all its strategies
+        failed)."""
+        if not self.cfg.adaptive or not self.active[bot]:
+            return False
+        threshold = self.cfg.failures_to_adapt
+        left = len(self.cfg.strategies) - 1 - int(self.strategy[bot])
+        return bool(threshold - self.failures[bot] + threshold * left <= sessions)
 
     def _route(self, strategy: str, isp: int,
                ) -> tuple[int | bool | None, Credentials | None, str | None]:

@@ -14,16 +14,14 @@ Sessions to open relays and with stolen credentials stay with the engines.
 An adaptive bot learns from a session at the instant it ends, as on the engine path: what
 decided sessions taught is applied in time order before any later choice or strategy reads
 it; a bot whose strategy could move with an undecided session of its own has every
-undecided session decided first. A botnet's choice made after an undecided session had
-stopped its bot can differ from the engines' (the choice then still saw the bot): each is
-counted (``out_of_order``, ``Botnet``).
+undecided session decided first, and so has a botnet whose choice could read a bot that
+an undecided session may have stopped.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -63,6 +61,7 @@ class Handed:
     round: int = 0
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     accepted: bool = False
+    waits: bool = False   # for its retry
 
 
 class SpamFlow:
@@ -82,12 +81,11 @@ class SpamFlow:
         self.undecided: list[Handed] = []
         self.retries: list[tuple[float, int, Handed]] = []   # a heap, by instant
         self.learning: list[tuple[float, int, Handed]] = []  # decided, by when they end
-        # (botnet, bot): sessions whose end the bot has not learnt from, undecided or
-        # waiting for their retry
-        self.waiting: dict[tuple[int, int], int] = {}
-        self.undecided_of: dict[tuple[int, int], int] = {}   # (botnet, bot): undecided
-        self.choices: dict[int, deque[float]] = {}   # by adaptive botnet: recent choices
-        self.stale = 0      # choices that still saw a bot stopped by then
+        # by (botnet, bot): sessions the bot has not learnt from yet, and those undecided
+        self.unlearned: dict[tuple[int, int], int] = {}
+        self.undecided_of: dict[tuple[int, int], int] = {}
+        # by botnet: undecided sessions of bots that could stop before they are learnt from
+        self.stopping: dict[int, int] = {}
         self._seq = 0
         code = self.ledger.code
         servers = self.arrays.servers
@@ -105,21 +103,24 @@ class SpamFlow:
                                      botnet, bot))
         if botnet is not None:
             key = (botnet.index, bot)
-            self.waiting[key] = self.waiting.get(key, 0) + 1
+            self.unlearned[key] = unlearned = self.unlearned.get(key, 0) + 1
             self.undecided_of[key] = self.undecided_of.get(key, 0) + 1
+            if botnet.may_stop(bot, unlearned):
+                self.stopping[botnet.index] = self.stopping.get(botnet.index, 0) + 1
 
     def before_choice(self, botnet: Botnet, now: float) -> None:
-        """What a botnet's choice at ``now`` reads: every decided session that ended by
-        then learnt from; the choice is remembered while a bot may yet stop before it."""
+        """What a botnet's choice at ``now`` reads: which bots are active. Every decided
+        session that ended by then is learnt from; if an undecided one could have stopped
+        its bot, every session due is decided first."""
+        if self.stopping.get(botnet.index) or (self.retries and self.retries[0][0] <= now):
+            self._decide(now)
         self.learn(now)
-        if botnet.cfg.adaptive:
-            self.choices.setdefault(botnet.index, deque()).append(now)
 
     def before_session(self, botnet: Botnet, bot: int, now: float) -> bool:
-        """Make ``bot``'s strategy exact at ``now``: if a session of its own not yet
-        learnt from could move it, decide every session due (True: choose again)."""
-        waiting = self.waiting.get((botnet.index, bot), 0)
-        if waiting and botnet.may_change(bot, waiting):
+        """Make ``bot``'s strategy exact at ``now``: if a session of its own not yet learnt
+        from could move it, decide every session due (True: choose again)."""
+        key = (botnet.index, bot)
+        if self.undecided_of.get(key) and botnet.may_change(bot, self.unlearned[key]):
             self.decide(now)
             return True
         return False
@@ -133,28 +134,27 @@ class SpamFlow:
     def learn(self, now: float) -> None:
         """Apply, in time order, what the decided sessions that ended by ``now`` taught
         their bots (a bot with a session still undecided has it decided first: it may have
-        ended earlier); count the choices made since a bot stopped."""
+        ended earlier)."""
         heap = self.learning
         while heap and heap[0][0] <= now:
-            at, _, entry = heap[0]
+            entry = heap[0][2]
             botnet = entry.botnet
             assert botnet is not None
             if self._due(botnet.index, entry.bot, now):
                 self._decide(now)
                 continue
             heapq.heappop(heap)
-            if botnet.learn(entry.bot, entry.accepted):
-                made = self.choices.get(botnet.index, ())
-                self.stale += sum(1 for t in made if t > at)
-        # a choice can be stale only after the earliest instant a bot may yet stop
-        bound = heap[0][0] if heap else math.inf
-        if self.undecided:
-            bound = min(bound, self.undecided[0].t)
-        if self.retries:
-            bound = min(bound, self.retries[0][0])
-        for made in self.choices.values():
-            while made and made[0] <= bound:
-                made.popleft()
+            self._learnt(entry)
+            botnet.learn(entry.bot, entry.accepted)
+
+    def _learnt(self, entry: Handed) -> None:
+        assert entry.botnet is not None
+        key = (entry.botnet.index, entry.bot)
+        left = self.unlearned[key] - 1
+        if left:
+            self.unlearned[key] = left
+        else:
+            del self.unlearned[key]
 
     def _due(self, botnet: int, bot: int, now: float) -> bool:
         """Whether a session of the bot, or any retry, is due by ``now`` and undecided."""
@@ -171,29 +171,23 @@ class SpamFlow:
     def _decide(self, now: float) -> None:
         work, self.undecided = self.undecided, []
         self.undecided_of = {}
+        self.stopping = {}
         while True:   # a retry due within the same span is tried in it too
             while self.retries and self.retries[0][0] <= now:
                 work.append(heapq.heappop(self.retries)[2])
             if not work:
                 break
             work.sort(key=lambda e: e.t)
+            for entry in work:
+                entry.waits = False
             self._open_rows([e for e in work if e.rows < 0])
             self._attempt(work)
             work = []
-        self.waiting = {}
-        for _, _, entry in self.retries:
-            if entry.botnet is not None:
-                key = (entry.botnet.index, entry.bot)
-                self.waiting[key] = self.waiting.get(key, 0) + 1
 
     def held_rows(self) -> list[np.ndarray]:
         """Rows of retries not yet due (those handed over are opened when decided)."""
         return [e.pending for e in chain(self.undecided, (r[2] for r in self.retries))
                 if e.rows >= 0]
-
-    def count(self) -> dict[str, int]:
-        """Choices that differ from the engines' order (``out_of_order``)."""
-        return {"Botnet": self.stale} if self.stale else {}
 
     def _open_rows(self, new: list[Handed]) -> None:
         """The new sessions' rows, as the engines open them at the session's start."""
@@ -285,9 +279,13 @@ class SpamFlow:
         if live.any():
             self._sessions(work, live, server, opened, lanes, rows, per_row, place, done)
         for entry, at in zip(work, done.tolist(), strict=True):
-            if entry.botnet is not None and at == at:   # NaN: a retry to come, or never
+            if entry.botnet is None:
+                continue
+            if at == at:
                 self._seq += 1
                 heapq.heappush(self.learning, (at, self._seq, entry))
+            elif not entry.waits:   # never heard within the run: never learnt from
+                self._learnt(entry)
 
     def _sessions(self, work: list[Handed], live: np.ndarray, server: np.ndarray,
                   opened: np.ndarray, one_way: np.ndarray, rows: np.ndarray,
@@ -373,7 +371,8 @@ class SpamFlow:
             done[pick[j]] = np.nan
             entry.round, entry.pending = 1, left
             entry.t = float(ends[j]) + entry.sender.retry_delay_s
-            if entry.t < end:
+            entry.waits = entry.t < end
+            if entry.waits:
                 self._seq += 1
                 heapq.heappush(self.retries, (entry.t, self._seq, entry))
             else:
