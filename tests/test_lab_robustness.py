@@ -336,7 +336,8 @@ def _messages(offset: int, host: str, source: str, user: int, domain: str) -> in
 
 def test_a_sigkill_after_250_loses_nothing_and_delivers_once(tmp_path: Path) -> None:
     """netsim serve --spool: mail is on disk before the 250; a lab killed with SIGKILL and
-    started again has the local copy once, and relays the rest exactly once."""
+    started again has the local copy once, and relays the rest once (twice only when the
+    kill fell between the receiving server's 250 and the dequeue)."""
     offset = 20000 + (os.getpid() % 390) * 100
     spool = tmp_path / "spool"
     server = _serve(spool, offset)
@@ -358,13 +359,19 @@ def test_a_sigkill_after_250_loses_nothing_and_delivers_once(tmp_path: Path) -> 
                             b"Subject: relayed\r\n\r\nacross a crash\r\n")
         server.kill()
         server.wait(10)
+        # the relay may have delivered before the kill; then only a kill before it
+        # dequeued the entry sends the copy again (docs/lab.md: a duplicate, not a loss)
+        delivered = len(list((spool / "maildrops" / "isp-c.example" / "8").glob("*")))
+        queued = len(list((spool / "queue").glob("*.json")))
+        assert delivered + queued >= 1   # on disk, one way or the other
         server = _serve(spool, offset)
         assert wait_for(lambda: _listening("127.6.0.1", offset + 110), seconds=30)
         assert wait_for(lambda: _messages(offset, "127.6.0.1", "127.5.0.8", 8,
                                           "isp-c.example") >= 1, seconds=30)
-        time.sleep(1.0)
-        assert _messages(offset, "127.6.0.1", "127.5.0.8", 8, "isp-c.example") == 1
-        assert list((spool / "queue").glob("*.json")) == []   # nothing left queued
+        # the entry leaves the spool once the delivery is acknowledged (a moment later)
+        assert wait_for(lambda: not list((spool / "queue").glob("*.json")), seconds=30)
+        assert _messages(offset, "127.6.0.1", "127.5.0.8", 8, "isp-c.example") == \
+            delivered + queued
     finally:
         server.kill()
         server.wait(10)

@@ -355,3 +355,25 @@ def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
     assert abs(typos - share) < 4 * np.sqrt(share * (1 - share) / sum(counts))
     by_domain = pd.Series([d.target for d in drawn]).value_counts(normalize=True)
     assert (by_domain - 1 / 3).abs().max() < 0.03   # three ISPs of 300 subscribers
+
+
+def test_a_bot_may_stop_only_after_enough_failures_for_every_strategy_left():
+    """What deciding spam as arrays asks before a choice (``netsim.world.spam_flow``): can
+    the sessions a bot has not learnt from yet stop it, or move its strategy?"""
+    from netsim.world import World
+
+    scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
+                               "failures_to_adapt": 2, "strategies": ["direct", "isp_relay"],
+                               "rate_median_per_day": 100}])
+    botnet = World(scenario).botnets[0]
+    # two failures move it to isp_relay, two more stop it
+    assert not botnet.may_stop(0, 3) and botnet.may_stop(0, 4)
+    assert not botnet.may_change(0, 1) and botnet.may_change(0, 2)
+    botnet.learn(0, False)
+    assert botnet.may_stop(0, 3) and botnet.may_change(0, 1)
+    botnet.learn(0, False)   # now on its last strategy, no failure counted
+    assert int(botnet.strategy[0]) == 1 and not botnet.may_stop(0, 1)
+    assert botnet.may_stop(0, 2)
+    botnet.learn(0, False)
+    botnet.learn(0, False)
+    assert not botnet.active[0] and not botnet.may_stop(0, 10)   # stopped already

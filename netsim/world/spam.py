@@ -364,24 +364,21 @@ class Botnet:
         return (owner.address, Credentials(account_name(user), owner.password(user)),
                 owner.address_of(user))
 
-    def learn(self, bot: int, success: bool) -> bool:
-        """What a session that ended now teaches its bot; True if the bot stops."""
+    def learn(self, bot: int, success: bool) -> None:
+        """What a session that ended now teaches its bot."""
         if success:
             self.failures[bot] = 0
-            return False
+            return
         self.failures[bot] += 1
         if not self.cfg.adaptive or self.failures[bot] < self.cfg.failures_to_adapt:
-            return False
+            return
         self.failures[bot] = 0
         if self.strategy[bot] + 1 < len(self.cfg.strategies):
             self.strategy[bot] += 1
-            return False
-        if not self.active[bot]:
-            return False
-        # out of strategies: the bot stops and its share of the work goes to the others
-        self.active[bot] = False
-        self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
-        return True
+        elif self.active[bot]:
+            # out of strategies: the bot stops and its share of the work goes to the others
+            self.active[bot] = False
+            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:

@@ -24,13 +24,15 @@ import heapq
 import math
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import simpy
 
 from netsim.mail import Kind, Outcome
 from netsim.mail.accounts import in_domain
-from netsim.mail.ledger import KINDS
+from netsim.mail.defences import Listing
+from netsim.mail.ledger import KINDS, Ledger
 from netsim.mail.session import greeting
 from netsim.net import Resolver
 from netsim.world.columns import Columns
@@ -43,6 +45,19 @@ if TYPE_CHECKING:
     from netsim.world.spam import Botnet, Drawn, Sender, SpamSessions
 
 SPAM = KINDS.index(Kind.SPAM)
+
+
+class SpamFlowWorld(Protocol):
+    """What deciding spam's sessions reads of the world."""
+
+    @property
+    def env(self) -> simpy.Environment: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def listing(self) -> Listing | None: ...
+
+    def next_id(self) -> int: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -67,7 +82,7 @@ class Handed:
 class SpamFlow:
     """The spam sessions handed over since the last decision, and their deciding."""
 
-    def __init__(self, world: Any, flow: LegitFlow, sessions: SpamSessions,
+    def __init__(self, world: SpamFlowWorld, flow: LegitFlow, sessions: SpamSessions,
                  resolvers: list[Resolver]):
         self.world = world
         self.ledger = world.ledger
@@ -120,7 +135,7 @@ class SpamFlow:
         """Make ``bot``'s strategy exact at ``now``: if a session of its own not yet learnt
         from could move it, decide every session due (True: choose again)."""
         key = (botnet.index, bot)
-        if self.undecided_of.get(key) and botnet.may_change(bot, self.unlearned[key]):
+        if self._due(*key, now) and botnet.may_change(bot, self.unlearned.get(key, 0)):
             self.decide(now)
             return True
         return False
