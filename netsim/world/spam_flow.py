@@ -371,13 +371,16 @@ class SpamFlow:
         custody.finish(r_rows[permanent], Outcome.REJECTED, row_end[permanent],
                        code=code[permanent], cause=cause[permanent])
         temporary = refused & ~permanent
+        # each session's recipients refused with a 4xx (rows are grouped by session)
+        held = np.flatnonzero(temporary)
+        bounds = np.searchsorted(r_session[held], np.arange(len(pick) + 1)).tolist()
         again = np.zeros(len(pick), dtype=bool)
         for j, entry in enumerate(senders):
             entry.accepted |= bool(accepted_any[j])
             if not heard[j]:
                 continue
             done[pick[j]] = ends[j]
-            left = r_rows[temporary & (r_session == j)] if temporary.any() else r_rows[:0]
+            left = r_rows[held[bounds[j]:bounds[j + 1]]]
             if not len(left) or entry.round or not self.sessions.retries(entry.sender,
                                                                          entry.drawn.key):
                 continue
