@@ -9,6 +9,7 @@ What is written here is only how the arrays become the facts the policies judge.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,21 @@ class ServerArrays:
     def ready(self) -> None:
         """The servers' policies are final (the run starts): lay them out."""
         self.consultation = Consultation(self.servers)
+
+    def last_logins(self, server: np.ndarray, client: np.ndarray, opened: np.ndarray,
+                    one_way: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        """Each session's ``pop_at`` fact: its client's last POP3 login at its server as of
+        the greeting (``MailServer.pop_login``, as the engines' hooks read it; -inf: none),
+        where ``asked``; only servers that have seen logins are asked."""
+        pop_at = np.full(len(server), -math.inf)
+        seen = np.array([bool(s.pop_logins) for s in self.servers])
+        ask = np.flatnonzero(asked & seen[server])
+        if len(ask):
+            greet = greeting(opened[ask], one_way[ask], self.proc[server[ask]])[0]
+            servers = self.servers
+            for j, i in enumerate(ask.tolist()):
+                pop_at[i] = servers[int(server[i])].pop_login(int(client[i]), float(greet[j]))
+        return pop_at
 
     def count(self) -> None:
         """After the run: what was counted in arrays joins the servers' and policies'."""

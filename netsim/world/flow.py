@@ -31,12 +31,12 @@ import numpy as np
 import simpy
 
 from netsim.mail import Kind, Mail, MailServer, Outcome, RetryPolicy, SenderType
-from netsim.mail.accounts import TYPO_DOMAIN, in_domain, mistyped, recipient_address
+from netsim.mail.accounts import TYPO_DOMAIN, mistyped, recipient_address
 from netsim.mail.consult import classic
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
-from netsim.mail.session import COMMANDS_BEFORE_LOGIN, greeting, pop3_login
+from netsim.mail.session import COMMANDS_BEFORE_LOGIN, pop3_login
 from netsim.net import Resolver
 from netsim.world.columns import Columns, changes, runs
 from netsim.world.connections import Connections
@@ -310,7 +310,8 @@ class LegitFlow:
         sessions = Columns({
             "server": s.isp, "opened": opened, "one_way": one_way, "client": s.src,
             "subnet": s.src_net, "port": s.port, "user": np.where(s.auth, s.user, -1),
-            "pop_at": self._last_logins(s, opened, one_way),
+            # only port-25 sessions can be relayed after a POP3 login
+            "pop_at": self.arrays.last_logins(s.isp, s.src, opened, one_way, s.port == 25),
             "from_srv": s.isp, "from_user": s.user, "size": s.size, "key": s.key,
             "kind": np.full(n, LEGIT),
             "mid": s.mid})
@@ -360,21 +361,6 @@ class LegitFlow:
         t[k] = np.where(is_open, done, opened)
         return t
 
-    def _last_logins(self, s: Columns, opened: np.ndarray, one_way: np.ndarray,
-                     ) -> np.ndarray:
-        """Each session's ``pop_at`` fact: its client's last POP3 login at the server as of
-        the greeting (``MailServer.pop_login``, as the engines' hooks read it); only port-25
-        sessions at servers that have seen logins can have one."""
-        pop_at = np.full(len(s), -math.inf)
-        seen = np.array([bool(server.pop_logins) for server in self.servers])
-        ask = np.flatnonzero((s.port == 25) & seen[s.isp])
-        if len(ask):
-            greet = greeting(opened[ask], one_way[ask], self.arrays.proc[s.isp[ask]])[0]
-            servers = self.servers
-            for j, i in enumerate(ask.tolist()):
-                pop_at[i] = servers[int(s.isp[i])].pop_login(int(s.src[i]), float(greet[j]))
-        return pop_at
-
     def _to_engines(self, work: Columns) -> None:
         """Messages submitted by their users' mail clients (or taken by their home MTAs) on
         the engine path, each from the instant of its attempt, first or a retry
@@ -412,16 +398,10 @@ class LegitFlow:
         event.callbacks.append(lambda _: credentials.add((isp, user), "smtp"))
 
     def _accepted(self, work: Columns, at: np.ndarray, junk: np.ndarray) -> None:
-        """The submission server took these recipients at ``at``: its own domain's into
-        maildrops (or the junk folder), the rest into its outbound queue."""
-        local = in_domain(work.rcpt_isp, work.typo, work.isp)
-        self.custody.deliver(work.take(local), at[local], junk[local])
-        remote = work.take(~local)
-        if len(remote):
-            n = len(remote)
-            self.queues.enqueue(Columns({
-                **{k: getattr(remote, k) for k in ("row", "mid", "size", "key", "rcpt_isp",
-                                                   "rcpt_user", "typo")},
-                "qsrv": remote.isp, "from_srv": remote.isp, "from_user": remote.user,
-                "kind": np.full(n, LEGIT), "origin": remote.isp}), at[~local],
-                self.step_index)
+        """The submission server took these recipients at ``at``."""
+        self.queues.accept(Columns({
+            **{k: getattr(work, k) for k in ("row", "mid", "size", "key", "rcpt_isp",
+                                             "rcpt_user", "typo")},
+            "qsrv": work.isp, "from_srv": work.isp, "from_user": work.user,
+            "kind": np.full(len(work), LEGIT), "origin": work.isp}), at, junk,
+            self.step_index)

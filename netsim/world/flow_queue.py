@@ -15,22 +15,22 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from netsim.draws import attempt_key, bounce_keys
+from netsim.draws import bounce_keys
 from netsim.mail import Kind, Mail, Outcome, SenderType
-from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, mistyped, parse_local
+from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, in_domain, mistyped, parse_local
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
 from netsim.mail.outbox import leaves_origin
 from netsim.mail.queue import EXPIRED, NXDOMAIN, RetryPolicy
 from netsim.mail.server import BOUNCE_SIZE, MailServer
-from netsim.net import AddressPlan, RCode, Resolver
+from netsim.net import AddressPlan, Resolver
 from netsim.world.columns import Columns, changes, runs
 from netsim.world.connections import Connections
 from netsim.world.custody import Custody
 from netsim.world.dialogue import Dialogue, ServerArrays
+from netsim.world.lookups import NO_ANSWER, NO_DOMAIN, ROUTED, Lookups
 
 SPAM = KINDS.index(Kind.SPAM)
-RCODES = {RCode.NOERROR: 0, RCode.NXDOMAIN: 1, RCode.SERVFAIL: 2}   # as the arrays code them
 
 
 class FlowQueues:
@@ -95,6 +95,15 @@ class FlowQueues:
                         "attempt": np.zeros(len(work), dtype=np.int64)})
         self.custody.later(self.due, rows, at, earliest)
 
+    def accept(self, work: Columns, at: np.ndarray, junk: np.ndarray, earliest: int) -> None:
+        """Recipients a server (``work.qsrv``, an ISP's) took at ``at``: its own domain's
+        into maildrops (or the junk folder), the rest into its queue (``enqueue``)."""
+        local = in_domain(work.rcpt_isp, work.typo, work.qsrv)
+        self.custody.deliver(work.take(local), at[local], junk[local])
+        remote = work.take(~local)
+        if len(remote):
+            self.enqueue(remote, at[~local], earliest)
+
     def step(self, k: int) -> None:
         """Minute ``k``'s attempts, with what the engines handed over in it."""
         self.stepped = k
@@ -113,23 +122,15 @@ class FlowQueues:
         resolver = self.resolver_of[e.qsrv]
         nxdomain = e.typo == TYPO_DOMAIN
         ended = np.full(len(e), np.nan)                    # NaN: under way at the run's end
-        # what the lookups concern: the message and its attempt (``netsim.draws.attempt_key``)
-        keys = e.key, e.attempt + 1
-        mx, rcode = self.lookups.lookup(resolver, e.rcpt_isp * 2 + nxdomain, e.t, "MX", keys)
-        bad = (rcode == 1) & (mx < self.end)               # NXDOMAIN: fail at once
-        self._fail(work, per_row, bad[per_row], mx, Outcome.REJECTED, *NXDOMAIN)
+        ready, rcode = self.lookups.route(resolver, e.rcpt_isp, nxdomain, e.t,
+                                          (e.key, e.attempt + 1), self.end)
+        answered = ready < self.end
+        bad = (rcode == NO_DOMAIN) & answered             # NXDOMAIN: fail at once
+        self._fail(work, per_row, bad[per_row], ready, Outcome.REJECTED, *NXDOMAIN)
         ended[bad] = np.inf                                # done
-        temporary = (rcode == 2) & (mx < self.end)         # SERVFAIL: try again later
-        ended[temporary] = mx[temporary]
-        go = (rcode == 0) & (mx < self.end)
-        a, rcode_a = self.lookups.lookup(resolver[go], e.rcpt_isp[go], mx[go], "A",
-                                  (keys[0][go], keys[1][go]))
-        ready = np.full(len(e), np.nan)
-        ready[go] = a
-        failed_a = go.copy()
-        failed_a[go] = (rcode_a != 0) & (a < self.end)
-        ended[failed_a] = ready[failed_a]
-        go[go] = (rcode_a == 0) & (a < self.end)
+        temporary = (rcode == NO_ANSWER) & answered       # SERVFAIL: try again later
+        ended[temporary] = ready[temporary]
+        go = (rcode == ROUTED) & answered
         if go.any():
             ended[go] = self._session(work, per_row, e, go, ready)
         # what is still pending after an attempt: expire it, or try again later
@@ -313,56 +314,3 @@ class HandOff:
     def held_rows(self) -> set[int]:
         return set()   # the flow path holds them (``LegitFlow.held_rows``)
 
-
-class Lookups:
-    """DNS lookups of the ISPs' domains (MX; x2: right, mistyped) and mail hosts (A) through
-    a set of caching resolvers, as arrays. What each resolver's cache answers, from when
-    until when, is kept by name: at fidelity flow only these arrays ask these resolvers,
-    so the cache is known exactly."""
-
-    def __init__(self, resolvers: list[Resolver], isps: Sequence[MailServer]):
-        self.resolvers = resolvers
-        n = len(isps)
-        self.cached_lookup = np.array([r.cached_lookup_s for r in resolvers])
-        self.mx_cached = (np.full((len(resolvers), 2 * n), np.inf),
-                          np.full((len(resolvers), 2 * n), -np.inf))
-        self.a_cached = (np.full((len(resolvers), n), np.inf),
-                         np.full((len(resolvers), n), -np.inf))
-        # the names queried, by the same index
-        self.mx_names = [name for s in isps for name in (s.domain, mistyped(s.domain))]
-        self.a_names = [s.hostname for s in isps]
-
-    def lookup(self, resolver: np.ndarray, name: np.ndarray, t: np.ndarray, rtype: str,
-                keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
-        2 SERVFAIL). Queries the cache answers are counted as hits; the rest go through the
-        resolver, in time order."""
-        since, until = self.mx_cached if rtype == "MX" else self.a_cached
-        done = np.empty(len(t))
-        rcode = np.zeros(len(t), dtype=np.int64)
-        hit = (since[resolver, name] <= t) & (t < until[resolver, name])
-        hits = np.bincount(resolver[hit], minlength=len(self.resolvers))
-        for r in np.flatnonzero(hits).tolist():
-            self.resolvers[r].count_hits(int(hits[r]))
-        done[hit] = t[hit] + self.cached_lookup[resolver[hit]]
-        if rtype == "MX":
-            rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
-        names = self.mx_names if rtype == "MX" else self.a_names
-        ask = np.flatnonzero(~hit)
-        ask = ask[np.argsort(t[ask], kind="stable")]
-        asked: dict[tuple[int, int], str] = {}
-        answered, codes = [], []
-        for r, k, at, key, attempt in zip(resolver[ask].tolist(), name[ask].tolist(),
-                                          t[ask].tolist(), keys[0][ask].tolist(),
-                                          keys[1][ask].tolist(), strict=True):
-            query = asked[r, k] = names[k]
-            answer, latency = self.resolvers[r].query(query, rtype, at,
-                                                      key=attempt_key(key, attempt))
-            answered.append(at + latency)
-            codes.append(RCODES[answer.rcode])
-        done[ask] = answered
-        rcode[ask] = codes
-        # what the caches hold after these queries (nothing else asks these resolvers)
-        for (r, k), query in asked.items():
-            since[r, k], until[r, k] = self.resolvers[r].cached(query, rtype)
-        return done, rcode

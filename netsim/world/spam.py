@@ -125,8 +125,7 @@ class SpamSessions:
         (``netsim.mail.accounts``), named once; a forged sender; a log-normal size."""
         world, cfg = self.world, self.cfg
         servers = world.servers
-        if self.target_cumulative is None:
-            return []
+        assert self.target_cumulative is not None, "no sender starts in a world without users"
         count = 1 + rng.poisson(recipients_mean - 1, n)
         target = np.searchsorted(self.target_cumulative, rng.random(n), side="right")
         forged = _below(rng.random(n), len(servers))
@@ -162,7 +161,7 @@ class SpamSessions:
                     drawn.size, world.env.now, origin=sender.origin, key=drawn.key)
         world.ledger.add(mail, addresses, origin_isp=sender.origin,
                          origin_network=sender.network, path=sender.strategy,
-                         first_hop_port=587 if sender.strategy == "stolen_587" else 25,
+                         first_hop_port=first_hop_port(sender.strategy),
                          domain=domain)
         if world.tracer is not None:
             world.tracer.created(mail)
@@ -214,6 +213,11 @@ class SpamSessions:
             break
         world.outbox.drop(mail)
         return accepted > 0
+
+
+def first_hop_port(strategy: str) -> int:
+    """The port a spam session of ``strategy`` connects to first."""
+    return 587 if strategy == "stolen_587" else 25
 
 
 def helo_of(address: int) -> str:

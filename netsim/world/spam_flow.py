@@ -21,24 +21,20 @@ an undecided session may have stopped.
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import simpy
 
 from netsim.mail import Kind, Outcome
-from netsim.mail.accounts import in_domain
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
-from netsim.mail.session import greeting
 from netsim.net import Resolver
 from netsim.world.columns import Columns
 from netsim.world.dialogue import Dialogue
-from netsim.world.flow_queue import Lookups
-from netsim.world.spam import helo_of
+from netsim.world.lookups import ROUTED, Lookups
+from netsim.world.spam import first_hop_port, helo_of
 
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
@@ -102,11 +98,7 @@ class SpamFlow:
         # by botnet: undecided sessions of bots that could stop before they are learnt from
         self.stopping: dict[int, int] = {}
         self._seq = 0
-        code = self.ledger.code
-        servers = self.arrays.servers
-        self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
-        self.server_origin = np.array([self.queues.origin(s.isp) for s in servers])
-        self.dns_failure = code("stopped_by", "dns_failure")
+        self.dns_failure = self.ledger.code("stopped_by", "dns_failure")
         flow.spam = self
 
     # -- from the senders ------------------------------------------------------------------
@@ -200,9 +192,9 @@ class SpamFlow:
             work = []
 
     def held_rows(self) -> list[np.ndarray]:
-        """Rows of retries not yet due (those handed over are opened when decided)."""
-        return [e.pending for e in chain(self.undecided, (r[2] for r in self.retries))
-                if e.rows >= 0]
+        """Rows of retries not yet due (a session handed over opens its rows when it is
+        decided)."""
+        return [entry.pending for _, _, entry in self.retries]
 
     def _open_rows(self, new: list[Handed]) -> None:
         """The new sessions' rows, as the engines open them at the session's start."""
@@ -225,8 +217,9 @@ class SpamFlow:
             sender=np.array(words["sender"])[each],
             origin_isp=np.array(words["origin_isp"])[each],
             origin_network=np.array(words["origin_network"])[each],
-            path=np.array(words["path"])[each], first_hop_port=np.full(len(each), 25),
-            rcpt_domain=self.domain_code[target][each],
+            path=np.array(words["path"])[each],
+            first_hop_port=np.array([first_hop_port(e.sender.strategy) for e in new])[each],
+            rcpt_domain=self.queues.domain_code[target][each],
             created=np.array([e.t for e in new])[each])
         for entry, a, n in zip(new, first.tolist(), counts.tolist(), strict=True):
             entry.rows = row0 + a
@@ -248,20 +241,13 @@ class SpamFlow:
         done = np.full(n, np.nan)   # when the sender is done with the session (NaN: not yet)
         lost = np.zeros(n, dtype=bool)
         mx = np.flatnonzero(dst < 0)
-        if len(mx):   # the MX, then the A lookup of the recipients' domain
+        if len(mx):   # the route to the recipients' domain
             picked = [work[i] for i in mx.tolist()]
-            resolver = np.array([e.sender.isp for e in picked])
-            keys = (np.array([e.drawn.key for e in picked]),
-                    np.array([e.round + 1 for e in picked]))
-            at, rcode = self.lookups.lookup(resolver, target[mx] * 2, t[mx], "MX", keys)
-            ok = (rcode == 0) & (at < end)
-            a_at, a_rcode = self.lookups.lookup(resolver[ok], target[mx][ok], at[ok], "A",
-                                                (keys[0][ok], keys[1][ok]))
-            at[ok] = a_at
-            failed = rcode != 0
-            failed[ok] = a_rcode != 0
-            ready[mx] = at
-            lost[mx[failed]] = True
+            ready[mx], rcode = self.lookups.route(
+                np.array([e.sender.isp for e in picked]), target[mx], np.zeros(len(mx), int),
+                t[mx], (np.array([e.drawn.key for e in picked]),
+                        np.array([e.round + 1 for e in picked])), end)
+            lost[mx[rcode != ROUTED]] = True
             # a failed lookup: every recipient expires when its answer comes
             custody.finish(rows[lost[per_row]], Outcome.EXPIRED, ready[per_row][lost[per_row]],
                            cause=self.dns_failure)
@@ -317,7 +303,8 @@ class SpamFlow:
         origin = np.array([self.queues.origin(e.sender.origin) for e in senders])
         src = np.array([e.sender.address for e in senders])
         # carried out of the sender's networks, and seen by a blocklist, once open
-        ledger.sent_out_rows(r_rows[(self.server_origin[srv] != origin)[r_session]])
+        server_origin = self.queues.owner_origin   # an ISP's server's: its ISP's index
+        ledger.sent_out_rows(r_rows[(server_origin[srv] != origin)[r_session]])
         if self.world.listing is not None:
             self.world.listing.seen(src, opened[pick], np.ones(len(pick), dtype=bool))
         users, typos = [], []
@@ -334,7 +321,8 @@ class SpamFlow:
             "size": np.array([e.drawn.size for e in senders]),
             "key": np.array([e.drawn.key for e in senders]),
             "kind": np.full(len(pick), SPAM), "mid": np.array([e.mid for e in senders]),
-            "pop_at": self._last_logins(srv, src, opened[pick], one_way[pick])})
+            "pop_at": self.arrays.last_logins(srv, src, opened[pick], one_way[pick],
+                                              np.ones(len(pick), dtype=bool))})
         recipients = Columns({
             "session": r_session, "place": r_place,
             "rcpt_isp": np.array([e.drawn.target for e in senders])[r_session],
@@ -345,24 +333,15 @@ class SpamFlow:
         code, cause, ends = d.code, d.cause, d.end
         accepted = code == 0
         taken = recipients.take(accepted)
-        at = d.dot[r_session][accepted]
-        taken_srv = srv[taken.session]
-        ledger.taken_outside_rows(taken.row[self.server_origin[taken_srv]
-                                            != origin[taken.session]])
-        local = in_domain(taken.rcpt_isp, taken.typo, taken_srv)
-        here = taken.take(local)
-        custody.deliver(here.but(size=sessions.size[here.session]), at[local],
-                        d.junk[accepted][local])
-        remote = taken.take(~local)
-        if len(remote):   # relayed for its own networks: into the server's queue
-            k = remote.session
-            self.queues.enqueue(Columns({
-                "row": remote.row, "mid": sessions.mid[k], "size": sessions.size[k],
-                "key": sessions.key[k], "rcpt_isp": remote.rcpt_isp,
-                "rcpt_user": remote.rcpt_user, "typo": remote.typo, "qsrv": srv[k],
-                "from_srv": sessions.from_srv[k], "from_user": sessions.from_user[k],
-                "kind": np.full(len(remote), SPAM), "origin": origin[k]}),
-                at[~local], self.queues.stepped + 1)
+        k = taken.session
+        ledger.taken_outside_rows(taken.row[server_origin[srv[k]] != origin[k]])
+        # into the maildrops, or relayed for the server's own networks into its queue
+        self.queues.accept(Columns({
+            "row": taken.row, "rcpt_isp": taken.rcpt_isp, "rcpt_user": taken.rcpt_user,
+            "typo": taken.typo, "qsrv": srv[k], "origin": origin[k],
+            **{name: getattr(sessions, name)[k]
+               for name in ("mid", "size", "key", "from_srv", "from_user", "kind")}}),
+            d.dot[k], d.junk[accepted], self.queues.stepped + 1)
         accepted_any = np.bincount(r_session[accepted], minlength=len(pick)) > 0
         heard = ends < end   # what the sender hears at the session's end
         row_end = ends[r_session]
@@ -398,17 +377,3 @@ class SpamFlow:
         last = temporary & ~again[r_session]
         custody.finish(r_rows[last], Outcome.REJECTED, row_end[last], code=code[last],
                        cause=cause[last])
-
-    def _last_logins(self, server: np.ndarray, client: np.ndarray, opened: np.ndarray,
-                     one_way: np.ndarray) -> np.ndarray:
-        """Each session's ``pop_at`` fact: its client's last POP3 login at the server as of
-        the greeting (``MailServer.pop_login``)."""
-        pop_at = np.full(len(server), -math.inf)
-        servers = self.arrays.servers
-        seen = np.array([bool(s.pop_logins) for s in servers])
-        ask = np.flatnonzero(seen[server])
-        if len(ask):
-            greet = greeting(opened[ask], one_way[ask], self.arrays.proc[server[ask]])[0]
-            for j, i in enumerate(ask.tolist()):
-                pop_at[i] = servers[int(server[i])].pop_login(int(client[i]), float(greet[j]))
-        return pop_at
