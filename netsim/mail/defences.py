@@ -210,11 +210,10 @@ class Greylisting(Policy):
     def refuses_rcpt(self, ask: Ask) -> Any:
         if not _many(ask):
             return self._defers(ask.client, ask.reverse_path, ask.forward_path, ask.at)
-        return np.array([self._defers(client, ask.reverse_path.text(i),
-                                      ask.forward_path.text(i), at)
-                         for i, (client, at) in enumerate(zip(ask.client.tolist(),
-                                                              ask.at.tolist(), strict=True))],
-                        dtype=bool)
+        defers = self._defers
+        return np.array([defers(client, sender, rcpt, at) for client, sender, rcpt, at in zip(
+            ask.client.tolist(), ask.reverse_path.texts(), ask.forward_path.texts(),
+            ask.at.tolist(), strict=True)], dtype=bool)
 
     def _defers(self, client: int, sender: str, rcpt: str, now: float) -> bool:
         key = (client, sender, rcpt)

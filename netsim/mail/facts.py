@@ -71,7 +71,8 @@ class Asks:
     :class:`Later`, made when a policy first reads it. A part taken out of another keeps an
     index and reads a fact only when a policy asks for it."""
 
-    __slots__ = ("_facts", "_index", "_n", "_read")
+    # a fact read is kept as an attribute: later reads of it are plain attribute reads
+    __slots__ = ("_facts", "_index", "_n", "__dict__")
 
     def __init__(self, n: int, facts: dict[str, Any], index: np.ndarray | None = None):
         if not facts.keys() <= _FACT_SET:
@@ -79,23 +80,21 @@ class Asks:
         self._facts = facts
         self._index = index
         self._n = n if index is None else len(index)
-        self._read: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return self._n
 
     def __getattr__(self, name: str) -> Any:
-        read = self._read
-        if name in read:
-            return read[name]
         if name not in _DEFAULTS:
             raise AttributeError(name)
         value = self._facts.get(name, _DEFAULTS[name])
         if isinstance(value, Later):   # made once, when first read
             value = self._facts[name] = value.make()
-        if self._index is not None and isinstance(value, (np.ndarray, Texts)):
+        if isinstance(value, Texts):   # a Texts read knows its entries
+            value = value[np.arange(self._n) if self._index is None else self._index]
+        elif self._index is not None and isinstance(value, np.ndarray):
             value = value[self._index]
-        read[name] = value
+        self.__dict__[name] = value
         return value
 
     def take(self, index: np.ndarray) -> Asks:
@@ -127,20 +126,30 @@ def _item(value: Any, i: int) -> Any:
 
 class Texts:
     """Addresses of many asks, made on demand: ``make(i)`` is the text of entry ``i`` of
-    the arrays they were made from."""
+    the arrays they were made from; ``make_many(indices)``, if given, the texts of many
+    at once (a policy that reads every entry's address, as greylisting does)."""
 
-    __slots__ = ("_index", "_make")
+    __slots__ = ("_index", "_make", "_make_many")
 
-    def __init__(self, make: Any, index: np.ndarray | None = None):
+    def __init__(self, make: Any, index: np.ndarray | None = None, make_many: Any = None):
         self._make = make
         self._index = index
+        self._make_many = make_many
 
     def __getitem__(self, index: np.ndarray) -> Texts:
         mine = self._index
-        return Texts(self._make, index if mine is None else mine[index])
+        return Texts(self._make, index if mine is None else mine[index], self._make_many)
 
     def text(self, i: int) -> str:
         return str(self._make(int(i if self._index is None else self._index[i])))
+
+    def texts(self) -> list[str]:
+        """Every entry's text, in order (the entries a part was taken at)."""
+        assert self._index is not None, "Texts are read through Asks, which index them"
+        if self._make_many is not None:
+            return list(self._make_many(self._index))
+        make = self._make
+        return [str(make(i)) for i in self._index.tolist()]
 
 
 class PolicyServer(Protocol):

@@ -14,16 +14,17 @@ class Columns:
     it: a step carries some twenty columns and reads a few of each part it makes.
     """
 
-    __slots__ = ("_base", "_index", "_read")
+    # a column read is kept as an attribute: later reads of it are plain attribute reads,
+    # not a call of ``__getattr__`` (a step reads its columns some hundreds of times)
+    __slots__ = ("_base", "_index", "__dict__")
 
     def __init__(self, data: dict[str, np.ndarray],
                  index: np.ndarray | slice | None = None):
         self._base = data
         self._index = index
-        self._read: dict[str, np.ndarray] = {}
 
     def __getattr__(self, name: str) -> np.ndarray:
-        found = self._read.get(name)
+        found = self.__dict__.get(name)
         if found is None:
             try:
                 found = self._base[name]
@@ -31,7 +32,7 @@ class Columns:
                 raise AttributeError(name) from None
             if self._index is not None:
                 found = found[self._index]
-            self._read[name] = found
+            self.__dict__[name] = found
         return found
 
     _column = __getattr__
@@ -50,7 +51,7 @@ class Columns:
 
     def take(self, index: np.ndarray | slice) -> Columns:
         if isinstance(index, np.ndarray) and index.dtype == bool:
-            index = np.flatnonzero(index)   # a mask is scanned once, not once a column
+            index = index.nonzero()[0]   # a mask is scanned once, not once a column
         mine = self._index
         if mine is None:
             return Columns(self._base, index)

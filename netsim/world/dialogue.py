@@ -145,6 +145,22 @@ class Dialogue:
         return recipient_address(self.servers[int(r.rcpt_isp[i])].domain, int(r.rcpt_user[i]),
                                  int(r.typo[i]))
 
+    def _senders(self, k: np.ndarray) -> list[str]:
+        """The reverse paths of sessions ``k``, each session's made once."""
+        made: dict[int, str] = {}
+        out = []
+        for j in k.tolist():
+            text = made.get(j)
+            if text is None:
+                text = made[j] = self._sender(j)
+            out.append(text)
+        return out
+
+    def _forward_paths(self, i: np.ndarray) -> list[str]:
+        r, servers = self.r, self.servers
+        return [recipient_address(servers[isp].domain, user, typo) for isp, user, typo in zip(
+            r.rcpt_isp[i].tolist(), r.rcpt_user[i].tolist(), r.typo[i].tolist(), strict=True)]
+
     def _session_facts(self) -> dict[str, Any]:
         """The facts of each session (arrays, one entry a session)."""
         s, arrays = self.s, self.arrays
@@ -306,11 +322,12 @@ class Dialogue:
         # each recipient's session's facts, read per recipient when a policy reads them
         facts: dict[str, Any] = {name: Later(lambda v=value: v[k])
                                  for name, value in self.facts.items()}
-        facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i]))),
+        facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i])),
+                                               make_many=lambda i: self._senders(k[i])),
                      local=Later(lambda: in_domain(r.rcpt_isp, r.typo, server)),
                      account=Later(lambda: account(r.rcpt_user, r.typo,
                                                    arrays.users[r.rcpt_isp])),
-                     forward_path=Texts(self._forward_path))
+                     forward_path=Texts(self._forward_path, make_many=self._forward_paths))
         asks = Asks(len(r), facts)
 
         def session_of(i: int) -> tuple[SMTPSession, object]:
