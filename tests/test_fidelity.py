@@ -173,6 +173,29 @@ def test_flow_decides_spam_sessions_as_the_engines_do():
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
 
 
+def test_flow_decides_sessions_to_open_relays_as_arrays(monkeypatch):
+    """At flow only sessions with stolen credentials run through the engines' spam loop:
+    those to open relays are decided as arrays, and what the relays took is relayed."""
+    from netsim.world.spam import SpamSessions
+
+    through_engines: list[str] = []
+    run = SpamSessions.run
+
+    def counted(self, sender, mail, dst, credentials):   # type: ignore[no-untyped-def]
+        through_engines.append(sender.strategy)
+        return run(self, sender, mail, dst, credentials)
+
+    monkeypatch.setattr(SpamSessions, "run", counted)
+    spam = {**FINGERPRINT_SCENARIO["spam"],
+            "botnets": [{"name": "relaying", "share": 0.5, "strategies": ["open_relay"]},
+                        {"name": "thieves", "share": 0.5, "strategies": ["stolen_587"]}]}
+    result = simulate(Scenario.model_validate({**FINGERPRINT_SCENARIO, "fidelity": "flow",
+                                               "duration_s": 6 * 3600, "spam": spam}))
+    relayed = result.recipients_frame().query("path == 'open_relay'")
+    assert len(relayed) > 100 and relayed["accepted_outside"].any()
+    assert set(through_engines) == {"stolen_587"}
+
+
 def test_parts_of_parts_read_the_rows_they_name():
     rng = np.random.default_rng(5)
     data = {"a": np.arange(100), "b": rng.random(100)}

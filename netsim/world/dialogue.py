@@ -45,15 +45,18 @@ class FlowError(ValueError):
 
 
 class ServerArrays:
-    """What the flow path's sessions read of the ISPs' mail servers: their settings as
+    """What the flow path's sessions read of the mail servers they reach: their settings as
     arrays, one entry a server (whether a network is a server's own: one entry a server and
     network), their policies laid out (``Consultation``, once they are final: ``ready``),
-    the sessions each served."""
+    the sessions each served. The first ``isps`` servers are the ISPs', by ISP index (the
+    index a recipient's domain names); others (open relays) follow."""
 
     consultation: Consultation
 
-    def __init__(self, servers: Sequence[MailServer], plan: AddressPlan):
+    def __init__(self, servers: Sequence[MailServer], plan: AddressPlan,
+                 isps: int | None = None):
         self.servers = servers
+        self.isps = len(servers) if isps is None else isps
         self.proc = np.array([s.processing_s for s in servers])
         self.max_rcpt = np.array([s.settings.max_recipients for s in servers])
         self.size_limit = np.array([s.settings.message_size_limit for s in servers])

@@ -7,12 +7,12 @@ network's ACLs and listeners (``netsim.world.connections``), each session throug
 ``netsim.world.dialogue`` (the servers' policies, asked as the engines ask them, and the
 adapter's instants) and the MUA's retries. Every server's outbound queue is the flow path's
 too (``netsim.world.flow_queue``), and first retrievals are computed check by check
-(``netsim.world.retrieval``). Bots' and spammer servers' sessions to the ISPs' servers are
-handed over as they start and decided at the minute's end (``netsim.world.spam_flow``);
-their sessions to open relays and with stolen credentials are decided by the servers' hooks
-(``netsim.mail.session.direct_smtp_session``), and so are the sessions of the mail clients
-of users whose password spammers hold and of providers' customers, and of home MTAs;
-``netsim trace`` runs through the engines.
+(``netsim.world.retrieval``). Bots' and spammer servers' sessions to the ISPs' servers and
+open relays are handed over as they start and decided at the minute's end
+(``netsim.world.spam_flow``); their sessions with stolen credentials are decided by the
+servers' hooks (``netsim.mail.session.direct_smtp_session``), and so are the sessions of
+the mail clients of users whose password spammers hold and of providers' customers, and
+of home MTAs; ``netsim trace`` runs through the engines.
 
 Each step is taken in the minute in which it starts, and within a minute in time order; a
 minute's queue attempts are made at its end, after what the engines handed over in it. As
@@ -104,10 +104,11 @@ class LegitFlow:
         self.pop3_port = np.array([s.pop3_port for s in servers])
         self.before_login = np.array([COMMANDS_BEFORE_LOGIN[s.pop3_security]
                                       for s in servers])
-        self.arrays = ServerArrays(servers, plan)
+        # the servers sessions are decided at: the ISPs', then the open relays (spam's)
+        self.arrays = ServerArrays([*servers, *world.relays], plan, len(servers))
         self.custody = Custody(self.ledger, retrievals, self.end)
-        self.connections = Connections(world.network, [s.address for s in servers],
-                                       self.ledger)
+        self.connections = Connections(world.network,
+                                       [s.address for s in self.arrays.servers], self.ledger)
         code = self.ledger.code
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in servers])
         self.typo_code = np.array([code("rcpt_domain", mistyped(s.domain)) for s in servers])
@@ -119,7 +120,7 @@ class LegitFlow:
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
-        self.queues = FlowQueues(self.arrays, [*world.relays, *world.providers],
+        self.queues = FlowQueues(self.arrays, world.providers,
                                  world.resolvers, world.retry_policy, plan, self.ledger,
                                  self.custody, self.connections, world.next_ids,
                                  world.listing)
@@ -156,7 +157,7 @@ class LegitFlow:
         """Before anything runs (once the world's policies are final): refuse a classic
         hook whose answers may depend on the order it is asked in (``netsim.mail.policy``,
         module rule 3)."""
-        for server in self.servers:
+        for server in self.arrays.servers:
             for policy in server.policies:
                 for step in STEPS:
                     if classic(policy, step) and not getattr(policy, "order_free", False):
@@ -278,8 +279,7 @@ class LegitFlow:
         if held.any():   # spammers may use the password at any instant of the minute
             held &= self.world.credentials.held(work.isp, work.user)
         # a provider's customers submit to the provider's server, and home MTAs queue their
-        # users' mail, on the engine path: a home MTA's attempts from its host are then seen
-        # in time order with a bot's on that host (a top-talker rule counts both)
+        # users' mail, on the engine path (their servers and queues are the engines')
         held |= (work.attempt == 0) & (work.target != ISP_SERVER)
         if held.any():
             self._to_engines(work.take(held))

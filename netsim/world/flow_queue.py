@@ -34,9 +34,11 @@ SPAM = KINDS.index(Kind.SPAM)
 
 
 class FlowQueues:
-    """The outbound queues of every ISP's server and every open relay, as rows."""
+    """The outbound queues of every server the dialogues decide at (the ISPs', the open
+    relays) and of ``others`` (providers), as rows; a queue's owner is numbered as in
+    ``servers``, the others after them."""
 
-    def __init__(self, servers: ServerArrays, relays: Sequence[MailServer],
+    def __init__(self, servers: ServerArrays, others: Sequence[MailServer],
                  resolvers: list[Resolver], retry: RetryPolicy, plan: AddressPlan,
                  ledger: Ledger, custody: Custody, connections: Connections,
                  ids: Callable[[int], np.ndarray], listing: Listing | None = None):
@@ -48,8 +50,8 @@ class FlowQueues:
         self.ids = ids
         self.end = custody.end
         self.retry = retry
-        isps = servers.servers
-        self.owners = owners = [*isps, *relays]
+        isps = servers.servers[:servers.isps]
+        self.owners = owners = [*servers.servers, *others]
         code = self.ledger.code
         self.domain_code = np.array([code("rcpt_domain", s.domain) for s in isps])
         self.address = np.array([s.address for s in owners], dtype=np.int64)

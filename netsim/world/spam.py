@@ -65,10 +65,10 @@ class SpamWorld(SendersWorld, Protocol):
 
 
 STRATEGIES = get_args(Strategy)
-# the strategies whose sessions reach an ISP's server unauthenticated: at fidelity flow they
-# are decided as arrays (``netsim.world.spam_flow``); open relays and stolen credentials
+# the strategies whose sessions reach an ISP's server or an open relay unauthenticated: at
+# fidelity flow they are decided as arrays (``netsim.world.spam_flow``); stolen credentials
 # stay with the engines
-FLOW_STRATEGIES = ("direct", "isp_relay")
+FLOW_STRATEGIES = ("direct", "isp_relay", "open_relay")
 
 
 @dataclass(slots=True)   # not frozen: one is made per session, and frozen ones cost more
@@ -298,10 +298,13 @@ class Botnet:
                 bot = self._choose(u)
             strategy = self.cfg.strategies[int(self.strategy[bot])]
             drawn = self.messages.next()
-            if strategy in FLOW_STRATEGIES:
+            if strategy in FLOW_STRATEGIES and (strategy != "open_relay" or self.world.relays):
                 isp = int(self.isp[bot])
-                flow.hand(self._sender(bot, strategy), drawn,
-                          isp if strategy == "isp_relay" else -1, self, bot)
+                # the server: the MX (-1), the bot's ISP's, or an open relay (numbered
+                # after the ISPs' servers)
+                dst = (-1 if strategy == "direct" else isp if strategy == "isp_relay"
+                       else len(self.world.servers) + self._relay())
+                flow.hand(self._sender(bot, strategy), drawn, dst, self, bot)
             else:
                 process(self.session(bot, drawn))
 
@@ -358,8 +361,7 @@ class Botnet:
         if strategy == "open_relay":
             if not world.relays:
                 return False, None, None
-            relay = world.relays[int(self.rng.integers(len(world.relays)))]
-            return relay.address, None, None
+            return world.relays[self._relay()].address, None, None
         # stolen_587 (the botnet's strategies were checked when it was made)
         account = world.credentials.draw(self.rng)
         if account is None:
@@ -367,6 +369,10 @@ class Botnet:
         owner, user = world.servers[account[0]], account[1]
         return (owner.address, Credentials(account_name(user), owner.password(user)),
                 owner.address_of(user))
+
+    def _relay(self) -> int:
+        """The open relay a session uses (of at least one)."""
+        return int(self.rng.integers(len(self.world.relays)))
 
     def learn(self, bot: int, success: bool) -> None:
         """What a session that ended now teaches its bot."""

@@ -1,5 +1,5 @@
-"""Spam at fidelity ``flow``: bots' and spammer servers' sessions to the ISPs' servers decided
-as arrays.
+"""Spam at fidelity ``flow``: bots' and spammer servers' sessions to the ISPs' servers and to
+open relays decided as arrays.
 
 A sender picks its bot, strategy and message at each session's instant as on the engine
 path (``netsim.world.spam``) and hands the session here instead of running it. At the end of
@@ -9,7 +9,7 @@ before them), every session handed over is decided, in time order, as
 subscriber resolver (``Lookups``), the connection (``Connections``), the SMTP session at
 the recipient's server (``Dialogue``), one retry after a 4xx (``SpamSessions.retries``,
 keyed by the message), and each recipient's outcome at the instant the engines record it.
-Sessions to open relays and with stolen credentials stay with the engines.
+Sessions with stolen credentials stay with the engines (their owners' are there too).
 
 An adaptive bot learns from a session at the instant it ends, as on the engine path: what
 decided sessions taught is applied in time order before any later choice or strategy reads
@@ -58,8 +58,9 @@ class SpamFlowWorld(Protocol):
 
 @dataclass(slots=True, eq=False)
 class Handed:
-    """One spam session handed over: who sends what, where (``dst``: an ISP server's index,
-    -1 the recipients' domain's MX), from when (``t``), which try (``round``)."""
+    """One spam session handed over: who sends what, where (``dst``: a server's index in
+    ``ServerArrays``, an ISP's or an open relay's; -1 the recipients' domain's MX), from
+    when (``t``), which try (``round``)."""
 
     t: float
     mid: int
@@ -87,7 +88,7 @@ class SpamFlow:
         self.connections = flow.connections
         self.custody = flow.custody
         self.queues = flow.queues
-        self.lookups = Lookups(resolvers, self.arrays.servers)
+        self.lookups = Lookups(resolvers, self.arrays.servers[:self.arrays.isps])
         self.end = self.custody.end
         self.undecided: list[Handed] = []
         self.retries: list[tuple[float, int, Handed]] = []   # a heap, by instant
@@ -104,7 +105,7 @@ class SpamFlow:
     # -- from the senders ------------------------------------------------------------------
     def hand(self, sender: Sender, drawn: Drawn, dst: int, botnet: Botnet | None = None,
              bot: int = -1) -> None:
-        """A session starting now, to the ISP server ``dst`` (-1: the MX)."""
+        """A session starting now, to the server ``dst`` (-1: the MX)."""
         world = self.world
         self.undecided.append(Handed(world.env.now, world.next_id(), sender, drawn, dst,
                                      botnet, bot))
