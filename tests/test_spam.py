@@ -377,3 +377,29 @@ def test_a_bot_may_stop_only_after_enough_failures_for_every_strategy_left():
     botnet.learn(0, False)
     botnet.learn(0, False)
     assert not botnet.active[0] and not botnet.may_stop(0, 10)   # stopped already
+
+
+def test_a_botnet_that_does_not_adapt_has_its_sessions_decided_at_minute_ends(monkeypatch):
+    """At fidelity flow a botnet that never adapts reads nothing its sessions could teach:
+    its sessions are decided at the end of their minute, never earlier for a choice (an
+    adaptive one's may be, when a bot could stop or change strategy)."""
+    from netsim.world.spam_flow import SpamFlow
+
+    def decided_at(adaptive: bool) -> list[float]:
+        instants: list[float] = []
+        decide = SpamFlow._decide
+
+        def recorded(self: SpamFlow, now: float) -> None:
+            instants.append(now)
+            decide(self, now)
+
+        monkeypatch.setattr(SpamFlow, "_decide", recorded)
+        # direct sessions to other ISPs are blocked: an adaptive bot soon moves on
+        simulate(world(fidelity="flow", policies={"op25b": True}, botnets=[
+            {"name": "a", "share": 1.0, "adaptive": adaptive, "failures_to_adapt": 2,
+             "strategies": ["direct", "isp_relay"], "rate_median_per_day": 2000}]))
+        return instants
+
+    steady = decided_at(False)
+    assert len(steady) > 300 and all(t % 60 == 0 or t == np.inf for t in steady)
+    assert any(t % 60 != 0 and t != np.inf for t in decided_at(True))

@@ -284,17 +284,20 @@ class Botnet:
         draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
                                   rng.random(BLOCK).tolist(), strict=True))
         flow = self.sessions.flow
+        adaptive = self.cfg.adaptive
         while self._cumulative[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
             if flow is None:   # (the n-th session reads the n-th message, sent or not)
                 process(self.session(self._choose(u), self.messages.next()))
                 continue
-            # at fidelity flow: what the choice and the bot's strategy read, as of now
+            # at fidelity flow: what the choice and the bot's strategy read, as of now (a
+            # botnet that does not adapt never changes either)
             now = env.now
-            flow.before_choice(self, now)
+            if adaptive:
+                flow.before_choice(self, now)
             bot = self._choose(u)
-            if flow.before_session(self, bot, now):
+            if adaptive and flow.before_session(self, bot, now):
                 bot = self._choose(u)
             strategy = self.cfg.strategies[int(self.strategy[bot])]
             drawn = self.messages.next()
@@ -304,7 +307,8 @@ class Botnet:
                 # after the ISPs' servers)
                 dst = (-1 if strategy == "direct" else isp if strategy == "isp_relay"
                        else len(self.world.servers) + self._relay())
-                flow.hand(self._sender(bot, strategy), drawn, dst, self, bot)
+                flow.hand(self._sender(bot, strategy), drawn, dst,
+                          self if adaptive else None, bot)
             else:
                 process(self.session(bot, drawn))
 
@@ -330,8 +334,8 @@ class Botnet:
             mail = self.sessions.compose(sender, drawn, account)
             success = yield from self.sessions.run(sender, mail, dst, credentials)
         flow = self.sessions.flow
-        if flow is not None:   # what the bot's sessions decided as arrays taught it first
-            flow.before_learning(self, bot, self.world.env.now)
+        if flow is not None and self.cfg.adaptive:   # what the bot's sessions decided as
+            flow.before_learning(self, bot, self.world.env.now)   # arrays taught it first
         self.learn(bot, success)
 
     def may_change(self, bot: int, sessions: int) -> bool:

@@ -60,7 +60,8 @@ class SpamFlowWorld(Protocol):
 class Handed:
     """One spam session handed over: who sends what, where (``dst``: a server's index in
     ``ServerArrays``, an ISP's or an open relay's; -1 the recipients' domain's MX), from
-    when (``t``), which try (``round``)."""
+    when (``t``), which try (``round``); ``botnet`` and ``bot``: whom it teaches (None: a
+    spammer server's, or a botnet's that does not adapt)."""
 
     t: float
     mid: int
@@ -105,7 +106,8 @@ class SpamFlow:
     # -- from the senders ------------------------------------------------------------------
     def hand(self, sender: Sender, drawn: Drawn, dst: int, botnet: Botnet | None = None,
              bot: int = -1) -> None:
-        """A session starting now, to the server ``dst`` (-1: the MX)."""
+        """A session starting now, to the server ``dst`` (-1: the MX); ``botnet``
+        and ``bot``: whom it teaches (None: nobody)."""
         world = self.world
         self.undecided.append(Handed(world.env.now, world.next_id(), sender, drawn, dst,
                                      botnet, bot))
