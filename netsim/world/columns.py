@@ -84,6 +84,16 @@ def changes(keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def repeated(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Where a key repeats one earlier in its group (the first occurrence is not repeated):
+    a stable sort puts each one's first occurrence first."""
+    order = np.lexsort((key, group))
+    key, group = key[order], group[order]
+    again = np.zeros(len(key), dtype=bool)
+    again[order[1:]] = (key[1:] == key[:-1]) & (group[1:] == group[:-1])
+    return again
+
+
 def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For sorted keys: where each run of equal keys starts, the run of each entry, and each
     entry's place within its run."""

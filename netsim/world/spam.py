@@ -45,6 +45,7 @@ from netsim.mail.trace import following
 from netsim.net import Resolver, text
 from netsim.protocols import Credentials
 from netsim.scenario.schema import BotnetConfig, SpammerServerConfig, Strategy
+from netsim.world.columns import repeated
 from netsim.world.senders import Process, SendersWorld
 from netsim.world.streams import Ahead
 
@@ -134,16 +135,18 @@ class SpamSessions:
                                              n).astype(np.int64))
         key = (rng.bit_generator.random_raw(n) >> np.uint64(1)).astype(np.int64)  # as Mail.key
         users = self.users[np.repeat(target, count)]
-        user = _below(rng.random(len(users)), users).tolist()
-        typo = ((rng.random(len(users)) < cfg.invalid_recipient_share) * TYPO_USER).tolist()
+        user = _below(rng.random(len(users)), users)
+        typo = (rng.random(len(users)) < cfg.invalid_recipient_share) * TYPO_USER
+        # an address drawn twice for one message is named once, where it first came
+        owner = np.repeat(np.arange(n), count)
+        kept = ~repeated(owner, user * 3 + typo)
+        count = np.bincount(owner[kept], minlength=n)
+        user, typo = user[kept].tolist(), typo[kept].tolist()
         first = np.cumsum(count) - count
-        drawn = []
-        for t, a, k, f, u, z, y in zip(target.tolist(), first.tolist(), count.tolist(),
-                                       forged.tolist(), forged_user.tolist(), size.tolist(),
-                                       key.tolist(), strict=True):
-            once = list(dict.fromkeys(zip(user[a:a + k], typo[a:a + k], strict=True)))
-            drawn.append(Drawn(t, [p[0] for p in once], [p[1] for p in once], f, u, z, y))
-        return drawn
+        return [Drawn(t, user[a:a + k], typo[a:a + k], f, u, z, y)
+                for t, a, k, f, u, z, y in zip(target.tolist(), first.tolist(), count.tolist(),
+                                               forged.tolist(), forged_user.tolist(),
+                                               size.tolist(), key.tolist(), strict=True)]
 
     def retries(self, sender: Sender, key: int) -> bool:
         """Whether the sender of the message of ``key`` tries once more after a 4xx: keyed

@@ -18,6 +18,7 @@ import numpy as np
 
 from netsim.mail.accounts import TYPO_DOMAIN, TYPO_NONE, TYPO_USER
 from netsim.scenario import Scenario
+from netsim.world.columns import repeated
 from netsim.world.streams import Streams
 
 BATCH_S = 600.0    # simulated seconds of sending drawn at once (held as arrays until sent)
@@ -213,13 +214,11 @@ def _without_repeats(batch: Batch) -> Batch:
     # typo) as one number, and a stable sort puts each one's first occurrence first
     rows = np.flatnonzero(count[owner] > 1)
     address = ((batch.rcpt_isp[rows] << 32) + batch.rcpt_user[rows]) * 3 + batch.typo[rows]
-    order = np.lexsort((address, owner[rows]))
-    address, message = address[order], owner[rows][order]
-    repeated = (address[1:] == address[:-1]) & (message[1:] == message[:-1])
-    if not repeated.any():
+    again = repeated(owner[rows], address)
+    if not again.any():
         return batch
     keep = np.ones(len(batch.rcpt_isp), dtype=bool)
-    keep[rows[order[1:][repeated]]] = False
+    keep[rows[again]] = False
     count = np.bincount(owner[keep], minlength=len(batch))
     first = np.zeros(len(batch) + 1, dtype=np.int64)
     np.cumsum(count, out=first[1:])
