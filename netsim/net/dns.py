@@ -121,11 +121,12 @@ class Resolver:
         self.out_of_order = 0   # queries earlier than the answer cached for them
         self._asked: dict[tuple[str, str], float] = {}   # the latest query that missed
 
-    def cached(self, name: str, rtype: str) -> tuple[float, float]:
-        """When the cache took this query's answer, and until when it gives it (inf, -inf:
-        not cached)."""
+    def cached(self, name: str, rtype: str) -> tuple[float, float, RCode]:
+        """When the cache took this query's answer, until when it gives it (inf, -inf:
+        not cached), and the answer's rcode: a query in between is a hit."""
         hit = self._cache.get((name, rtype))
-        return (hit[0], hit[1]) if hit is not None else (math.inf, -math.inf)
+        return (hit[0], hit[1], hit[2].rcode) if hit is not None else \
+            (math.inf, -math.inf, RCode.NOERROR)
 
     def count_hits(self, n: int) -> None:
         """Count ``n`` queries answered from the cache without asking (the flow path's)."""

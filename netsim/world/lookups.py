@@ -17,6 +17,7 @@ from netsim.draws import attempt_key
 from netsim.mail.accounts import mistyped
 from netsim.mail.server import MailServer
 from netsim.net import RCode, Resolver
+from netsim.world.columns import changes
 
 # how a query, or a route, ended, as the arrays code it
 ROUTED, NO_DOMAIN, NO_ANSWER = 0, 1, 2
@@ -62,7 +63,8 @@ class Lookups:
                keys: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """DNS queries: when each answer arrives and its rcode (0 NOERROR, 1 NXDOMAIN,
         2 SERVFAIL). Queries the cache answers are counted as hits; the rest go through the
-        resolver, in time order."""
+        resolver, each name's in time order, but those an answer it cached in between
+        answers, which are hits as the resolver would count them."""
         since, until = self.mx_cached if rtype == "MX" else self.a_cached
         done = np.empty(len(t))
         rcode = np.zeros(len(t), dtype=np.int64)
@@ -75,20 +77,29 @@ class Lookups:
             rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
         names = self.mx_names if rtype == "MX" else self.a_names
         ask = np.flatnonzero(~hit)
-        ask = ask[np.argsort(t[ask], kind="stable")]
-        asked: dict[tuple[int, int], str] = {}
-        answered, codes = [], []
-        for r, k, at, key, attempt in zip(resolver[ask].tolist(), name[ask].tolist(),
-                                          t[ask].tolist(), keys[0][ask].tolist(),
-                                          keys[1][ask].tolist(), strict=True):
-            query = asked[r, k] = names[k]
-            answer, latency = self.resolvers[r].query(query, rtype, at,
-                                                      key=attempt_key(key, attempt))
-            answered.append(at + latency)
-            codes.append(RCODES[answer.rcode])
-        done[ask] = answered
-        rcode[ask] = codes
-        # what the caches hold after these queries (nothing else asks these resolvers)
-        for (r, k), query in asked.items():
-            since[r, k], until[r, k] = self.resolvers[r].cached(query, rtype)
+        # by name, each name's queries in time order: the first goes to the resolver; those
+        # its answer, once cached, answers are hits, the next one after them goes, and so on
+        ask = ask[np.lexsort((t[ask], resolver[ask] * len(names) + name[ask]))]
+        pair = resolver[ask] * len(names) + name[ask]
+        bounds = np.flatnonzero(changes(pair)).tolist() + [len(ask)]
+        at_all = t[ask]
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            r, k = int(resolver[ask[start]]), int(name[ask[start]])
+            res, query = self.resolvers[r], names[k]
+            j = start
+            while j < stop:
+                i = int(ask[j])
+                answer, latency = res.query(query, rtype, float(t[i]),
+                                            key=attempt_key(int(keys[0][i]), int(keys[1][i])))
+                done[i], rcode[i] = t[i] + latency, RCODES[answer.rcode]
+                since[r, k], until[r, k], cached = res.cached(query, rtype)
+                j += 1
+                if j < stop and since[r, k] <= at_all[j] < until[r, k]:
+                    # the queries in time order up to the entry's expiry are hits
+                    n = int(np.searchsorted(at_all[j:stop], until[r, k], side="left"))
+                    hits_at = ask[j:j + n]
+                    done[hits_at] = t[hits_at] + res.cached_lookup_s
+                    rcode[hits_at] = RCODES[cached]
+                    res.count_hits(n)
+                    j += n
         return done, rcode
