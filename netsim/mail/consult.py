@@ -159,8 +159,8 @@ class Consultation:
                  asked: np.ndarray | None = None) -> Refusals:
         """Many asks of one step, at the servers ``servers[server[i]]``: each ask's first
         refusal. ``asked`` limits the asks put (the others were refused before this
-        step); ``session_of(i)`` makes the session and argument a classic hook of ask
-        ``i`` sees."""
+        step): a mask, or the asks' indices in time order; ``session_of(i)`` makes the
+        session and argument a classic hook of ask ``i`` sees."""
         n = len(server)
         replies: list[Reply | None] = [None]
         ids: dict[int, int] = {}   # by identity: replies are the few constants policies give
@@ -170,8 +170,11 @@ class Consultation:
         layers = self.layers[step]
         if not layers:
             return found
-        live = np.flatnonzero(asked) if asked is not None else np.arange(n)
-        order = live[np.argsort(asks.at[live], kind="stable")]
+        if asked is not None and asked.dtype != bool:
+            order = asked   # already in time order
+        else:
+            live = np.flatnonzero(asked) if asked is not None else np.arange(n)
+            order = live[np.argsort(asks.at[live], kind="stable")]
 
         def id_of(r: Reply) -> int:
             known = ids.get(id(r))

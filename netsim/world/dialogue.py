@@ -267,7 +267,8 @@ class Dialogue:
     def _step(self, step: str, asks: Asks, asked: np.ndarray,
               session_of: Callable[[int], tuple[SMTPSession, object]],
               server: np.ndarray | None = None) -> Refusals:
-        """One step, asked where ``asked`` (of the sessions, or of ``server``'s asks)."""
+        """One step, asked where ``asked`` (of the sessions, or of ``server``'s asks: a mask,
+        or their indices in time order)."""
         found = self.arrays.consultation.refusals(
             step, self.s.server if server is None else server, asks, session_of, asked)
         if step != "connect" and any(x is not None and x.code == 421 for x in found.replies):
@@ -308,16 +309,15 @@ class Dialogue:
                     code[first] = S452_TOO_MANY_RCPTS.code
                     cause[first] = self._cause(S452_TOO_MANY_RCPTS)
                     rows = rows[1:]
-            asked = np.zeros(len(r), dtype=bool)
-            asked[rows] = True
-            self._ask_rcpt(code, cause, at, asked)
+            self._ask_rcpt(code, cause, at, rows)
             if len(cuts):   # only counted where a transaction can reach its limit
                 accepted += np.bincount(r.session[rows[code[rows] == 0]], minlength=len(s))
 
     def _ask_rcpt(self, code: np.ndarray, cause: np.ndarray, at: np.ndarray,
                   asked: np.ndarray) -> None:
-        """The RCPT policies for the recipients ``asked``, at their instants ``at``."""
-        if not asked.any():
+        """The RCPT policies for the recipients ``asked`` (their indices in time order), at
+        their instants ``at``."""
+        if not len(asked):
             return
         s, r, arrays = self.s, self.r, self.arrays
         k = r.session
