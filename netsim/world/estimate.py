@@ -37,7 +37,7 @@ STREAMING_WINDOW_BYTES = 100e6   # the ledger's window of a million rows and its
 BYTES_PER_RECIPIENT = {"summary": 0.0, "sample": 1.5, "full": 0.0}   # a sample's rows
 RECORDS_BYTES = {"summary": 0.0, "sample": 0.0, "full": 150e6}   # row groups being written
 # wall seconds a recipient, by fidelity, and a flow run's fixed cost a simulated minute
-SECONDS_PER_RECIPIENT = {"flow": 4.5e-6, "session": 2.0e-4, "command": 2.0e-4}
+SECONDS_PER_RECIPIENT = {"flow": 3.0e-6, "session": 2.0e-4, "command": 2.0e-4}
 SECONDS_PER_STEP = 1.5e-3
 
 
