@@ -213,6 +213,33 @@ def test_parts_of_parts_read_the_rows_they_name():
     assert joined.but(a=np.zeros(3)).a.tolist() == [0, 0, 0]
 
 
+def test_a_key_repeated_in_its_group_is_found_after_its_first_occurrence():
+    from netsim.world.columns import repeated
+
+    group = np.array([0, 0, 0, 1, 1, 2, 0])
+    key = np.array([5, 7, 5, 5, 5, 9, 7])
+    assert repeated(group, key).tolist() == [False, False, True, False, True, False, True]
+
+
+def test_addresses_of_many_asks_are_read_at_once_with_or_without_a_maker_of_many():
+    """What greylisting reads of many asks: every entry's address, in the entries' order,
+    the same whether the texts are made one at a time or many at once."""
+    from netsim.mail.facts import Asks, Texts
+
+    def one(i: int) -> str:
+        return f"user{i}@isp-a.example"
+
+    def many(indices: np.ndarray) -> list[str]:
+        return [one(i) for i in indices.tolist()]
+
+    for texts in (Texts(one), Texts(one, make_many=many)):
+        asks = Asks(6, {"forward_path": texts})
+        assert asks.forward_path.texts() == [one(i) for i in range(6)]
+        part = asks.take(np.array([4, 1, 5])).take(np.array([2, 0]))
+        assert part.forward_path.texts() == [one(5), one(4)]
+        assert part.forward_path.text(1) == one(4)
+
+
 def test_retrievals_computed_check_by_check_equal_those_computed_at_the_end(monkeypatch):
     """A check's retrievals are computed once its deliveries are all in (half an hour
     after it began), and its deliveries let go: the same instants as one computation at
