@@ -385,9 +385,10 @@ def test_a_botnet_that_does_not_adapt_has_its_sessions_decided_at_minute_ends(mo
     adaptive one's may be, when a bot could stop or change strategy)."""
     from netsim.world.spam_flow import SpamFlow
 
+    decide = SpamFlow._decide
+
     def decided_at(adaptive: bool) -> list[float]:
         instants: list[float] = []
-        decide = SpamFlow._decide
 
         def recorded(self: SpamFlow, now: float) -> None:
             instants.append(now)
