@@ -47,6 +47,7 @@ from netsim.scenario import Scenario
 from netsim.world.workload import Workload, next_check
 
 SETTLED_S = 1800.0   # a check's deliveries are all in this long after it began
+FILED_S = 600.0      # waiting deliveries are filed by the ten minutes their check begins in
 
 
 class RetrievalWorld(Protocol):
@@ -87,7 +88,9 @@ class Held:
 
 class Retrievals:
     """Deliveries into maildrops waiting for their check: the ISP, user, ledger row, instant
-    and size of each, in typed columns (26 bytes a delivery)."""
+    and size of each, in typed columns (26 bytes a delivery). New ones are appended as they
+    come, and filed by when their check begins at the next ``due``, which then reads only
+    the files its checks can be in (not every waiting delivery: a country has millions)."""
 
     def __init__(self, world: RetrievalWorld):
         self.world = world
@@ -102,6 +105,8 @@ class Retrievals:
         self._columns: dict[str, array[Any]] = {
             "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
             "size": array("i")}
+        # by FILED_S window of their check: parts of the deliveries filed, in filing order
+        self._filed: dict[int, list[dict[str, np.ndarray]]] = {}
         # what the maildrops hold at the end, by the protocol of their users' clients
         self.held = {"pop3": Held(), "imap": Held()}
         # the servers whose quota reads their mailboxes (none in most worlds: no work then)
@@ -133,38 +138,55 @@ class Retrievals:
     def due(self, now: float) -> None:
         """Record the first retrievals of every check that began :data:`SETTLED_S` before
         ``now``, and let their deliveries go."""
-        c = self._read()
+        self._file()
         cutoff = now - SETTLED_S
-        if not len(c["isp"]) or cutoff <= self._computed:
+        if not self._filed or cutoff <= self._computed:
             return
-        if self._phase is None:
+        windows = sorted(w for w in self._filed if w * FILED_S < cutoff)
+        if not windows:
+            self._computed = cutoff
+            return
+        c = _joined([part for w in windows for part in self._filed.pop(w)])
+        check = self._checks(c)
+        self.late += int((check < self._computed).sum())
+        self._computed = cutoff
+        begun = check < cutoff
+        self._retrieve_all({name: values[begun] for name, values in c.items()})
+        if not begun.all():   # the window the cutoff falls in: the rest waits
+            self._filed[windows[-1]] = [{name: values[~begun] for name, values in c.items()}]
+
+    def finish(self) -> None:
+        """Record every first retrieval that starts before the run's end."""
+        self._file()
+        parts = [part for w in sorted(self._filed) for part in self._filed[w]]
+        if parts:
+            self._retrieve_all(_joined(parts))
+        self._filed = {}
+
+    def _file(self) -> None:
+        """File the deliveries appended since the last filing by their check's window."""
+        c = {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
+             for name, column in self._columns.items()}
+        self._columns = {name: array(column.typecode)
+                         for name, column in self._columns.items()}
+        if not len(c["isp"]):
+            return
+        window = np.floor(self._checks(c) / FILED_S).astype(np.int64)
+        for w in np.unique(window).tolist():
+            mine = window == w
+            self._filed.setdefault(w, []).append({name: values[mine]
+                                                  for name, values in c.items()})
+
+    def _checks(self, c: dict[str, np.ndarray]) -> np.ndarray:
+        """The first check after each delivery (the one that sees it may be the one before,
+        if that one opens the maildrop after the delivery: it began earlier still)."""
+        if self._phase is None:   # the workloads are built after the servers
             workloads = self.world.workloads
             self._phase = np.concatenate([w.check_phase for w in workloads])
             self._first = np.r_[0, np.cumsum([w.size for w in workloads])][:-1]
         assert self._first is not None
-        # the first check after each delivery (the one that sees it may be the one before,
-        # if that one opens the maildrop after the delivery: it began earlier still)
-        check = next_check(self._phase[self._first[c["isp"]] + c["user"]], self.interval,
-                           c["at"])
-        self.late += int((check < self._computed).sum())
-        self._computed = cutoff
-        begun = check < cutoff
-        if begun.any():
-            self._retrieve_all({name: values[begun] for name, values in c.items()})
-            for name, values in c.items():
-                column = self._columns[name] = array(self._columns[name].typecode)
-                column.frombytes(values[~begun].tobytes())
-
-    def finish(self) -> None:
-        """Record every first retrieval that starts before the run's end."""
-        self._retrieve_all(self._read())
-        self._columns = {name: array(column.typecode)
-                         for name, column in self._columns.items()}
-
-    def _read(self) -> dict[str, np.ndarray]:
-        """The waiting deliveries' columns, as numpy copies."""
-        return {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
-                for name, column in self._columns.items()}
+        return next_check(self._phase[self._first[c["isp"]] + c["user"]], self.interval,
+                          c["at"])
 
     def _retrieve_all(self, c: dict[str, np.ndarray]) -> None:
         """The first retrievals of these deliveries, server by server."""
@@ -228,3 +250,10 @@ class Retrievals:
                              retrieval(retr, one_way, proc, data))
         world.ledger.retrieved_rows(rows, retrieved)
         server.stats_sessions += len(starts)
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Parts of deliveries' columns, one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

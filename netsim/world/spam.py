@@ -272,7 +272,7 @@ class Botnet:
         self.active = np.ones(len(bots), dtype=bool)
         # a list: bisect on Python floats is the same search as np.searchsorted(side="right")
         # without numpy's cost for one value
-        self._cumulative = np.cumsum(self.rate).tolist()
+        self._cumulative: list[float] | None = np.cumsum(self.rate).tolist()
         self.rng = world.streams[f"bots.route.{cfg.name}"]
         compose = world.streams[f"bots.compose.{cfg.name}"]
         self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
@@ -288,7 +288,7 @@ class Botnet:
                                   rng.random(BLOCK).tolist(), strict=True))
         flow = self.sessions.flow
         adaptive = self.cfg.adaptive
-        while self._cumulative[-1] > 0:
+        while self._cumulative_rates()[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
             if flow is None:   # (the n-th session reads the n-th message, sent or not)
@@ -317,8 +317,16 @@ class Botnet:
 
     def _choose(self, u: float) -> int:
         """The bot a uniform draw picks, in proportion to the active bots' rates."""
-        bot = bisect.bisect_right(self._cumulative, u * self._cumulative[-1])
+        cumulative = self._cumulative_rates()
+        bot = bisect.bisect_right(cumulative, u * cumulative[-1])
         return min(bot, len(self.rate) - 1)
+
+    def _cumulative_rates(self) -> list[float]:
+        """The active bots' rates, summed in order: once after bots stop, not once a stop
+        (a country's botnet has some hundred thousand bots)."""
+        if self._cumulative is None:
+            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
+        return self._cumulative
 
     def _sender(self, bot: int, strategy: str) -> Sender:
         world, cfg = self.world, self.cfg
@@ -395,7 +403,7 @@ class Botnet:
         elif self.active[bot]:
             # out of strategies: the bot stops and its share of the work goes to the others
             self.active[bot] = False
-            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
+            self._cumulative = None   # summed again when next read
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:
