@@ -404,3 +404,22 @@ def test_a_botnet_that_does_not_adapt_has_its_sessions_decided_at_minute_ends(mo
     steady = decided_at(False)
     assert len(steady) > 300 and all(t % 60 == 0 or t == np.inf for t in steady)
     assert any(t % 60 != 0 and t != np.inf for t in decided_at(True))
+
+
+def test_a_stopped_bot_is_never_chosen_again():
+    """Once a bot has failed with every strategy its share of the work goes to the others:
+    the choice reads the active bots' rates, summed again after the stop."""
+    from netsim.world import World
+
+    scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
+                               "failures_to_adapt": 1, "strategies": ["direct"],
+                               "rate_median_per_day": 100}])
+    botnet = World(scenario).botnets[0]
+    u = np.linspace(0, 1, 2001, endpoint=False).tolist()
+    chosen = {botnet._choose(x) for x in u}
+    heaviest = int(np.argmax(botnet.rate))
+    assert heaviest in chosen
+    botnet.learn(heaviest, False)   # its one strategy failed: it stops
+    assert not botnet.active[heaviest]
+    after = [botnet._choose(x) for x in u]
+    assert heaviest not in after and len(set(after)) > 1
