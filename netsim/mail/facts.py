@@ -72,7 +72,7 @@ class Asks:
     index and reads a fact only when a policy asks for it."""
 
     # a fact read is kept as an attribute: later reads of it are plain attribute reads
-    __slots__ = ("_facts", "_index", "_n", "__dict__")
+    __slots__ = ("__dict__", "_facts", "_index", "_n")
 
     def __init__(self, n: int, facts: dict[str, Any], index: np.ndarray | None = None):
         if not facts.keys() <= _FACT_SET:

@@ -16,7 +16,7 @@ class Columns:
 
     # a column read is kept as an attribute: later reads of it are plain attribute reads,
     # not a call of ``__getattr__`` (a step reads its columns some hundreds of times)
-    __slots__ = ("_base", "_index", "__dict__")
+    __slots__ = ("__dict__", "_base", "_index")
 
     def __init__(self, data: dict[str, np.ndarray],
                  index: np.ndarray | slice | None = None):

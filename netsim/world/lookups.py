@@ -9,6 +9,7 @@ by what they concern (``netsim.draws.attempt_key``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,11 +80,12 @@ class Lookups:
         ask = np.flatnonzero(~hit)
         # by name, each name's queries in time order: the first goes to the resolver; those
         # its answer, once cached, answers are hits, the next one after them goes, and so on
-        ask = ask[np.lexsort((t[ask], resolver[ask] * len(names) + name[ask]))]
         pair = resolver[ask] * len(names) + name[ask]
-        bounds = np.flatnonzero(changes(pair)).tolist() + [len(ask)]
+        order = np.lexsort((t[ask], pair))
+        ask, pair = ask[order], pair[order]
+        bounds = [*np.flatnonzero(changes(pair)).tolist(), len(ask)]
         at_all = t[ask]
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, stop in itertools.pairwise(bounds):
             r, k = int(resolver[ask[start]]), int(name[ask[start]])
             res, query = self.resolvers[r], names[k]
             j = start

@@ -19,8 +19,8 @@ What no state decides is drawn a block of sessions ahead from each sender's own 
 (``netsim.world.streams.Ahead``): the gaps between sessions, the uniform that picks a bot,
 and each message's recipients, forged sender, size and key. The bot is picked, and the
 message composed, at the session's instant, from the bots active then. At fidelity flow a
-session to an ISP's server is then handed to ``netsim.world.spam_flow``, which decides a
-minute's sessions as arrays; the rest run here, as SimPy processes.
+session to an ISP's server or an open relay is then handed to ``netsim.world.spam_flow``,
+which decides a minute's sessions as arrays; the rest run here, as SimPy processes.
 """
 
 from __future__ import annotations
@@ -304,13 +304,10 @@ class Botnet:
                 bot = self._choose(u)
             strategy = self.cfg.strategies[int(self.strategy[bot])]
             drawn = self.messages.next()
-            if strategy in FLOW_STRATEGIES and (strategy != "open_relay" or self.world.relays):
-                isp = int(self.isp[bot])
-                # the server: the MX (-1), the bot's ISP's, or an open relay (numbered
-                # after the ISPs' servers)
-                dst = (-1 if strategy == "direct" else isp if strategy == "isp_relay"
-                       else len(self.world.servers) + self._relay())
-                flow.hand(self._sender(bot, strategy), drawn, dst,
+            server = (self._server(strategy, int(self.isp[bot]))
+                      if strategy in FLOW_STRATEGIES else None)
+            if server is not None:
+                flow.hand(self._sender(bot, strategy), drawn, server,
                           self if adaptive else None, bot)
             else:
                 process(self.session(bot, drawn))
@@ -369,14 +366,13 @@ class Botnet:
         the credentials to log in with, and the address of their account (a submission
         server lets an authenticated client send only as its own account)."""
         world = self.world
-        if strategy == "direct":
-            return None, None, None
-        if strategy == "isp_relay":
-            return world.servers[isp].address, None, None
-        if strategy == "open_relay":
-            if not world.relays:
+        if strategy in FLOW_STRATEGIES:
+            server = self._server(strategy, isp)
+            if server is None:
                 return False, None, None
-            return world.relays[self._relay()].address, None, None
+            if server < 0:
+                return None, None, None
+            return [*world.servers, *world.relays][server].address, None, None
         # stolen_587 (the botnet's strategies were checked when it was made)
         account = world.credentials.draw(self.rng)
         if account is None:
@@ -385,9 +381,19 @@ class Botnet:
         return (owner.address, Credentials(account_name(user), owner.password(user)),
                 owner.address_of(user))
 
-    def _relay(self) -> int:
-        """The open relay a session uses (of at least one)."""
-        return int(self.rng.integers(len(self.world.relays)))
+    def _server(self, strategy: str, isp: int) -> int | None:
+        """Where an unauthenticated session (``FLOW_STRATEGIES``) of a bot of ``isp`` goes:
+        the recipients' MX (-1), the ISP's server, or an open relay drawn from the route
+        stream, as ``ServerArrays`` numbers them (the ISPs' servers, then the relays); None:
+        there is no open relay to use."""
+        if strategy == "direct":
+            return -1
+        if strategy == "isp_relay":
+            return isp
+        relays = self.world.relays
+        if not relays:
+            return None
+        return len(self.world.servers) + int(self.rng.integers(len(relays)))
 
     def learn(self, bot: int, success: bool) -> None:
         """What a session that ended now teaches its bot."""
