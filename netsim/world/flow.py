@@ -116,7 +116,7 @@ class LegitFlow:
         self.path_code = np.array([code("path", path) for path in PATHS])
         self.due_mua: dict[int, list[Columns]] = {}
         self.step_index = 0
-        self._hour: Columns | None = None
+        self._batch: tuple[Columns, dict[str, np.ndarray]] | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -201,40 +201,54 @@ class LegitFlow:
     # -- new messages ----------------------------------------------------------------------
     def _created(self, start: float, end: float) -> list[Columns]:
         """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
-        hour = math.floor(start / BATCH_S)
-        if start == hour * BATCH_S:
-            parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
-                     for isp, workload in enumerate(self.world.workloads)]
-            parts = [p for p in parts if len(p)]
-            self._hour = Columns.join(parts) if parts else None
-            if self._hour is not None:
-                self._hour = self._hour.take(np.lexsort((self._hour.order,
-                                                         self._hour.t)))
-        if self._hour is None:
+        if start == math.floor(start / BATCH_S) * BATCH_S:
+            self._batch = self._drawn(start)
+        if self._batch is None:
             return []
-        t = self._hour.t
-        now = self._hour.take(slice(int(np.searchsorted(t, start)),
-                                    int(np.searchsorted(t, min(end, self.end)))))
-        if not len(now):
+        messages, recipients = self._batch
+        t = messages.t
+        a, b = (int(i) for i in np.searchsorted(t, [start, min(end, self.end)]))
+        if a == b:
             return []
-        ledger, world = self.ledger, self.world
-        first = changes(now.message)
-        ids = world.next_ids(int(first.sum()))[np.cumsum(first) - 1]
+        # the recipients of messages a..b-1, each message's in order
+        count = messages.count[a:b]
+        msg = np.repeat(np.arange(b - a), count)
+        at = np.repeat(messages.first[a:b] - (np.cumsum(count) - count), count)
+        now = {name: values[a:b][msg] for name, values in messages.data.items()
+               if name not in ("first", "count")}
+        now.update({name: values[at + np.arange(len(msg))]
+                    for name, values in recipients.items()})
+        ledger = self.ledger
+        ids = self.world.next_ids(b - a)[msg]
         row0 = ledger.add_rows(
-            Kind.LEGIT, message_id=ids, rcpt_index=now.rcpt_index, sender=now.sender,
-            origin_isp=self.isp_code[now.isp], origin_network=now.network, path=now.path,
-            first_hop_port=now.port, rcpt_domain=now.domain, created=now.t)
-        d = {k: v for k, v in now.data.items()
-             if k not in ("rcpt_index", "sender", "network", "path", "domain", "order",
-                          "message")}   # the ledger has them; "mid" names the message now
-        return [Columns({**d, "row": row0 + np.arange(len(now)), "mid": ids})]
+            Kind.LEGIT, message_id=ids, rcpt_index=now["rcpt_index"], sender=now["sender"],
+            origin_isp=self.isp_code[now["isp"]], origin_network=now["network"],
+            path=now["path"], first_hop_port=now["port"], rcpt_domain=now["domain"],
+            created=now["t"])
+        for name in ("rcpt_index", "sender", "network", "path", "domain"):
+            del now[name]   # the ledger has them; "mid" names the message now
+        return [Columns({**now, "row": row0 + np.arange(len(msg)), "mid": ids})]
 
-    def _recipients(self, isp: int, batch: Batch) -> Columns:
-        """A batch of one ISP's workload as one row a recipient, with what every step needs."""
+    def _drawn(self, start: float) -> tuple[Columns, dict[str, np.ndarray]] | None:
+        """Every ISP's messages of the batch from ``start``, one row a message in creation
+        order (ties: by ISP, then as drawn), and their recipients' columns, each message's
+        ``count`` of them from row ``first``."""
+        parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
+                 for isp, workload in enumerate(self.world.workloads)]
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return None
+        offset = np.cumsum([0, *(len(p[1]["rcpt_isp"]) for p in parts)])
+        messages = Columns.join([p[0].but(first=p[0].first + o)
+                                 for p, o in zip(parts, offset[:-1].tolist(), strict=True)])
+        recipients = Columns.join([Columns(p[1]) for p in parts]).data
+        return messages.take(np.argsort(messages.t, kind="stable")), recipients
+
+    def _recipients(self, isp: int, batch: Batch) -> tuple[Columns, dict[str, np.ndarray]]:
+        """A batch of one ISP's workload: one row a message with what every step needs, and
+        one a recipient."""
         world, code = self.world, self.ledger.code
         n = len(batch)
-        m = int(batch.first[n])
-        msg = np.repeat(np.arange(n), np.diff(batch.first))
         nets = [world.dynamic_pool(isp), *self.visited]
         net_of = batch.where + 1             # index into ``nets``
         src_net = np.array([net.index for net in nets])[net_of]
@@ -245,27 +259,26 @@ class LegitFlow:
         # HOME (-1) reads the last entry of ``eavesdrop``: 0
         capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
                                 ~self.tls_auth[isp]) & EXPOSES[path]
-        draw = batch.capture
-        typo = batch.typo
-        per_message = {
+        count = np.diff(batch.first)
+        messages = Columns({
             "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
             "src_net": src_net,
             "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
             "port": port, "auth": AUTH[path], "pop_first": POP_FIRST[path],
             "target": TARGET[path],
-            "size": batch.size, "key": batch.key, "capture": capture, "draw": draw,
+            "size": batch.size, "key": batch.key, "capture": capture, "draw": batch.capture,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": self.path_code[path],
-            # a message's place in the merged hour: ISP, then creation order
-            "message": isp * 2**40 + np.arange(n)}
-        data = {k: v[msg] for k, v in per_message.items()}
-        data.update(rcpt_isp=batch.rcpt_isp, rcpt_user=batch.rcpt_user, typo=typo,
-                    rcpt_index=np.arange(m) - batch.first[msg],
-                    domain=np.where(typo == TYPO_DOMAIN, self.typo_code[batch.rcpt_isp],
-                                    self.domain_code[batch.rcpt_isp]),
-                    order=np.arange(m) + isp * 2**40, attempt=np.zeros(m, dtype=np.int64))
-        return Columns(data)
+            "path": self.path_code[path], "first": batch.first[:n], "count": count})
+        m = int(batch.first[n])
+        typo = batch.typo
+        recipients = {
+            "rcpt_isp": batch.rcpt_isp, "rcpt_user": batch.rcpt_user, "typo": typo,
+            "rcpt_index": np.arange(m) - np.repeat(batch.first[:n], count),
+            "domain": np.where(typo == TYPO_DOMAIN, self.typo_code[batch.rcpt_isp],
+                               self.domain_code[batch.rcpt_isp]),
+            "attempt": np.zeros(m, dtype=np.int64)}
+        return messages, recipients
 
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
