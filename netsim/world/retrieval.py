@@ -225,9 +225,14 @@ class Retrievals:
         # POP3 deletes what it retrieves; IMAP leaves it on the server
         self.held["imap"].add(size[by_imap])
         self.held["pop3"].add(size[~by_imap & ~keep])
-        users, rows, at, size, opened, by_imap = (users[keep], rows[keep], at[keep],
-                                                  size[keep], opened[keep], by_imap[keep])
-        order = np.lexsort((at, opened, users))
+        users, rows, at, size, opened, by_imap, check = (
+            users[keep], rows[keep], at[keep], size[keep], opened[keep], by_imap[keep],
+            check[keep])
+        # each client's checks are its phase plus whole intervals: (client, check) as one
+        # number orders as (client, instant) does, one sort key fewer
+        k = np.rint((check - phase[keep]) / interval).astype(np.int64)
+        k -= k.min(initial=0)
+        order = np.lexsort((at, users * (int(k.max(initial=0)) + 1) + k))
         users, rows, size, opened, by_imap = (users[order], rows[order], size[order],
                                               opened[order], by_imap[order])
         same = np.r_[False, (users[1:] == users[:-1]) & (opened[1:] == opened[:-1])]
