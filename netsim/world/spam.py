@@ -94,8 +94,8 @@ class Drawn(NamedTuple):
     its size and its key."""
 
     target: int
-    users: list[int]
-    typos: list[int]
+    users: np.ndarray
+    typos: np.ndarray
     forged_server: int
     forged_user: int
     size: int
@@ -141,7 +141,7 @@ class SpamSessions:
         owner = np.repeat(np.arange(n), count)
         kept = ~repeated(owner, user * 3 + typo)
         count = np.bincount(owner[kept], minlength=n)
-        user, typo = user[kept].tolist(), typo[kept].tolist()
+        user, typo = user[kept], typo[kept]
         first = np.cumsum(count) - count
         return [Drawn(t, user[a:a + k], typo[a:a + k], f, u, z, y)
                 for t, a, k, f, u, z, y in zip(target.tolist(), first.tolist(), count.tolist(),
@@ -158,7 +158,7 @@ class SpamSessions:
         ``mail_from`` (a stolen account's own address)."""
         world = self.world
         domain = world.servers[drawn.target].domain
-        addresses = recipient_addresses(domain, drawn.users, drawn.typos)
+        addresses = recipient_addresses(domain, drawn.users.tolist(), drawn.typos.tolist())
         forged_from = world.servers[drawn.forged_server].address_of(drawn.forged_user)
         mail = Mail(world.next_id(), Kind.SPAM, sender.sender, mail_from or forged_from,
                     drawn.size, world.env.now, origin=sender.origin, key=drawn.key)

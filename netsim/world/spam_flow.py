@@ -313,8 +313,8 @@ class SpamFlow:
         users, typos = [], []
         for e in senders:
             at = e.pending - e.rows   # the recipients' places in the message
-            users.append(np.array(e.drawn.users, dtype=np.int64)[at])
-            typos.append(np.array(e.drawn.typos, dtype=np.int64)[at])
+            users.append(e.drawn.users[at])
+            typos.append(e.drawn.typos[at])
         sessions = Columns({
             "server": srv, "opened": opened[pick], "one_way": one_way[pick], "client": src,
             "subnet": np.array([e.sender.subnet for e in senders]),
