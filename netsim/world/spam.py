@@ -25,7 +25,6 @@ which decides a minute's sessions as arrays; the rest run here, as SimPy process
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -270,9 +269,8 @@ class Botnet:
         self.strategy = np.zeros(len(bots), dtype=np.int8)
         self.failures = np.zeros(len(bots), dtype=np.int32)
         self.active = np.ones(len(bots), dtype=bool)
-        # a list: bisect on Python floats is the same search as np.searchsorted(side="right")
-        # without numpy's cost for one value
-        self._cumulative: list[float] | None = np.cumsum(self.rate).tolist()
+        # the active bots' rates summed in order (a stopped bot's is 0)
+        self._cumulative = np.cumsum(self.rate)
         self.rng = world.streams[f"bots.route.{cfg.name}"]
         compose = world.streams[f"bots.compose.{cfg.name}"]
         self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
@@ -288,7 +286,7 @@ class Botnet:
                                   rng.random(BLOCK).tolist(), strict=True))
         flow = self.sessions.flow
         adaptive = self.cfg.adaptive
-        while self._cumulative_rates()[-1] > 0:
+        while self._cumulative[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
             if flow is None:   # (the n-th session reads the n-th message, sent or not)
@@ -314,16 +312,19 @@ class Botnet:
 
     def _choose(self, u: float) -> int:
         """The bot a uniform draw picks, in proportion to the active bots' rates."""
-        cumulative = self._cumulative_rates()
-        bot = bisect.bisect_right(cumulative, u * cumulative[-1])
+        cumulative = self._cumulative
+        bot = int(cumulative.searchsorted(u * cumulative[-1], side="right"))
         return min(bot, len(self.rate) - 1)
 
-    def _cumulative_rates(self) -> list[float]:
-        """The active bots' rates, summed in order: once after bots stop, not once a stop
-        (a country's botnet has some hundred thousand bots)."""
-        if self._cumulative is None:
-            self._cumulative = np.cumsum(np.where(self.active, self.rate, 0.0)).tolist()
-        return self._cumulative
+    def _stopped(self, bot: int) -> None:
+        """Sum the active rates again from a stopped bot on: a cumulative sum adds in order,
+        so those before it stand, and from its predecessor's on the sums are those of
+        summing every rate again (a country's botnet has some hundred thousand bots)."""
+        cumulative = self._cumulative
+        rates = np.where(self.active[bot:], self.rate[bot:], 0.0)
+        if bot:
+            rates[0] += cumulative[bot - 1]
+        np.cumsum(rates, out=cumulative[bot:])
 
     def _sender(self, bot: int, strategy: str) -> Sender:
         world, cfg = self.world, self.cfg
@@ -409,7 +410,7 @@ class Botnet:
         elif self.active[bot]:
             # out of strategies: the bot stops and its share of the work goes to the others
             self.active[bot] = False
-            self._cumulative = None   # summed again when next read
+            self._stopped(bot)
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:
