@@ -145,6 +145,11 @@ class Consultation:
                                       [steps[m].entries[step][j] for m in members], judged)
                                for (_, judged), members in kinds.items()])
             self.layers[step] = layers
+        # the steps whose asks must be put in time order: a classic hook or a stateful
+        # policy answers by what it was asked before; the others judge each ask alone
+        self.in_order = {step: any(g.panel is None or g.panel.cls.stateful
+                                   for groups in layers for g in groups)
+                         for step, layers in self.layers.items()}
 
     def count(self) -> None:
         """Add what was asked through the panels to each policy's counts."""
@@ -173,8 +178,9 @@ class Consultation:
         if asked is not None and asked.dtype != bool:
             order = asked   # already in time order
         else:
-            live = np.flatnonzero(asked) if asked is not None else np.arange(n)
-            order = live[np.argsort(asks.at[live], kind="stable")]
+            order = np.flatnonzero(asked) if asked is not None else np.arange(n)
+            if self.in_order[step]:
+                order = order[np.argsort(asks.at[order], kind="stable")]
 
         def id_of(r: Reply) -> int:
             known = ids.get(id(r))
