@@ -116,7 +116,7 @@ class LegitFlow:
         self.path_code = np.array([code("path", path) for path in PATHS])
         self.due_mua: dict[int, list[Columns]] = {}
         self.step_index = 0
-        self._batch: tuple[Columns, dict[str, np.ndarray]] | None = None
+        self._batch: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -202,24 +202,36 @@ class LegitFlow:
     def _created(self, start: float, end: float) -> list[Columns]:
         """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
         if start == math.floor(start / BATCH_S) * BATCH_S:
-            self._batch = self._drawn(start)
-        if self._batch is None:
+            self._batch = [self._recipients(isp, workload.batch(start, start + BATCH_S))
+                           for isp, workload in enumerate(self.world.workloads)]
+        # each ISP's messages of these instants (its batch is in creation order), with
+        # their recipients; ``first`` is then where a message's are in the minute's
+        messages, recipients, placed = [], [], 0
+        for m, r in self._batch:
+            a, b = (int(i) for i in np.searchsorted(m["t"], [start, min(end, self.end)]))
+            if a < b:
+                first = m["first"]
+                messages.append({**{name: values[a:b] for name, values in m.items()},
+                                 "first": first[a:b] - first[a] + placed})
+                recipients.append({name: values[first[a]:first[b]]
+                                   for name, values in r.items()})
+                placed += int(first[b] - first[a])
+        if not messages:
             return []
-        messages, recipients = self._batch
-        t = messages.t
-        a, b = (int(i) for i in np.searchsorted(t, [start, min(end, self.end)]))
-        if a == b:
-            return []
-        # the recipients of messages a..b-1, each message's in order
-        count = messages.count[a:b]
-        msg = np.repeat(np.arange(b - a), count)
-        at = np.repeat(messages.first[a:b] - (np.cumsum(count) - count), count)
-        now = {name: values[a:b][msg] for name, values in messages.data.items()
+        merged = Columns.join(Columns(m) for m in messages)
+        rcpts = Columns.join(Columns(r) for r in recipients).data
+        # the messages in creation order (ties: by ISP, then as drawn), each one's
+        # recipients in order
+        order = np.argsort(merged.t, kind="stable")
+        count, n = merged.count[order], len(order)
+        msg = np.repeat(np.arange(n), count)
+        at = np.repeat(merged.first[order] - (np.cumsum(count) - count), count)
+        each = order[msg]
+        now = {name: values[each] for name, values in merged.data.items()
                if name not in ("first", "count")}
-        now.update({name: values[at + np.arange(len(msg))]
-                    for name, values in recipients.items()})
+        now.update({name: values[at + np.arange(len(msg))] for name, values in rcpts.items()})
         ledger = self.ledger
-        ids = self.world.next_ids(b - a)[msg]
+        ids = self.world.next_ids(n)[msg]
         row0 = ledger.add_rows(
             Kind.LEGIT, message_id=ids, rcpt_index=now["rcpt_index"], sender=now["sender"],
             origin_isp=self.isp_code[now["isp"]], origin_network=now["network"],
@@ -229,22 +241,8 @@ class LegitFlow:
             del now[name]   # the ledger has them; "mid" names the message now
         return [Columns({**now, "row": row0 + np.arange(len(msg)), "mid": ids})]
 
-    def _drawn(self, start: float) -> tuple[Columns, dict[str, np.ndarray]] | None:
-        """Every ISP's messages of the batch from ``start``, one row a message in creation
-        order (ties: by ISP, then as drawn), and their recipients' columns, each message's
-        ``count`` of them from row ``first``."""
-        parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
-                 for isp, workload in enumerate(self.world.workloads)]
-        parts = [p for p in parts if len(p[0])]
-        if not parts:
-            return None
-        offset = np.cumsum([0, *(len(p[1]["rcpt_isp"]) for p in parts)])
-        messages = Columns.join([p[0].but(first=p[0].first + o)
-                                 for p, o in zip(parts, offset[:-1].tolist(), strict=True)])
-        recipients = Columns.join([Columns(p[1]) for p in parts]).data
-        return messages.take(np.argsort(messages.t, kind="stable")), recipients
-
-    def _recipients(self, isp: int, batch: Batch) -> tuple[Columns, dict[str, np.ndarray]]:
+    def _recipients(self, isp: int, batch: Batch,
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """A batch of one ISP's workload: one row a message with what every step needs, and
         one a recipient."""
         world, code = self.world, self.ledger.code
@@ -260,7 +258,7 @@ class LegitFlow:
         capture = auth_captured(batch.capture, self.eavesdrop[batch.where],
                                 ~self.tls_auth[isp]) & EXPOSES[path]
         count = np.diff(batch.first)
-        messages = Columns({
+        messages = {
             "t": batch.created, "isp": np.full(n, isp), "user": batch.user,
             "src_net": src_net,
             "src": np.array([net.first + 1 for net in nets])[net_of] + batch.host,
@@ -269,7 +267,7 @@ class LegitFlow:
             "size": batch.size, "key": batch.key, "capture": capture, "draw": batch.capture,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": self.path_code[path], "first": batch.first[:n], "count": count})
+            "path": self.path_code[path], "first": batch.first, "count": count}
         m = int(batch.first[n])
         typo = batch.typo
         recipients = {
