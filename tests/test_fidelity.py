@@ -221,6 +221,24 @@ def test_a_key_repeated_in_its_group_is_found_after_its_first_occurrence():
     assert repeated(group, key).tolist() == [False, False, True, False, True, False, True]
 
 
+def test_two_keys_are_ordered_as_numpy_lexsort_orders_them_packed_or_not():
+    """The order by one key, then another: one packed key where both are non-negative
+    integers that fit in one, numpy's lexsort where they do not (negative, float, too
+    wide); the same order either way, ties in their original order."""
+    from netsim.world.columns import lexical_order
+
+    rng = np.random.default_rng(11)
+    n = 2_000
+    cases = [(np.sort(rng.integers(0, 50, n)), rng.integers(0, 30, n)),   # packed, runs
+             (rng.integers(0, 50, n), rng.integers(0, 30, n)),            # packed, shuffled
+             (rng.integers(-5, 5, n), rng.integers(0, 30, n)),            # negative
+             (rng.integers(0, 5, n), rng.random(n).round(2)),             # float
+             (rng.integers(0, 2**40, n), rng.integers(0, 2**40, n)),      # too wide to pack
+             (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))]
+    for first, then in cases:
+        assert lexical_order(first, then).tolist() == np.lexsort((then, first)).tolist()
+
+
 def test_addresses_of_many_asks_are_read_at_once_with_or_without_a_maker_of_many():
     """What greylisting reads of many asks: every entry's address, in the entries' order,
     the same whether the texts are made one at a time or many at once."""

@@ -87,7 +87,7 @@ def changes(keys: np.ndarray) -> np.ndarray:
 def repeated(group: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Where a key repeats one earlier in its group (the first occurrence is not repeated):
     a stable sort puts each one's first occurrence first."""
-    order = np.lexsort((key, group))
+    order = lexical_order(group, key)
     key, group = key[order], group[order]
     again = np.zeros(len(key), dtype=bool)
     again[order[1:]] = (key[1:] == key[:-1]) & (group[1:] == group[:-1])
@@ -101,3 +101,16 @@ def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.flatnonzero(changes(keys)) if n else np.zeros(0, int)
     run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
     return starts, run, np.arange(n) - starts[run]
+
+
+def lexical_order(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """``np.lexsort((then, first))``: the stable order by ``first``, then ``then``. Two
+    keys of non-negative integers that fit in one are sorted as one: numpy's lexsort
+    compares through the index, while one key already in runs (a message's recipients,
+    say) sorts some ten times as fast."""
+    if len(first) and first.dtype.kind in "iu" and then.dtype.kind in "iu":
+        span = int(then.max()) + 1
+        if min(int(first.min()), int(then.min())) >= 0 and (int(first.max()) + 1) * span < 2**63:
+            return np.argsort(first.astype(np.int64) * span + then.astype(np.int64),
+                              kind="stable")
+    return np.lexsort((then, first))
