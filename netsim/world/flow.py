@@ -64,6 +64,9 @@ if TYPE_CHECKING:
 
 LEGIT = KINDS.index(Kind.LEGIT)
 CHECKS_EVERY = 10   # minutes between computing the retrievals of settled checks
+# a batch of users' new messages: their columns and their recipients', their creation
+# order and instants in that order (``LegitFlow._drawn``)
+Batched = tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray]
 
 
 class FlowWorld(UsersWorld, Protocol):
@@ -116,7 +119,7 @@ class LegitFlow:
         self.path_code = np.array([code("path", path) for path in PATHS])
         self.due_mua: dict[int, list[Columns]] = {}
         self.step_index = 0
-        self._batch: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+        self._batch: Batched | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -202,34 +205,23 @@ class LegitFlow:
     def _created(self, start: float, end: float) -> list[Columns]:
         """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
         if start == math.floor(start / BATCH_S) * BATCH_S:
-            self._batch = [self._recipients(isp, workload.batch(start, start + BATCH_S))
-                           for isp, workload in enumerate(self.world.workloads)]
-        # each ISP's messages of these instants (its batch is in creation order), with
-        # their recipients; ``first`` is then where a message's are in the minute's
-        messages, recipients, placed = [], [], 0
-        for m, r in self._batch:
-            a, b = (int(i) for i in np.searchsorted(m["t"], [start, min(end, self.end)]))
-            if a < b:
-                first = m["first"]
-                messages.append({**{name: values[a:b] for name, values in m.items()},
-                                 "first": first[a:b] - first[a] + placed})
-                recipients.append({name: values[first[a]:first[b]]
-                                   for name, values in r.items()})
-                placed += int(first[b] - first[a])
-        if not messages:
+            self._batch = self._drawn(start)
+        if self._batch is None:
             return []
-        merged = Columns.join(Columns(m) for m in messages)
-        rcpts = Columns.join(Columns(r) for r in recipients).data
-        # the messages in creation order (ties: by ISP, then as drawn), each one's
-        # recipients in order
-        order = np.argsort(merged.t, kind="stable")
-        count, n = merged.count[order], len(order)
+        messages, recipients, order, t = self._batch
+        a, b = (int(i) for i in np.searchsorted(t, [start, min(end, self.end)]))
+        if a == b:
+            return []
+        # the messages of these instants in creation order, each one's recipients in order
+        now_messages, n = order[a:b], b - a
+        count = messages["count"][now_messages]
         msg = np.repeat(np.arange(n), count)
-        at = np.repeat(merged.first[order] - (np.cumsum(count) - count), count)
-        each = order[msg]
-        now = {name: values[each] for name, values in merged.data.items()
+        each = now_messages[msg]
+        at = np.repeat(messages["first"][now_messages] - (np.cumsum(count) - count), count)
+        now = {name: values[each] for name, values in messages.items()
                if name not in ("first", "count")}
-        now.update({name: values[at + np.arange(len(msg))] for name, values in rcpts.items()})
+        now.update({name: values[at + np.arange(len(msg))]
+                    for name, values in recipients.items()})
         ledger = self.ledger
         ids = self.world.next_ids(n)[msg]
         row0 = ledger.add_rows(
@@ -240,6 +232,23 @@ class LegitFlow:
         for name in ("rcpt_index", "sender", "network", "path", "domain"):
             del now[name]   # the ledger has them; "mid" names the message now
         return [Columns({**now, "row": row0 + np.arange(len(msg)), "mid": ids})]
+
+    def _drawn(self, start: float) -> Batched | None:
+        """Every ISP's messages of the batch from ``start``, one row a message, and their
+        recipients' columns (a message's ``count`` of them from row ``first``); the
+        messages' creation order (ties: by ISP, then as drawn) and their instants in it."""
+        parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
+                 for isp, workload in enumerate(self.world.workloads)]
+        parts = [p for p in parts if len(p[0]["t"])]
+        if not parts:
+            return None
+        offset = np.cumsum([0, *(len(r["rcpt_isp"]) for _, r in parts)])
+        messages = Columns.join([Columns({**m, "first": m["first"] + o})
+                                 for (m, _), o in zip(parts, offset[:-1].tolist(),
+                                                      strict=True)]).data
+        recipients = Columns.join([Columns(r) for _, r in parts]).data
+        order = np.argsort(messages["t"], kind="stable")
+        return messages, recipients, order, messages["t"][order]
 
     def _recipients(self, isp: int, batch: Batch,
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -267,7 +276,7 @@ class LegitFlow:
             "size": batch.size, "key": batch.key, "capture": capture, "draw": batch.capture,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": self.path_code[path], "first": batch.first, "count": count}
+            "path": self.path_code[path], "first": batch.first[:n], "count": count}
         m = int(batch.first[n])
         typo = batch.typo
         recipients = {
