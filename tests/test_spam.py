@@ -423,3 +423,19 @@ def test_a_stopped_bot_is_never_chosen_again():
     assert not botnet.active[heaviest]
     after = [botnet._choose(x) for x in u]
     assert heaviest not in after and len(set(after)) > 1
+
+
+def test_a_botnets_summed_rates_after_stops_are_those_summed_again_from_the_first():
+    """A stop sums the rates again from the stopped bot on only: the same sums, to the
+    last bit, as summing every active rate again (so the choices are those too)."""
+    from netsim.world import World
+
+    scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
+                               "failures_to_adapt": 1, "strategies": ["direct"],
+                               "rate_median_per_day": 100}])
+    botnet = World(scenario).botnets[0]
+    assert len(botnet.rate) > 20
+    for bot in (7, 0, len(botnet.rate) - 1, 3, 8):
+        botnet.learn(bot, False)
+        again = np.cumsum(np.where(botnet.active, botnet.rate, 0.0))
+        assert botnet._cumulative.tolist() == again.tolist()
