@@ -452,3 +452,16 @@ def test_sobol_indices_apportion_a_known_variance():
     for index in ("S1", "ST"):   # intervals inside [0, 1]
         assert found[f"{index}_low"].between(0, 1).all()
         assert found[f"{index}_high"].between(0, 1).all()
+
+
+def test_a_sweep_worker_runs_without_loading_the_reports_libraries():
+    """What a worker imports to run a simulation (``runner.run_one``) leaves matplotlib and
+    scipy.stats unloaded; every name of the experiments layer is there when first used."""
+    code = ("import sys, netsim.experiments.runner; "
+            "assert 'matplotlib' not in sys.modules and 'scipy.stats' not in sys.modules; "
+            "import netsim.experiments as e; "
+            "assert all(getattr(e, name) is not None for name in e.__all__); "
+            "assert 'matplotlib' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -44,7 +44,8 @@ from netsim.mail.session import (
 )
 from netsim.net import Network, Subnet
 from netsim.scenario import Scenario
-from netsim.world.workload import Workload, next_check
+from netsim.world.columns import Columns
+from netsim.world.workload import Workload, check_number, next_check
 
 SETTLED_S = 1800.0   # a check's deliveries are all in this long after it began
 FILED_S = 600.0      # waiting deliveries are filed by the ten minutes their check begins in
@@ -146,7 +147,7 @@ class Retrievals:
         if not windows:
             self._computed = cutoff
             return
-        c = _joined([part for w in windows for part in self._filed.pop(w)])
+        c = Columns.join(Columns(part) for w in windows for part in self._filed.pop(w)).data
         check = self._checks(c)
         self.late += int((check < self._computed).sum())
         self._computed = cutoff
@@ -160,7 +161,7 @@ class Retrievals:
         self._file()
         parts = [part for w in sorted(self._filed) for part in self._filed[w]]
         if parts:
-            self._retrieve_all(_joined(parts))
+            self._retrieve_all(Columns.join(Columns(part) for part in parts).data)
         self._filed = {}
 
     def _file(self) -> None:
@@ -220,19 +221,19 @@ class Retrievals:
             exchange(exchanges(sent, COMMANDS_BEFORE_LOGIN[server.pop3_security], one_way,
                                proc), one_way, proc)[0])
         check = next_check(phase, interval, at - opens)
+        number = check_number(phase, interval, at - opens)   # which of the client's checks
         opened = check + 2 * one_way
         keep = opened < end
         # POP3 deletes what it retrieves; IMAP leaves it on the server
         self.held["imap"].add(size[by_imap])
         self.held["pop3"].add(size[~by_imap & ~keep])
-        users, rows, at, size, opened, by_imap, check = (
+        users, rows, at, size, opened, by_imap, number = (
             users[keep], rows[keep], at[keep], size[keep], opened[keep], by_imap[keep],
-            check[keep])
-        # each client's checks are its phase plus whole intervals: (client, check) as one
-        # number orders as (client, instant) does, one sort key fewer
-        k = np.rint((check - phase[keep]) / interval).astype(np.int64)
-        k -= k.min(initial=0)
-        order = np.lexsort((at, users * (int(k.max(initial=0)) + 1) + k))
+            number[keep].astype(np.int64))
+        # (client, check number) as one key orders as (client, instant) does: one sort key
+        # fewer
+        number -= number.min(initial=0)
+        order = np.lexsort((at, users * (int(number.max(initial=0)) + 1) + number))
         users, rows, size, opened, by_imap = (users[order], rows[order], size[order],
                                               opened[order], by_imap[order])
         same = np.r_[False, (users[1:] == users[:-1]) & (opened[1:] == opened[:-1])]
@@ -256,9 +257,3 @@ class Retrievals:
         world.ledger.retrieved_rows(rows, retrieved)
         server.stats_sessions += len(starts)
 
-
-def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Parts of deliveries' columns, one after another."""
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

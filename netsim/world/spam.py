@@ -373,7 +373,9 @@ class Botnet:
                 return False, None, None
             if server < 0:
                 return None, None, None
-            return [*world.servers, *world.relays][server].address, None, None
+            isps = len(world.servers)   # numbered as ServerArrays numbers them
+            return (world.servers[server] if server < isps
+                    else world.relays[server - isps]).address, None, None
         # stolen_587 (the botnet's strategies were checked when it was made)
         account = world.credentials.draw(self.rng)
         if account is None:

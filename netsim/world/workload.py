@@ -230,4 +230,10 @@ def _without_repeats(batch: Batch) -> Batch:
 def next_check(phase: Any, interval: float, after: Any) -> Any:
     """A mail client's first check strictly after ``after``: it checks every ``interval``
     from its ``phase``. For one client or arrays of them."""
-    return phase + (np.floor((after - phase) / interval) + 1) * interval
+    return phase + check_number(phase, interval, after) * interval
+
+
+def check_number(phase: Any, interval: float, after: Any) -> Any:
+    """Which of its checks (whole intervals from its ``phase``, as a float) is a mail
+    client's first strictly after ``after`` (``next_check``)."""
+    return np.floor((after - phase) / interval) + 1
