@@ -194,7 +194,8 @@ class Consultation:
             if not len(order):
                 break
             for group in groups:
-                rows = order[group.slot[server[order]] >= 0]      # its asks, in time order
+                # its asks, in time order
+                rows = order if group.everyone else order[group.slot[server[order]] >= 0]
                 if not len(rows):
                     continue
                 owner = group.slot[server[rows]]
@@ -226,6 +227,7 @@ class _Group:
         self.entries = entries
         self.slot = np.full(servers, -1)              # a server's place among the members
         self.slot[members] = np.arange(len(members))
+        self.everyone = len(members) == servers
         judges = [e for e in entries if isinstance(e, Judge)]
         self.panel = Panel(judges) if judged else None
         # the replies the members' policies give, each once (most give one constant), and

@@ -24,18 +24,19 @@ class Columns:
         self._index = index
 
     def __getattr__(self, name: str) -> np.ndarray:
-        found = self.__dict__.get(name)
-        if found is None:
-            try:
-                found = self._base[name]
-            except KeyError:
-                raise AttributeError(name) from None
-            if self._index is not None:
-                found = found[self._index]
-            self.__dict__[name] = found
+        # called only for a column not read yet (one read is in ``__dict__``)
+        try:
+            found = self._base[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        if self._index is not None:
+            found = found[self._index]
+        self.__dict__[name] = found
         return found
 
-    _column = __getattr__
+    def _column(self, name: str) -> np.ndarray:
+        found = self.__dict__.get(name)
+        return self.__getattr__(name) if found is None else found
 
     @property
     def data(self) -> dict[str, np.ndarray]:
@@ -46,8 +47,9 @@ class Columns:
         return name in self._base
 
     def __len__(self) -> int:
-        name = next(iter(self._base))
-        return len(self._column(name))
+        if isinstance(self._index, np.ndarray):   # a part's length, no column read for it
+            return len(self._index)
+        return len(self._column(next(iter(self._base))))
 
     def take(self, index: np.ndarray | slice) -> Columns:
         if isinstance(index, np.ndarray) and index.dtype == bool:
@@ -97,10 +99,10 @@ def repeated(group: np.ndarray, key: np.ndarray) -> np.ndarray:
 def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For sorted keys: where each run of equal keys starts, the run of each entry, and each
     entry's place within its run."""
-    n = len(keys)
-    starts = np.flatnonzero(changes(keys)) if n else np.zeros(0, int)
-    run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
-    return starts, run, np.arange(n) - starts[run]
+    new = changes(keys)
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1
+    return starts, run, np.arange(len(keys)) - starts[run]
 
 
 def lexical_order(first: np.ndarray, then: np.ndarray) -> np.ndarray:

@@ -41,10 +41,15 @@ class Custody:
         """File work to be taken in the minute each row's ``t`` falls in (not before
         ``earliest``); what starts after the run's end stays pending."""
         late = t >= self.end
-        self.hold(work.row[late])
-        work, t = work.take(~late), t[~late]
+        if late.any():
+            self.hold(work.row[late])
+            work, t = work.take(~late), t[~late]
         step = np.maximum((t // STEP_S).astype(np.int64), earliest)
-        for k in np.unique(step).tolist():
+        steps = np.unique(step).tolist()
+        if len(steps) == 1:   # the usual: all in one minute, filed as they are
+            due.setdefault(steps[0], []).append(work)
+            return
+        for k in steps:
             due.setdefault(k, []).append(work.take(step == k))
 
     def hold(self, rows: np.ndarray) -> None:

@@ -167,16 +167,20 @@ class Dialogue:
     def _session_facts(self) -> dict[str, Any]:
         """The facts of each session (arrays, one entry a session)."""
         s, arrays = self.s, self.arrays
-        # the account each session's reverse path names at its server (SenderLoginMatch)
-        mine = account(s.from_user, TYPO_NONE, arrays.users[s.server])
-        sender = np.where(s.from_user < 0, NULL_SENDER,
-                          np.where(s.from_srv == s.server, mine, -1))
         facts = {"client": s.client, "subnet": s.subnet, "port": s.port,
                  "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
-                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM), "sender": sender}
+                 "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM),
+                 "sender": Later(self._sender_accounts)}
         if "pop_at" in s:   # users' sessions: their clients' POP3 logins
             facts["pop_at"] = s.pop_at
         return facts
+
+    def _sender_accounts(self) -> np.ndarray:
+        """The account each session's reverse path names at its server (what
+        SenderLoginMatch reads)."""
+        s = self.s
+        mine = account(s.from_user, TYPO_NONE, self.arrays.users[s.server])
+        return np.where(s.from_user < 0, NULL_SENDER, np.where(s.from_srv == s.server, mine, -1))
 
     def _session_ask(self, at: np.ndarray, authenticated: bool) -> Asks:
         """Each session's facts at instants ``at`` (before AUTH, or after it)."""
@@ -323,7 +327,7 @@ class Dialogue:
         k = r.session
         server = s.server[k]
         # each recipient's session's facts, read per recipient when a policy reads them
-        facts: dict[str, Any] = {name: Later(lambda v=value: v[k])
+        facts: dict[str, Any] = {name: Later(lambda v=value: _made(v)[k])
                                  for name, value in self.facts.items()}
         facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i])),
                                                make_many=lambda i: self._senders(k[i])),
@@ -362,3 +366,8 @@ class Dialogue:
             return np.zeros(len(mean))
         return np.where(scanned, keyed_exponential(s.key, arrays.scan_salt[s.server], mean),
                         0.0)
+
+
+def _made(fact: Any) -> Any:
+    """A fact of the sessions, made if it comes later."""
+    return fact.make() if isinstance(fact, Later) else fact
