@@ -84,24 +84,29 @@ class Lookups:
         order = np.lexsort((t[ask], pair))
         ask, pair = ask[order], pair[order]
         bounds = [*np.flatnonzero(changes(pair)).tolist(), len(ask)]
+        # read a query at a time: Python's numbers, not numpy's (one lookup costs some
+        # twenty reads and writes of single entries)
         at_all = t[ask]
+        at_list, key0, key1 = at_all.tolist(), keys[0][ask].tolist(), keys[1][ask].tolist()
+        asked = ask.tolist()
         for start, stop in itertools.pairwise(bounds):
-            r, k = int(resolver[ask[start]]), int(name[ask[start]])
+            r, k = int(resolver[asked[start]]), int(name[asked[start]])
             res, query = self.resolvers[r], names[k]
             j = start
             while j < stop:
-                i = int(ask[j])
-                answer, latency = res.query(query, rtype, float(t[i]),
-                                            key=attempt_key(int(keys[0][i]), int(keys[1][i])))
-                done[i], rcode[i] = t[i] + latency, RCODES[answer.rcode]
-                since[r, k], until[r, k], cached = res.cached(query, rtype)
+                i = asked[j]
+                answer, latency = res.query(query, rtype, at_list[j],
+                                            key=attempt_key(key0[j], key1[j]))
+                done[i], rcode[i] = at_list[j] + latency, RCODES[answer.rcode]
+                begins, ends, cached = res.cached(query, rtype)
                 j += 1
-                if j < stop and since[r, k] <= at_all[j] < until[r, k]:
+                if j < stop and begins <= at_list[j] < ends:
                     # the queries in time order up to the entry's expiry are hits
-                    n = int(np.searchsorted(at_all[j:stop], until[r, k], side="left"))
+                    n = int(np.searchsorted(at_all[j:stop], ends, side="left"))
                     hits_at = ask[j:j + n]
-                    done[hits_at] = t[hits_at] + res.cached_lookup_s
+                    done[hits_at] = at_all[j:j + n] + res.cached_lookup_s
                     rcode[hits_at] = RCODES[cached]
                     res.count_hits(n)
                     j += n
+            since[r, k], until[r, k] = begins, ends
         return done, rcode

@@ -71,9 +71,10 @@ STRATEGIES = get_args(Strategy)
 FLOW_STRATEGIES = ("direct", "isp_relay", "open_relay")
 
 
-@dataclass(slots=True)   # not frozen: one is made per session, and frozen ones cost more
+@dataclass(slots=True)   # not frozen (frozen ones cost more to make); never changed
 class Sender:
-    """Who sends one spam session, from where, how."""
+    """Who sends spam sessions, from where, how (one a bot and strategy, or a spammer
+    server's host)."""
 
     origin: str          # origin ISP (or hosting network) name
     network: str         # origin network name
@@ -272,6 +273,7 @@ class Botnet:
         # the active bots' rates summed in order (a stopped bot's is 0)
         self._cumulative = np.cumsum(self.rate)
         self.rng = world.streams[f"bots.route.{cfg.name}"]
+        self._senders: dict[tuple[int, str], Sender] = {}   # by bot and strategy
         compose = world.streams[f"bots.compose.{cfg.name}"]
         self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
         self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
@@ -327,12 +329,15 @@ class Botnet:
         np.cumsum(rates, out=cumulative[bot:])
 
     def _sender(self, bot: int, strategy: str) -> Sender:
-        world, cfg = self.world, self.cfg
-        isp, user = int(self.isp[bot]), int(self.user[bot])
-        pool = world.dynamic_pool(isp)
-        return Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
-                      SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng,
-                      pool.index)
+        found = self._senders.get((bot, strategy))
+        if found is None:
+            world, cfg = self.world, self.cfg
+            isp, user = int(self.isp[bot]), int(self.user[bot])
+            pool = world.dynamic_pool(isp)
+            found = self._senders[bot, strategy] = Sender(
+                world.scenario.isps[isp].name, pool.name, pool.host(user), isp, SenderType.BOT,
+                strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng, pool.index)
+        return found
 
     def session(self, bot: int, drawn: Drawn) -> Process:
         strategy = self.cfg.strategies[int(self.strategy[bot])]
@@ -453,12 +458,13 @@ class SpammerServers:
         messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
         draws = Ahead(lambda: zip(rng.exponential(1 / sessions_per_s, BLOCK).tolist(),
                                   rng.integers(cfg.count, size=BLOCK).tolist(), strict=True))
+        senders = [Sender(cfg.network, cfg.network, address, self.net.isp,
+                          SenderType.SPAMMER_SERVER, "direct", cfg.retry_4xx, cfg.retry_delay_s,
+                          route, self.net.index) for address in self.addresses]
         while True:
             gap, host = draws.next()
             yield world.env.timeout(gap)
-            sender = Sender(cfg.network, cfg.network, self.addresses[host], self.net.isp,
-                            SenderType.SPAMMER_SERVER, "direct", cfg.retry_4xx, cfg.retry_delay_s,
-                            route, self.net.index)
+            sender = senders[host]
             if sessions.flow is not None:
                 sessions.flow.hand(sender, messages.next(), -1)
                 continue
