@@ -3,7 +3,9 @@ summary counted from them is the one counted from the whole table."""
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from netsim.mail import Kind, Ledger, Mail, Outcome, SenderType
 from netsim.mail.ledger import ConservationError
 from netsim.scenario import Scenario
 from netsim.verify.worlds import random_world
+from netsim.world.dialogue import Dialogue
 from netsim.world.report import Delays, Summary, summarise
 from netsim.world.results import sampled
 from netsim.world.run import simulate
@@ -81,6 +84,28 @@ def test_a_streaming_ledger_holds_the_rows_in_flight_not_the_day(fidelity):
     result = simulate(scenario, records="summary", setup=cuts)
     hourly = result.summary["sim"]["recipients"] / 12
     assert cuts.window + cuts.aside < 2.5 * hourly, (cuts.window, cuts.aside, hourly)
+
+
+def test_a_flow_step_frees_its_dialogue_without_the_cycle_collector(monkeypatch):
+    """What a minute's dialogue gathered (its sessions' and recipients' columns, their
+    facts) is freed when the step is over, not left for the cycle collector: a dialogue
+    held by its own facts would keep a country's minute of arrays alive meanwhile."""
+    made: list[weakref.ref[Dialogue]] = []
+    init = Dialogue.__init__
+
+    def tracked(self: Dialogue, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(Dialogue, "__init__", tracked)
+    gc.collect()
+    gc.disable()
+    try:
+        simulate(tiny_scenario(fidelity="flow", duration_s=3600), records="summary")
+        alive = sum(ref() is not None for ref in made)
+    finally:
+        gc.enable()
+    assert made and alive == 0, (len(made), alive)
 
 
 def test_summaries_of_disjoint_rows_merge_into_the_summary_of_all():

@@ -170,17 +170,11 @@ class Dialogue:
         facts = {"client": s.client, "subnet": s.subnet, "port": s.port,
                  "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
                  "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM),
-                 "sender": Later(self._sender_accounts)}
+                 # (a Later that holds the dialogue would make a reference cycle of it)
+                 "sender": Later(lambda: sender_accounts(s, arrays.users))}
         if "pop_at" in s:   # users' sessions: their clients' POP3 logins
             facts["pop_at"] = s.pop_at
         return facts
-
-    def _sender_accounts(self) -> np.ndarray:
-        """The account each session's reverse path names at its server (what
-        SenderLoginMatch reads)."""
-        s = self.s
-        mine = account(s.from_user, TYPO_NONE, self.arrays.users[s.server])
-        return np.where(s.from_user < 0, NULL_SENDER, np.where(s.from_srv == s.server, mine, -1))
 
     def _session_ask(self, at: np.ndarray, authenticated: bool) -> Asks:
         """Each session's facts at instants ``at`` (before AUTH, or after it)."""
@@ -366,6 +360,13 @@ class Dialogue:
             return np.zeros(len(mean))
         return np.where(scanned, keyed_exponential(s.key, arrays.scan_salt[s.server], mean),
                         0.0)
+
+
+def sender_accounts(s: Columns, users: np.ndarray) -> np.ndarray:
+    """The account each session's reverse path names at its server (what SenderLoginMatch
+    reads), of servers with ``users`` accounts each."""
+    mine = account(s.from_user, TYPO_NONE, users[s.server])
+    return np.where(s.from_user < 0, NULL_SENDER, np.where(s.from_srv == s.server, mine, -1))
 
 
 def _made(fact: Any) -> Any:

@@ -73,8 +73,8 @@ FLOW_STRATEGIES = ("direct", "isp_relay", "open_relay")
 
 @dataclass(slots=True)   # not frozen (frozen ones cost more to make); never changed
 class Sender:
-    """Who sends spam sessions, from where, how (one a bot and strategy, or a spammer
-    server's host)."""
+    """Who sends spam sessions, from where, how (a bot's made a session: a country has
+    hundreds of thousands of bots; a spammer server's host's once)."""
 
     origin: str          # origin ISP (or hosting network) name
     network: str         # origin network name
@@ -273,7 +273,6 @@ class Botnet:
         # the active bots' rates summed in order (a stopped bot's is 0)
         self._cumulative = np.cumsum(self.rate)
         self.rng = world.streams[f"bots.route.{cfg.name}"]
-        self._senders: dict[tuple[int, str], Sender] = {}   # by bot and strategy
         compose = world.streams[f"bots.compose.{cfg.name}"]
         self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
         self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
@@ -329,15 +328,12 @@ class Botnet:
         np.cumsum(rates, out=cumulative[bot:])
 
     def _sender(self, bot: int, strategy: str) -> Sender:
-        found = self._senders.get((bot, strategy))
-        if found is None:
-            world, cfg = self.world, self.cfg
-            isp, user = int(self.isp[bot]), int(self.user[bot])
-            pool = world.dynamic_pool(isp)
-            found = self._senders[bot, strategy] = Sender(
-                world.scenario.isps[isp].name, pool.name, pool.host(user), isp, SenderType.BOT,
-                strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng, pool.index)
-        return found
+        world, cfg = self.world, self.cfg
+        isp, user = int(self.isp[bot]), int(self.user[bot])
+        pool = world.dynamic_pool(isp)
+        return Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
+                      SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng,
+                      pool.index)
 
     def session(self, bot: int, drawn: Drawn) -> Process:
         strategy = self.cfg.strategies[int(self.strategy[bot])]
