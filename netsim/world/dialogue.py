@@ -292,7 +292,14 @@ class Dialogue:
         what comes before it in time is decided first."""
         s, r, arrays = self.s, self.r, self.arrays
         limit = arrays.max_rcpt[s.server][r.session]
-        live = np.flatnonzero(open_session[r.session])
+        asked = open_session[r.session]
+        if not (asked & (r.place >= limit)).any():
+            # no transaction can reach its limit: one step, which puts its asks in time
+            # order if its policies need it (``Consultation.in_order``)
+            if asked.any():
+                self._ask_rcpt(code, cause, at, asked)
+            return
+        live = np.flatnonzero(asked)
         live = live[np.argsort(at[live], kind="stable")]
         beyond = r.place[live] >= limit[live]
         cuts = np.flatnonzero(beyond)
@@ -313,8 +320,8 @@ class Dialogue:
 
     def _ask_rcpt(self, code: np.ndarray, cause: np.ndarray, at: np.ndarray,
                   asked: np.ndarray) -> None:
-        """The RCPT policies for the recipients ``asked`` (their indices in time order), at
-        their instants ``at``."""
+        """The RCPT policies for the recipients ``asked`` (a mask, or their indices in time
+        order), at their instants ``at``."""
         if not len(asked):
             return
         s, r, arrays = self.s, self.r, self.arrays
