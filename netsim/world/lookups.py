@@ -78,6 +78,8 @@ class Lookups:
             rcode[hit] = name[hit] % 2            # a mistyped domain is NXDOMAIN (cached)
         names = self.mx_names if rtype == "MX" else self.a_names
         ask = np.flatnonzero(~hit)
+        if not len(ask):   # the usual in a small world: every answer cached
+            return done, rcode
         # by name, each name's queries in time order: the first goes to the resolver; those
         # its answer, once cached, answers are hits, the next one after them goes, and so on
         pair = resolver[ask] * len(names) + name[ask]
