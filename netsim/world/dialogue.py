@@ -170,7 +170,8 @@ class Dialogue:
         facts = {"client": s.client, "subnet": s.subnet, "port": s.port,
                  "own": arrays.own[s.server, s.subnet], "user": s.user, "size": s.size,
                  "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM),
-                 # (a Later that holds the dialogue would make a reference cycle of it)
+                 # (not a method: a fact that held the dialogue would make a reference
+                 # cycle, and each minute's arrays would wait for the cycle collector)
                  "sender": Later(lambda: sender_accounts(s, arrays.users))}
         if "pop_at" in s:   # users' sessions: their clients' POP3 logins
             facts["pop_at"] = s.pop_at

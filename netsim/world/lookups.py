@@ -86,8 +86,8 @@ class Lookups:
         order = np.lexsort((t[ask], pair))
         ask, pair = ask[order], pair[order]
         bounds = [*np.flatnonzero(changes(pair)).tolist(), len(ask)]
-        # read a query at a time: Python's numbers, not numpy's (one lookup costs some
-        # twenty reads and writes of single entries)
+        # the queries the cache did not answer are asked one at a time: their entries read
+        # as Python numbers (a numpy array's single entries cost more to read and write)
         at_all = t[ask]
         at_list, key0, key1 = at_all.tolist(), keys[0][ask].tolist(), keys[1][ask].tolist()
         asked = ask.tolist()

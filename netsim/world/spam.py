@@ -73,8 +73,9 @@ FLOW_STRATEGIES = ("direct", "isp_relay", "open_relay")
 
 @dataclass(slots=True)   # not frozen (frozen ones cost more to make); never changed
 class Sender:
-    """Who sends spam sessions, from where, how (a bot's made a session: a country has
-    hundreds of thousands of bots; a spammer server's host's once)."""
+    """Who sends spam sessions, from where, how: a bot's is made for each session (kept, a
+    country's hundreds of thousands of bots would cost memory), a spammer server's once
+    for each of its hosts."""
 
     origin: str          # origin ISP (or hosting network) name
     network: str         # origin network name
