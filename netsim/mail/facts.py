@@ -23,7 +23,7 @@ from netsim.net import Network
 from netsim.protocols import Envelope, SMTPSession
 
 __all__ = ["FACTS", "Ask", "Asks", "Later", "PolicyServer", "Texts", "data_ask", "inbound",
-           "not_", "recipient", "session_ask"]
+           "made", "not_", "recipient", "session_ask"]
 
 
 def not_(x: Any) -> Any:
@@ -89,7 +89,7 @@ class Asks:
             raise AttributeError(name)
         value = self._facts.get(name, _DEFAULTS[name])
         if isinstance(value, Later):   # made once, when first read
-            value = self._facts[name] = value.make()
+            value = self._facts[name] = made(value)
         if isinstance(value, Texts):   # a Texts read knows its entries
             value = value[np.arange(self._n) if self._index is None else self._index]
         elif self._index is not None and isinstance(value, np.ndarray):
@@ -114,6 +114,11 @@ class Later:
 
     def __init__(self, make: Any):
         self.make = make
+
+
+def made(fact: Any) -> Any:
+    """A fact's value: made now if it comes :class:`Later`."""
+    return fact.make() if isinstance(fact, Later) else fact
 
 
 def _item(value: Any, i: int) -> Any:

@@ -251,12 +251,11 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
             part = rows[start:stop]
             refused[part] = np.asarray(verdict(policies[int(mine[start])], asks.take(part)),
                                        dtype=bool)
-    elif len(picked) == len(owner):   # every ask in scope: the asks as they are
-        refused[:] = np.asarray(getattr(cls, f"refuses_{step}")(_Gathered(panel, owner), asks),
-                                dtype=bool)
     else:
+        every = len(picked) == len(owner)   # every ask in scope: the asks as they are
         refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(
-            _Gathered(panel, owner[picked]), asks.take(picked)), dtype=bool)
+            _Gathered(panel, owner if every else owner[picked]),
+            asks if every else asks.take(picked)), dtype=bool)
     panel.examined += np.bincount(owner[picked], minlength=len(policies))
     panel.refused += np.bincount(owner[refused], minlength=len(policies))
     return refused

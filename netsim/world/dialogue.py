@@ -27,7 +27,7 @@ from netsim.mail.accounts import (
     recipient_address,
 )
 from netsim.mail.consult import Consultation, Refusals
-from netsim.mail.facts import Asks, Later, Texts
+from netsim.mail.facts import Asks, Later, Texts, made
 from netsim.mail.ledger import KINDS, Ledger
 from netsim.mail.policy import mechanism
 from netsim.mail.server import MailServer
@@ -150,12 +150,12 @@ class Dialogue:
 
     def _senders(self, k: np.ndarray) -> list[str]:
         """The reverse paths of sessions ``k``, each session's made once."""
-        made: dict[int, str] = {}
+        texts: dict[int, str] = {}
         out = []
         for j in k.tolist():
-            text = made.get(j)
+            text = texts.get(j)
             if text is None:
-                text = made[j] = self._sender(j)
+                text = texts[j] = self._sender(j)
             out.append(text)
         return out
 
@@ -172,7 +172,7 @@ class Dialogue:
                  "key": s.key, "spam": s.kind == KINDS.index(Kind.SPAM),
                  # (not a method: a fact that held the dialogue would make a reference
                  # cycle, and each minute's arrays would wait for the cycle collector)
-                 "sender": Later(lambda: sender_accounts(s, arrays.users))}
+                 "sender": Later(lambda: _sender_accounts(s, arrays.users))}
         if "pop_at" in s:   # users' sessions: their clients' POP3 logins
             facts["pop_at"] = s.pop_at
         return facts
@@ -329,7 +329,7 @@ class Dialogue:
         k = r.session
         server = s.server[k]
         # each recipient's session's facts, read per recipient when a policy reads them
-        facts: dict[str, Any] = {name: Later(lambda v=value: _made(v)[k])
+        facts: dict[str, Any] = {name: Later(lambda v=value: made(v)[k])
                                  for name, value in self.facts.items()}
         facts.update(at=at, reverse_path=Texts(lambda i: self._sender(int(k[i])),
                                                make_many=lambda i: self._senders(k[i])),
@@ -370,13 +370,8 @@ class Dialogue:
                         0.0)
 
 
-def sender_accounts(s: Columns, users: np.ndarray) -> np.ndarray:
+def _sender_accounts(s: Columns, users: np.ndarray) -> np.ndarray:
     """The account each session's reverse path names at its server (what SenderLoginMatch
     reads), of servers with ``users`` accounts each."""
     mine = account(s.from_user, TYPO_NONE, users[s.server])
     return np.where(s.from_user < 0, NULL_SENDER, np.where(s.from_srv == s.server, mine, -1))
-
-
-def _made(fact: Any) -> Any:
-    """A fact of the sessions, made if it comes later."""
-    return fact.make() if isinstance(fact, Later) else fact
