@@ -173,9 +173,10 @@ def test_flow_decides_spam_sessions_as_the_engines_do():
         assert (sent[f"{column}_engine"] == sent[f"{column}_flow"]).all(), column
 
 
-def test_flow_decides_sessions_to_open_relays_as_arrays(monkeypatch):
-    """At flow only sessions with stolen credentials run through the engines' spam loop:
-    those to open relays are decided as arrays, and what the relays took is relayed."""
+def test_flow_decides_every_spam_session_as_arrays(monkeypatch):
+    """At flow no spam session runs through the engines' loop: those to open relays (what
+    the relays took is relayed) and those that log in with stolen credentials are decided
+    as arrays."""
     from netsim.world.spam import SpamSessions
 
     through_engines: list[str] = []
@@ -191,9 +192,43 @@ def test_flow_decides_sessions_to_open_relays_as_arrays(monkeypatch):
                         {"name": "thieves", "share": 0.5, "strategies": ["stolen_587"]}]}
     result = simulate(Scenario.model_validate({**FINGERPRINT_SCENARIO, "fidelity": "flow",
                                                "duration_s": 6 * 3600, "spam": spam}))
-    relayed = result.recipients_frame().query("path == 'open_relay'")
+    frame = result.recipients_frame()
+    relayed = frame.query("path == 'open_relay'")
     assert len(relayed) > 100 and relayed["accepted_outside"].any()
-    assert set(through_engines) == {"stolen_587"}
+    stolen = frame.query("path == 'stolen_587'")
+    assert len(stolen) > 100 and (stolen["outcome"] == "delivered").any()
+    assert (stolen["first_hop_port"] == 587).all()
+    assert through_engines == []
+
+
+def test_an_account_s_owner_and_its_thieves_meet_its_rate_limit_in_time_order(monkeypatch):
+    """Where spammers hold an account's password and its server limits each account's
+    recipients, the owner's submissions and the spammers' sessions with its password are
+    decided in one dialogue: the limit sees every ask in time order, bites both, and the
+    owners' mail clients never fall back to the engines."""
+    from netsim.world.flow import LegitFlow
+
+    to_engines: list[int] = []
+    engines = LegitFlow._to_engines
+
+    def counted(self, work):   # type: ignore[no-untyped-def]
+        to_engines.append(len(work))
+        return engines(self, work)
+
+    monkeypatch.setattr(LegitFlow, "_to_engines", counted)
+    spam = {**FINGERPRINT_SCENARIO["spam"], "compromised_share": 0.3,
+            "botnets": [{"name": "thieves", "share": 1.0, "strategies": ["stolen_587"]}]}
+    isps = [{**isp, "policies": {**isp.get("policies", {}),
+                                 "rate_limit": {"recipients_per_hour": 6}}}
+            for isp in FINGERPRINT_SCENARIO["isps"]]
+    world = {**FINGERPRINT_SCENARIO, "fidelity": "flow", "duration_s": 12 * 3600,
+             "spam": spam, "isps": isps, "policy_presets": [],
+             "users": {**FINGERPRINT_SCENARIO["users"], "sends_per_day": 96.0}}
+    result = simulate(Scenario.model_validate(world))
+    assert "RateLimit" not in result.summary["sim"]["out_of_order"]
+    limited = result.recipients_frame().query("stopped_by == 'rate_limit'")
+    assert set(limited["kind"]) == {"legit", "spam"}
+    assert to_engines == []
 
 
 def test_parts_of_parts_read_the_rows_they_name():

@@ -112,6 +112,45 @@ class Decided:
     end: np.ndarray
 
 
+@dataclass(slots=True)
+class Part:
+    """One sender's sessions ready for a dialogue (``Dialogue``'s ``s``, ``r`` and ``helo``),
+    and what it does with what they decided (``close``)."""
+
+    sessions: Columns
+    recipients: Columns
+    helo: Callable[[int], str]
+    close: Callable[[Decided], None]
+
+
+def decide_parts(servers: ServerArrays, ledger: Ledger, parts: Sequence[Part]) -> None:
+    """Decide several senders' sessions in one dialogue, so that a stateful policy sees all
+    of them in time order (an account's rate limit: its owner's sessions and spammers'
+    with its password), and hand each part what its own sessions decided."""
+    if len(parts) == 1:
+        part = parts[0]
+        part.close(Dialogue(servers, ledger, part.sessions, part.recipients, part.helo).decide())
+        return
+    if not parts:
+        return
+    counts = [len(p.sessions) for p in parts]
+    first = np.cumsum([0, *counts]).tolist()
+    sizes = [len(p.recipients) for p in parts]
+    start = np.cumsum([0, *sizes]).tolist()
+    sessions = Columns.join([p.sessions for p in parts])
+    recipients = Columns.join([p.recipients.but(session=p.recipients.session + a)
+                               for p, a in zip(parts, first, strict=False)])
+
+    def helo(k: int) -> str:
+        j = int(np.searchsorted(first, k, side="right")) - 1
+        return parts[j].helo(k - first[j])
+
+    d = Dialogue(servers, ledger, sessions, recipients, helo).decide()
+    for j, part in enumerate(parts):
+        r, s = slice(start[j], start[j + 1]), slice(first[j], first[j + 1])
+        part.close(Decided(d.code[r], d.cause[r], d.junk[r], d.dot[s], d.end[s]))
+
+
 class Dialogue:
     """SMTP sessions at the servers of the flow path (the ISPs'), decided as arrays.
 

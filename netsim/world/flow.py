@@ -7,12 +7,11 @@ network's ACLs and listeners (``netsim.world.connections``), each session throug
 ``netsim.world.dialogue`` (the servers' policies, asked as the engines ask them, and the
 adapter's instants) and the MUA's retries. Every server's outbound queue is the flow path's
 too (``netsim.world.flow_queue``), and first retrievals are computed check by check
-(``netsim.world.retrieval``). Bots' and spammer servers' sessions to the ISPs' servers and
-open relays are handed over as they start and decided at the minute's end
-(``netsim.world.spam_flow``); their sessions with stolen credentials are decided by the
-servers' hooks (``netsim.mail.session.direct_smtp_session``), and so are the sessions of
-the mail clients of users whose password spammers hold and of providers' customers, and
-of home MTAs; ``netsim trace`` runs through the engines.
+(``netsim.world.retrieval``). Bots' and spammer servers' sessions are handed over as they
+start and decided at the minute's end (``netsim.world.spam_flow``), in one dialogue with
+the submissions of users whose password spammers hold. The sessions of providers'
+customers and of home MTAs are decided by the servers' hooks
+(``netsim.mail.session.direct_smtp_session``); ``netsim trace`` runs through the engines.
 
 Each step is taken in the minute in which it starts, and within a minute in time order; a
 minute's queue attempts are made at its end, after what the engines handed over in it. As
@@ -42,7 +41,7 @@ from netsim.world.columns import Columns, changes, runs
 from netsim.world.connections import Connections
 from netsim.world.credentials import auth_captured
 from netsim.world.custody import STEP_S, Custody, Deliveries
-from netsim.world.dialogue import Dialogue, FlowError, ServerArrays
+from netsim.world.dialogue import Decided, FlowError, Part, ServerArrays, decide_parts
 from netsim.world.flow_queue import FlowQueues
 from netsim.world.users import MailClients, UsersWorld, mua_helo
 from netsim.world.workload import (
@@ -118,6 +117,8 @@ class LegitFlow:
         self.isp_code = np.array([code("origin_isp", s.isp) for s in servers])
         self.path_code = np.array([code("path", path) for path in PATHS])
         self.due_mua: dict[int, list[Columns]] = {}
+        # submissions to accounts whose password spammers hold, for spam's dialogue
+        self.owners: list[Columns] = []
         self.step_index = 0
         self._batch: Batched | None = None
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
@@ -191,6 +192,8 @@ class LegitFlow:
         while k <= self.step_index or self.due_mua or queues.due or queues.handed:
             if k > self.step_index:
                 self._submissions(k)
+                if self.spam is not None:
+                    self.spam.decide(math.inf)
             queues.step(k)
             k += 1
         self.arrays.count()
@@ -198,6 +201,7 @@ class LegitFlow:
     def held_rows(self) -> set[int]:
         rows = [*self.custody.held_rows(),
                 *(c.row for parts in self.due_mua.values() for c in parts),
+                *(c.row for c in self.owners),
                 *self.queues.held_rows(), *(self.spam.held_rows() if self.spam else [])]
         return set(np.concatenate(rows).tolist()) if rows else set()
 
@@ -290,22 +294,45 @@ class LegitFlow:
     # -- the MUA's submission ------------------------------------------------------------------
     def _submit(self, work: Columns) -> None:
         """One submission attempt of every message in ``work`` (first tries and retries).
-        A message that logs in to an account whose password spammers hold goes through the
-        engines instead, as the spammers' sessions do, where the server keeps state over
-        accounts (a rate limit): it then sees all of the account's sessions in time
-        order."""
-        # first tries and retries alike, of sessions that log in to the account
-        held = self.shared[work.isp] & work.auth
-        if held.any():   # spammers may use the password at any instant of the minute
-            held &= self.world.credentials.held(work.isp, work.user)
+        A message that logs in to an account whose password spammers hold, where the server
+        keeps state over accounts (a rate limit), waits for the spam of the minute
+        (``owners``): both are decided in one dialogue, so that the server sees all of the
+        account's sessions in time order."""
         # a provider's customers submit to the provider's server, and home MTAs queue their
         # users' mail, on the engine path (their servers and queues are the engines')
-        held |= (work.attempt == 0) & (work.target != ISP_SERVER)
-        if held.any():
-            self._to_engines(work.take(held))
-            work = work.take(~held)
-            if not len(work):
-                return
+        engines = (work.attempt == 0) & (work.target != ISP_SERVER)
+        # first tries and retries alike, of sessions that log in to the account
+        held = self.shared[work.isp] & work.auth & ~engines
+        if held.any():   # spammers may use the password at any instant of the minute
+            held &= self.world.credentials.held(work.isp, work.user)
+        if held.any() and self.spam is None:   # (a trace: spam's sessions are the engines')
+            engines |= held
+            held[:] = False
+        if engines.any() or held.any():
+            if engines.any():
+                self._to_engines(work.take(engines))
+            if held.any():
+                self.owners.append(work.take(held))
+            work = work.take(~engines & ~held)
+        part = self._sessions_of(work)
+        if part is not None:
+            decide_parts(self.arrays, self.ledger, [part])
+
+    def owners_due(self, now: float) -> Part | None:
+        """The sessions of accounts whose password spammers hold that start by ``now``
+        (``_submit``), ready for the dialogue of spam's sessions."""
+        if not self.owners:
+            return None
+        work = Columns.join(self.owners)
+        due = work.t <= now
+        self.owners = [work.take(~due)] if not due.all() else []
+        return self._sessions_of(work.take(due))
+
+    def _sessions_of(self, work: Columns) -> Part | None:
+        """The SMTP sessions of ``work`` up to their dialogue: the POP3 logins before them
+        and their connections; what the dialogue decides is taken in by ``_submitted``."""
+        if not len(work):
+            return None
         work = work.take(np.lexsort((work.row, work.mid, work.t)))
         starts, per_row, place = runs(work.mid)
         s = work.take(starts)                               # one entry a session
@@ -320,7 +347,7 @@ class LegitFlow:
         live = is_open & (opened < self.end)
         self.custody.hold(work.row[is_open[per_row] & ~live[per_row]])
         if not live.any():
-            return
+            return None
         keep = live[per_row]
         work, place = work.take(keep), place[keep]
         index = np.cumsum(live) - 1
@@ -338,8 +365,13 @@ class LegitFlow:
         recipients = Columns({"session": per_row, "place": place, "rcpt_isp": work.rcpt_isp,
                               "rcpt_user": work.rcpt_user, "typo": work.typo, "row": work.row})
         subnets = self.world.plan.subnets
-        d = Dialogue(self.arrays, self.ledger, sessions, recipients, helo=lambda k: mua_helo(
-            int(s.src[k]), subnets[int(s.src_net[k])].name)).decide()
+        return Part(sessions, recipients,
+                    lambda k: mua_helo(int(s.src[k]), subnets[int(s.src_net[k])].name),
+                    lambda d: self._submitted(work, s, per_row, d))
+
+    def _submitted(self, work: Columns, s: Columns, per_row: np.ndarray, d: Decided) -> None:
+        """What the submission sessions ``s`` of ``work`` decided (``d``): the recipients
+        taken, the captures of plaintext AUTH, the refusals and the MUAs' retries."""
         code, cause, end = d.code, d.cause, d.end
         accepted = code == 0
         self._accepted(work.take(accepted), d.dot[per_row][accepted], d.junk[accepted])

@@ -65,10 +65,9 @@ class SpamWorld(SendersWorld, Protocol):
 
 
 STRATEGIES = get_args(Strategy)
-# the strategies whose sessions reach an ISP's server or an open relay unauthenticated: at
-# fidelity flow they are decided as arrays (``netsim.world.spam_flow``); stolen credentials
-# stay with the engines
-FLOW_STRATEGIES = ("direct", "isp_relay", "open_relay")
+# the strategies whose sessions reach an ISP's server or an open relay unauthenticated (the
+# other, stolen_587, logs in to a stolen account at its owner's server)
+UNAUTHENTICATED = ("direct", "isp_relay", "open_relay")
 
 
 @dataclass(slots=True)   # not frozen (frozen ones cost more to make); never changed
@@ -304,13 +303,12 @@ class Botnet:
                 bot = self._choose(u)
             strategy = self.cfg.strategies[int(self.strategy[bot])]
             drawn = self.messages.next()
-            server = (self._server(strategy, int(self.isp[bot]))
-                      if strategy in FLOW_STRATEGIES else None)
-            if server is not None:
-                flow.hand(self._sender(bot, strategy), drawn, server,
-                          self if adaptive else None, bot)
-            else:
-                process(self.session(bot, drawn))
+            server, account = self._destination(strategy, int(self.isp[bot]))
+            if server is None:
+                self._unsent(bot)
+                continue
+            flow.hand(self._sender(bot, strategy), drawn, server, self if adaptive else None,
+                      bot, account)
 
     def _choose(self, u: float) -> int:
         """The bot a uniform draw picks, in proportion to the active bots' rates."""
@@ -337,17 +335,23 @@ class Botnet:
                       pool.index)
 
     def session(self, bot: int, drawn: Drawn) -> Process:
+        """A session through the engines (fidelity session, or a trace)."""
         strategy = self.cfg.strategies[int(self.strategy[bot])]
         sender = self._sender(bot, strategy)
         dst, credentials, account = self._route(strategy, sender.isp)
-        success = False
-        if dst is not False:
-            mail = self.sessions.compose(sender, drawn, account)
-            success = yield from self.sessions.run(sender, mail, dst, credentials)
+        if dst is False:
+            self._unsent(bot)
+            return
+        mail = self.sessions.compose(sender, drawn, account)
+        success = yield from self.sessions.run(sender, mail, dst, credentials)
+        self.learn(bot, success)
+
+    def _unsent(self, bot: int) -> None:
+        """A session its strategy has nowhere to send now: it fails at once."""
         flow = self.sessions.flow
         if flow is not None and self.cfg.adaptive:   # what the bot's sessions decided as
             flow.before_learning(self, bot, self.world.env.now)   # arrays taught it first
-        self.learn(bot, success)
+        self.learn(bot, False)
 
     def may_change(self, bot: int, sessions: int) -> bool:
         """Whether ``sessions`` more failures could move the bot to another strategy."""
@@ -365,29 +369,34 @@ class Botnet:
 
     def _route(self, strategy: str, isp: int,
                ) -> tuple[int | bool | None, Credentials | None, str | None]:
-        """Destination address (None: the MX; False: the strategy is not available now),
-        the credentials to log in with, and the address of their account (a submission
-        server lets an authenticated client send only as its own account)."""
+        """For the engines: destination address (None: the MX; False: the strategy is not
+        available now), the credentials to log in with, and the address of their account
+        (a submission server lets an authenticated client send only as its own account)."""
         world = self.world
-        if strategy in FLOW_STRATEGIES:
-            server = self._server(strategy, isp)
-            if server is None:
-                return False, None, None
-            if server < 0:
-                return None, None, None
-            isps = len(world.servers)   # numbered as ServerArrays numbers them
-            return (world.servers[server] if server < isps
-                    else world.relays[server - isps]).address, None, None
-        # stolen_587 (the botnet's strategies were checked when it was made)
-        account = world.credentials.draw(self.rng)
-        if account is None:
+        server, user = self._destination(strategy, isp)
+        if server is None:
             return False, None, None
-        owner, user = world.servers[account[0]], account[1]
-        return (owner.address, Credentials(account_name(user), owner.password(user)),
-                owner.address_of(user))
+        if server < 0:
+            return None, None, None
+        isps = len(world.servers)   # numbered as ServerArrays numbers them
+        host = world.servers[server] if server < isps else world.relays[server - isps]
+        if user < 0:
+            return host.address, None, None
+        return (host.address, Credentials(account_name(user), host.password(user)),
+                host.address_of(user))
+
+    def _destination(self, strategy: str, isp: int) -> tuple[int | None, int]:
+        """Where a session of a bot of ``isp`` goes, as ``ServerArrays`` numbers servers
+        (the ISPs', then the open relays; -1: the recipients' MX; None: the strategy is not
+        available now), and the account it logs in to there (-1: none)."""
+        if strategy in UNAUTHENTICATED:
+            return self._server(strategy, isp), -1
+        # stolen_587 (the botnet's strategies were checked when it was made)
+        account = self.world.credentials.draw(self.rng)
+        return (None, -1) if account is None else account
 
     def _server(self, strategy: str, isp: int) -> int | None:
-        """Where an unauthenticated session (``FLOW_STRATEGIES``) of a bot of ``isp`` goes:
+        """Where an unauthenticated session (``UNAUTHENTICATED``) of a bot of ``isp`` goes:
         the recipients' MX (-1), the ISP's server, or an open relay drawn from the route
         stream, as ``ServerArrays`` numbers them (the ISPs' servers, then the relays); None:
         there is no open relay to use."""

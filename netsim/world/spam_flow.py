@@ -1,5 +1,4 @@
-"""Spam at fidelity ``flow``: bots' and spammer servers' sessions to the ISPs' servers and to
-open relays decided as arrays.
+"""Spam at fidelity ``flow``: bots' and spammer servers' sessions decided as arrays.
 
 A sender picks its bot, strategy and message at each session's instant as on the engine
 path (``netsim.world.spam``) and hands the session here instead of running it. At the end of
@@ -9,7 +8,9 @@ before them), every session handed over is decided, in time order, as
 subscriber resolver (``Lookups``), the connection (``Connections``), the SMTP session at
 the recipient's server (``Dialogue``), one retry after a 4xx (``SpamSessions.retries``,
 keyed by the message), and each recipient's outcome at the instant the engines record it.
-Sessions with stolen credentials stay with the engines (their owners' are there too).
+A session with stolen credentials logs in at its account's server on 587; the owners'
+submissions of the accounts spammers hold wait for it (``LegitFlow.owners_due``), and both
+are decided in one dialogue, so that an account's rate limit sees them in time order.
 
 An adaptive bot learns from a session at the instant it ends, as on the engine path: what
 decided sessions taught is applied in time order before any later choice or strategy reads
@@ -32,7 +33,7 @@ from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
 from netsim.net import Resolver
 from netsim.world.columns import Columns
-from netsim.world.dialogue import Dialogue
+from netsim.world.dialogue import Decided, Part, decide_parts
 from netsim.world.lookups import ROUTED, Lookups
 from netsim.world.spam import first_hop_port, helo_of
 
@@ -61,7 +62,8 @@ class Handed:
     """One spam session handed over: who sends what, where (``dst``: a server's index in
     ``ServerArrays``, an ISP's or an open relay's; -1 the recipients' domain's MX), from
     when (``t``), which try (``round``); ``botnet`` and ``bot``: whom it teaches (None: a
-    spammer server's, or a botnet's that does not adapt)."""
+    spammer server's, or a botnet's that does not adapt); ``account``: the account at
+    ``dst`` whose stolen password it logs in with on 587 (-1: none, on 25)."""
 
     t: float
     mid: int
@@ -70,6 +72,7 @@ class Handed:
     dst: int
     botnet: Botnet | None
     bot: int
+    account: int = -1
     rows: int = -1        # the message's first ledger row (-1: not opened yet)
     round: int = 0
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -83,6 +86,7 @@ class SpamFlow:
     def __init__(self, world: SpamFlowWorld, flow: LegitFlow, sessions: SpamSessions,
                  resolvers: list[Resolver]):
         self.world = world
+        self.flow = flow
         self.ledger = world.ledger
         self.sessions = sessions
         self.arrays = flow.arrays
@@ -105,12 +109,13 @@ class SpamFlow:
 
     # -- from the senders ------------------------------------------------------------------
     def hand(self, sender: Sender, drawn: Drawn, dst: int, botnet: Botnet | None = None,
-             bot: int = -1) -> None:
+             bot: int = -1, account: int = -1) -> None:
         """A session starting now, to the server ``dst`` (-1: the MX); ``botnet``
-        and ``bot``: whom it teaches (None: nobody)."""
+        and ``bot``: whom it teaches (None: nobody); ``account``: the account at ``dst``
+        it logs in to (-1: none)."""
         world = self.world
         self.undecided.append(Handed(world.env.now, world.next_id(), sender, drawn, dst,
-                                     botnet, bot))
+                                     botnet, bot, account))
         if botnet is not None:
             key = (botnet.index, bot)
             self.unlearned[key] = unlearned = self.unlearned.get(key, 0) + 1
@@ -136,7 +141,8 @@ class SpamFlow:
         return False
 
     def before_learning(self, botnet: Botnet, bot: int, now: float) -> None:
-        """An engine session of ``bot`` ended now: its arrays' sessions teach it first."""
+        """A session of ``bot`` that had nowhere to go failed now: what its decided
+        sessions taught comes first."""
         if self._due(botnet.index, bot, now):
             self._decide(now)
         self.learn(now)
@@ -182,17 +188,21 @@ class SpamFlow:
         work, self.undecided = self.undecided, []
         self.undecided_of = {}
         self.stopping = {}
+        # the owners' sessions of the accounts spammers log in to, in the same dialogue
+        owners = self.flow.owners_due(now)
         while True:   # a retry due within the same span is tried in it too
             while self.retries and self.retries[0][0] <= now:
                 work.append(heapq.heappop(self.retries)[2])
             if not work:
+                if owners is not None:
+                    decide_parts(self.arrays, self.ledger, [owners])
                 break
             work.sort(key=lambda e: e.t)
             for entry in work:
                 entry.waits = False
             self._open_rows([e for e in work if e.rows < 0])
-            self._attempt(work)
-            work = []
+            self._attempt(work, owners)
+            work, owners = [], None
 
     def held_rows(self) -> list[np.ndarray]:
         """Rows of retries not yet due (a session handed over opens its rows when it is
@@ -228,8 +238,9 @@ class SpamFlow:
             entry.rows = row0 + a
             entry.pending = np.arange(row0 + a, row0 + a + n)
 
-    def _attempt(self, work: list[Handed]) -> None:
-        """One try of each session (``SpamSessions.run``'s loop body), in time order."""
+    def _attempt(self, work: list[Handed], owners: Part | None) -> None:
+        """One try of each session (``SpamSessions.run``'s loop body), in time order; their
+        SMTP sessions in one dialogue with ``owners``' (``LegitFlow.owners_due``)."""
         custody, end = self.custody, self.end
         n = len(work)
         t = np.array([e.t for e in work])
@@ -261,8 +272,10 @@ class SpamFlow:
         src = np.array([e.sender.address for e in work])
         subnet = np.array([e.sender.subnet for e in work])
         ask = np.flatnonzero(go)
+        account = np.array([e.account for e in work])
+        port = np.where(account >= 0, 587, 25)
         is_open, delay, one_way, cause = self.connections.connect(
-            subnet[ask], src[ask], server[ask], np.full(len(ask), 25), ready[ask])
+            subnet[ask], src[ask], server[ask], port[ask], ready[ask])
         opened = np.full(n, np.inf)
         opened[ask] = ready[ask] + delay
         lanes = np.zeros(n)
@@ -280,8 +293,11 @@ class SpamFlow:
         live[ask[is_open]] = True
         custody.hold(rows[(live & (opened >= end))[per_row]])
         live &= opened < end
+        parts = [] if owners is None else [owners]
         if live.any():
-            self._sessions(work, live, server, opened, lanes, rows, per_row, place, done)
+            parts.append(self._sessions(work, live, server, opened, lanes, rows, per_row,
+                                        place, done, account))
+        decide_parts(self.arrays, self.ledger, parts)
         for entry, at in zip(work, done.tolist(), strict=True):
             if entry.botnet is None:
                 continue
@@ -293,9 +309,11 @@ class SpamFlow:
 
     def _sessions(self, work: list[Handed], live: np.ndarray, server: np.ndarray,
                   opened: np.ndarray, one_way: np.ndarray, rows: np.ndarray,
-                  per_row: np.ndarray, place: np.ndarray, done: np.ndarray) -> None:
-        """The SMTP sessions of the tries that connected, and what each recipient came to."""
-        custody, end, ledger = self.custody, self.end, self.ledger
+                  per_row: np.ndarray, place: np.ndarray, done: np.ndarray,
+                  account: np.ndarray) -> Part:
+        """The SMTP sessions of the tries that connected, for their dialogue; what each
+        recipient came to is taken in by ``_sessions_decided``."""
+        ledger = self.ledger
         pick = np.flatnonzero(live)
         index = np.full(len(work), -1)
         index[pick] = np.arange(len(pick))
@@ -315,12 +333,15 @@ class SpamFlow:
             at = e.pending - e.rows   # the recipients' places in the message
             users.append(e.drawn.users[at])
             typos.append(e.drawn.typos[at])
+        # a stolen password's session logs in to its account and sends as its owner
+        login = account[pick]
+        stolen = login >= 0
         sessions = Columns({
             "server": srv, "opened": opened[pick], "one_way": one_way[pick], "client": src,
             "subnet": np.array([e.sender.subnet for e in senders]),
-            "port": np.full(len(pick), 25), "user": np.full(len(pick), -1),
-            "from_srv": np.array([e.drawn.forged_server for e in senders]),
-            "from_user": np.array([e.drawn.forged_user for e in senders]),
+            "port": np.where(stolen, 587, 25), "user": login,
+            "from_srv": np.where(stolen, srv, [e.drawn.forged_server for e in senders]),
+            "from_user": np.where(stolen, login, [e.drawn.forged_user for e in senders]),
             "size": np.array([e.drawn.size for e in senders]),
             "key": np.array([e.drawn.key for e in senders]),
             "kind": np.full(len(pick), SPAM), "mid": np.array([e.mid for e in senders]),
@@ -331,8 +352,18 @@ class SpamFlow:
             "rcpt_isp": np.array([e.drawn.target for e in senders])[r_session],
             "rcpt_user": np.concatenate(users), "typo": np.concatenate(typos),
             "row": r_rows})
-        d = Dialogue(self.arrays, ledger, sessions, recipients,
-                     helo=lambda k: helo_of(int(src[k]))).decide()
+        return Part(sessions, recipients, lambda k: helo_of(int(src[k])),
+                    lambda d: self._sessions_decided(d, senders, pick, sessions, recipients,
+                                                     origin, done))
+
+    def _sessions_decided(self, d: Decided, senders: list[Handed], pick: np.ndarray,
+                          sessions: Columns, recipients: Columns, origin: np.ndarray,
+                          done: np.ndarray) -> None:
+        """What each recipient of the sessions ``senders`` came to (``d``), and each
+        session's end and retry."""
+        custody, end, ledger = self.custody, self.end, self.ledger
+        server_origin = self.queues.owner_origin
+        srv, r_rows, r_session = sessions.server, recipients.row, recipients.session
         code, cause, ends = d.code, d.cause, d.end
         accepted = code == 0
         taken = recipients.take(accepted)

@@ -60,9 +60,8 @@ def mua_helo(source: int, network: str) -> str:
 
 class MailClients:
     """The mail clients (MUAs) of one ISP's users: how each submits a message to its own
-    server, on the engine path (the flow path hands them the messages of users whose
-    password spammers hold, so that the server's rate limit sees that account's sessions in
-    time order, docs/fidelity.md, and of providers' customers)."""
+    server, on the engine path (the flow path hands them the messages of providers'
+    customers: their providers' servers are the engines')."""
 
     def __init__(self, world: UsersWorld, isp: int, workload: Workload):
         self.world = world
