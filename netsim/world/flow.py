@@ -308,12 +308,12 @@ class LegitFlow:
         if held.any() and self.spam is None:   # (a trace: spam's sessions are the engines')
             engines |= held
             held[:] = False
+        if engines.any():
+            self._to_engines(work.take(engines))
+        if held.any():
+            self.owners.append(work.take(held))
         if engines.any() or held.any():
-            if engines.any():
-                self._to_engines(work.take(engines))
-            if held.any():
-                self.owners.append(work.take(held))
-            work = work.take(~engines & ~held)
+            work = work.take(~(engines | held))
         part = self._sessions_of(work)
         if part is not None:
             decide_parts(self.arrays, self.ledger, [part])

@@ -104,6 +104,7 @@ class SpamFlow:
         # by botnet: undecided sessions of bots that could stop before they are learnt from
         self.stopping: dict[int, int] = {}
         self._seq = 0
+        self._coded: dict[tuple[object, ...], tuple[int, ...]] = {}   # by kind of sender
         self.dns_failure = self.ledger.code("stopped_by", "dns_failure")
         flow.spam = self
 
@@ -213,25 +214,31 @@ class SpamFlow:
         """The new sessions' rows, as the engines open them at the session's start."""
         if not new:
             return
-        code = self.ledger.code
         counts = np.array([len(e.drawn.users) for e in new])
         each = np.repeat(np.arange(len(new)), counts)
         first = np.cumsum(counts) - counts
-        words: dict[str, list[int]] = {}
+        # each session's sender as the ledger codes it: its type, origin ISP and network,
+        # path and first port (a few kinds of sender send all of a run's sessions)
+        coded = self._coded
+        words = []
         for e in new:
             s = e.sender
-            for name, word in (("sender", s.sender.value), ("origin_isp", s.origin),
-                               ("origin_network", s.network), ("path", s.strategy)):
-                words.setdefault(name, []).append(code(name, word))
+            kind = (s.sender, s.origin, s.network, s.strategy)
+            known = coded.get(kind)
+            if known is None:
+                code = self.ledger.code
+                known = coded[kind] = (code("sender", s.sender.value),
+                                       code("origin_isp", s.origin),
+                                       code("origin_network", s.network),
+                                       code("path", s.strategy), first_hop_port(s.strategy))
+            words.append(known)
+        sender, origin_isp, origin_network, path, port = np.array(words).T[:, each]
         target = np.array([e.drawn.target for e in new])
         row0 = self.ledger.add_rows(
             Kind.SPAM, message_id=np.array([e.mid for e in new])[each],
-            rcpt_index=np.arange(len(each)) - first[each],
-            sender=np.array(words["sender"])[each],
-            origin_isp=np.array(words["origin_isp"])[each],
-            origin_network=np.array(words["origin_network"])[each],
-            path=np.array(words["path"])[each],
-            first_hop_port=np.array([first_hop_port(e.sender.strategy) for e in new])[each],
+            rcpt_index=np.arange(len(each)) - first[each], sender=sender,
+            origin_isp=origin_isp, origin_network=origin_network, path=path,
+            first_hop_port=port,
             rcpt_domain=self.queues.domain_code[target][each],
             created=np.array([e.t for e in new])[each])
         for entry, a, n in zip(new, first.tolist(), counts.tolist(), strict=True):
