@@ -302,18 +302,17 @@ class LegitFlow:
         # users' mail, on the engine path (their servers and queues are the engines')
         engines = (work.attempt == 0) & (work.target != ISP_SERVER)
         # first tries and retries alike, of sessions that log in to the account
-        held = self.shared[work.isp] & work.auth & ~engines
+        held = self.shared[work.isp] & work.auth
         if held.any():   # spammers may use the password at any instant of the minute
-            held &= self.world.credentials.held(work.isp, work.user)
-        if held.any() and self.spam is None:   # (a trace: spam's sessions are the engines')
-            engines |= held
-            held[:] = False
+            held &= self.world.credentials.held(work.isp, work.user) & ~engines
+            if self.spam is None:   # (a trace: spam's sessions are the engines')
+                engines |= held
+            elif held.any():
+                self.owners.append(work.take(held))
+                work, engines = work.take(~held), engines[~held]
         if engines.any():
             self._to_engines(work.take(engines))
-        if held.any():
-            self.owners.append(work.take(held))
-        if engines.any() or held.any():
-            work = work.take(~(engines | held))
+            work = work.take(~engines)
         part = self._sessions_of(work)
         if part is not None:
             decide_parts(self.arrays, self.ledger, [part])
