@@ -201,7 +201,8 @@ def test_flow_decides_every_spam_session_as_arrays(monkeypatch):
     assert through_engines == []
 
 
-def test_an_account_s_owner_and_its_thieves_meet_its_rate_limit_in_time_order(monkeypatch):
+def test_an_accounts_owner_and_the_spammers_holding_its_password_meet_its_rate_limit_in_order(
+        monkeypatch):
     """Where spammers hold an account's password and its server limits each account's
     recipients, the owner's submissions and the spammers' sessions with its password are
     decided in one dialogue: the limit sees every ask in time order, bites both, and the
@@ -312,3 +313,39 @@ def test_retrievals_computed_check_by_check_equal_those_computed_at_the_end(monk
     assert np.array_equal(np.isnan(a), np.isnan(b))
     assert np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
     assert by_check.summary["mailboxes"] == at_end.summary["mailboxes"]
+
+
+def test_sessions_decided_in_parts_get_what_one_dialogue_of_them_all_decides(monkeypatch):
+    """``decide_parts`` puts several senders' sessions in one dialogue and hands each part
+    its own replies, instants and junk flags: the same as deciding them all at once."""
+    from netsim.world import dialogue
+
+    made: list[tuple] = []
+    init = dialogue.Dialogue.__init__
+
+    def keep(self, servers, ledger, s, r, helo):   # type: ignore[no-untyped-def]
+        init(self, servers, ledger, s, r, helo)
+        made.append((servers, ledger, s, r, helo))
+
+    monkeypatch.setattr(dialogue.Dialogue, "__init__", keep)
+    # no policy that keeps state: the dialogue is decided twice below
+    simulate(Scenario.model_validate({**FINGERPRINT_SCENARIO, "fidelity": "flow",
+                                      "duration_s": 3 * 3600, "defences": {}}))
+    servers, ledger, s, r, helo = max(made, key=lambda m: len(m[2]))
+    assert not any(getattr(p, "stateful", False) for x in servers.servers for p in x.policies)
+    assert len(s) >= 4 and len({int(c) for c in r.session}) == len(s)
+    whole = dialogue.Dialogue(servers, ledger, s, r, helo).decide()
+    cut = len(s) // 2
+    mine = r.session < cut
+    got: list[dialogue.Decided] = []
+    first = dialogue.Part(s.take(np.arange(cut)), r.take(mine), helo, got.append)
+    second = dialogue.Part(s.take(np.arange(cut, len(s))),
+                           r.take(~mine).but(session=r.session[~mine] - cut),
+                           lambda k: helo(k + cut), got.append)
+    dialogue.decide_parts(servers, ledger, [first, second])
+    for name in ("code", "cause", "junk"):
+        assert np.array_equal(np.concatenate([getattr(d, name) for d in got]),
+                              getattr(whole, name)), name
+    for name in ("dot", "end"):
+        assert np.array_equal(np.concatenate([getattr(d, name) for d in got]),
+                              getattr(whole, name), equal_nan=True), name

@@ -127,11 +127,11 @@ def decide_parts(servers: ServerArrays, ledger: Ledger, parts: Sequence[Part]) -
     """Decide several senders' sessions in one dialogue, so that a stateful policy sees all
     of them in time order (an account's rate limit: its owner's sessions and spammers'
     with its password), and hand each part what its own sessions decided."""
+    if not parts:
+        return
     if len(parts) == 1:
         part = parts[0]
         part.close(Dialogue(servers, ledger, part.sessions, part.recipients, part.helo).decide())
-        return
-    if not parts:
         return
     counts = [len(p.sessions) for p in parts]
     first = np.cumsum([0, *counts]).tolist()
@@ -139,7 +139,7 @@ def decide_parts(servers: ServerArrays, ledger: Ledger, parts: Sequence[Part]) -
     start = np.cumsum([0, *sizes]).tolist()
     sessions = Columns.join([p.sessions for p in parts])
     recipients = Columns.join([p.recipients.but(session=p.recipients.session + a)
-                               for p, a in zip(parts, first, strict=False)])
+                               for p, a in zip(parts, first[:-1], strict=True)])
 
     def helo(k: int) -> str:
         j = int(np.searchsorted(first, k, side="right")) - 1
