@@ -9,6 +9,7 @@ What is written here is only how the arrays become the facts the policies judge.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def decide_parts(servers: ServerArrays, ledger: Ledger, parts: Sequence[Part]) -
                                for p, a in zip(parts, first[:-1], strict=True)])
 
     def helo(k: int) -> str:
-        j = int(np.searchsorted(first, k, side="right")) - 1
+        j = bisect.bisect_right(first, k) - 1
         return parts[j].helo(k - first[j])
 
     d = Dialogue(servers, ledger, sessions, recipients, helo).decide()

@@ -279,13 +279,13 @@ class SpamFlow:
         src = np.array([e.sender.address for e in work])
         subnet = np.array([e.sender.subnet for e in work])
         ask = np.flatnonzero(go)
-        # the accounts sessions with stolen passwords log in to, on 587 (None: no such one)
+        # the accounts sessions with stolen passwords log in to (None: no such session),
+        # and each session's port: 587 to log in, else 25
         logins = [e.account for e in work]
         account = np.array(logins) if max(logins) >= 0 else None
-        port = np.full(len(ask), 25) if account is None else \
-            np.where(account[ask] >= 0, 587, 25)
+        port = np.full(n, 25) if account is None else np.where(account >= 0, 587, 25)
         is_open, delay, one_way, cause = self.connections.connect(
-            subnet[ask], src[ask], server[ask], port, ready[ask])
+            subnet[ask], src[ask], server[ask], port[ask], ready[ask])
         opened = np.full(n, np.inf)
         opened[ask] = ready[ask] + delay
         lanes = np.zeros(n)
@@ -306,7 +306,7 @@ class SpamFlow:
         parts = [] if owners is None else [owners]
         if live.any():
             parts.append(self._sessions(work, live, server, opened, lanes, rows, per_row,
-                                        place, done, account))
+                                        place, done, port, account))
         decide_parts(self.arrays, self.ledger, parts)
         for entry, at in zip(work, done.tolist(), strict=True):
             if entry.botnet is None:
@@ -320,7 +320,7 @@ class SpamFlow:
     def _sessions(self, work: list[Handed], live: np.ndarray, server: np.ndarray,
                   opened: np.ndarray, one_way: np.ndarray, rows: np.ndarray,
                   per_row: np.ndarray, place: np.ndarray, done: np.ndarray,
-                  account: np.ndarray | None) -> Part:
+                  port: np.ndarray, account: np.ndarray | None) -> Part:
         """The SMTP sessions of the tries that connected, for their dialogue; what each
         recipient came to is taken in by ``_sessions_decided``."""
         ledger = self.ledger
@@ -344,18 +344,18 @@ class SpamFlow:
             users.append(e.drawn.users[at])
             typos.append(e.drawn.typos[at])
         n = len(pick)
-        port, login = np.full(n, 25), np.full(n, -1)
+        login = np.full(n, -1)
         from_srv = np.array([e.drawn.forged_server for e in senders])
         from_user = np.array([e.drawn.forged_user for e in senders])
         if account is not None:
             # a stolen password's session logs in to its account and sends as its owner
             login = account[pick]
             stolen = np.flatnonzero(login >= 0)
-            port[stolen], from_srv[stolen], from_user[stolen] = 587, srv[stolen], login[stolen]
+            from_srv[stolen], from_user[stolen] = srv[stolen], login[stolen]
         sessions = Columns({
             "server": srv, "opened": opened[pick], "one_way": one_way[pick], "client": src,
             "subnet": np.array([e.sender.subnet for e in senders]),
-            "port": port, "user": login, "from_srv": from_srv, "from_user": from_user,
+            "port": port[pick], "user": login, "from_srv": from_srv, "from_user": from_user,
             "size": np.array([e.drawn.size for e in senders]),
             "key": np.array([e.drawn.key for e in senders]),
             "kind": np.full(n, SPAM), "mid": np.array([e.mid for e in senders]),
