@@ -7,21 +7,36 @@ The Python API for scripts and notebooks::
     result.recipients_frame()      # pandas: one row per message recipient
     result.timeseries_frame()      # pandas: hourly counts
     result.summary["counts"]       # {kind: {outcome: n}}
+
+Its names are imported when first used: the command line, and a sweep's parent process,
+load only what their command needs.
 """
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from pathlib import Path
+if TYPE_CHECKING:
+    from netsim.mail import Tracer
+    from netsim.scenario import Scenario, ScenarioError, load_scenario
+    from netsim.world import RunResult, World, simulate
 
-from netsim.mail import Tracer
-from netsim.scenario import Scenario, ScenarioError, load_scenario
-from netsim.world import RunResult, World, simulate
+_WHERE = {"Tracer": "mail", "Scenario": "scenario", "ScenarioError": "scenario",
+          "load_scenario": "scenario", "RunResult": "world", "World": "world",
+          "simulate": "world"}
 
 
 def run(scenario: Scenario | str | Path | None = None, *, overrides: list[str] | None = None,
         seed: int | None = None, replication: int = 0) -> RunResult:
     """Simulate a scenario (a Scenario, a YAML file, or None for the embedded default world)
     with optional ``dotted.key=value`` overrides, and return its results."""
+    from netsim.scenario import Scenario, load_scenario
+    from netsim.world import simulate
+
     if not isinstance(scenario, Scenario):
         extra = [*(overrides or []), *([f"seed={seed}"] if seed is not None else [])]
         scenario = load_scenario(scenario, extra)
@@ -39,3 +54,10 @@ __all__ = [
     "RunResult", "Scenario", "ScenarioError", "Tracer", "World", "__version__",
     "load_scenario", "run", "simulate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"netsim.{module}"), name)

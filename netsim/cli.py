@@ -3,6 +3,9 @@ validate, schema, and the live lab's serve, send and fetch.
 
 A user's mistake (a bad scenario, a missing file, an unwritable folder) exits with status 2
 and a message naming what is wrong and where; no traceback reaches the user for it.
+
+Each command imports the layers it uses when it runs: a sweep's parent process, which only
+plans, gathers and reports, does not load the simulator.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netsim import __version__
-from netsim.errors import UserError
-from netsim.mail import ConservationError, Kind, Outcome, Tracer
+from netsim.errors import ConservationError, UserError
+from netsim.mail.message import Kind
 from netsim.scenario import Scenario, ScenarioError, load_scenario
-from netsim.scenario.docs import json_schema, scenario_markdown
-from netsim.world import World, simulate, write_results
-from netsim.world.estimate import Estimate, advice, estimate, memory_limit
+
+if TYPE_CHECKING:
+    from netsim.mail import Tracer
+    from netsim.world.estimate import Estimate
 
 USER_ERROR = 2
 CHART_SUFFIXES = (".svg", ".png", ".pdf")
@@ -43,6 +47,8 @@ def _load(args: argparse.Namespace) -> Scenario:
 
 
 def _format_counts(summary: dict) -> str:
+    from netsim.mail.recipients import Outcome
+
     outcomes = [o.value for o in Outcome if o is not Outcome.PENDING] + [Outcome.PENDING.value]
     head = f"{'kind':<8}" + "".join(f"{o:>11}" for o in outcomes) + f"{'total':>11}"
     lines = [head, "-" * len(head)]
@@ -98,6 +104,9 @@ def _format_extras(summary: dict) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from netsim.world import simulate, write_results
+    from netsim.world.estimate import advice
+
     scenario = _load(args)
     out = Path(args.out) if args.out else Path("results") / scenario.name
     if out.exists() and not out.is_dir():
@@ -131,6 +140,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    from netsim.mail import Tracer
+    from netsim.world import simulate
+
     scenario = _load(args)
     tracer = Tracer(message_id=args.message, first_kind=args.first)
     simulate(scenario, tracer=tracer)
@@ -179,6 +191,7 @@ def _chart_path(name: str, option: str) -> Path:
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from netsim.charts import draw_world  # matplotlib only when drawing
+    from netsim.world import World
 
     scenario = _load(args)
     out = _chart_path(args.out or f"{scenario.name}.svg", "--out")
@@ -395,6 +408,8 @@ def _fits(scenario: Scenario, records: str, force: bool = False,
     """The run's estimate; refused (exit 2) when it would not fit in this machine's
     memory, unless ``force`` (``netsim <command> --force``). ``where``: the scenario's
     file, named in the refusal."""
+    from netsim.world.estimate import advice, estimate, memory_limit
+
     expected = estimate(scenario, records)
     limit, source = memory_limit()
     if expected.peak_bytes > limit and not force:
@@ -406,6 +421,8 @@ def _fits(scenario: Scenario, records: str, force: bool = False,
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from netsim.scenario.docs import json_schema, scenario_markdown
+
     print(scenario_markdown() if args.markdown else json_schema())
     return 0
 

@@ -65,7 +65,7 @@ def test_validate_gives_the_estimate_and_refuses_what_cannot_fit(tmp_path, capsy
                                                                  monkeypatch):
     assert main(["validate"]) == 0
     assert "peak memory about" in capsys.readouterr().out
-    monkeypatch.setattr("netsim.cli.memory_limit", lambda: (1e9, "the test's limit"))
+    monkeypatch.setattr("netsim.world.estimate.memory_limit", lambda: (1e9, "the test's limit"))
     assert main(["validate", _country(tmp_path), "--records", "summary"]) == 2
     error = capsys.readouterr().err
     assert "the test's limit (1.0 GB)" in error and "Use --records summary" not in error
@@ -75,7 +75,7 @@ def test_a_memory_error_mid_run_is_one_line_with_the_estimate(tmp_path, capsys, 
     def exhausted(*args, **kwargs):
         raise MemoryError("Unable to allocate 7.45 GiB for an array")
 
-    monkeypatch.setattr("netsim.cli.simulate", exhausted)
+    monkeypatch.setattr("netsim.world.simulate", exhausted)
     path = tmp_path / "s.yaml"
     path.write_text(scenario_yaml(tiny_scenario()))
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2

@@ -465,3 +465,18 @@ def test_a_sweep_worker_runs_without_loading_the_reports_libraries():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_command_line_loads_the_simulator_only_for_a_command_that_simulates():
+    """A sweep's parent plans, gathers and reports: ``netsim.cli`` and the package's names
+    load the simulator (the world's build, the mail servers) only when first used."""
+    code = ("import sys, netsim.cli; "
+            "assert not {'netsim.world.build', 'netsim.mail.server'} & set(sys.modules); "
+            "import netsim; "
+            "assert all(getattr(netsim, name) is not None for name in netsim.__all__); "
+            "import netsim.mail as m; "
+            "assert all(getattr(m, name) is not None for name in m.__all__); "
+            "assert 'netsim.world.build' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

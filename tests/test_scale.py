@@ -110,7 +110,7 @@ def test_a_benchmark_scale_is_a_name_or_a_number_of_subscribers():
 def test_a_benchmark_too_large_for_the_machine_is_refused(monkeypatch, capsys):
     from netsim.cli import main
 
-    monkeypatch.setattr("netsim.cli.memory_limit", lambda: (4e9, "the test's limit"))
+    monkeypatch.setattr("netsim.world.estimate.memory_limit", lambda: (4e9, "the test's limit"))
     assert main(["bench", "--scale", "japan"]) == 2
     error = capsys.readouterr().err
     assert "bench-japan would not fit" in error and "`netsim bench --force`" in error

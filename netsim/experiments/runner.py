@@ -29,7 +29,6 @@ from netsim.experiments.metrics import flatten, is_count
 from netsim.experiments.study import Plan, RunSpec
 from netsim.scenario.load import validate
 from netsim.world.results import write_text
-from netsim.world.run import simulate
 
 
 class ExecutorError(Exception):
@@ -45,6 +44,8 @@ class RunOutput:
 
 def run_one(spec: RunSpec) -> RunOutput:
     """Simulate one run (in whatever process or machine executes it)."""
+    from netsim.world.run import simulate  # the simulator: a worker's, not the parent's
+
     scenario = validate(spec.scenario, f"run {spec.run_id}")
     result = simulate(scenario, replication=spec.replication, records="summary")
     record = {"labels": spec.labels(), "scenario_hash": spec.scenario_hash,

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pyarrow as pa
 
+from netsim.errors import ConservationError
 from netsim.mail.message import Kind, Mail, domain_of
 from netsim.mail.recipients import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, ColumnRegistry, Outcome
 
@@ -40,10 +41,6 @@ ASIDE_SHARE = 1 / 8
 # what a streaming ledger hands on: the rows' numbers, their stored columns (categorical
 # ones as codes) and the words of each categorical column's codes
 Sink = Callable[[np.ndarray, dict[str, np.ndarray], dict[str, list[str]]], None]
-
-
-class ConservationError(AssertionError):
-    """Recipients were lost or counted twice: the run's figures cannot be trusted."""
 
 
 class Vocabulary:

@@ -1,8 +1,28 @@
-"""The world layer: a scenario becomes a topology, servers and populations, and one run."""
+"""The world layer: a scenario becomes a topology, servers and populations, and one run.
 
-from netsim.world.build import World
-from netsim.world.results import write_results
-from netsim.world.run import RunResult, simulate
-from netsim.world.streams import Streams
+Its names are imported when first used: a sweep's parent process, which writes results but
+simulates nothing, does not load the simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netsim.world.build import World
+    from netsim.world.results import write_results
+    from netsim.world.run import RunResult, simulate
+    from netsim.world.streams import Streams
+
+_WHERE = {"World": "build", "write_results": "results", "RunResult": "run",
+          "simulate": "run", "Streams": "streams"}
 
 __all__ = ["RunResult", "Streams", "World", "simulate", "write_results"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"netsim.world.{module}"), name)

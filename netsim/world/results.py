@@ -10,13 +10,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from netsim.scenario import scenario_yaml
-from netsim.world.run import RunResult
 from netsim.world.sinks import SAMPLE_EVERY, sampled_ids
+
+if TYPE_CHECKING:
+    from netsim.world.run import RunResult
 
 
 def _atomic_write(path: Path, write: object) -> None:
