@@ -209,6 +209,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from netsim.experiments import Plan, plan, run_plan, write_report
     from netsim.experiments.precision import replicate
     from netsim.experiments.report import findings, write_precision
+    from netsim.experiments.runner import local_pool
     from netsim.scenario.load import parse_overrides
 
     if args.jobs < 1:
@@ -224,11 +225,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if cap < 2:
         raise UserError("--max-reps must be at least 2")
     client = _client(args)
+    # the same workers for every round of replications
+    pool = local_pool(args.jobs) if args.executor == "local" and args.jobs > 1 else None
     simulated = 0
 
     def run(p: Plan) -> pd.DataFrame:
         nonlocal simulated
-        simulated += run_plan(p, out, jobs=args.jobs, executor=args.executor, client=client)
+        simulated += run_plan(p, out, jobs=args.jobs, executor=args.executor, client=client,
+                              pool=pool)
         runs = pd.read_parquet(out / "runs.parquet")
         runs["grid_index"] = [spec.grid_index for spec in p.runs]
         return runs
@@ -245,6 +249,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
+        if pool is not None:
+            pool.shutdown(wait=False)
     report = write_report(out)
     total = len(study_plan.runs)
     print(f"study {study.name}: {total} runs ({simulated} simulated now, "

@@ -357,6 +357,32 @@ def test_a_precise_sweep_reports_the_replications_each_arm_needed(tmp_path, caps
     assert "## Precision" not in (out / "report.md").read_text()
 
 
+def test_a_precise_sweep_keeps_its_workers_for_every_round(tmp_path, monkeypatch):
+    """Each round of replications runs on the same worker processes (a worker's start
+    loads the simulator): one pool for the sweep, its workers alive from round to round."""
+    from netsim.experiments import runner
+
+    pools, workers = [], []
+    make, run_plan = runner.local_pool, runner.run_plan
+
+    def local_pool(jobs):
+        pools.append(make(jobs))
+        return pools[-1]
+
+    def each_round(*args, pool=None, **kwargs):
+        done = run_plan(*args, pool=pool, **kwargs)
+        workers.append({p.pid for p in pool._processes.values()})
+        return done
+
+    monkeypatch.setattr(runner, "local_pool", local_pool)
+    monkeypatch.setattr(runner, "run_plan", each_round)
+    study = _tiny_study(tmp_path, table=["spam_delivered", "legit_delivery_ratio"])
+    assert main(["sweep", str(study), "--out", str(tmp_path / "out"), "--precision", "0.001",
+                 "--max-reps", "3", "--jobs", "2"]) == 0
+    assert len(pools) == 1 and len(workers) >= 2
+    assert workers[0] and all(w == workers[0] for w in workers)
+
+
 def test_the_decomposition_adds_up_to_the_totals(tmp_path):
     from netsim.experiments.decomposition import legit_losses, spam_paths
 

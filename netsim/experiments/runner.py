@@ -83,13 +83,21 @@ def _store(out: Path, spec: RunSpec, output: RunOutput) -> None:
     write_text(_row_path(out, spec), json.dumps(output.record) + "\n")
 
 
-def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput]]:
+def local_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` worker processes, to keep for every round of a study's runs (a worker's
+    start loads the simulator, most of a second); spawned: workers start clean, whatever
+    threads the parent holds."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+
+
+def _local(specs: list[RunSpec], jobs: int, pool: ProcessPoolExecutor | None = None,
+           ) -> Iterator[tuple[RunSpec, RunOutput]]:
     if jobs <= 1:
         for spec in specs:
             yield spec, run_one(spec)
         return
-    # spawn: workers start clean, whatever threads the parent holds
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    own = pool is None   # a pool made for these runs is shut down after them
+    pool = local_pool(jobs) if pool is None else pool
     futures: dict[Future[RunOutput], RunSpec] = {}
     finished = False
     try:
@@ -104,7 +112,8 @@ def _local(specs: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, RunOutput
         # here as well: that thread would find them cancelled and raise in its own thread
         if not finished:
             _stop_workers(pool)
-        pool.shutdown(wait=False)
+        if own or not finished:
+            pool.shutdown(wait=False)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -146,11 +155,14 @@ def _dask(specs: list[RunSpec], client: Any) -> Iterator[tuple[RunSpec, RunOutpu
 
 
 def run_plan(plan: Plan, out: Path, *, jobs: int = 1, executor: str = "local",
-             client: Any = None, progress: bool = True) -> int:
-    """Run what is missing of ``plan`` into ``out``; returns how many runs were simulated."""
+             client: Any = None, pool: ProcessPoolExecutor | None = None,
+             progress: bool = True) -> int:
+    """Run what is missing of ``plan`` into ``out``; returns how many runs were simulated.
+    ``client``: the Dask client (executor ``dask``); ``pool``: local workers kept across
+    calls (``local_pool``; None: made for this call)."""
     (out / "runs").mkdir(parents=True, exist_ok=True)
     missing = [spec for spec in plan.runs if not is_done(out, spec)]
-    stream = _dask(missing, client) if executor == "dask" else _local(missing, jobs)
+    stream = _dask(missing, client) if executor == "dask" else _local(missing, jobs, pool)
     bar = tqdm(total=len(missing), desc=plan.study.name, unit="run", file=sys.stderr,
                disable=not progress or not missing)
     with bar:
