@@ -189,10 +189,11 @@ class Consultation:
                 replies.append(r)
             return known
 
-        for groups in layers:
-            order = order[reply[order] == 0]
-            if not len(order):
-                break
+        for j, groups in enumerate(layers):
+            if j:   # what an earlier layer refused is not asked again
+                order = order[reply[order] == 0]
+                if not len(order):
+                    break
             for group in groups:
                 # its asks, in time order
                 rows = order if group.everyone else order[group.slot[server[order]] >= 0]

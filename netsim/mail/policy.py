@@ -193,6 +193,9 @@ class Panel:
         self.policies = [j.policy for j in judges]
         first = judges[0]
         self.cls, self.step = type(first.policy), first.step
+        # the class's scope and verdict of the step, looked up once
+        self.scope = getattr(self.cls, f"scope_{self.step}", None)
+        self.verdict = getattr(self.cls, f"refuses_{self.step}")
         self._settings: dict[str, Any] = {}
         # what the policies examined and refused here, added to their counts by ``count``
         self.examined = np.zeros(len(judges), dtype=np.int64)
@@ -233,16 +236,13 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
     gathered per ask; so is the verdict of a stateless policy, while a stateful one decides
     what it examines server by server, one call a server. The panel counts what each policy
     examined and refused (``Panel.count`` adds them)."""
-    cls, step, policies = panel.cls, panel.step, panel.policies
-    scope = getattr(cls, f"scope_{step}", None)
-    inside = (np.ones(len(owner), dtype=bool) if scope is None
-              else np.asarray(scope(_Gathered(panel, owner), asks), dtype=bool))
-    picked = np.flatnonzero(inside)
+    policies, scope, verdict = panel.policies, panel.scope, panel.verdict
+    picked = (np.arange(len(owner)) if scope is None
+              else np.flatnonzero(np.asarray(scope(_Gathered(panel, owner), asks), dtype=bool)))
     refused = np.zeros(len(owner), dtype=bool)
     if not len(picked):
         return refused
-    if cls.stateful:
-        verdict = getattr(cls, f"refuses_{step}")
+    if panel.cls.stateful:
         # the asks server by server, each server's in time order (a stable sort keeps it)
         rows = picked[np.argsort(owner[picked], kind="stable")]
         mine = owner[rows]
@@ -253,7 +253,7 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
                                        dtype=bool)
     else:
         every = len(picked) == len(owner)   # every ask in scope: the asks as they are
-        refused[picked] = np.asarray(getattr(cls, f"refuses_{step}")(
+        refused[picked] = np.asarray(verdict(
             _Gathered(panel, owner if every else owner[picked]),
             asks if every else asks.take(picked)), dtype=bool)
     panel.examined += np.bincount(owner[picked], minlength=len(policies))

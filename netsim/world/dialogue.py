@@ -253,8 +253,8 @@ class Dialogue:
         one_way, proc = s.one_way, self.proc
         # the greeting: the connect policies (a 554 or a 421 refuses the whole session)
         acts, first = greeting(s.opened, one_way, proc)
-        greet, greet_cause = self._codes(self._step(
-            "connect", self._session_ask(acts, False), np.ones(n_s, dtype=bool),
+        greet, greet_cause = self._codes(self._session_step(
+            "connect", acts, False, np.ones(n_s, dtype=bool),
             lambda k: (self._session(k, "connect"), None)))
         # EHLO, AUTH (the flow path's clients give their own account's password), MAIL FROM:
         # the engine's checks, then the policies
@@ -267,8 +267,8 @@ class Dialogue:
                                           arrays.size_limit[s.server]):
             hit = (greet == 0) & (mail == 0) & refuses
             mail[hit], mail_cause[hit] = reply.code, self._cause(reply)
-        policy, policy_cause = self._codes(self._step(
-            "mail", self._session_ask(mail_at, True), (greet == 0) & (mail == 0),
+        policy, policy_cause = self._codes(self._session_step(
+            "mail", mail_at, True, (greet == 0) & (mail == 0),
             lambda k: (self._session(k, "mail"), self._sender(k))))
         mail, mail_cause = np.where(mail > 0, mail, policy), np.where(mail > 0, mail_cause,
                                                                       policy_cause)
@@ -287,8 +287,8 @@ class Dialogue:
         content_sent = exchanges(first, 3 + authenticated + count, one_way, proc)
         data = transfer(s.size, arrays.bandwidth[s.server], arrays.subnet_bps[s.subnet])
         dot, quit_sent = exchange(content_sent, one_way, proc, data, self._scan(accepted_any))
-        judged = self._step("data", self._session_ask(dot, True), accepted_any,
-                            lambda j: self._data_hook_args(j, accepted))
+        judged = self._session_step("data", dot, True, accepted_any,
+                                    lambda j: self._data_hook_args(j, accepted))
         data, data_cause = self._codes(judged)
         hit = accepted & (data[k] > 0)
         code[hit], cause[hit] = data[k][hit], data_cause[k][hit]
@@ -302,6 +302,17 @@ class Dialogue:
         end = np.where(accepted_any, exchanges(quit_sent, 1, one_way, proc),
                        np.where(greet == 421, first, exchanges(last_reply, 1, one_way, proc)))
         return Decided(code, cause, junk, np.where(accepted_any, dot, np.nan), end)
+
+    def _session_step(self, step: str, at: np.ndarray, authenticated: bool,
+                      asked: np.ndarray,
+                      session_of: Callable[[int], tuple[SMTPSession, object]]) -> Refusals:
+        """A step asked once a session, at instants ``at``: its facts are made only where a
+        server has a policy for the step (a world without connect or data policies asks
+        nothing there)."""
+        if not self.arrays.consultation.layers[step]:
+            n = len(at)
+            return Refusals(np.zeros(n, dtype=np.int64), [None], np.zeros(n, dtype=bool))
+        return self._step(step, self._session_ask(at, authenticated), asked, session_of)
 
     def _step(self, step: str, asks: Asks, asked: np.ndarray,
               session_of: Callable[[int], tuple[SMTPSession, object]],
@@ -317,6 +328,8 @@ class Dialogue:
 
     def _codes(self, found: Refusals) -> tuple[np.ndarray, np.ndarray]:
         """Per ask: the refusal's reply code and what it stands for (0, 0: none)."""
+        if len(found.replies) == 1:   # nothing refused
+            return found.reply, np.zeros_like(found.reply)
         codes = np.array([0 if x is None else x.code for x in found.replies])
         causes = np.array([0 if x is None else self._cause(x) for x in found.replies])
         return codes[found.reply], causes[found.reply]
