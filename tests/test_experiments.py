@@ -488,9 +488,7 @@ def test_a_sweep_worker_runs_without_loading_the_reports_libraries():
             "import netsim.experiments as e; "
             "assert all(getattr(e, name) is not None for name in e.__all__); "
             "assert 'matplotlib' in sys.modules")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
+    _passes_in_a_fresh_process(code)
 
 
 def test_the_command_line_loads_the_simulator_only_for_a_command_that_simulates():
@@ -503,6 +501,11 @@ def test_the_command_line_loads_the_simulator_only_for_a_command_that_simulates(
             "import netsim.mail as m; "
             "assert all(getattr(m, name) is not None for name in m.__all__); "
             "assert 'netsim.world.build' in sys.modules")
+    _passes_in_a_fresh_process(code)
+
+
+def _passes_in_a_fresh_process(code: str) -> None:
+    """``code`` runs without an error in a new interpreter (nothing imported before)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
