@@ -7,8 +7,9 @@ worker) does not load the plotting and statistics libraries the report needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from netsim.lazy import lazy_names
 
 if TYPE_CHECKING:
     from netsim.experiments.report import metric_table, write_report
@@ -30,8 +31,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"netsim.experiments.{module}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

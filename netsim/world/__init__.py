@@ -6,8 +6,9 @@ simulates nothing, does not load the simulator.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from netsim.lazy import lazy_names
 
 if TYPE_CHECKING:
     from netsim.world.build import World
@@ -21,8 +22,4 @@ _WHERE = {"World": "build", "write_results": "results", "RunResult": "run",
 __all__ = ["RunResult", "Streams", "World", "simulate", "write_results"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"netsim.world.{module}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)
