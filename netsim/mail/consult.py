@@ -123,6 +123,16 @@ class Refusals:
     replies: list[Reply | None]
     junk: np.ndarray
 
+    @classmethod
+    def empty(cls, n: int) -> Refusals:
+        """``n`` asks, none refused (yet)."""
+        return cls(np.zeros(n, dtype=np.int64), [None], np.zeros(n, dtype=bool))
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether no ask was refused or filed as junk."""
+        return len(self.replies) == 1
+
 
 class Consultation:
     """The policies of many servers laid out for asking arrays of asks (the flow path): for
@@ -159,6 +169,10 @@ class Consultation:
                     if group.panel is not None:
                         group.panel.count()
 
+    def asks(self, step: str) -> bool:
+        """Whether any server has a policy for ``step``."""
+        return bool(self.layers[step])
+
     def refusals(self, step: str, server: np.ndarray, asks: Asks,
                  session_of: Callable[[int], tuple[SMTPSession, object]],
                  asked: np.ndarray | None = None) -> Refusals:
@@ -166,19 +180,16 @@ class Consultation:
         refusal. ``asked`` limits the asks put (the others were refused before this
         step): a mask, or the asks' indices in time order; ``session_of(i)`` makes the
         session and argument a classic hook of ask ``i`` sees."""
-        n = len(server)
-        replies: list[Reply | None] = [None]
+        found = Refusals.empty(len(server))
+        reply, replies, junk = found.reply, found.replies, found.junk
         ids: dict[int, int] = {}   # by identity: replies are the few constants policies give
-        reply = np.zeros(n, dtype=np.int64)
-        junk = np.zeros(n, dtype=bool)
-        found = Refusals(reply, replies, junk)
         layers = self.layers[step]
         if not layers:
             return found
         if asked is not None and asked.dtype != bool:
             order = asked   # already in time order
         else:
-            order = np.flatnonzero(asked) if asked is not None else np.arange(n)
+            order = np.flatnonzero(asked) if asked is not None else np.arange(len(server))
             if self.in_order[step]:
                 order = order[np.argsort(asks.at[order], kind="stable")]
 

@@ -309,9 +309,8 @@ class Dialogue:
         """A step asked once a session, at instants ``at``: its facts are made only where a
         server has a policy for the step (a world without connect or data policies asks
         nothing there)."""
-        if not self.arrays.consultation.layers[step]:
-            n = len(at)
-            return Refusals(np.zeros(n, dtype=np.int64), [None], np.zeros(n, dtype=bool))
+        if not self.arrays.consultation.asks(step):
+            return Refusals.empty(len(at))
         return self._step(step, self._session_ask(at, authenticated), asked, session_of)
 
     def _step(self, step: str, asks: Asks, asked: np.ndarray,
@@ -328,7 +327,7 @@ class Dialogue:
 
     def _codes(self, found: Refusals) -> tuple[np.ndarray, np.ndarray]:
         """Per ask: the refusal's reply code and what it stands for (0, 0: none)."""
-        if len(found.replies) == 1:   # nothing refused
+        if found.is_empty:
             return found.reply, np.zeros_like(found.reply)
         codes = np.array([0 if x is None else x.code for x in found.replies])
         causes = np.array([0 if x is None else self._cause(x) for x in found.replies])
