@@ -340,7 +340,7 @@ def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
 
     scenario = world()
     spam = SpamSessions(World(scenario))
-    drawn = spam.messages(np.random.default_rng(3), 25.0, 4000)
+    drawn = spam.messages(np.random.default_rng(3), 25.0, 4000).each()
     assert len(drawn) == 4000
     for d in drawn:
         assert 0 <= d.target < 3 and 0 <= d.forged_server < 3 and 0 <= d.forged_user < 300

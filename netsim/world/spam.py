@@ -88,6 +88,19 @@ class Sender:
     subnet: int          # the index of its network
 
 
+class SenderKind(NamedTuple):
+    """What the sessions of one kind of sender share: how the ledger names them (its type,
+    origin ISP or network, network and path) and whether and when it retries after a 4xx.
+    A run's sessions come from a few kinds."""
+
+    sender: SenderType
+    origin: str
+    network: str
+    strategy: str
+    retry_4xx: float
+    retry_delay_s: float
+
+
 class Drawn(NamedTuple):
     """A spam message's draws, made ahead (``SpamSessions.messages``): its recipients (the
     ISP of their one domain, each one's user and typo), its forged sender (an ISP's user),
@@ -100,6 +113,30 @@ class Drawn(NamedTuple):
     forged_user: int
     size: int
     key: int
+
+
+class Messages(NamedTuple):
+    """A block of spam messages' draws (``SpamSessions.messages``) as columns, one entry a
+    message, and their recipients', ``recipients`` of them a message, in order."""
+
+    target: np.ndarray
+    forged_server: np.ndarray
+    forged_user: np.ndarray
+    size: np.ndarray
+    key: np.ndarray
+    recipients: np.ndarray
+    users: np.ndarray
+    typos: np.ndarray
+
+    def each(self) -> list[Drawn]:
+        """The block one message at a time, for a sender that takes one at a time."""
+        first = np.cumsum(self.recipients) - self.recipients
+        users, typos = self.users, self.typos
+        return [Drawn(t, users[a:a + k], typos[a:a + k], f, u, z, y)
+                for t, a, k, f, u, z, y in zip(
+                    self.target.tolist(), first.tolist(), self.recipients.tolist(),
+                    self.forged_server.tolist(), self.forged_user.tolist(),
+                    self.size.tolist(), self.key.tolist(), strict=True)]
 
 
 BLOCK = 256   # sessions (or messages) drawn at a time
@@ -119,7 +156,7 @@ class SpamSessions:
         self.flow: SpamFlow | None = None   # at fidelity flow: where sessions are decided
 
     def messages(self, rng: np.random.Generator, recipients_mean: float,
-                 n: int = BLOCK) -> list[Drawn]:
+                 n: int = BLOCK) -> Messages:
         """The draws of a sender's next ``n`` spam messages, in the order it composes them
         (from its own stream, which nothing else reads): 1 + Poisson(mean − 1) harvested
         addresses of one domain, each an account's or one nobody has
@@ -141,12 +178,7 @@ class SpamSessions:
         owner = np.repeat(np.arange(n), count)
         kept = ~repeated(owner, user * 3 + typo)
         count = np.bincount(owner[kept], minlength=n)
-        user, typo = user[kept], typo[kept]
-        first = np.cumsum(count) - count
-        return [Drawn(t, user[a:a + k], typo[a:a + k], f, u, z, y)
-                for t, a, k, f, u, z, y in zip(target.tolist(), first.tolist(), count.tolist(),
-                                               forged.tolist(), forged_user.tolist(),
-                                               size.tolist(), key.tolist(), strict=True)]
+        return Messages(target, forged, forged_user, size, key, count, user[kept], typo[kept])
 
     def retries(self, sender: Sender, key: int) -> bool:
         """Whether the sender of the message of ``key`` tries once more after a 4xx: keyed
@@ -273,8 +305,11 @@ class Botnet:
         # the active bots' rates summed in order (a stopped bot's is 0)
         self._cumulative = np.cumsum(self.rate)
         self.rng = world.streams[f"bots.route.{cfg.name}"]
-        compose = world.streams[f"bots.compose.{cfg.name}"]
-        self.messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
+        self.compose = world.streams[f"bots.compose.{cfg.name}"]
+        self.messages = Ahead(lambda: sessions.messages(
+            self.compose, cfg.recipients_per_session).each())
+        self.pools = [world.dynamic_pool(i) for i in range(len(world.scenario.isps))]
+        self._kinds: dict[tuple[int, str], int] = {}   # at fidelity flow: by ISP, strategy
         self.sessions_per_s = float(self.rate.sum()) / cfg.recipients_per_session / 86_400
         if len(bots) and self.sessions_per_s > 0 and sessions.target_cumulative is not None:
             world.env.process(self.run())
@@ -283,10 +318,13 @@ class Botnet:
         rng = self.world.streams[f"bots.send.{self.cfg.name}"]
         env = self.world.env
         timeout, process = env.timeout, env.process
-        draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
-                                  rng.random(BLOCK).tolist(), strict=True))
         flow = self.sessions.flow
         adaptive = self.cfg.adaptive
+        if flow is not None and not adaptive and self.cfg.strategies[0] in UNAUTHENTICATED:
+            yield from self._ahead(flow, rng)
+            return
+        draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
+                                  rng.random(BLOCK).tolist(), strict=True))
         while self._cumulative[-1] > 0:
             gap, u = draws.next()
             yield timeout(gap)
@@ -307,8 +345,51 @@ class Botnet:
             if server is None:
                 self._unsent(bot)
                 continue
-            flow.hand(self._sender(bot, strategy), drawn, server, self if adaptive else None,
-                      bot, account)
+            isp = int(self.isp[bot])
+            pool = self.pools[isp]
+            flow.hand(self._kind(flow, isp, strategy), pool.host(int(self.user[bot])), isp,
+                      pool.index, drawn, server, self if adaptive else None, bot, account)
+
+    def _ahead(self, flow: SpamFlow, rng: np.random.Generator) -> Process:
+        """At fidelity flow, a botnet that does not adapt: what its sessions decide never
+        changes its choices (no bot stops, none changes strategy), so its sessions are drawn
+        a block at a time, as ``run`` draws them one at a time, and handed over ahead of
+        their instants (``SpamFlow.hand_ahead``)."""
+        env, cumulative = self.world.env, self._cumulative
+        strategy = self.cfg.strategies[0]
+        kinds = np.array([self._kind(flow, isp, strategy) for isp in range(len(self.pools))])
+        first = np.array([pool.first + 1 for pool in self.pools])   # ``Subnet.host``
+        subnets = np.array([pool.index for pool in self.pools])
+        t = env.now
+        while True:
+            gaps = rng.exponential(1 / self.sessions_per_s, BLOCK)
+            u = rng.random(BLOCK)
+            # the instants as the clock adds the gaps, one after another
+            at = np.cumsum(np.concatenate(([t], gaps)))[1:]
+            bot = np.minimum(cumulative.searchsorted(u * cumulative[-1], side="right"),
+                             len(self.rate) - 1)
+            messages = self.sessions.messages(self.compose, self.cfg.recipients_per_session)
+            isp = self.isp[bot]
+            # the server each session goes to (an open relay's: drawn in turn, as ``run``)
+            server = [self._server(strategy, i) for i in isp.tolist()]
+            if server[0] is not None:   # (None: no open relay, every session unsent)
+                flow.hand_ahead(at, kinds[isp], first[isp] + self.user[bot], isp,
+                                subnets[isp], np.array(server), messages)
+            t = float(at[-1])
+            if t >= flow.end:
+                return
+            yield env.timeout(max(0.0, t - env.now))
+
+    def _kind(self, flow: SpamFlow, isp: int, strategy: str) -> int:
+        """The kind of sender (``SpamFlow.kind``) of the botnet's bots in ISP ``isp`` with
+        ``strategy``."""
+        kind = self._kinds.get((isp, strategy))
+        if kind is None:
+            pool, cfg = self.pools[isp], self.cfg
+            kind = self._kinds[isp, strategy] = flow.kind(SenderKind(
+                SenderType.BOT, self.world.scenario.isps[isp].name, pool.name, strategy,
+                cfg.retry_4xx, cfg.retry_delay_s))
+        return kind
 
     def _choose(self, u: float) -> int:
         """The bot a uniform draw picks, in proportion to the active bots' rates."""
@@ -329,7 +410,7 @@ class Botnet:
     def _sender(self, bot: int, strategy: str) -> Sender:
         world, cfg = self.world, self.cfg
         isp, user = int(self.isp[bot]), int(self.user[bot])
-        pool = world.dynamic_pool(isp)
+        pool = self.pools[isp]
         return Sender(world.scenario.isps[isp].name, pool.name, pool.host(user), isp,
                       SenderType.BOT, strategy, cfg.retry_4xx, cfg.retry_delay_s, self.rng,
                       pool.index)
@@ -461,7 +542,10 @@ class SpammerServers:
         rng = world.streams[f"spammers.{self.index}"]
         compose = world.streams[f"spammers.compose.{self.index}"]
         route = world.streams[f"spammers.route.{self.index}"]
-        messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session))
+        if sessions.flow is not None:
+            yield from self._ahead(sessions.flow, sessions_per_s, rng, compose)
+            return
+        messages = Ahead(lambda: sessions.messages(compose, cfg.recipients_per_session).each())
         draws = Ahead(lambda: zip(rng.exponential(1 / sessions_per_s, BLOCK).tolist(),
                                   rng.integers(cfg.count, size=BLOCK).tolist(), strict=True))
         senders = [Sender(cfg.network, cfg.network, address, self.net.isp,
@@ -471,11 +555,31 @@ class SpammerServers:
             gap, host = draws.next()
             yield world.env.timeout(gap)
             sender = senders[host]
-            if sessions.flow is not None:
-                sessions.flow.hand(sender, messages.next(), -1)
-                continue
             mail = sessions.compose(sender, messages.next())
             world.env.process(self._send(sender, mail))
+
+    def _ahead(self, flow: SpamFlow, sessions_per_s: float, rng: np.random.Generator,
+               compose: np.random.Generator) -> Process:
+        """At fidelity flow: nothing a session decides changes what the servers do next, so
+        their sessions are drawn a block at a time, as ``run`` draws them one at a time, and
+        handed over ahead of their instants (``SpamFlow.hand_ahead``)."""
+        env, cfg = self.world.env, self.cfg
+        kind = flow.kind(SenderKind(SenderType.SPAMMER_SERVER, cfg.network, cfg.network,
+                                    "direct", cfg.retry_4xx, cfg.retry_delay_s))
+        addresses = np.array(self.addresses)
+        t = env.now
+        while True:
+            gaps = rng.exponential(1 / sessions_per_s, BLOCK)
+            host = rng.integers(cfg.count, size=BLOCK)
+            at = np.cumsum(np.concatenate(([t], gaps)))[1:]   # as the clock adds them
+            messages = self.sessions.messages(compose, cfg.recipients_per_session)
+            flow.hand_ahead(at, np.full(BLOCK, kind), addresses[host],
+                            np.full(BLOCK, self.net.isp), np.full(BLOCK, self.net.index),
+                            np.full(BLOCK, -1), messages)
+            t = float(at[-1])
+            if t >= flow.end:
+                return
+            yield env.timeout(max(0.0, t - env.now))
 
     def _send(self, sender: Sender, mail: Mail) -> Process:
         yield from self.sessions.run(sender, mail, None, None)

@@ -22,12 +22,13 @@ an undecided session may have stopped.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+import math
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 import simpy
 
+from netsim.draws import keyed_uniform
 from netsim.mail import Kind, Outcome
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
@@ -35,11 +36,11 @@ from netsim.net import Resolver
 from netsim.world.columns import Columns
 from netsim.world.dialogue import Decided, Part, decide_parts
 from netsim.world.lookups import ROUTED, Lookups
-from netsim.world.spam import first_hop_port, helo_of
+from netsim.world.spam import SenderKind, first_hop_port, helo_of
 
 if TYPE_CHECKING:
     from netsim.world.flow import LegitFlow
-    from netsim.world.spam import Botnet, Drawn, Sender, SpamSessions
+    from netsim.world.spam import Botnet, Drawn, Messages, SpamSessions
 
 SPAM = KINDS.index(Kind.SPAM)
 
@@ -54,30 +55,56 @@ class SpamFlowWorld(Protocol):
     @property
     def listing(self) -> Listing | None: ...
 
-    def next_id(self) -> int: ...
+    def next_ids(self, n: int) -> np.ndarray: ...
 
 
-@dataclass(slots=True, eq=False)
-class Handed:
-    """One spam session handed over: who sends what, where (``dst``: a server's index in
-    ``ServerArrays``, an ISP's or an open relay's; -1 the recipients' domain's MX), from
-    when (``t``), which try (``round``); ``botnet`` and ``bot``: whom it teaches (None: a
-    spammer server's, or a botnet's that does not adapt); ``account``: the account at
-    ``dst`` whose stolen password it logs in with on 587 (-1: none, on 25)."""
+class Tries(NamedTuple):
+    """Spam sessions' tries as columns: ``s`` one entry a try (``t``: when it starts;
+    ``mid``, -1 until it is decided; its sender's ``kind`` (``SpamFlow.kind``),
+    ``address``, ``isp`` and ``subnet``; ``dst``: a server's index in ``ServerArrays``, an
+    ISP's or an open relay's, -1 the recipients' domain's MX; its message's ``target``,
+    ``forged_server``, ``forged_user``, ``size`` and ``key``; ``account``: the account at
+    ``dst`` whose stolen password it logs in with on 587, -1 none, on 25; ``botnet`` and
+    ``bot``: whom it teaches, -1 nobody; ``round``: 0 the first try, 1 the retry;
+    ``accepted``: whether a try so far had a recipient taken; ``count``: its recipients),
+    ``r`` one entry a recipient, grouped by try in ``s``'s order (``place`` in its message,
+    ``user``, ``typo``, and ``row``: its ledger row, -1 until the message is decided)."""
 
-    t: float
-    mid: int
-    sender: Sender
-    drawn: Drawn
-    dst: int
-    botnet: Botnet | None
-    bot: int
-    account: int = -1
-    rows: int = -1        # the message's first ledger row (-1: not opened yet)
-    round: int = 0
-    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    accepted: bool = False
-    waits: bool = False   # for its retry
+    s: Columns
+    r: Columns
+
+    @staticmethod
+    def join(parts: list[Tries]) -> Tries:
+        return Tries(Columns.join([p.s for p in parts]), Columns.join([p.r for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.s)
+
+    def take(self, index: np.ndarray) -> Tries:
+        """The tries ``index`` (an index array), in its order, with their recipients; every
+        column read (a try's are changed in place as it is decided)."""
+        count = self.s.count
+        first = np.cumsum(count) - count
+        n = count[index]
+        rows = np.repeat(first[index] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        return Tries(_read(self.s, index), _read(self.r, rows))
+
+    def split(self, now: float) -> tuple[Tries, Tries]:
+        """The tries that start by ``now``, and the rest."""
+        due = self.s.t <= now
+        return self.take(np.flatnonzero(due)), self.take(np.flatnonzero(~due))
+
+    def cut(self, now: float) -> tuple[Tries, Tries]:
+        """``split`` of tries in time order: the first ones, and the rest (views)."""
+        k = int(np.searchsorted(self.s.t, now, side="right"))
+        m = int(self.s.count[:k].sum())
+        return (Tries(_read(self.s, slice(0, k)), _read(self.r, slice(0, m))),
+                Tries(_read(self.s, slice(k, None)), _read(self.r, slice(m, None))))
+
+
+# a try's columns (``Tries``), in the order ``SpamFlow.hand`` records them
+HANDED = ("t", "kind", "address", "isp", "subnet", "dst", "botnet", "bot", "account",
+          "target", "forged_server", "forged_user", "size", "key")
 
 
 class SpamFlow:
@@ -95,40 +122,87 @@ class SpamFlow:
         self.queues = flow.queues
         self.lookups = Lookups(resolvers, self.arrays.servers[:self.arrays.isps])
         self.end = self.custody.end
-        self.undecided: list[Handed] = []
-        self.retries: list[tuple[float, int, Handed]] = []   # a heap, by instant
-        self.learning: list[tuple[float, int, Handed]] = []  # decided, by when they end
+        # sessions handed over one at a time (``hand``), and a block at a time ahead of
+        # their instants (``hand_ahead``), not decided yet
+        self.undecided: list[tuple[object, ...]] = []
+        self.ahead: list[Tries] = []
+        self.retries: list[Tries] = []     # the retries after a 4xx, not tried yet
+        self.next_retry = math.inf         # the earliest of them
+        self.learning: list[tuple[float, int, int, int, bool]] = []   # decided, by when
+        # they end: (end, sequence, botnet, bot, whether a try had a recipient taken)
+        self.botnets: dict[int, Botnet] = {}
         # by (botnet, bot): sessions the bot has not learnt from yet, and those undecided
         self.unlearned: dict[tuple[int, int], int] = {}
         self.undecided_of: dict[tuple[int, int], int] = {}
         # by botnet: undecided sessions of bots that could stop before they are learnt from
         self.stopping: dict[int, int] = {}
         self._seq = 0
-        self._coded: dict[tuple[object, ...], tuple[int, ...]] = {}   # by kind of sender
+        self.kinds: dict[SenderKind, int] = {}
+        self._kinds: list[SenderKind] = []
+        self._kind_origin = np.zeros(0, dtype=np.int64)
+        self._kind_retry = np.zeros(0)
+        self._kind_delay = np.zeros(0)
+        self._coded: list[tuple[int, ...] | None] = []   # the ledger's codes, once used
         self.dns_failure = self.ledger.code("stopped_by", "dns_failure")
         flow.spam = self
 
     # -- from the senders ------------------------------------------------------------------
-    def hand(self, sender: Sender, drawn: Drawn, dst: int, botnet: Botnet | None = None,
-             bot: int = -1, account: int = -1) -> None:
-        """A session starting now, to the server ``dst`` (-1: the MX); ``botnet``
-        and ``bot``: whom it teaches (None: nobody); ``account``: the account at ``dst``
-        it logs in to (-1: none)."""
-        world = self.world
-        self.undecided.append(Handed(world.env.now, world.next_id(), sender, drawn, dst,
-                                     botnet, bot, account))
+    def kind(self, kind: SenderKind) -> int:
+        """The number of a kind of sender (registered when first seen)."""
+        known = self.kinds.get(kind)
+        if known is None:
+            known = self.kinds[kind] = len(self._kinds)
+            self._kinds.append(kind)
+            self._coded.append(None)
+            self._kind_origin = np.append(self._kind_origin, self.queues.origin(kind.origin))
+            self._kind_retry = np.append(self._kind_retry, kind.retry_4xx)
+            self._kind_delay = np.append(self._kind_delay, kind.retry_delay_s)
+        return known
+
+    def hand(self, kind: int, address: int, isp: int, subnet: int, drawn: Drawn, dst: int,
+             botnet: Botnet | None = None, bot: int = -1, account: int = -1) -> None:
+        """A session starting now, from ``address`` (a sender of ``kind`` in ISP ``isp``'s
+        network ``subnet``) to the server ``dst`` (-1: the MX); ``botnet`` and ``bot``:
+        whom it teaches (None: nobody); ``account``: the account at ``dst`` it logs in to
+        (-1: none)."""
+        index = -1
         if botnet is not None:
-            key = (botnet.index, bot)
+            index = botnet.index
+            self.botnets[index] = botnet
+            key = (index, bot)
             self.unlearned[key] = unlearned = self.unlearned.get(key, 0) + 1
             self.undecided_of[key] = self.undecided_of.get(key, 0) + 1
             if botnet.may_stop(bot, unlearned):
-                self.stopping[botnet.index] = self.stopping.get(botnet.index, 0) + 1
+                self.stopping[index] = self.stopping.get(index, 0) + 1
+        self.undecided.append((self.world.env.now, kind, address, isp, subnet, dst, index,
+                               bot, account, drawn.target, drawn.forged_server,
+                               drawn.forged_user, drawn.size, drawn.key, drawn.users,
+                               drawn.typos))
+
+    def hand_ahead(self, t: np.ndarray, kind: np.ndarray, address: np.ndarray,
+                   isp: np.ndarray, subnet: np.ndarray, dst: np.ndarray,
+                   messages: Messages) -> None:
+        """Sessions starting at ``t`` (ascending, from now on) of senders whose sessions
+        teach them nothing (``hand``'s arguments, one entry a session, of ``messages`` in
+        order): each is decided as if handed over at its instant; those from the run's end
+        on never start."""
+        n = int(np.searchsorted(t, self.end, side="left"))
+        if not n:
+            return
+        count = messages.recipients[:n]
+        m = int(count.sum())
+        none = np.full(n, -1)
+        s = {"t": t[:n], "kind": kind[:n], "address": address[:n], "isp": isp[:n],
+             "subnet": subnet[:n], "dst": dst[:n], "botnet": none, "bot": none,
+             "account": none, **{name: getattr(messages, name)[:n] for name in
+                                 ("target", "forged_server", "forged_user", "size", "key")}}
+        self.ahead.append(_tries(s, count, messages.users[:m], messages.typos[:m]))
 
     def before_choice(self, botnet: Botnet, now: float) -> None:
         """What a botnet's choice at ``now`` reads: which bots are active. Every decided
         session that ended by then is learnt from; if an undecided one could have stopped
         its bot, every session due is decided first."""
-        if self.stopping.get(botnet.index) or (self.retries and self.retries[0][0] <= now):
+        if self.stopping.get(botnet.index) or self._retry_due(now):
             self._decide(now)
         self.learn(now)
 
@@ -154,19 +228,16 @@ class SpamFlow:
         ended earlier)."""
         heap = self.learning
         while heap and heap[0][0] <= now:
-            entry = heap[0][2]
-            botnet = entry.botnet
-            assert botnet is not None
-            if self._due(botnet.index, entry.bot, now):
+            _, _, botnet, bot, accepted = heap[0]
+            if self._due(botnet, bot, now):
                 self._decide(now)
                 continue
             heapq.heappop(heap)
-            self._learnt(entry)
-            botnet.learn(entry.bot, entry.accepted)
+            self._learnt(botnet, bot)
+            self.botnets[botnet].learn(bot, accepted)
 
-    def _learnt(self, entry: Handed) -> None:
-        assert entry.botnet is not None
-        key = (entry.botnet.index, entry.bot)
+    def _learnt(self, botnet: int, bot: int) -> None:
+        key = (botnet, bot)
         left = self.unlearned[key] - 1
         if left:
             self.unlearned[key] = left
@@ -175,8 +246,7 @@ class SpamFlow:
 
     def _due(self, botnet: int, bot: int, now: float) -> bool:
         """Whether a session of the bot, or any retry, is due by ``now`` and undecided."""
-        return bool(self.undecided_of.get((botnet, bot))
-                    or (self.retries and self.retries[0][0] <= now))
+        return bool(self.undecided_of.get((botnet, bot)) or self._retry_due(now))
 
     # -- deciding ----------------------------------------------------------------------------
     def decide(self, now: float) -> None:
@@ -186,88 +256,114 @@ class SpamFlow:
         self.learn(now)
 
     def _decide(self, now: float) -> None:
-        work, self.undecided = self.undecided, []
+        work = self._handed(now)
         self.undecided_of = {}
         self.stopping = {}
         # the owners' sessions of the accounts spammers log in to, in the same dialogue
         owners = self.flow.owners_due(now)
         while True:   # a retry due within the same span is tried in it too
-            while self.retries and self.retries[0][0] <= now:
-                work.append(heapq.heappop(self.retries)[2])
+            work += self._retries_due(now)
             if not work:
                 if owners is not None:
                     decide_parts(self.arrays, self.ledger, [owners])
                 break
-            work.sort(key=lambda e: e.t)
-            for entry in work:
-                entry.waits = False
-            self._open_rows([e for e in work if e.rows < 0])
-            self._attempt(work, owners)
+            tries = Tries.join(work)
+            tries = tries.take(np.argsort(tries.s.t, kind="stable"))   # (read: changed here)
+            self._open_rows(tries)
+            self._attempt(tries, owners)
             work, owners = [], None
+
+    def _handed(self, now: float) -> list[Tries]:
+        """The sessions handed over that start by ``now``: one at a time, then ahead."""
+        work = []
+        if self.undecided:
+            columns = list(zip(*self.undecided, strict=True))
+            self.undecided = []
+            typos, users = columns.pop(), columns.pop()
+            s = dict(zip(HANDED, (np.array(c) for c in columns), strict=True))
+            count = np.array([len(u) for u in users])
+            work.append(_tries(s, count, np.concatenate(users), np.concatenate(typos)))
+        ahead = []
+        for block in self.ahead:
+            if block.s.t[0] > now:
+                ahead.append(block)
+                continue
+            due, rest = block.cut(now)
+            work.append(due)
+            if len(rest):
+                ahead.append(rest)
+        self.ahead = ahead
+        return work
+
+    def _retry_due(self, now: float) -> bool:
+        return bool(self.retries) and self.next_retry <= now
+
+    def _retries_due(self, now: float) -> list[Tries]:
+        if not self._retry_due(now):
+            return []
+        work, later = [], []
+        for block in self.retries:
+            due, rest = block.split(now)
+            if len(due):
+                work.append(due)
+            if len(rest):
+                later.append(rest)
+        self.retries = later
+        self.next_retry = min((float(b.s.t.min()) for b in later), default=math.inf)
+        return work
 
     def held_rows(self) -> list[np.ndarray]:
         """Rows of retries not yet due (a session handed over opens its rows when it is
         decided)."""
-        return [entry.pending for _, _, entry in self.retries]
+        return [block.r.row for block in self.retries]
 
-    def _open_rows(self, new: list[Handed]) -> None:
-        """The new sessions' rows, as the engines open them at the session's start."""
-        if not new:
+    def _open_rows(self, tries: Tries) -> None:
+        """The new sessions' message ids and rows, as the engines open them at the
+        session's start (in time order)."""
+        s, r = tries
+        new = np.flatnonzero(s.mid < 0)
+        if not len(new):
             return
-        counts = np.array([len(e.drawn.users) for e in new])
-        each = np.repeat(np.arange(len(new)), counts)
-        first = np.cumsum(counts) - counts
-        # each session's sender as the ledger codes it: its type, origin ISP and network,
-        # path and first port (a few kinds of sender send all of a run's sessions)
-        coded = self._coded
-        words = []
-        for e in new:
-            s = e.sender
-            kind = (s.sender, s.origin, s.network, s.strategy)
-            known = coded.get(kind)
-            if known is None:
-                code = self.ledger.code
-                known = coded[kind] = (code("sender", s.sender.value),
-                                       code("origin_isp", s.origin),
-                                       code("origin_network", s.network),
-                                       code("path", s.strategy), first_hop_port(s.strategy))
-            words.append(known)
-        sender, origin_isp, origin_network, path, port = np.array(words).T[:, each]
-        target = np.array([e.drawn.target for e in new])
+        s.mid[new] = self.world.next_ids(len(new))
+        rows = np.flatnonzero(r.row < 0)
+        per_row = np.repeat(np.arange(len(s)), s.count)[rows]
+        kind = s.kind[per_row]
+        # each kind of sender as the ledger codes it, coded when first opened
+        codes = self._coded
+        for k in kind[np.sort(np.unique(kind, return_index=True)[1])].tolist():
+            if codes[k] is None:
+                code, of = self.ledger.code, self._kinds[k]
+                codes[k] = (code("sender", of.sender.value), code("origin_isp", of.origin),
+                            code("origin_network", of.network), code("path", of.strategy),
+                            first_hop_port(of.strategy))
+        sender, origin_isp, origin_network, path, port = np.array(
+            [c if c is not None else (0,) * 5 for c in codes]).T[:, kind]
         row0 = self.ledger.add_rows(
-            Kind.SPAM, message_id=np.array([e.mid for e in new])[each],
-            rcpt_index=np.arange(len(each)) - first[each], sender=sender,
+            Kind.SPAM, message_id=s.mid[per_row], rcpt_index=r.place[rows], sender=sender,
             origin_isp=origin_isp, origin_network=origin_network, path=path,
-            first_hop_port=port,
-            rcpt_domain=self.queues.domain_code[target][each],
-            created=np.array([e.t for e in new])[each])
-        for entry, a, n in zip(new, first.tolist(), counts.tolist(), strict=True):
-            entry.rows = row0 + a
-            entry.pending = np.arange(row0 + a, row0 + a + n)
+            first_hop_port=port, rcpt_domain=self.queues.domain_code[s.target[per_row]],
+            created=s.t[per_row])
+        r.row[rows] = row0 + np.arange(len(rows))
 
-    def _attempt(self, work: list[Handed], owners: Part | None) -> None:
+    def _attempt(self, tries: Tries, owners: Part | None) -> None:
         """One try of each session (``SpamSessions.run``'s loop body), in time order; their
         SMTP sessions in one dialogue with ``owners``' (``LegitFlow.owners_due``)."""
         custody, end = self.custody, self.end
-        n = len(work)
-        t = np.array([e.t for e in work])
-        dst = np.array([e.dst for e in work])
-        target = np.array([e.drawn.target for e in work])
+        s, r = tries
+        n = len(s)
+        t, dst, target = s.t, s.dst, s.target
         server = np.where(dst >= 0, dst, target)
-        counts = np.array([len(e.pending) for e in work])
-        per_row = np.repeat(np.arange(n), counts)
-        rows = np.concatenate([e.pending for e in work])
-        place = np.arange(len(rows)) - (np.cumsum(counts) - counts)[per_row]
+        per_row = np.repeat(np.arange(n), s.count)
+        rows = r.row
         ready = t.copy()            # when the connection is attempted
         done = np.full(n, np.nan)   # when the sender is done with the session (NaN: not yet)
+        waits = np.zeros(n, dtype=bool)   # for its retry
         lost = np.zeros(n, dtype=bool)
         mx = np.flatnonzero(dst < 0)
         if len(mx):   # the route to the recipients' domain
-            picked = [work[i] for i in mx.tolist()]
             ready[mx], rcode = self.lookups.route(
-                np.array([e.sender.isp for e in picked]), target[mx], np.zeros(len(mx), int),
-                t[mx], (np.array([e.drawn.key for e in picked]),
-                        np.array([e.round + 1 for e in picked])), end)
+                s.isp[mx], target[mx], np.zeros(len(mx), int), t[mx],
+                (s.key[mx], s.round[mx] + 1), end)
             lost[mx[rcode != ROUTED]] = True
             # a failed lookup: every recipient expires when its answer comes
             custody.finish(rows[lost[per_row]], Outcome.EXPIRED, ready[per_row][lost[per_row]],
@@ -276,16 +372,11 @@ class SpamFlow:
             done[heard] = ready[heard]
         go = ~lost & (ready < end)
         custody.hold(rows[(~lost & ~go)[per_row]])
-        src = np.array([e.sender.address for e in work])
-        subnet = np.array([e.sender.subnet for e in work])
         ask = np.flatnonzero(go)
-        # the accounts sessions with stolen passwords log in to (None: no such session),
-        # and each session's port: 587 to log in, else 25
-        logins = [e.account for e in work]
-        account = np.array(logins) if max(logins) >= 0 else None
-        port = np.full(n, 25) if account is None else np.where(account >= 0, 587, 25)
+        # each session's port: 587 to log in with a stolen password, else 25
+        port = np.where(s.account >= 0, 587, 25)
         is_open, delay, one_way, cause = self.connections.connect(
-            subnet[ask], src[ask], server[ask], port[ask], ready[ask])
+            s.subnet[ask], s.address[ask], server[ask], port[ask], ready[ask])
         opened = np.full(n, np.inf)
         opened[ask] = ready[ask] + delay
         lanes = np.zeros(n)
@@ -305,77 +396,68 @@ class SpamFlow:
         live &= opened < end
         parts = [] if owners is None else [owners]
         if live.any():
-            parts.append(self._sessions(work, live, server, opened, lanes, rows, per_row,
-                                        place, done, port, account))
+            parts.append(self._sessions(tries, live, server, opened, lanes, port, per_row,
+                                        done, waits))
         decide_parts(self.arrays, self.ledger, parts)
-        for entry, at in zip(work, done.tolist(), strict=True):
-            if entry.botnet is None:
-                continue
+        taught = np.flatnonzero(s.botnet >= 0)
+        for at, botnet, bot, accepted, retry in zip(
+                done[taught].tolist(), s.botnet[taught].tolist(), s.bot[taught].tolist(),
+                s.accepted[taught].tolist(), waits[taught].tolist(), strict=True):
             if at == at:
                 self._seq += 1
-                heapq.heappush(self.learning, (at, self._seq, entry))
-            elif not entry.waits:   # never heard within the run: never learnt from
-                self._learnt(entry)
+                heapq.heappush(self.learning, (at, self._seq, botnet, bot, accepted))
+            elif not retry:   # never heard within the run: never learnt from
+                self._learnt(botnet, bot)
 
-    def _sessions(self, work: list[Handed], live: np.ndarray, server: np.ndarray,
-                  opened: np.ndarray, one_way: np.ndarray, rows: np.ndarray,
-                  per_row: np.ndarray, place: np.ndarray, done: np.ndarray,
-                  port: np.ndarray, account: np.ndarray | None) -> Part:
+    def _sessions(self, tries: Tries, live: np.ndarray, server: np.ndarray,
+                  opened: np.ndarray, one_way: np.ndarray, port: np.ndarray,
+                  per_row: np.ndarray, done: np.ndarray, waits: np.ndarray) -> Part:
         """The SMTP sessions of the tries that connected, for their dialogue; what each
         recipient came to is taken in by ``_sessions_decided``."""
-        ledger = self.ledger
+        s, r = tries
         pick = np.flatnonzero(live)
-        index = np.full(len(work), -1)
+        index = np.full(len(s), -1)
         index[pick] = np.arange(len(pick))
-        mine = index[per_row] >= 0
-        r_rows, r_session, r_place = rows[mine], index[per_row[mine]], place[mine]
-        senders = [work[i] for i in pick.tolist()]
+        mine = np.flatnonzero(index[per_row] >= 0)
+        r_session = index[per_row[mine]]
         srv = server[pick]
-        origin = np.array([self.queues.origin(e.sender.origin) for e in senders])
-        src = np.array([e.sender.address for e in senders])
+        origin = self._kind_origin[s.kind[pick]]
+        src = s.address[pick]
         # carried out of the sender's networks, and seen by a blocklist, once open
         server_origin = self.queues.owner_origin   # an ISP's server's: its ISP's index
-        ledger.sent_out_rows(r_rows[(server_origin[srv] != origin)[r_session]])
+        r_rows = r.row[mine]
+        self.ledger.sent_out_rows(r_rows[(server_origin[srv] != origin)[r_session]])
         if self.world.listing is not None:
             self.world.listing.seen(src, opened[pick], np.ones(len(pick), dtype=bool))
-        users, typos = [], []
-        for e in senders:
-            at = e.pending - e.rows   # the recipients' places in the message
-            users.append(e.drawn.users[at])
-            typos.append(e.drawn.typos[at])
         n = len(pick)
-        login = np.full(n, -1)
-        from_srv = np.array([e.drawn.forged_server for e in senders])
-        from_user = np.array([e.drawn.forged_user for e in senders])
-        if account is not None:
-            # a stolen password's session logs in to its account and sends as its owner
-            login = account[pick]
-            stolen = np.flatnonzero(login >= 0)
+        from_srv, from_user = s.forged_server[pick], s.forged_user[pick]
+        login = s.account[pick]
+        stolen = np.flatnonzero(login >= 0)
+        if len(stolen):   # a stolen password's session logs in to its account, sends as it
+            from_srv, from_user = from_srv.copy(), from_user.copy()
             from_srv[stolen], from_user[stolen] = srv[stolen], login[stolen]
         sessions = Columns({
             "server": srv, "opened": opened[pick], "one_way": one_way[pick], "client": src,
-            "subnet": np.array([e.sender.subnet for e in senders]),
-            "port": port[pick], "user": login, "from_srv": from_srv, "from_user": from_user,
-            "size": np.array([e.drawn.size for e in senders]),
-            "key": np.array([e.drawn.key for e in senders]),
-            "kind": np.full(n, SPAM), "mid": np.array([e.mid for e in senders]),
+            "subnet": s.subnet[pick], "port": port[pick], "user": login,
+            "from_srv": from_srv, "from_user": from_user, "size": s.size[pick],
+            "key": s.key[pick], "kind": np.full(n, SPAM), "mid": s.mid[pick],
             "pop_at": self.arrays.last_logins(srv, src, opened[pick], one_way[pick],
                                               np.ones(n, dtype=bool))})
         recipients = Columns({
-            "session": r_session, "place": r_place,
-            "rcpt_isp": np.array([e.drawn.target for e in senders])[r_session],
-            "rcpt_user": np.concatenate(users), "typo": np.concatenate(typos),
-            "row": r_rows})
+            "session": r_session, "place": r.place[mine],
+            "rcpt_isp": s.target[pick][r_session], "rcpt_user": r.user[mine],
+            "typo": r.typo[mine], "row": r_rows})
         return Part(sessions, recipients, lambda k: helo_of(int(src[k])),
-                    lambda d: self._sessions_decided(d, senders, pick, sessions, recipients,
-                                                     origin, done))
+                    lambda d: self._sessions_decided(d, tries, pick, sessions, recipients,
+                                                     origin, done, waits))
 
-    def _sessions_decided(self, d: Decided, senders: list[Handed], pick: np.ndarray,
+    def _sessions_decided(self, d: Decided, tries: Tries, pick: np.ndarray,
                           sessions: Columns, recipients: Columns, origin: np.ndarray,
-                          done: np.ndarray) -> None:
-        """What each recipient of the sessions ``senders`` came to (``d``), and each
-        session's end and retry."""
+                          done: np.ndarray, waits: np.ndarray) -> None:
+        """What each recipient of the sessions ``pick`` of ``tries`` came to (``d``), and
+        each session's end and retry."""
         custody, end, ledger = self.custody, self.end, self.ledger
+        s = tries.s
         server_origin = self.queues.owner_origin
         srv, r_rows, r_session = sessions.server, recipients.row, recipients.session
         code, cause, ends = d.code, d.cause, d.end
@@ -390,38 +472,57 @@ class SpamFlow:
             **{name: getattr(sessions, name)[k]
                for name in ("mid", "size", "key", "from_srv", "from_user", "kind")}}),
             d.dot[k], d.junk[accepted], self.queues.stepped + 1)
-        accepted_any = np.bincount(r_session[accepted], minlength=len(pick)) > 0
+        n = len(pick)
+        s.accepted[pick] |= np.bincount(r_session[accepted], minlength=n) > 0
         heard = ends < end   # what the sender hears at the session's end
+        done[pick[heard]] = ends[heard]
         row_end = ends[r_session]
         refused = ~accepted
         permanent = refused & (code >= 500)
         custody.finish(r_rows[permanent], Outcome.REJECTED, row_end[permanent],
                        code=code[permanent], cause=cause[permanent])
         temporary = refused & ~permanent
-        # each session's recipients refused with a 4xx (rows are grouped by session)
-        held = np.flatnonzero(temporary)
-        bounds = np.searchsorted(r_session[held], np.arange(len(pick) + 1)).tolist()
-        again = np.zeros(len(pick), dtype=bool)
-        for j, entry in enumerate(senders):
-            entry.accepted |= bool(accepted_any[j])
-            if not heard[j]:
-                continue
-            done[pick[j]] = ends[j]
-            left = r_rows[held[bounds[j]:bounds[j + 1]]]
-            if not len(left) or entry.round or not self.sessions.retries(entry.sender,
-                                                                         entry.drawn.key):
-                continue
-            # the one retry after a 4xx, a delay later
-            again[j] = True
-            done[pick[j]] = np.nan
-            entry.round, entry.pending = 1, left
-            entry.t = float(ends[j]) + entry.sender.retry_delay_s
-            entry.waits = entry.t < end
-            if entry.waits:
-                self._seq += 1
-                heapq.heappush(self.retries, (entry.t, self._seq, entry))
-            else:
-                custody.hold(left)
+        # the one retry after a 4xx, a delay later, if the sender retries this message
+        again = heard & (s.round[pick] == 0) & (
+            np.bincount(r_session[temporary], minlength=n) > 0)
+        maybe = np.flatnonzero(again)
+        kind = s.kind[pick[maybe]]
+        again[maybe] = (keyed_uniform(s.key[pick[maybe]], self.sessions.retry_salt)
+                        < self._kind_retry[kind])
         last = temporary & ~again[r_session]
         custody.finish(r_rows[last], Outcome.REJECTED, row_end[last], code=code[last],
                        cause=cause[last])
+        if not again.any():
+            return
+        j = np.flatnonzero(again)
+        done[pick[j]] = np.nan
+        at = ends[j] + self._kind_delay[s.kind[pick[j]]]
+        retry = tries.take(pick[j])
+        left = temporary[np.flatnonzero(np.isin(r_session, j))]
+        kept = retry.r.take(left)   # the recipients refused with a 4xx
+        count = np.bincount(np.repeat(np.arange(len(j)), retry.s.count)[left],
+                            minlength=len(j))
+        soon = at < end
+        waits[pick[j[soon]]] = True
+        custody.hold(kept.row[~soon[np.repeat(np.arange(len(j)), count)]])
+        later = Tries(retry.s.but(t=at, round=np.ones(len(j), dtype=np.int64), count=count),
+                      kept).take(np.flatnonzero(soon))
+        if len(later):
+            self.retries.append(later)
+            self.next_retry = min(self.next_retry, float(later.s.t.min()))
+
+
+def _read(columns: Columns, index: np.ndarray | slice) -> Columns:
+    return Columns({name: values[index] for name, values in columns.data.items()})
+
+
+def _tries(s: dict[str, np.ndarray], count: np.ndarray, users: np.ndarray,
+           typos: np.ndarray) -> Tries:
+    """New sessions' tries (``Tries``) of the columns ``s`` (``HANDED``)."""
+    n, m = len(count), len(users)
+    first = np.cumsum(count) - count
+    return Tries(
+        Columns({**s, "mid": np.full(n, -1), "round": np.zeros(n, dtype=np.int64),
+                 "accepted": np.zeros(n, dtype=bool), "count": count}),
+        Columns({"place": np.arange(m) - np.repeat(first, count), "user": users,
+                 "typo": typos, "row": np.full(m, -1)}))
