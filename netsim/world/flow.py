@@ -63,9 +63,9 @@ if TYPE_CHECKING:
 
 LEGIT = KINDS.index(Kind.LEGIT)
 CHECKS_EVERY = 10   # minutes between computing the retrievals of settled checks
-# a batch of users' new messages: their columns and their recipients', their creation
-# order and instants in that order (``LegitFlow._drawn``)
-Batched = tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray]
+# a batch of one ISP's users' new messages, in creation order: their columns and their
+# recipients' (``LegitFlow._drawn``)
+Batched = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
 class FlowWorld(UsersWorld, Protocol):
@@ -120,7 +120,7 @@ class LegitFlow:
         # submissions to accounts whose password spammers hold, for spam's dialogue
         self.owners: list[Columns] = []
         self.step_index = 0
-        self._batch: Batched | None = None
+        self._batch: list[Batched] = []
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -210,22 +210,34 @@ class LegitFlow:
         """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
         if start == math.floor(start / BATCH_S) * BATCH_S:
             self._batch = self._drawn(start)
-        if self._batch is None:
+        # each ISP's messages of these instants, and their recipients (one ISP's are in
+        # creation order); joined a minute at a time, not a batch (a country's batch holds
+        # millions of messages)
+        bounds = [np.searchsorted(m["t"], [start, min(end, self.end)]).tolist()
+                  for m, _ in self._batch]
+        now_isps = [(m, r, a, b) for (m, r), (a, b) in zip(self._batch, bounds, strict=True)
+                    if a < b]
+        if not now_isps:
             return []
-        messages, recipients, order, t = self._batch
-        a, b = (int(i) for i in np.searchsorted(t, [start, min(end, self.end)]))
-        if a == b:
-            return []
-        # the messages of these instants in creation order, each one's recipients in order
-        now_messages, n = order[a:b], b - a
-        count = messages["count"][now_messages]
+        joined = {name: np.concatenate([m[name][a:b] for m, _, a, b in now_isps])
+                  for name in now_isps[0][0] if name != "first"}
+        spans = [(int(m["first"][a]), int(m["first"][b - 1] + m["count"][b - 1]))
+                 for m, _, a, b in now_isps]
+        rjoined = {name: np.concatenate([r[name][lo:hi] for (_, r, _, _), (lo, hi)
+                                         in zip(now_isps, spans, strict=True)])
+                   for name in now_isps[0][1]}
+        # the messages in creation order (ties: by ISP, then as drawn), each one's
+        # recipients in order
+        order = np.argsort(joined["t"], kind="stable")
+        n = len(order)
+        whole = joined.pop("count")
+        count = whole[order]
         msg = np.repeat(np.arange(n), count)
-        each = now_messages[msg]
-        at = np.repeat(messages["first"][now_messages] - (np.cumsum(count) - count), count)
-        now = {name: values[each] for name, values in messages.items()
-               if name not in ("first", "count")}
+        each = order[msg]
+        at = np.repeat((np.cumsum(whole) - whole)[order] - (np.cumsum(count) - count), count)
+        now = {name: values[each] for name, values in joined.items()}
         now.update({name: values[at + np.arange(len(msg))]
-                    for name, values in recipients.items()})
+                    for name, values in rjoined.items()})
         ledger = self.ledger
         ids = self.world.next_ids(n)[msg]
         row0 = ledger.add_rows(
@@ -237,22 +249,13 @@ class LegitFlow:
             del now[name]   # the ledger has them; "mid" names the message now
         return [Columns({**now, "row": row0 + np.arange(len(msg)), "mid": ids})]
 
-    def _drawn(self, start: float) -> Batched | None:
-        """Every ISP's messages of the batch from ``start``, one row a message, and their
-        recipients' columns (a message's ``count`` of them from row ``first``); the
-        messages' creation order (ties: by ISP, then as drawn) and their instants in it."""
+    def _drawn(self, start: float) -> list[Batched]:
+        """Every ISP's messages of the batch from ``start`` (those with any), one row a
+        message in creation order, and their recipients' columns (a message's ``count`` of
+        them from row ``first``)."""
         parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
                  for isp, workload in enumerate(self.world.workloads)]
-        parts = [p for p in parts if len(p[0]["t"])]
-        if not parts:
-            return None
-        offset = np.cumsum([0, *(len(r["rcpt_isp"]) for _, r in parts)])
-        messages = Columns.join([Columns({**m, "first": m["first"] + o})
-                                 for (m, _), o in zip(parts, offset[:-1].tolist(),
-                                                      strict=True)]).data
-        recipients = Columns.join([Columns(r) for _, r in parts]).data
-        order = np.argsort(messages["t"], kind="stable")
-        return messages, recipients, order, messages["t"][order]
+        return [p for p in parts if len(p[0]["t"])]
 
     def _recipients(self, isp: int, batch: Batch,
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
