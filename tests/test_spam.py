@@ -406,6 +406,32 @@ def test_a_botnet_that_does_not_adapt_has_its_sessions_decided_at_minute_ends(mo
     assert any(t % 60 != 0 and t != np.inf for t in decided_at(True))
 
 
+def test_sessions_drawn_ahead_are_decided_as_if_handed_over_one_at_a_time(monkeypatch):
+    """At fidelity flow a botnet that does not adapt draws its sessions a block at a time
+    and hands them over ahead of their instants: every recipient ends as when each session
+    is handed over at its instant (greylisting's retries, relays and the MX route alike)."""
+    from netsim.world.spam import Botnet
+
+    bots = [{"name": "d", "share": 0.5, "strategies": ["direct"], "retry_4xx": 0.5,
+             "rate_median_per_day": 400, "rate_sigma": 0.5},
+            {"name": "r", "share": 0.3, "strategies": ["open_relay"],
+             "rate_median_per_day": 400, "rate_sigma": 0.5},
+            {"name": "i", "share": 0.2, "strategies": ["isp_relay"], "retry_4xx": 1.0,
+             "retry_delay_s": 600, "rate_median_per_day": 400, "rate_sigma": 0.5}]
+    scenario = world(fidelity="flow",
+                     spam={"botnets": bots,
+                           "open_relays": [{"network": "isp-a.dynamic", "count": 2}]},
+                     defences={"greylisting": {"delay_s": 300}})
+    ahead = simulate(scenario).recipients_frame()
+    monkeypatch.setattr(Botnet, "draws_ahead", property(lambda self: False))
+    one_at_a_time = simulate(scenario).recipients_frame()
+    spam = ahead[ahead["kind"] == "spam"]
+    assert set(spam["path"]) == {"direct", "open_relay", "isp_relay"}
+    assert {"delivered", "rejected"} <= set(spam["outcome"])
+    assert (spam["stopped_by"] == "greylisting").any()
+    pd.testing.assert_frame_equal(ahead, one_at_a_time)
+
+
 def test_a_stopped_bot_is_never_chosen_again():
     """Once a bot has failed with every strategy its share of the work goes to the others:
     the choice reads the active bots' rates, summed again after the stop."""

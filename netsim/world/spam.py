@@ -20,7 +20,8 @@ What no state decides is drawn a block of sessions ahead from each sender's own 
 and each message's recipients, forged sender, size and key. The bot is picked, and the
 message composed, at the session's instant, from the bots active then. At fidelity flow a
 session to an ISP's server or an open relay is then handed to ``netsim.world.spam_flow``,
-which decides a minute's sessions as arrays; the rest run here, as SimPy processes.
+which decides a minute's sessions as arrays (a sender whose sessions teach it nothing
+draws and hands over a block of them at once); the rest run here, as SimPy processes.
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ class Botnet:
         timeout, process = env.timeout, env.process
         flow = self.sessions.flow
         adaptive = self.cfg.adaptive
-        if flow is not None and not adaptive and self.cfg.strategies[0] in UNAUTHENTICATED:
+        if flow is not None and self.draws_ahead:
             yield from self._ahead(flow, rng)
             return
         draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
@@ -350,11 +351,18 @@ class Botnet:
             flow.hand(self._kind(flow, isp, strategy), pool.host(int(self.user[bot])), isp,
                       pool.index, drawn, server, self if adaptive else None, bot, account)
 
+    @property
+    def draws_ahead(self) -> bool:
+        """Whether, at fidelity flow, its sessions are drawn a block at a time (``_ahead``):
+        when nothing they decide changes what it does next (it does not adapt: no bot stops,
+        none changes strategy) and none needs a stolen password (the pool of those grows
+        during the run)."""
+        return not self.cfg.adaptive and self.cfg.strategies[0] in UNAUTHENTICATED
+
     def _ahead(self, flow: SpamFlow, rng: np.random.Generator) -> Process:
-        """At fidelity flow, a botnet that does not adapt: what its sessions decide never
-        changes its choices (no bot stops, none changes strategy), so its sessions are drawn
-        a block at a time, as ``run`` draws them one at a time, and handed over ahead of
-        their instants (``SpamFlow.hand_ahead``)."""
+        """A botnet that ``draws_ahead``: its sessions drawn a block at a time, as ``run``
+        draws them one at a time, and handed over ahead of their instants
+        (``SpamFlow.hand_ahead``)."""
         env, cumulative = self.world.env, self._cumulative
         strategy = self.cfg.strategies[0]
         kinds = np.array([self._kind(flow, isp, strategy) for isp in range(len(self.pools))])

@@ -1,7 +1,10 @@
 """Spam at fidelity ``flow``: bots' and spammer servers' sessions decided as arrays.
 
 A sender picks its bot, strategy and message at each session's instant as on the engine
-path (``netsim.world.spam``) and hands the session here instead of running it. At the end of
+path (``netsim.world.spam``) and hands the session here instead of running it; a sender
+that learns nothing from its sessions (spammer servers, a botnet that does not adapt) draws
+a block of them at once and hands them over ahead of their instants, each decided as if
+handed over then. Sessions are kept as columns (``Tries``) from then on. At the end of
 each minute, before the queues' attempts (as the engines' sessions of the minute came
 before them), every session handed over is decided, in time order, as
 ``SpamSessions.run`` decides one: the MX and A lookups through the sender's ISP's
