@@ -27,7 +27,7 @@ draws and hands over a block of them at once); the rest run here, as SimPy proce
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, get_args
 
@@ -251,6 +251,26 @@ class SpamSessions:
         return accepted > 0
 
 
+def in_blocks(env: simpy.Environment, end: float, block: Callable[[float], float]) -> Process:
+    """A sender's sessions handed over a block at a time: ``block(t)`` draws and hands over
+    the sessions after ``t`` and returns the last one's instant; the next block is drawn
+    then, until the run's end."""
+    t = env.now
+    while True:
+        t = block(t)
+        if t >= end:
+            return
+        # (the clock reaches t by adding t − now to now, which may round t; the next block
+        # starts from t itself, as the clock would have added each gap)
+        yield env.timeout(max(0.0, t - env.now))
+
+
+def instants(t: float, gaps: np.ndarray) -> np.ndarray:
+    """The instants of sessions ``gaps`` apart from ``t``, as the clock adds each gap to
+    the instant before (``np.cumsum`` adds in order)."""
+    return np.cumsum(np.concatenate(([t], gaps)))[1:]
+
+
 def first_hop_port(strategy: str) -> int:
     """The port a spam session of ``strategy`` connects to first."""
     return 587 if strategy == "stolen_587" else 25
@@ -363,17 +383,15 @@ class Botnet:
         """A botnet that ``draws_ahead``: its sessions drawn a block at a time, as ``run``
         draws them one at a time, and handed over ahead of their instants
         (``SpamFlow.hand_ahead``)."""
-        env, cumulative = self.world.env, self._cumulative
+        cumulative = self._cumulative
         strategy = self.cfg.strategies[0]
         kinds = np.array([self._kind(flow, isp, strategy) for isp in range(len(self.pools))])
         first = np.array([pool.first + 1 for pool in self.pools])   # ``Subnet.host``
         subnets = np.array([pool.index for pool in self.pools])
-        t = env.now
-        while True:
-            gaps = rng.exponential(1 / self.sessions_per_s, BLOCK)
+
+        def block(t: float) -> float:
+            at = instants(t, rng.exponential(1 / self.sessions_per_s, BLOCK))
             u = rng.random(BLOCK)
-            # the instants as the clock adds the gaps, one after another
-            at = np.cumsum(np.concatenate(([t], gaps)))[1:]
             bot = np.minimum(cumulative.searchsorted(u * cumulative[-1], side="right"),
                              len(self.rate) - 1)
             messages = self.sessions.messages(self.compose, self.cfg.recipients_per_session)
@@ -383,10 +401,9 @@ class Botnet:
             if server[0] is not None:   # (None: no open relay, every session unsent)
                 flow.hand_ahead(at, kinds[isp], first[isp] + self.user[bot], isp,
                                 subnets[isp], np.array(server), messages)
-            t = float(at[-1])
-            if t >= flow.end:
-                return
-            yield env.timeout(max(0.0, t - env.now))
+            return float(at[-1])
+
+        yield from in_blocks(self.world.env, flow.end, block)
 
     def _kind(self, flow: SpamFlow, isp: int, strategy: str) -> int:
         """The kind of sender (``SpamFlow.kind``) of the botnet's bots in ISP ``isp`` with
@@ -571,23 +588,21 @@ class SpammerServers:
         """At fidelity flow: nothing a session decides changes what the servers do next, so
         their sessions are drawn a block at a time, as ``run`` draws them one at a time, and
         handed over ahead of their instants (``SpamFlow.hand_ahead``)."""
-        env, cfg = self.world.env, self.cfg
+        cfg = self.cfg
         kind = flow.kind(SenderKind(SenderType.SPAMMER_SERVER, cfg.network, cfg.network,
                                     "direct", cfg.retry_4xx, cfg.retry_delay_s))
         addresses = np.array(self.addresses)
-        t = env.now
-        while True:
-            gaps = rng.exponential(1 / sessions_per_s, BLOCK)
+
+        def block(t: float) -> float:
+            at = instants(t, rng.exponential(1 / sessions_per_s, BLOCK))
             host = rng.integers(cfg.count, size=BLOCK)
-            at = np.cumsum(np.concatenate(([t], gaps)))[1:]   # as the clock adds them
             messages = self.sessions.messages(compose, cfg.recipients_per_session)
             flow.hand_ahead(at, np.full(BLOCK, kind), addresses[host],
                             np.full(BLOCK, self.net.isp), np.full(BLOCK, self.net.index),
                             np.full(BLOCK, -1), messages)
-            t = float(at[-1])
-            if t >= flow.end:
-                return
-            yield env.timeout(max(0.0, t - env.now))
+            return float(at[-1])
+
+        yield from in_blocks(self.world.env, flow.end, block)
 
     def _send(self, sender: Sender, mail: Mail) -> Process:
         yield from self.sessions.run(sender, mail, None, None)

@@ -92,13 +92,8 @@ class Tries(NamedTuple):
         rows = np.repeat(first[index] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
         return Tries(_read(self.s, index), _read(self.r, rows))
 
-    def split(self, now: float) -> tuple[Tries, Tries]:
-        """The tries that start by ``now``, and the rest."""
-        due = self.s.t <= now
-        return self.take(np.flatnonzero(due)), self.take(np.flatnonzero(~due))
-
     def cut(self, now: float) -> tuple[Tries, Tries]:
-        """``split`` of tries in time order: the first ones, and the rest (views)."""
+        """Of tries in time order: those that start by ``now``, and the rest (views)."""
         k = int(np.searchsorted(self.s.t, now, side="right"))
         m = int(self.s.count[:k].sum())
         return (Tries(_read(self.s, slice(0, k)), _read(self.r, slice(0, m))),
@@ -128,8 +123,9 @@ class SpamFlow:
         # sessions handed over one at a time (``hand``), and a block at a time ahead of
         # their instants (``hand_ahead``), not decided yet
         self.undecided: list[tuple[object, ...]] = []
-        self.ahead: list[Tries] = []
-        self.retries: list[Tries] = []     # the retries after a 4xx, not tried yet
+        self.ahead: list[Tries] = []       # (each in time order)
+        self.retries: list[Tries] = []     # the retries after a 4xx, not tried yet (each
+        # in time order)
         self.next_retry = math.inf         # the earliest of them
         self.learning: list[tuple[float, int, int, int, bool]] = []   # decided, by when
         # they end: (end, sequence, botnet, bot, whether a try had a recipient taken)
@@ -271,7 +267,8 @@ class SpamFlow:
                     decide_parts(self.arrays, self.ledger, [owners])
                 break
             tries = Tries.join(work)
-            tries = tries.take(np.argsort(tries.s.t, kind="stable"))   # (read: changed here)
+            # in time order, every column read (deciding changes some in place)
+            tries = tries.take(np.argsort(tries.s.t, kind="stable"))
             self._open_rows(tries)
             self._attempt(tries, owners)
             work, owners = [], None
@@ -306,13 +303,13 @@ class SpamFlow:
             return []
         work, later = [], []
         for block in self.retries:
-            due, rest = block.split(now)
+            due, rest = block.cut(now)
             if len(due):
                 work.append(due)
             if len(rest):
                 later.append(rest)
         self.retries = later
-        self.next_retry = min((float(b.s.t.min()) for b in later), default=math.inf)
+        self.next_retry = min((float(b.s.t[0]) for b in later), default=math.inf)
         return work
 
     def held_rows(self) -> list[np.ndarray]:
@@ -508,11 +505,13 @@ class SpamFlow:
         soon = at < end
         waits[pick[j[soon]]] = True
         custody.hold(kept.row[~soon[np.repeat(np.arange(len(j)), count)]])
-        later = Tries(retry.s.but(t=at, round=np.ones(len(j), dtype=np.int64), count=count),
-                      kept).take(np.flatnonzero(soon))
-        if len(later):
+        waiting = np.flatnonzero(soon)
+        if len(waiting):
+            later = Tries(retry.s.but(t=at, round=np.ones(len(j), dtype=np.int64),
+                                      count=count), kept)
+            later = later.take(waiting[np.argsort(at[waiting], kind="stable")])
             self.retries.append(later)
-            self.next_retry = min(self.next_retry, float(later.s.t.min()))
+            self.next_retry = min(self.next_retry, float(later.s.t[0]))
 
 
 def _read(columns: Columns, index: np.ndarray | slice) -> Columns:
