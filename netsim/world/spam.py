@@ -35,7 +35,7 @@ import numpy as np
 import simpy
 from scipy import special
 
-from netsim.draws import attempt_key, keyed_uniform_one, salt
+from netsim.draws import attempt_key, keyed_uniform, salt
 from netsim.mail import Kind, Mail, MailServer, Outcome, SenderType
 from netsim.mail.accounts import TYPO_USER, account_name, recipient_addresses
 from netsim.mail.defences import Listing
@@ -181,10 +181,11 @@ class SpamSessions:
         count = np.bincount(owner[kept], minlength=n)
         return Messages(target, forged, forged_user, size, key, count, user[kept], typo[kept])
 
-    def retries(self, sender: Sender, key: int) -> bool:
-        """Whether the sender of the message of ``key`` tries once more after a 4xx: keyed
-        by the message, so that deciding sessions in any order draws alike."""
-        return keyed_uniform_one(key, self.retry_salt) < sender.retry_4xx
+    def retries(self, retry_4xx: Any, key: Any) -> Any:
+        """Whether a sender that retries a 4xx with probability ``retry_4xx`` tries the
+        message of ``key`` once more: keyed by the message, so that deciding sessions in any
+        order draws alike (one message, or arrays of them)."""
+        return keyed_uniform(key, self.retry_salt) < retry_4xx
 
     def compose(self, sender: Sender, drawn: Drawn, mail_from: str | None = None) -> Mail:
         """A spam message of ``drawn`` (``messages``), from its forged sender or from
@@ -240,7 +241,7 @@ class SpamSessions:
                    {a: r for a, r in refused.items() if r.is_permanent}, env.now, trace)
             if not pending:
                 break
-            if round_ == 0 and self.retries(sender, mail.key):
+            if round_ == 0 and self.retries(sender.retry_4xx, mail.key):
                 yield env.timeout(sender.retry_delay_s)
                 continue
             # temporary refusals the sender never retries end here, with their 4xx code

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import numpy as np
 import simpy
 
-from netsim.draws import keyed_uniform
 from netsim.mail import Kind, Outcome
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
@@ -487,8 +486,7 @@ class SpamFlow:
             np.bincount(r_session[temporary], minlength=n) > 0)
         maybe = np.flatnonzero(again)
         kind = s.kind[pick[maybe]]
-        again[maybe] = (keyed_uniform(s.key[pick[maybe]], self.sessions.retry_salt)
-                        < self._kind_retry[kind])
+        again[maybe] = self.sessions.retries(self._kind_retry[kind], s.key[pick[maybe]])
         last = temporary & ~again[r_session]
         custody.finish(r_rows[last], Outcome.REJECTED, row_end[last], code=code[last],
                        cause=cause[last])
