@@ -265,9 +265,10 @@ class SpamFlow:
                 if owners is not None:
                     decide_parts(self.arrays, self.ledger, [owners])
                 break
-            tries = Tries.join(work)
-            # in time order, every column read (deciding changes some in place)
-            tries = tries.take(np.argsort(tries.s.t, kind="stable"))
+            tries = Tries.join(work)   # (every column read: deciding changes some in place)
+            t = tries.s.t
+            if (t[1:] < t[:-1]).any():   # in time order (one part handed over is already)
+                tries = tries.take(np.argsort(t, kind="stable"))
             self._open_rows(tries)
             self._attempt(tries, owners)
             work, owners = [], None
@@ -513,6 +514,7 @@ class SpamFlow:
 
 
 def _read(columns: Columns, index: np.ndarray | slice) -> Columns:
+    """Every column at ``index``, read now (a slice's are views)."""
     return Columns({name: values[index] for name, values in columns.data.items()})
 
 
