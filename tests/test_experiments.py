@@ -357,6 +357,38 @@ def test_a_precise_sweep_reports_the_replications_each_arm_needed(tmp_path, caps
     assert "## Precision" not in (out / "report.md").read_text()
 
 
+def test_an_interrupted_round_stops_its_runs_in_flight_wherever_ctrl_c_lands(tmp_path,
+                                                                            monkeypatch):
+    """A Ctrl-C may land while a finished run is being stored, outside the stream of runs:
+    the runs in flight are stopped then, before the sweep shuts its pool down, and nothing
+    is left to fail later (a traceback printed after the interruption)."""
+    import gc
+
+    from netsim.experiments import runner
+
+    workers = []
+
+    def interrupted(*args: object) -> None:
+        workers.extend(pool._processes.values())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_store", interrupted)
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    pool = runner.local_pool(2)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        runner.run_plan(plan(_tiny_study(tmp_path, replications=4)), tmp_path / "out",
+                        jobs=2, pool=pool, progress=False)
+    pool.shutdown(wait=False)   # as the sweep's own cleanup does, the exception still held
+    deadline = time.monotonic() + 10
+    while any(process.is_alive() for process in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(process.is_alive() for process in workers)
+    del caught
+    gc.collect()
+    assert not unraisable
+
+
 def test_a_precise_sweep_keeps_its_workers_for_every_round(tmp_path, monkeypatch):
     """Each round of replications runs on the same worker processes (a worker's start
     loads the simulator): one pool for the sweep, its workers alive from round to round."""

@@ -9,11 +9,12 @@ whose row is there and whose scenario is unchanged; a kill loses only the runs i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -91,7 +92,7 @@ def local_pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _local(specs: list[RunSpec], jobs: int, pool: ProcessPoolExecutor | None = None,
-           ) -> Iterator[tuple[RunSpec, RunOutput]]:
+           ) -> Generator[tuple[RunSpec, RunOutput], None, None]:
     if jobs <= 1:
         for spec in specs:
             yield spec, run_one(spec)
@@ -117,12 +118,13 @@ def _local(specs: list[RunSpec], jobs: int, pool: ProcessPoolExecutor | None = N
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Terminate a pool's worker processes (Python 3.14 has a method for it)."""
+    """Terminate a pool's worker processes (Python 3.14 has a method for it); a pool shut
+    down already has none left to terminate."""
     terminate = getattr(pool, "terminate_workers", None)
     if terminate is not None:
         terminate()
         return
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.terminate()
 
 
@@ -143,7 +145,8 @@ def connect_dask(scheduler: str | None) -> Any:
                             f"({exc})") from None
 
 
-def _dask(specs: list[RunSpec], client: Any) -> Iterator[tuple[RunSpec, RunOutput]]:
+def _dask(specs: list[RunSpec], client: Any,
+          ) -> Generator[tuple[RunSpec, RunOutput], None, None]:
     from distributed import as_completed as dask_completed
 
     futures = {client.submit(run_one, spec, pure=False): spec for spec in specs}
@@ -165,7 +168,9 @@ def run_plan(plan: Plan, out: Path, *, jobs: int = 1, executor: str = "local",
     stream = _dask(missing, client) if executor == "dask" else _local(missing, jobs, pool)
     bar = tqdm(total=len(missing), desc=plan.study.name, unit="run", file=sys.stderr,
                disable=not progress or not missing)
-    with bar:
+    # closed at once however the loop ends (a Ctrl-C may land while a run is stored): its
+    # runs in flight are stopped then, while the pool is still the caller's to shut down
+    with bar, contextlib.closing(stream):
         for spec, output in stream:
             _store(out, spec, output)
             bar.update()
