@@ -105,6 +105,14 @@ def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, run, np.arange(len(keys)) - starts[run]
 
 
+def group_rows(count: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The rows of ``groups`` (indices into ``count``), in their order, where group ``k``
+    is ``count[k]`` consecutive rows after those of the groups before it."""
+    first = np.cumsum(count) - count
+    n = count[groups]
+    return np.repeat(first[groups] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+
+
 def lexical_order(first: np.ndarray, then: np.ndarray) -> np.ndarray:
     """``np.lexsort((then, first))``: the stable order by ``first``, then ``then``. Two
     keys of non-negative integers that fit in one are sorted as one: numpy's lexsort

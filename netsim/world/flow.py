@@ -37,7 +37,7 @@ from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
 from netsim.mail.session import COMMANDS_BEFORE_LOGIN, pop3_login
 from netsim.net import Resolver
-from netsim.world.columns import Columns, changes, runs
+from netsim.world.columns import Columns, changes, group_rows, runs
 from netsim.world.connections import Connections
 from netsim.world.credentials import auth_captured
 from netsim.world.custody import STEP_S, Custody, Deliveries
@@ -233,11 +233,9 @@ class LegitFlow:
         whole = joined.pop("count")
         count = whole[order]
         msg = np.repeat(np.arange(n), count)
-        each = order[msg]
-        at = np.repeat((np.cumsum(whole) - whole)[order] - (np.cumsum(count) - count), count)
+        each, rows = order[msg], group_rows(whole, order)
         now = {name: values[each] for name, values in joined.items()}
-        now.update({name: values[at + np.arange(len(msg))]
-                    for name, values in rjoined.items()})
+        now.update({name: values[rows] for name, values in rjoined.items()})
         ledger = self.ledger
         ids = self.world.next_ids(n)[msg]
         row0 = ledger.add_rows(

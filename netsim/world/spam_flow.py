@@ -35,7 +35,7 @@ from netsim.mail import Kind, Outcome
 from netsim.mail.defences import Listing
 from netsim.mail.ledger import KINDS, Ledger
 from netsim.net import Resolver
-from netsim.world.columns import Columns
+from netsim.world.columns import Columns, group_rows
 from netsim.world.dialogue import Decided, Part, decide_parts
 from netsim.world.lookups import ROUTED, Lookups
 from netsim.world.spam import SenderKind, first_hop_port, helo_of
@@ -85,10 +85,7 @@ class Tries(NamedTuple):
     def take(self, index: np.ndarray) -> Tries:
         """The tries ``index`` (an index array), in its order, with their recipients; every
         column read (a try's are changed in place as it is decided)."""
-        count = self.s.count
-        first = np.cumsum(count) - count
-        n = count[index]
-        rows = np.repeat(first[index] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        rows = group_rows(self.s.count, index)
         return Tries(_read(self.s, index), _read(self.r, rows))
 
     def cut(self, now: float) -> tuple[Tries, Tries]:
@@ -140,7 +137,9 @@ class SpamFlow:
         self._kind_origin = np.zeros(0, dtype=np.int64)
         self._kind_retry = np.zeros(0)
         self._kind_delay = np.zeros(0)
-        self._coded: list[tuple[int, ...] | None] = []   # the ledger's codes, once used
+        # by kind: the ledger's codes of its sender, origin ISP, network and path, and its
+        # first port (-1: not coded yet; coded when first opened, in the ledger's order)
+        self._codes = np.zeros((0, 5), dtype=np.int64)
         self.dns_failure = self.ledger.code("stopped_by", "dns_failure")
         flow.spam = self
 
@@ -151,7 +150,7 @@ class SpamFlow:
         if known is None:
             known = self.kinds[kind] = len(self._kinds)
             self._kinds.append(kind)
-            self._coded.append(None)
+            self._codes = np.vstack([self._codes, np.full(5, -1)])
             self._kind_origin = np.append(self._kind_origin, self.queues.origin(kind.origin))
             self._kind_retry = np.append(self._kind_retry, kind.retry_4xx)
             self._kind_delay = np.append(self._kind_delay, kind.retry_delay_s)
@@ -329,15 +328,14 @@ class SpamFlow:
         per_row = np.repeat(np.arange(len(s)), s.count)[rows]
         kind = s.kind[per_row]
         # each kind of sender as the ledger codes it, coded when first opened
-        codes = self._coded
-        for k in kind[np.sort(np.unique(kind, return_index=True)[1])].tolist():
-            if codes[k] is None:
-                code, of = self.ledger.code, self._kinds[k]
-                codes[k] = (code("sender", of.sender.value), code("origin_isp", of.origin),
-                            code("origin_network", of.network), code("path", of.strategy),
-                            first_hop_port(of.strategy))
-        sender, origin_isp, origin_network, path, port = np.array(
-            [c if c is not None else (0,) * 5 for c in codes]).T[:, kind]
+        codes = self._codes
+        new = kind[codes[kind, 0] < 0]
+        for k in new[np.sort(np.unique(new, return_index=True)[1])].tolist():
+            code, of = self.ledger.code, self._kinds[k]
+            codes[k] = (code("sender", of.sender.value), code("origin_isp", of.origin),
+                        code("origin_network", of.network), code("path", of.strategy),
+                        first_hop_port(of.strategy))
+        sender, origin_isp, origin_network, path, port = codes[kind].T
         row0 = self.ledger.add_rows(
             Kind.SPAM, message_id=s.mid[per_row], rcpt_index=r.place[rows], sender=sender,
             origin_isp=origin_isp, origin_network=origin_network, path=path,
@@ -497,10 +495,9 @@ class SpamFlow:
         done[pick[j]] = np.nan
         at = ends[j] + self._kind_delay[s.kind[pick[j]]]
         retry = tries.take(pick[j])
-        left = temporary[np.flatnonzero(np.isin(r_session, j))]
-        kept = retry.r.take(left)   # the recipients refused with a 4xx
-        count = np.bincount(np.repeat(np.arange(len(j)), retry.s.count)[left],
-                            minlength=len(j))
+        retried = temporary & again[r_session]   # the recipients refused with a 4xx
+        kept = retry.r.take(retried[again[r_session]])
+        count = np.bincount(r_session[retried], minlength=n)[j]
         soon = at < end
         waits[pick[j[soon]]] = True
         custody.hold(kept.row[~soon[np.repeat(np.arange(len(j)), count)]])
@@ -515,7 +512,7 @@ class SpamFlow:
 
 def _read(columns: Columns, index: np.ndarray | slice) -> Columns:
     """Every column at ``index``, read now (a slice's are views)."""
-    return Columns({name: values[index] for name, values in columns.data.items()})
+    return Columns(columns.take(index).data)
 
 
 def _tries(s: dict[str, np.ndarray], count: np.ndarray, users: np.ndarray,
