@@ -4,7 +4,7 @@ rows, its Arrow table, the report's readers and docs/outcomes.md all follow the 
 from __future__ import annotations
 
 import dataclasses
-from array import array
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from netsim.mail import Kind, Ledger, Mail, Outcome, SenderType
+from netsim.mail.column_buffer import ColumnBuffer
 from netsim.mail.recipients import (
     CATEGORY,
     DERIVED,
@@ -107,7 +108,7 @@ def test_a_declared_column_reaches_storage_the_table_and_the_report():
     ledger = Ledger(columns)
     _open_rows(ledger)
     ledger.finish(0, Outcome.DELIVERED, 9.0)
-    assert isinstance(vars(ledger)["hops"], array) and ledger.hops.typecode == "b"
+    assert isinstance(vars(ledger)["hops"], ColumnBuffer) and ledger.hops.typecode == "b"
     assert len(ledger.hops) == len(ledger.spf) == len(ledger) == 5
     table = ledger.to_arrow()
     assert table.column_names[-3:] == ["hops", "spf", "took_s"]
@@ -148,12 +149,36 @@ def test_the_report_reads_every_column_alike_as_handed_on_and_from_the_table():
 
 def test_the_ledger_stores_every_declared_column_and_no_other():
     ledger = Ledger()
-    stored = {name: v for name, v in vars(ledger).items() if isinstance(v, array)}
+    stored = {name: v for name, v in vars(ledger).items() if isinstance(v, ColumnBuffer)}
     assert {name: a.typecode for name, a in stored.items()} == {
         c.name: c.typecode for c in RECIPIENT_COLUMNS.stored}
     # annotated for the type checker: each a stored column of the registry
     declared = {name for name, kind in Ledger.__annotations__.items() if kind == "array[Any]"}
     assert declared <= set(stored)
+
+
+def test_a_column_buffer_keeps_its_rows_through_growth_and_cuts():
+    """Rows pushed and filled stay in order as the buffer grows; a cut drops the oldest
+    and keeps the memory; ``items`` reads and writes the rows in place after either."""
+    column = ColumnBuffer("q")
+    column.push(range(1000))
+    column.fill(-1, 500)                        # past the first capacity: grown
+    column.push(np.arange(2000, 2100, dtype=np.int32))
+    assert len(column) == 1600
+    assert column.tolist() == [*range(1000), *[-1] * 500, *range(2000, 2100)]
+    column.items[3] = 33                        # in place, as an engine writes a row
+    assert column.view()[3] == 33 and column.items[1599] == 2099
+    held = column.view()
+    column.cut(1200)
+    assert column.tolist() == [*[-1] * 300, *range(2000, 2100)]
+    column.fill(7, 50)                          # into the memory kept: no growth
+    assert column.view().base is held.base and column.tolist()[-51:] == [2099, *[7] * 50]
+    column.clear()
+    assert len(column) == 0 and column.tolist() == []
+    floats = ColumnBuffer("d")
+    floats.fill(math.nan, 2)
+    floats.items[1] = 2.5
+    assert math.isnan(floats.items[0]) and floats.tolist()[1] == 2.5
 
 
 def test_docs_column_table_is_the_registrys():

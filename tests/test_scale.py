@@ -7,11 +7,11 @@ subscribers only by those arrays, and the ledger keeps recipients in typed colum
 from __future__ import annotations
 
 import tracemalloc
-from array import array
 
 import numpy as np
 import pytest
 
+from netsim.mail.column_buffer import ColumnBuffer
 from netsim.scenario import Scenario
 from netsim.world import World, simulate
 
@@ -59,10 +59,10 @@ def test_recipients_are_typed_columns_not_objects():
     world.env.run(until=600)
     ledger = world.ledger
     assert len(ledger) > 0
-    columns = [v for v in vars(ledger).values() if isinstance(v, array)]
+    columns = [v for v in vars(ledger).values() if isinstance(v, ColumnBuffer)]
     assert len(columns) == 17 and all(len(c) == len(ledger) for c in columns)
     # 53 bytes a recipient (the ledger's columns), whatever else the run holds
-    assert sum(c.itemsize for c in columns) == 53
+    assert sum(c.dtype.itemsize for c in columns) == 53
 
 
 def test_a_flow_run_conserves_recipients_and_reports_them():

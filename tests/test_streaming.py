@@ -75,6 +75,45 @@ def test_a_summary_streamed_as_rows_come_to_rest_is_the_one_counted_from_every_r
     assert _comparable(sample.summary) == _comparable(full.summary)
 
 
+def test_a_window_cut_and_handed_on_a_slice_at_a_time_is_handed_on_as_a_whole(monkeypatch):
+    """A country's window is cut and handed on some rows at a time, so that its
+    temporaries stay small: the same rows reach the sink, in row order, with the same
+    columns, and the same rows are set aside, as when it is looked at whole."""
+    rng = np.random.default_rng(7)
+    outcome = rng.integers(0, 4, 600)    # 0 pending, 1 rejected, 2 delivered, 3 retrieved
+
+    def retired(slice_rows: int) -> tuple[list, Ledger]:
+        monkeypatch.setattr("netsim.mail.ledger.SLICE_ROWS", slice_rows)
+        handed: list = []
+        ledger = Ledger(sink=lambda rows, arrays, words: handed.append((rows, arrays)),
+                        retire_rows=10)
+        for i in range(300):
+            mail = Mail(i + 1, Kind.LEGIT, SenderType.USER, "a@x.example", 100, float(i))
+            ledger.add(mail, [f"u{i}@y.example", f"v{i}@y.example"], origin_isp="x",
+                       origin_network="x.dynamic", path="mua:587", first_hop_port=587)
+        for cycle in range(2):   # the second cut finds rows set aside come to rest
+            for row in np.flatnonzero(outcome >= 1 + cycle).tolist():
+                if ledger.pending(np.array([row]))[0]:
+                    ledger.finish(row, Outcome.DELIVERED if outcome[row] >= 2 else
+                                  Outcome.REJECTED, float(row), code=250)
+                if outcome[row] == 3 or cycle:
+                    ledger.retrieved(row, 1000.0 + row)
+            ledger.retire()
+        return handed, ledger
+
+    whole, ledger = retired(1 << 20)
+    sliced, sliced_ledger = retired(7)
+    assert len(sliced) > len(whole) >= 2
+    rows = np.concatenate([r for r, _ in whole])
+    assert np.concatenate([r for r, _ in sliced]).tolist() == rows.tolist()
+    assert all((np.diff(r) > 0).all() for r, _ in sliced)
+    for name in whole[0][1]:
+        np.testing.assert_array_equal(np.concatenate([a[name] for _, a in sliced]),
+                                      np.concatenate([a[name] for _, a in whole]), name)
+    assert sliced_ledger.base == ledger.base > 0
+    assert sliced_ledger._aside_rows.tolist() == ledger._aside_rows.tolist()
+
+
 @pytest.mark.parametrize("fidelity", ["session", "flow"])
 def test_a_streaming_ledger_holds_the_rows_in_flight_not_the_day(fidelity):
     """Over twelve hours the window and the rows set aside stay within about two hours'

@@ -1,13 +1,14 @@
 """The ledger: one row per message recipient, and the conservation law over it.
 
-Rows are stored column by column in typed arrays (``array.array``: small integer codes and
-8-byte floats), so a run holds no Python object per recipient, a row costs 53 bytes,
-and the table converts to Arrow without copying field by field. The columns are those
+Rows are stored column by column in typed buffers (small integer codes and 8-byte floats:
+:class:`~netsim.mail.column_buffer.ColumnBuffer`), so a run holds no Python object per
+recipient, a row costs 53 bytes, and the table converts to Arrow without copying field by
+field. The columns are those
 declared in :mod:`netsim.mail.recipients`. Outcomes are final once set: setting one twice is a
 bug and raises at once, which is what makes the conservation check meaningful.
 
 A ledger with a ``sink`` streams: rows are numbered for the whole run, but only a window of
-the newest is stored in the typed arrays. Once the window is large, the rows at rest (a
+the newest is stored in the buffers. Once the window is large, the rows at rest (a
 final outcome and, if delivered, retrieved: nothing more can happen to them) are handed to
 the sink and freed, in row order; the few still in flight among them (a queue's retries, a
 maildrop not yet checked) are set aside until they come to rest. A country's run then holds
@@ -17,17 +18,17 @@ the recipients in flight, not every recipient of its day.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Callable, Iterable
 from itertools import repeat
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
 
 from netsim.errors import ConservationError
+from netsim.mail.column_buffer import ColumnBuffer
 from netsim.mail.message import Kind, Mail, domain_of
-from netsim.mail.recipients import CATEGORY, NUMPY_TYPES, RECIPIENT_COLUMNS, ColumnRegistry, Outcome
+from netsim.mail.recipients import CATEGORY, RECIPIENT_COLUMNS, ColumnRegistry, Outcome
 
 OUTCOMES = tuple(Outcome)
 KINDS = tuple(Kind)
@@ -37,6 +38,8 @@ KINDS = tuple(Kind)
 RETIRE_ROWS = 1 << 19
 # rows still in flight set aside per row handed on, at most, when the window is cut
 ASIDE_SHARE = 1 / 8
+# the window's rows looked at at once when a cut is looked for, and handed on at once
+SLICE_ROWS = 1 << 20
 
 # what a streaming ledger hands on: the rows' numbers, their stored columns (categorical
 # ones as codes) and the words of each categorical column's codes
@@ -63,37 +66,37 @@ class Vocabulary:
 class Ledger:
     """Every recipient of every message, from creation to its final outcome.
 
-    Each stored column of ``columns`` is an attribute of its name, a typed array holding the
+    Each stored column of ``columns`` is an attribute of its name, a typed buffer holding the
     window's rows (rows ``base`` onwards); a categorical one has a vocabulary in
     :attr:`vocab`. Without a ``sink`` the window is every row.
     """
 
     # the stored columns the ledger fills by name, for the type checker (``__init__`` makes
     # every stored column of the registry)
-    message_id: array[Any]
-    rcpt_index: array[Any]
-    kind: array[Any]
-    sender: array[Any]
-    origin_isp: array[Any]
-    origin_network: array[Any]
-    path: array[Any]
-    first_hop_port: array[Any]
-    rcpt_domain: array[Any]
-    outcome: array[Any]
-    reply_code: array[Any]
-    stopped_by: array[Any]
-    created_s: array[Any]
-    retrieved_s: array[Any]
-    finished_s: array[Any]
-    sent_out: array[Any]
-    accepted_outside: array[Any]
+    message_id: ColumnBuffer
+    rcpt_index: ColumnBuffer
+    kind: ColumnBuffer
+    sender: ColumnBuffer
+    origin_isp: ColumnBuffer
+    origin_network: ColumnBuffer
+    path: ColumnBuffer
+    first_hop_port: ColumnBuffer
+    rcpt_domain: ColumnBuffer
+    outcome: ColumnBuffer
+    reply_code: ColumnBuffer
+    stopped_by: ColumnBuffer
+    created_s: ColumnBuffer
+    retrieved_s: ColumnBuffer
+    finished_s: ColumnBuffer
+    sent_out: ColumnBuffer
+    accepted_outside: ColumnBuffer
 
     def __init__(self, columns: ColumnRegistry = RECIPIENT_COLUMNS, *,
                  sink: Sink | None = None, retire_rows: int = RETIRE_ROWS) -> None:
         self.columns = columns
         self.vocab = {c.name: Vocabulary(c.words) for c in columns if c.kind is CATEGORY}
         for column in columns.stored:
-            setattr(self, column.name, array(column.typecode))
+            setattr(self, column.name, ColumnBuffer(column.typecode))
         self._blanks = columns.blanks
         self._dtypes = {c.name: c.dtype for c in columns.stored}   # for view(), on hot paths
         self._kind = {k: self.vocab["kind"].code(k.value) for k in Kind}
@@ -138,11 +141,11 @@ class Ledger:
             if all(map(str.endswith, addresses, repeat(f"@{first}"))):   # the usual: one
                 domain = first
         if domain is not None:
-            self.rcpt_domain.extend(array("h", [code(domain)]) * n)
+            self.rcpt_domain.fill(code(domain), n)
         else:
-            self.rcpt_domain.extend([code(domain_of(a)) for a in addresses])
-        self.rcpt_index.extend(range(n))
-        values: tuple[tuple[array, float], ...] = (
+            self.rcpt_domain.push([code(domain_of(a)) for a in addresses])
+        self.rcpt_index.push(range(n))
+        values: tuple[tuple[ColumnBuffer, float], ...] = (
             (self.message_id, mail.id), (self.kind, self._kind[mail.kind]),
             (self.sender, v["sender"].code(mail.sender.value)),
             (self.origin_isp, v["origin_isp"].code(origin_isp)),
@@ -150,9 +153,9 @@ class Ledger:
             (self.path, v["path"].code(path)), (self.first_hop_port, first_hop_port),
             (self.created_s, mail.created))
         for column, value in values:
-            column.extend(array(column.typecode, [value]) * n)   # filled in C, not a list
+            column.fill(value, n)
         for name, blank in self._blanks:                        # what every new row starts as
-            getattr(self, name).extend(blank * n)
+            getattr(self, name).fill(blank, n)
         self.attempted[mail.kind] += len(mail.rows)
         self._opened()
 
@@ -166,7 +169,10 @@ class Ledger:
         """:meth:`finish` for recipients that end alike at one instant (a session's)."""
         if outcome is Outcome.PENDING:
             raise ValueError("pending is not a final outcome")
-        state, pending, kinds, base = self.outcome, self._pending, self.kind, self.base
+        state, pending, kinds, base = self.outcome.items, self._pending, self.kind.items, \
+            self.base
+        finished_s, reply_code, stopped = (self.finished_s.items, self.reply_code.items,
+                                           self.stopped_by.items)
         value = self._outcome[outcome]
         stop = self.vocab["stopped_by"].code(stopped_by) if stopped_by else 0
         counts = self.finished
@@ -178,10 +184,10 @@ class Ledger:
             if state[i] != pending:
                 self._twice(row, state[i], outcome)
             state[i] = value
-            self.finished_s[i] = at
-            self.reply_code[i] = code
+            finished_s[i] = at
+            reply_code[i] = code
             if stop:
-                self.stopped_by[i] = stop
+                stopped[i] = stop
             counts[KINDS[kinds[i]]][outcome] += 1
 
     def _finish_aside(self, row: int, outcome: Outcome, at: float, code: int,
@@ -218,7 +224,7 @@ class Ledger:
         """A stored column's value at ``row`` (a row in flight: one not handed on)."""
         i = row - self.base
         if i >= 0:
-            return getattr(self, column)[i]
+            return getattr(self, column).items[i]
         slot = self._slot(row)
         if slot is None:
             raise KeyError(f"recipient row {row} was handed on at rest")
@@ -237,10 +243,10 @@ class Ledger:
                                (self.origin_network, origin_network), (self.path, path),
                                (self.first_hop_port, first_hop_port),
                                (self.rcpt_domain, rcpt_domain), (self.created_s, created)):
-            column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
-        self.kind.extend(array("b", [self._kind[kind]]) * n)
+            column.push(values)
+        self.kind.fill(self._kind[kind], n)
         for name, blank in self._blanks:                        # what every new row starts as
-            getattr(self, name).extend(blank * n)
+            getattr(self, name).fill(blank, n)
         self.attempted[kind] += n
         self._opened()
         return start
@@ -341,7 +347,7 @@ class Ledger:
     def _put(self, name: str, row: int, value: float) -> None:
         i = row - self.base
         if i >= 0:
-            getattr(self, name)[i] = value
+            getattr(self, name).items[i] = value
             return
         slot = self._slot(row)
         if slot is None:
@@ -353,8 +359,9 @@ class Ledger:
         """Record the first POP3 retrieval of a delivered recipient."""
         i = row - self.base
         if i >= 0:
-            if math.isnan(self.retrieved_s[i]):
-                self.retrieved_s[i] = at
+            retrieved_s = self.retrieved_s.items
+            if math.isnan(retrieved_s[i]):
+                retrieved_s[i] = at
             return
         slot = self._slot(row)   # none: handed on, so retrieved already
         if slot is not None and math.isnan(self._aside["retrieved_s"][slot]):
@@ -416,7 +423,7 @@ class Ledger:
         dtype = self._dtypes.get(name)
         if dtype is None:
             return self.columns.derive(name, self.view)
-        return np.frombuffer(getattr(self, name), dtype=dtype)
+        return getattr(self, name).view()
 
     # -- streaming -------------------------------------------------------------------------
     def _rest(self, read: Callable[[str], np.ndarray]) -> np.ndarray:
@@ -426,9 +433,10 @@ class Ledger:
                                                & np.isnan(read("retrieved_s")))
 
     def retire(self, everything: bool = False) -> None:
-        """Hand the rows at rest to the sink and free them: those set aside, and the
-        window's oldest (up to where more than one row in eight would have to be set aside);
-        the window's rows before that cut that are in flight are set aside. With
+        """Hand the rows at rest to the sink (in row order, some :data:`SLICE_ROWS` of the
+        window's rows a call) and free them: those set aside, and the window's oldest (up
+        to where more than one row in eight would have to be set aside); the window's rows
+        before that cut that are in flight are set aside. With
         ``everything`` (the run is over) every row is handed on, in flight or not."""
         if self.sink is None:
             raise ValueError("a ledger without a sink keeps its rows")
@@ -440,29 +448,34 @@ class Ledger:
                                                                         dtype=bool)
         else:
             rest = self._rest(self.view)
-            late = np.cumsum(~rest)
-            fine = np.flatnonzero(late <= ASIDE_SHARE * np.arange(1, n + 1))
-            del late
-            cut = int(fine[-1]) + 1 if len(fine) else 0
+            cut = _cut(rest)
             rest = rest[:cut]
             aside_rest = self._rest(aside.__getitem__)
-        rows = np.concatenate([self._aside_rows[aside_rest],
-                               self.base + np.flatnonzero(rest)])
+        # handed on a slice of the window at a time, those set aside first: a country's
+        # window hands on millions of rows, and each slice's columns are written into the
+        # memory the slice before freed (fresh memory costs the kernel a page fault a page)
+        words = {name: list(v.words) for name, v in self.vocab.items()}
+        names = [column.name for column in self.columns.stored]
+        for start in range(0, max(cut, 1), SLICE_ROWS):
+            picked = start + np.flatnonzero(rest[start:start + SLICE_ROWS])
+            rows = self.base + picked
+            handed = {name: self.view(name)[picked] for name in names}
+            if start == 0 and aside_rest.any():
+                rows = np.concatenate([self._aside_rows[aside_rest], rows])
+                handed = {name: np.concatenate([aside[name][aside_rest], values])
+                          for name, values in handed.items()}
+            if len(rows):
+                self.sink(rows, handed, words)
+            del handed
+        in_flight = np.flatnonzero(~rest)
         self._aside_rows = np.concatenate([self._aside_rows[~aside_rest],
-                                           self.base + np.flatnonzero(~rest)])
-        handed = {}
-        for column in self.columns.stored:   # a column at a time
-            name = column.name
-            window = self.view(name)
-            handed[name] = np.concatenate([aside[name][aside_rest], window[:cut][rest]])
-            aside[name] = np.concatenate([aside[name][~aside_rest], window[:cut][~rest]])
-            del window   # the view first: then the array can shrink
-            del getattr(self, name)[:cut]
+                                           self.base + in_flight])
+        for name in names:
+            aside[name] = np.concatenate([aside[name][~aside_rest],
+                                          self.view(name)[in_flight]])
+            getattr(self, name).cut(cut)
         self.base += cut
         self._kept = n - cut
-        words = {name: list(v.words) for name, v in self.vocab.items()}
-        if len(rows):
-            self.sink(rows, handed, words)
 
     def to_arrow(self, release: bool = False) -> pa.Table:
         """The ledger as an Arrow table of its columns, in their order, categorical ones
@@ -475,7 +488,22 @@ class Ledger:
                         release=self._release if release else None)
 
     def _release(self, name: str) -> None:
-        setattr(self, name, array(self.columns[name].typecode))
+        setattr(self, name, ColumnBuffer(self.columns[name].typecode))
+
+
+def _cut(rest: np.ndarray) -> int:
+    """How many of the window's first rows to hand on: the longest run from the start in
+    which the rows in flight (not ``rest``) are at most :data:`ASIDE_SHARE` of the rows.
+    Counted a slice at a time, so a window of millions makes no running count as long."""
+    cut = late = 0
+    for start in range(0, len(rest), SLICE_ROWS):
+        running = late + np.cumsum(~rest[start:start + SLICE_ROWS])
+        fine = np.flatnonzero(running <= ASIDE_SHARE * np.arange(start + 1,
+                                                                start + len(running) + 1))
+        if len(fine):
+            cut = start + int(fine[-1]) + 1
+        late = int(running[-1])
+    return cut
 
 
 def table_of(columns: ColumnRegistry, read: Callable[[str], np.ndarray],

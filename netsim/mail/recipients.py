@@ -1,9 +1,9 @@
 """The recipient table's columns, declared once.
 
 Each column of the ledger and of ``recipients.parquet`` is one :class:`Column` of
-:data:`RECIPIENT_COLUMNS`, in the table's order: how the ledger stores it (an ``array.array``
-typecode), the kind of value it holds, what a new row starts with, its Arrow type and its
-meaning. The ledger's storage, its new rows, its Arrow table, the report's readers and the
+:data:`RECIPIENT_COLUMNS`, in the table's order: how the ledger stores it (a typecode of
+:data:`NUMPY_TYPES`), the kind of value it holds, what a new row starts with, its Arrow type
+and its meaning. The ledger's storage, its new rows, its Arrow table, the report's readers and the
 column table of docs/outcomes.md are all read from it, as Mesa's DataCollector declares what a
 model measures in one place: a new column is one declaration here, plus whatever fills it.
 """
@@ -11,7 +11,6 @@ model measures in one place: a new column is one declaration here, plus whatever
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,7 +59,8 @@ class Column:
     Attributes:
         name: the column's name, in the ledger and in the table.
         kind: what it holds.
-        typecode: the ``array.array`` typecode it is stored in ("" for a derived column).
+        typecode: the type it is stored in, a key of :data:`NUMPY_TYPES` ("" for a derived
+            column).
         arrow: its type in the Arrow table.
         description: its meaning, one line of docs/outcomes.md.
         blank: what a new row starts with (a word of ``words`` for a categorical column);
@@ -102,11 +102,10 @@ class Column:
         """The numpy type of its storage."""
         return NUMPY_TYPES[self.typecode]
 
-    def blank_row(self) -> array[Any]:
-        """A new row's value as a one-element array of the column's storage (repeat it with
-        ``*`` for many rows)."""
-        value = self.words.index(self.blank) if isinstance(self.blank, str) else self.blank
-        return array(self.typecode, [value])
+    def blank_value(self) -> float:
+        """A new row's value as stored (a categorical blank as its code)."""
+        assert self.blank is not None
+        return self.words.index(self.blank) if isinstance(self.blank, str) else self.blank
 
     def to_arrow(self, values: np.ndarray, words: Sequence[str] = ()) -> pa.Array:
         """The column as Arrow, from its values (a categorical column's codes and ``words``)."""
@@ -128,8 +127,8 @@ class ColumnRegistry:
             raise ValueError("two columns share a name")
         self._columns = columns
         self.stored = tuple(c for c in columns if c.kind is not DERIVED)
-        # what a new row starts as: (column, one-element array) for each column with a blank
-        self.blanks = tuple((c.name, c.blank_row()) for c in columns if c.blank is not None)
+        # what a new row starts as: (column, stored value) for each column with a blank
+        self.blanks = tuple((c.name, c.blank_value()) for c in columns if c.blank is not None)
         self.schema = pa.schema([(c.name, c.arrow) for c in columns])
 
     def __iter__(self) -> Iterator[Column]:

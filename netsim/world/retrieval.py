@@ -25,12 +25,12 @@ A delivery that came later than that for a check already computed would be compu
 from __future__ import annotations
 
 import math
-from array import array
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from netsim.mail.ledger import NUMPY_TYPES, Ledger
+from netsim.mail.column_buffer import ColumnBuffer
+from netsim.mail.ledger import Ledger
 from netsim.mail.server import MailServer
 from netsim.mail.session import (
     COMMANDS_BEFORE_LOGIN,
@@ -103,9 +103,8 @@ class Retrievals:
         self._first: np.ndarray | None = None
         self._computed = -math.inf   # the checks that began before this are computed
         self.late = 0
-        self._columns: dict[str, array[Any]] = {
-            "isp": array("h"), "user": array("i"), "row": array("q"), "at": array("d"),
-            "size": array("i")}
+        self._columns = {name: ColumnBuffer(typecode) for name, typecode in (
+            ("isp", "h"), ("user", "i"), ("row", "q"), ("at", "d"), ("size", "i"))}
         # by FILED_S window of their check: parts of the deliveries filed, in filing order
         self._filed: dict[int, list[dict[str, np.ndarray]]] = {}
         # what the maildrops hold at the end, by the protocol of their users' clients
@@ -118,8 +117,7 @@ class Retrievals:
         """Deliveries at many ISPs' servers (``isp``: each delivery's, an ISP index)."""
         for name, values in (("isp", isp), ("user", users), ("row", rows), ("at", at),
                              ("size", size)):
-            column = self._columns[name]
-            column.frombytes(np.asarray(values, dtype=NUMPY_TYPES[column.typecode]).tobytes())
+            self._columns[name].push(values)
         for k, usage in self._usage.items():   # what a quota reads (the engines add theirs)
             mine = isp == k
             if mine.any():
@@ -130,11 +128,11 @@ class Retrievals:
         """Deliveries of one message by an engine, at one instant."""
         n = len(users)
         c = self._columns
-        c["isp"].extend(array("h", [self.world.server_index[server.address]]) * n)
-        c["user"].extend(users)
-        c["row"].extend(rows)
-        c["at"].extend(array("d", [at]) * n)
-        c["size"].extend(array("i", [size]) * n)
+        c["isp"].fill(self.world.server_index[server.address], n)
+        c["user"].push(users)
+        c["row"].push(rows)
+        c["at"].fill(at, n)
+        c["size"].fill(size, n)
 
     def due(self, now: float) -> None:
         """Record the first retrievals of every check that began :data:`SETTLED_S` before
@@ -166,17 +164,15 @@ class Retrievals:
 
     def _file(self) -> None:
         """File the deliveries appended since the last filing by their check's window."""
-        c = {name: np.frombuffer(column, dtype=NUMPY_TYPES[column.typecode]).copy()
-             for name, column in self._columns.items()}
-        self._columns = {name: array(column.typecode)
-                         for name, column in self._columns.items()}
-        if not len(c["isp"]):
-            return
-        window = np.floor(self._checks(c) / FILED_S).astype(np.int64)
-        for w in np.unique(window).tolist():
-            mine = window == w
-            self._filed.setdefault(w, []).append({name: values[mine]
-                                                  for name, values in c.items()})
+        c = {name: column.view() for name, column in self._columns.items()}
+        if len(c["isp"]):
+            window = np.floor(self._checks(c) / FILED_S).astype(np.int64)
+            for w in np.unique(window).tolist():
+                mine = window == w   # each file a copy: the buffers are written again
+                self._filed.setdefault(w, []).append({name: values[mine]
+                                                      for name, values in c.items()})
+        for column in self._columns.values():
+            column.clear()
 
     def _checks(self, c: dict[str, np.ndarray]) -> np.ndarray:
         """The first check after each delivery (the one that sees it may be the one before,
