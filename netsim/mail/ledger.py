@@ -331,8 +331,15 @@ class Ledger:
 
     def retrieved_rows(self, rows: np.ndarray, at: np.ndarray) -> None:
         """Record first retrievals (rows not yet retrieved; one handed on was)."""
-        first = np.isnan(self._get("retrieved_s", rows, 0.0))
-        self._set("retrieved_s", rows[first], at[first])
+        local = rows - self.base
+        inside = local >= 0
+        places = [(self.view("retrieved_s"), local[inside], at[inside])]
+        if not inside.all():   # each row set aside looked for once, to read and to write
+            slots, found = self._slots(rows[~inside])
+            places.append((self._aside["retrieved_s"], slots, at[~inside][found]))
+        for column, where, when in places:
+            first = np.isnan(column[where])
+            column[where[first]] = when[first]
 
     def taken_outside(self, row: int) -> None:
         """Mark a recipient as taken over by a server outside its origin ISP."""

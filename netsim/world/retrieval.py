@@ -146,11 +146,12 @@ class Retrievals:
             self._computed = cutoff
             return
         c = Columns.join(Columns(part) for w in windows for part in self._filed.pop(w)).data
-        check = self._checks(c)
+        check = c["check"]
         self.late += int((check < self._computed).sum())
         self._computed = cutoff
         begun = check < cutoff
-        self._retrieve_all({name: values[begun] for name, values in c.items()})
+        self._retrieve_all({name: values[begun] for name, values in c.items()
+                            if name != "check"})
         if not begun.all():   # the window the cutoff falls in: the rest waits
             self._filed[windows[-1]] = [{name: values[~begun] for name, values in c.items()}]
 
@@ -163,10 +164,12 @@ class Retrievals:
         self._filed = {}
 
     def _file(self) -> None:
-        """File the deliveries appended since the last filing by their check's window."""
+        """File the deliveries appended since the last filing by their check's window, each
+        with its check's instant (``check``)."""
         c = {name: column.view() for name, column in self._columns.items()}
         if len(c["isp"]):
-            window = np.floor(self._checks(c) / FILED_S).astype(np.int64)
+            c["check"] = self._checks(c)
+            window = np.floor(c["check"] / FILED_S).astype(np.int64)
             for w in np.unique(window).tolist():
                 mine = window == w   # each file a copy: the buffers are written again
                 self._filed.setdefault(w, []).append({name: values[mine]
