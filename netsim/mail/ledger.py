@@ -39,7 +39,7 @@ RETIRE_ROWS = 1 << 19
 # rows still in flight set aside per row handed on, at most, when the window is cut
 ASIDE_SHARE = 1 / 8
 # the window's rows looked at at once when a cut is looked for, and handed on at once
-SLICE_ROWS = 1 << 20
+SLICE_ROWS = 1 << 18
 
 # what a streaming ledger hands on: the rows' numbers, their stored columns (categorical
 # ones as codes) and the words of each categorical column's codes
