@@ -3,9 +3,9 @@
 Rows are stored column by column in typed buffers (small integer codes and 8-byte floats:
 :class:`~netsim.mail.column_buffer.ColumnBuffer`), so a run holds no Python object per
 recipient, a row costs 53 bytes, and the table converts to Arrow without copying field by
-field. The columns are those
-declared in :mod:`netsim.mail.recipients`. Outcomes are final once set: setting one twice is a
-bug and raises at once, which is what makes the conservation check meaningful.
+field. The columns are those declared in :mod:`netsim.mail.recipients`. Outcomes are final
+once set: setting one twice is a bug and raises at once, which is what makes the
+conservation check meaningful.
 
 A ledger with a ``sink`` streams: rows are numbered for the whole run, but only a window of
 the newest is stored in the buffers. Once the window is large, the rows at rest (a
@@ -443,8 +443,8 @@ class Ledger:
         """Hand the rows at rest to the sink (in row order, some :data:`SLICE_ROWS` of the
         window's rows a call) and free them: those set aside, and the window's oldest (up
         to where more than one row in eight would have to be set aside); the window's rows
-        before that cut that are in flight are set aside. With
-        ``everything`` (the run is over) every row is handed on, in flight or not."""
+        before that cut that are in flight are set aside. With ``everything`` (the run is
+        over) every row is handed on, in flight or not."""
         if self.sink is None:
             raise ValueError("a ledger without a sink keeps its rows")
         self.due = False

@@ -3,9 +3,10 @@
 Each column of the ledger and of ``recipients.parquet`` is one :class:`Column` of
 :data:`RECIPIENT_COLUMNS`, in the table's order: how the ledger stores it (a typecode of
 :data:`NUMPY_TYPES`), the kind of value it holds, what a new row starts with, its Arrow type
-and its meaning. The ledger's storage, its new rows, its Arrow table, the report's readers and the
-column table of docs/outcomes.md are all read from it, as Mesa's DataCollector declares what a
-model measures in one place: a new column is one declaration here, plus whatever fills it.
+and its meaning. The ledger's storage, its new rows, its Arrow table, the report's readers
+and the column table of docs/outcomes.md are all read from it, as Mesa's DataCollector
+declares what a model measures in one place: a new column is one declaration here, plus
+whatever fills it.
 """
 
 from __future__ import annotations

@@ -90,8 +90,9 @@ class Held:
 class Retrievals:
     """Deliveries into maildrops waiting for their check: the ISP, user, ledger row, instant
     and size of each, in typed columns (26 bytes a delivery). New ones are appended as they
-    come, and filed by when their check begins at the next ``due``, which then reads only
-    the files its checks can be in (not every waiting delivery: a country has millions)."""
+    come, and filed with the instant their check begins (8 bytes more) at the next ``due``,
+    which then reads only the files its checks can be in (not every waiting delivery: a
+    country has millions)."""
 
     def __init__(self, world: RetrievalWorld):
         self.world = world
