@@ -251,32 +251,41 @@ class Ledger:
         self._opened()
         return start
 
+    def _places(self, name: str, rows: np.ndarray,
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | slice]]:
+        """Where a column holds ``rows``: ``(values, where, which)`` for the window and, if
+        any row is before it, for the rows set aside — ``values[where]`` are the column's
+        values of ``rows[which]``. Rows handed on are in neither."""
+        local = rows - self.base
+        if not len(local) or local.min() >= 0:   # the usual: every row in the window
+            return [(self.view(name), local, slice(None))]
+        inside = local >= 0
+        slots, found = self._slots(rows[~inside])   # each row set aside looked for once
+        return [(self.view(name), local[inside], inside),
+                (self._aside[name], slots, np.flatnonzero(~inside)[found])]
+
     def _get(self, name: str, rows: np.ndarray, handed_on: float) -> np.ndarray:
         """A column's values at ``rows``; ``handed_on`` for rows handed on."""
-        local = rows - self.base
-        if not len(local) or local.min() >= 0:
-            return self.view(name)[local]
+        places = self._places(name, rows)
+        if len(places) == 1:
+            values, where, _ = places[0]
+            return values[where]
         out = np.full(len(rows), handed_on, dtype=self._dtypes[name])
-        inside = local >= 0
-        out[inside] = self.view(name)[local[inside]]
-        slots, found = self._slots(rows[~inside])
-        out[np.flatnonzero(~inside)[found]] = self._aside[name][slots]
+        for values, where, which in places:
+            out[which] = values[where]
         return out
 
     def _set(self, name: str, rows: np.ndarray, values: np.ndarray | float) -> None:
         """Set a column at ``rows`` (each held: in the window or set aside)."""
-        local = rows - self.base
-        if not len(local) or local.min() >= 0:
-            self.view(name)[local] = values
-            return
+        places = self._places(name, rows)
+        if sum(len(where) for _, where, _ in places) < len(rows):
+            early = rows[rows < self.base]
+            handed = early[~self._slots(early)[1]]
+            raise ConservationError(f"recipient rows {handed[:10].tolist()} were handed on at "
+                                    f"rest; cannot set {name}")
         values = np.broadcast_to(values, rows.shape)
-        inside = local >= 0
-        self.view(name)[local[inside]] = values[inside]
-        slots, found = self._slots(rows[~inside])
-        if not found.all():
-            raise ConservationError(f"recipient rows {rows[~inside][~found][:10].tolist()} "
-                                    f"were handed on at rest; cannot set {name}")
-        self._aside[name][slots] = values[~inside]
+        for column, where, which in places:
+            column[where] = values[which]
 
     def _slot(self, row: int) -> int | None:
         """Where ``row`` (before the window) is set aside; None: it was handed on."""
@@ -331,15 +340,9 @@ class Ledger:
 
     def retrieved_rows(self, rows: np.ndarray, at: np.ndarray) -> None:
         """Record first retrievals (rows not yet retrieved; one handed on was)."""
-        local = rows - self.base
-        inside = local >= 0
-        places = [(self.view("retrieved_s"), local[inside], at[inside])]
-        if not inside.all():   # each row set aside looked for once, to read and to write
-            slots, found = self._slots(rows[~inside])
-            places.append((self._aside["retrieved_s"], slots, at[~inside][found]))
-        for column, where, when in places:
+        for column, where, which in self._places("retrieved_s", rows):
             first = np.isnan(column[where])
-            column[where[first]] = when[first]
+            column[where[first]] = at[which][first]
 
     def taken_outside(self, row: int) -> None:
         """Mark a recipient as taken over by a server outside its origin ISP."""

@@ -486,7 +486,8 @@ class SpamFlow:
         maybe = np.flatnonzero(again)
         kind = s.kind[pick[maybe]]
         again[maybe] = self.sessions.retries(self._kind_retry[kind], s.key[pick[maybe]])
-        last = temporary & ~again[r_session]
+        again_row = again[r_session]
+        last = temporary & ~again_row
         custody.finish(r_rows[last], Outcome.REJECTED, row_end[last], code=code[last],
                        cause=cause[last])
         if not again.any():
@@ -495,8 +496,8 @@ class SpamFlow:
         done[pick[j]] = np.nan
         at = ends[j] + self._kind_delay[s.kind[pick[j]]]
         retry = tries.take(pick[j])
-        retried = temporary & again[r_session]   # the recipients refused with a 4xx
-        kept = retry.r.take(retried[again[r_session]])
+        retried = temporary & again_row   # the recipients refused with a 4xx
+        kept = retry.r.take(retried[again_row])
         count = np.bincount(r_session[retried], minlength=n)[j]
         soon = at < end
         waits[pick[j[soon]]] = True
