@@ -357,26 +357,30 @@ def test_spam_messages_drawn_ahead_name_one_domain_each_address_once():
     assert (by_domain - 1 / 3).abs().max() < 0.03   # three ISPs of 300 subscribers
 
 
-def test_a_bot_may_stop_only_after_enough_failures_for_every_strategy_left():
-    """What deciding spam as arrays asks before a choice (``netsim.world.spam_flow``): can
-    the sessions a bot has not learnt from yet stop it, or move its strategy?"""
+def test_a_bot_may_change_only_after_enough_failures_in_a_row():
+    """What deciding spam as arrays asks before a choice reads a bot's state
+    (``netsim.world.spam_flow``): could the sessions it has not learnt from yet (those
+    decided, in the order they ended, and those whose outcome and end are unknown) move
+    its strategy, or stop it?"""
     from netsim.world import World
 
     scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
                                "failures_to_adapt": 2, "strategies": ["direct", "isp_relay"],
                                "rate_median_per_day": 100}])
     botnet = World(scenario).botnets[0]
-    # two failures move it to isp_relay, two more stop it
-    assert not botnet.may_stop(0, 3) and botnet.may_stop(0, 4)
-    assert not botnet.may_change(0, 1) and botnet.may_change(0, 2)
-    botnet.learn(0, False)
-    assert botnet.may_stop(0, 3) and botnet.may_change(0, 1)
+    assert not botnet.may_change(0, [], 1) and botnet.may_change(0, [], 2)
+    assert botnet.may_change(0, [False, False])
+    assert not botnet.may_change(0, [False, True, False])   # a success starts the run again
+    assert botnet.may_change(0, [False, True], 1)   # an unknown one may follow the failure
+    assert not botnet.may_change(0, [True], 1)
+    botnet.learn(0, False)   # a failure counted: the run goes on from it
+    assert botnet.may_change(0, [False]) and botnet.may_change(0, [], 1)
+    assert not botnet.may_change(0, [True, False])
     botnet.learn(0, False)   # now on its last strategy, no failure counted
-    assert int(botnet.strategy[0]) == 1 and not botnet.may_stop(0, 1)
-    assert botnet.may_stop(0, 2)
+    assert int(botnet.strategy[0]) == 1 and not botnet.may_change(0, [False])
     botnet.learn(0, False)
     botnet.learn(0, False)
-    assert not botnet.active[0] and not botnet.may_stop(0, 10)   # stopped already
+    assert not botnet.active[0]
 
 
 def test_a_botnet_that_does_not_adapt_has_its_sessions_decided_at_minute_ends(monkeypatch):
@@ -434,7 +438,7 @@ def test_sessions_drawn_ahead_are_decided_as_if_handed_over_one_at_a_time(monkey
 
 def test_a_stopped_bot_is_never_chosen_again():
     """Once a bot has failed with every strategy its share of the work goes to the others:
-    the choice reads the active bots' rates, summed again after the stop."""
+    a draw that falls on it is made again."""
     from netsim.world import World
 
     scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
@@ -451,17 +455,38 @@ def test_a_stopped_bot_is_never_chosen_again():
     assert heaviest not in after and len(set(after)) > 1
 
 
-def test_a_botnets_summed_rates_after_stops_are_those_summed_again_from_the_first():
-    """A stop sums the rates again from the stopped bot on only: the same sums, to the
-    last bit, as summing every active rate again (so the choices are those too)."""
+def test_a_botnets_choice_after_stops_picks_the_active_bots_in_proportion_to_their_rates():
+    """A choice draws among the bots not known to have stopped and draws again when it
+    falls on a stopped one: each active bot is picked in proportion to its rate, as a draw
+    among the active ones would; the stopped ones drop out of the draw once they hold half
+    its rate, and a botnet whose bots have all stopped chooses none."""
     from netsim.world import World
 
     scenario = world(botnets=[{"name": "a", "share": 1.0, "adaptive": True,
                                "failures_to_adapt": 1, "strategies": ["direct"],
-                               "rate_median_per_day": 100}])
+                               "rate_median_per_day": 100, "rate_sigma": 1.0}])
     botnet = World(scenario).botnets[0]
-    assert len(botnet.rate) > 20
-    for bot in (7, 0, len(botnet.rate) - 1, 3, 8):
+    n = len(botnet.rate)
+    assert n > 20
+    heaviest = np.argsort(botnet.rate)[::-1]
+    for bot in heaviest[:n // 3].tolist():   # the heaviest third stops: most of the rate
         botnet.learn(bot, False)
-        again = np.cumsum(np.where(botnet.active, botnet.rate, 0.0))
-        assert botnet._cumulative.tolist() == again.tolist()
+    active = botnet.active.copy()
+    assert botnet.rate[~active].sum() > botnet.rate[active].sum()
+    draws = 40_000
+    picks = np.bincount([botnet._choose(x) for x in np.random.default_rng(1).random(draws)],
+                        minlength=n)
+    assert picks[~active].sum() == 0
+    expected = draws * np.where(active, botnet.rate, 0.0) / botnet.rate[active].sum()
+    seen = expected > 0
+    chi2 = float(((picks[seen] - expected[seen]) ** 2 / expected[seen]).sum())
+    assert chi2 < seen.sum() + 5 * np.sqrt(2 * seen.sum())   # chi-square, mean its dof
+    # the stopped bots drawn were taken out of the draw once they held half its rate: those
+    # left in it hold less
+    members = botnet._members
+    assert set(np.flatnonzero(active)) <= set(members.tolist()) and len(members) < n
+    left = botnet.rate[members]
+    assert left[~active[members]].sum() < left.sum() / 2
+    for bot in np.flatnonzero(active).tolist():
+        botnet.learn(bot, False)
+    assert botnet._choose(0.5) is None and len(botnet._members) == 0

@@ -324,8 +324,16 @@ class Botnet:
         self.strategy = np.zeros(len(bots), dtype=np.int8)
         self.failures = np.zeros(len(bots), dtype=np.int32)
         self.active = np.ones(len(bots), dtype=bool)
-        # the active bots' rates summed in order (a stopped bot's is 0)
-        self._cumulative = np.cumsum(self.rate)
+        # what a choice draws from (``_choose``): the bots not known to have stopped, and
+        # their rates summed in order; a stop is known once a draw falls on the bot
+        self._members = np.arange(len(bots))
+        self._table = np.cumsum(self.rate)
+        self._known = np.zeros(len(bots), dtype=bool)
+        self._known_rate = 0.0   # of the table's members known to have stopped
+        self._again = Ahead(lambda: world.streams[f"bots.choose.{cfg.name}"]
+                            .random(BLOCK).tolist())
+        # at fidelity flow: makes a bot's state exact as of now before a choice reads it
+        self._settle: Callable[[Botnet, int], None] | None = None
         self.rng = world.streams[f"bots.route.{cfg.name}"]
         self.compose = world.streams[f"bots.compose.{cfg.name}"]
         self.messages = Ahead(lambda: sessions.messages(
@@ -347,20 +355,17 @@ class Botnet:
             return
         draws = Ahead(lambda: zip(rng.exponential(1 / self.sessions_per_s, BLOCK).tolist(),
                                   rng.random(BLOCK).tolist(), strict=True))
-        while self._cumulative[-1] > 0:
+        if flow is not None and adaptive:
+            self._settle = flow.settle
+        while True:
             gap, u = draws.next()
             yield timeout(gap)
-            if flow is None:   # (the n-th session reads the n-th message, sent or not)
-                process(self.session(self._choose(u), self.messages.next()))
-                continue
-            # at fidelity flow: what the choice and the bot's strategy read, as of now (a
-            # botnet that does not adapt never changes either)
-            now = env.now
-            if adaptive:
-                flow.before_choice(self, now)
             bot = self._choose(u)
-            if adaptive and flow.before_session(self, bot, now):
-                bot = self._choose(u)
+            if bot is None:   # every bot has stopped
+                return
+            if flow is None:   # (the n-th session reads the n-th message, sent or not)
+                process(self.session(bot, self.messages.next()))
+                continue
             strategy = self.cfg.strategies[int(self.strategy[bot])]
             drawn = self.messages.next()
             server, account = self._destination(strategy, int(self.isp[bot]))
@@ -384,7 +389,7 @@ class Botnet:
         """A botnet that ``draws_ahead``: its sessions drawn a block at a time, as ``run``
         draws them one at a time, and handed over ahead of their instants
         (``SpamFlow.hand_ahead``)."""
-        cumulative = self._cumulative
+        cumulative = self._table   # (every bot's: none of its bots ever stops)
         strategy = self.cfg.strategies[0]
         kinds = np.array([self._kind(flow, isp, strategy) for isp in range(len(self.pools))])
         first = np.array([pool.first + 1 for pool in self.pools])   # ``Subnet.host``
@@ -417,21 +422,37 @@ class Botnet:
                 cfg.retry_4xx, cfg.retry_delay_s))
         return kind
 
-    def _choose(self, u: float) -> int:
-        """The bot a uniform draw picks, in proportion to the active bots' rates."""
-        cumulative = self._cumulative
-        bot = int(cumulative.searchsorted(u * cumulative[-1], side="right"))
-        return min(bot, len(self.rate) - 1)
+    def _choose(self, u: float) -> int | None:
+        """The bot a uniform draw picks, in proportion to the active bots' rates (None:
+        every bot has stopped). The draw picks among the bots not known to have stopped,
+        and is made again (``_again``) while it falls on a bot that has: rejection, which
+        picks each active bot with the same chance as a draw among the active ones, and
+        reads the state of the bots it falls on alone (at fidelity flow, ``_settle`` makes
+        that state exact first), not whether every other bot is still active."""
+        while len(self._table):
+            table = self._table
+            i = min(int(table.searchsorted(u * table[-1], side="right")), len(table) - 1)
+            bot = int(self._members[i])
+            if self._settle is not None:
+                self._settle(self, bot)
+            if self.active[bot]:
+                return bot
+            self._known_stopped(bot)
+            u = self._again.next()
+        return None
 
-    def _stopped(self, bot: int) -> None:
-        """Sum the active rates again from a stopped bot on: a cumulative sum adds in order,
-        so those before it stand, and from its predecessor's on the sums are those of
-        summing every rate again (a country's botnet has some hundred thousand bots)."""
-        cumulative = self._cumulative
-        rates = np.where(self.active[bot:], self.rate[bot:], 0.0)
-        if bot:
-            rates[0] += cumulative[bot - 1]
-        np.cumsum(rates, out=cumulative[bot:])
+    def _known_stopped(self, bot: int) -> None:
+        """A draw fell on a stopped bot: once the bots known to have stopped hold half the
+        table's rate, the table is summed again without them (so a draw is made at most
+        twice, on average, for the stops already known)."""
+        if self._known[bot]:
+            return
+        self._known[bot] = True
+        self._known_rate += float(self.rate[bot])
+        if 2 * self._known_rate >= self._table[-1]:
+            self._members = np.flatnonzero(~self._known)
+            self._table = np.cumsum(self.rate[self._members])
+            self._known_rate = 0.0
 
     def _sender(self, bot: int, strategy: str) -> Sender:
         world, cfg = self.world, self.cfg
@@ -456,23 +477,24 @@ class Botnet:
     def _unsent(self, bot: int) -> None:
         """A session its strategy has nowhere to send now: it fails at once."""
         flow = self.sessions.flow
-        if flow is not None and self.cfg.adaptive:   # what the bot's sessions decided as
-            flow.before_learning(self, bot, self.world.env.now)   # arrays taught it first
-        self.learn(bot, False)
+        if flow is not None and self.cfg.adaptive:   # learnt in time order with what its
+            flow.unsent(self, bot)                   # sessions decided as arrays teach it
+        else:
+            self.learn(bot, False)
 
-    def may_change(self, bot: int, sessions: int) -> bool:
-        """Whether ``sessions`` more failures could move the bot to another strategy."""
-        return bool(self.cfg.adaptive
-                    and self.failures[bot] + sessions >= self.cfg.failures_to_adapt)
-
-    def may_stop(self, bot: int, sessions: int) -> bool:
-        """Whether ``sessions`` more failures could stop the bot (all its strategies
-        failed)."""
-        if not self.cfg.adaptive or not self.active[bot]:
+    def may_change(self, bot: int, outcomes: list[bool], unknown: int = 0) -> bool:
+        """Whether learning ``outcomes`` (sessions that ended, in order: True where a
+        server took a recipient), and ``unknown`` more sessions whose outcome and place
+        among them are unknown, could move the bot to another strategy (or stop it): the
+        longest run of failures they could make, from the failures counted so far, with
+        every unknown one a failure within it."""
+        if not self.cfg.adaptive:
             return False
-        threshold = self.cfg.failures_to_adapt
-        left = len(self.cfg.strategies) - 1 - int(self.strategy[bot])
-        return bool(threshold - self.failures[bot] + threshold * left <= sessions)
+        run = longest = int(self.failures[bot])
+        for success in outcomes:
+            run = 0 if success else run + 1
+            longest = max(longest, run)
+        return longest + unknown >= self.cfg.failures_to_adapt
 
     def _route(self, strategy: str, isp: int,
                ) -> tuple[int | bool | None, Credentials | None, str | None]:
@@ -527,10 +549,9 @@ class Botnet:
         self.failures[bot] = 0
         if self.strategy[bot] + 1 < len(self.cfg.strategies):
             self.strategy[bot] += 1
-        elif self.active[bot]:
+        else:
             # out of strategies: the bot stops and its share of the work goes to the others
             self.active[bot] = False
-            self._stopped(bot)
 
 
 def build_botnets(world: SpamWorld, sessions: SpamSessions) -> list[Botnet]:

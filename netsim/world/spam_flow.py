@@ -16,14 +16,15 @@ submissions of the accounts spammers hold wait for it (``LegitFlow.owners_due``)
 are decided in one dialogue, so that an account's rate limit sees them in time order.
 
 An adaptive bot learns from a session at the instant it ends, as on the engine path: what
-decided sessions taught is applied in time order before any later choice or strategy reads
-it; a bot whose strategy could move with an undecided session of its own has every
-undecided session decided first, and so has a botnet whose choice could read a bot that
-an undecided session may have stopped.
+its decided sessions taught is applied in time order before its botnet's choice reads its
+state (a choice reads the state of the bot it falls on alone, ``Botnet._choose``), and
+every minute's end; a bot whose strategy could move, or who could stop, with a session of
+its own still undecided has every session due decided first.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -123,14 +124,14 @@ class SpamFlow:
         self.retries: list[Tries] = []     # the retries after a 4xx, not tried yet (each
         # in time order)
         self.next_retry = math.inf         # the earliest of them
-        self.learning: list[tuple[float, int, int, int, bool]] = []   # decided, by when
-        # they end: (end, sequence, botnet, bot, whether a try had a recipient taken)
         self.botnets: dict[int, Botnet] = {}
-        # by (botnet, bot): sessions the bot has not learnt from yet, and those undecided
+        # by (botnet, bot): sessions the bot has not learnt from yet, those undecided, the
+        # instants of its retries not tried yet (a heap), and what its decided sessions
+        # teach: (when it ends, sequence, whether a try had a recipient taken)
         self.unlearned: dict[tuple[int, int], int] = {}
         self.undecided_of: dict[tuple[int, int], int] = {}
-        # by botnet: undecided sessions of bots that could stop before they are learnt from
-        self.stopping: dict[int, int] = {}
+        self.retry_at: dict[tuple[int, int], list[float]] = {}
+        self.lessons: dict[tuple[int, int], list[tuple[float, int, bool]]] = {}
         self._seq = 0
         self.kinds: dict[SenderKind, int] = {}
         self._kinds: list[SenderKind] = []
@@ -167,10 +168,8 @@ class SpamFlow:
             index = botnet.index
             self.botnets[index] = botnet
             key = (index, bot)
-            self.unlearned[key] = unlearned = self.unlearned.get(key, 0) + 1
+            self.unlearned[key] = self.unlearned.get(key, 0) + 1
             self.undecided_of[key] = self.undecided_of.get(key, 0) + 1
-            if botnet.may_stop(bot, unlearned):
-                self.stopping[index] = self.stopping.get(index, 0) + 1
         self.undecided.append((self.world.env.now, kind, address, isp, subnet, dst, index,
                                bot, account, drawn.target, drawn.forged_server,
                                drawn.forged_user, drawn.size, drawn.key, drawn.users,
@@ -195,43 +194,57 @@ class SpamFlow:
                                  ("target", "forged_server", "forged_user", "size", "key")}}
         self.ahead.append(_tries(s, count, messages.users[:m], messages.typos[:m]))
 
-    def before_choice(self, botnet: Botnet, now: float) -> None:
-        """What a botnet's choice at ``now`` reads: which bots are active. Every decided
-        session that ended by then is learnt from; if an undecided one could have stopped
-        its bot, every session due is decided first."""
-        if self.stopping.get(botnet.index) or self._retry_due(now):
-            self._decide(now)
-        self.learn(now)
-
-    def before_session(self, botnet: Botnet, bot: int, now: float) -> bool:
-        """Make ``bot``'s strategy exact at ``now``: if a session of its own not yet learnt
-        from could move it, decide every session due (True: choose again)."""
+    def settle(self, botnet: Botnet, bot: int) -> None:
+        """Make ``bot``'s state (its strategy, whether it is active) exact as of now:
+        what its decided sessions that ended by now taught is learnt, in time order. Where
+        a session of its own is due and undecided (its end and outcome unknown), that
+        order is known only once it is decided: every session due is decided first if its
+        outcome could move the bot (``Botnet.may_change``); if it could not, the state is
+        exact as it stands and the lessons wait."""
         key = (botnet.index, bot)
-        if self._due(*key, now) and botnet.may_change(bot, self.unlearned.get(key, 0)):
-            self.decide(now)
-            return True
-        return False
-
-    def before_learning(self, botnet: Botnet, bot: int, now: float) -> None:
-        """A session of ``bot`` that had nowhere to go failed now: what its decided
-        sessions taught comes first."""
-        if self._due(botnet.index, bot, now):
+        if key not in self.unlearned or not botnet.active[bot]:
+            return   # (nothing to learn; a stopped bot stays stopped)
+        now = self.world.env.now
+        unknown = self.undecided_of.get(key, 0) + sum(
+            t <= now for t in self.retry_at.get(key, ()))
+        if unknown:
+            lessons = self.lessons.get(key, [])
+            ended = self._ended(lessons, now)
+            if not botnet.may_change(bot, [a for _, _, a in lessons[:ended]], unknown):
+                return
             self._decide(now)
-        self.learn(now)
+        self._learn(key, now)
 
-    def learn(self, now: float) -> None:
-        """Apply, in time order, what the decided sessions that ended by ``now`` taught
-        their bots (a bot with a session still undecided has it decided first: it may have
-        ended earlier)."""
-        heap = self.learning
-        while heap and heap[0][0] <= now:
-            _, _, botnet, bot, accepted = heap[0]
-            if self._due(botnet, bot, now):
-                self._decide(now)
-                continue
-            heapq.heappop(heap)
-            self._learnt(botnet, bot)
-            self.botnets[botnet].learn(bot, accepted)
+    def unsent(self, botnet: Botnet, bot: int) -> None:
+        """A session of ``bot`` that had nowhere to go failed now: learnt in time order
+        with what its other sessions teach."""
+        key = (botnet.index, bot)
+        self.botnets[botnet.index] = botnet
+        self.unlearned[key] = self.unlearned.get(key, 0) + 1
+        self._seq += 1
+        self.lessons.setdefault(key, []).append((self.world.env.now, self._seq, False))
+
+    @staticmethod
+    def _ended(lessons: list[tuple[float, int, bool]], now: float) -> int:
+        """Sorts a bot's lessons in time order: how many ended by ``now``."""
+        lessons.sort()
+        return bisect.bisect_right(lessons, (now, math.inf))
+
+    def _learn(self, key: tuple[int, int], now: float) -> None:
+        """What the bot ``key``'s decided sessions that ended by ``now`` taught, in time
+        order (none of its sessions due is undecided)."""
+        lessons = self.lessons.get(key)
+        if not lessons:
+            return
+        ended = self._ended(lessons, now)
+        botnet, bot = self.botnets[key[0]], key[1]
+        for _, _, accepted in lessons[:ended]:
+            self._learnt(*key)
+            botnet.learn(bot, accepted)
+        if ended == len(lessons):
+            del self.lessons[key]
+        else:
+            del lessons[:ended]
 
     def _learnt(self, botnet: int, bot: int) -> None:
         key = (botnet, bot)
@@ -241,21 +254,17 @@ class SpamFlow:
         else:
             del self.unlearned[key]
 
-    def _due(self, botnet: int, bot: int, now: float) -> bool:
-        """Whether a session of the bot, or any retry, is due by ``now`` and undecided."""
-        return bool(self.undecided_of.get((botnet, bot)) or self._retry_due(now))
-
     # -- deciding ----------------------------------------------------------------------------
     def decide(self, now: float) -> None:
-        """Every session handed over, and every retry due, by ``now``; then what they
-        taught by ``now``."""
+        """Every session handed over, and every retry due, by ``now``; then what every
+        bot's sessions taught by ``now`` (none due is undecided now)."""
         self._decide(now)
-        self.learn(now)
+        for key in list(self.lessons):
+            self._learn(key, now)
 
     def _decide(self, now: float) -> None:
         work = self._handed(now)
         self.undecided_of = {}
-        self.stopping = {}
         # the owners' sessions of the accounts spammers log in to, in the same dialogue
         owners = self.flow.owners_due(now)
         while True:   # a retry due within the same span is tried in it too
@@ -305,6 +314,13 @@ class SpamFlow:
             due, rest = block.cut(now)
             if len(due):
                 work.append(due)
+                taught = np.flatnonzero(due.s.botnet >= 0)
+                for key in zip(due.s.botnet[taught].tolist(), due.s.bot[taught].tolist(),
+                               strict=True):
+                    at = self.retry_at[key]
+                    heapq.heappop(at)   # (a bot's due retries are its earliest)
+                    if not at:
+                        del self.retry_at[key]
             if len(rest):
                 later.append(rest)
         self.retries = later
@@ -403,7 +419,7 @@ class SpamFlow:
                 s.accepted[taught].tolist(), waits[taught].tolist(), strict=True):
             if at == at:
                 self._seq += 1
-                heapq.heappush(self.learning, (at, self._seq, botnet, bot, accepted))
+                self.lessons.setdefault((botnet, bot), []).append((at, self._seq, accepted))
             elif not retry:   # never heard within the run: never learnt from
                 self._learnt(botnet, bot)
 
@@ -508,6 +524,11 @@ class SpamFlow:
                                       count=count), kept)
             later = later.take(waiting[np.argsort(at[waiting], kind="stable")])
             self.retries.append(later)
+            taught = np.flatnonzero(later.s.botnet >= 0)
+            for t, key in zip(later.s.t[taught].tolist(),
+                              zip(later.s.botnet[taught].tolist(),
+                                  later.s.bot[taught].tolist(), strict=True), strict=True):
+                heapq.heappush(self.retry_at.setdefault(key, []), t)
             self.next_retry = min(self.next_retry, float(later.s.t[0]))
 
 
