@@ -239,15 +239,14 @@ class SpamFlow:
         ended = self._ended(lessons, now)
         botnet, bot = self.botnets[key[0]], key[1]
         for _, _, accepted in lessons[:ended]:
-            self._learnt(*key)
+            self._learnt(key)
             botnet.learn(bot, accepted)
         if ended == len(lessons):
             del self.lessons[key]
         else:
             del lessons[:ended]
 
-    def _learnt(self, botnet: int, bot: int) -> None:
-        key = (botnet, bot)
+    def _learnt(self, key: tuple[int, int]) -> None:
         left = self.unlearned[key] - 1
         if left:
             self.unlearned[key] = left
@@ -314,9 +313,7 @@ class SpamFlow:
             due, rest = block.cut(now)
             if len(due):
                 work.append(due)
-                taught = np.flatnonzero(due.s.botnet >= 0)
-                for key in zip(due.s.botnet[taught].tolist(), due.s.bot[taught].tolist(),
-                               strict=True):
+                for key in _teachers(due.s)[1]:
                     at = self.retry_at[key]
                     heapq.heappop(at)   # (a bot's due retries are its earliest)
                     if not at:
@@ -413,15 +410,15 @@ class SpamFlow:
             parts.append(self._sessions(tries, live, server, opened, lanes, port, per_row,
                                         done, waits))
         decide_parts(self.arrays, self.ledger, parts)
-        taught = np.flatnonzero(s.botnet >= 0)
-        for at, botnet, bot, accepted, retry in zip(
-                done[taught].tolist(), s.botnet[taught].tolist(), s.bot[taught].tolist(),
-                s.accepted[taught].tolist(), waits[taught].tolist(), strict=True):
+        taught, keys = _teachers(s)
+        for at, key, accepted, retry in zip(
+                done[taught].tolist(), keys, s.accepted[taught].tolist(),
+                waits[taught].tolist(), strict=True):
             if at == at:
                 self._seq += 1
-                self.lessons.setdefault((botnet, bot), []).append((at, self._seq, accepted))
+                self.lessons.setdefault(key, []).append((at, self._seq, accepted))
             elif not retry:   # never heard within the run: never learnt from
-                self._learnt(botnet, bot)
+                self._learnt(key)
 
     def _sessions(self, tries: Tries, live: np.ndarray, server: np.ndarray,
                   opened: np.ndarray, one_way: np.ndarray, port: np.ndarray,
@@ -524,12 +521,17 @@ class SpamFlow:
                                       count=count), kept)
             later = later.take(waiting[np.argsort(at[waiting], kind="stable")])
             self.retries.append(later)
-            taught = np.flatnonzero(later.s.botnet >= 0)
-            for t, key in zip(later.s.t[taught].tolist(),
-                              zip(later.s.botnet[taught].tolist(),
-                                  later.s.bot[taught].tolist(), strict=True), strict=True):
+            taught, keys = _teachers(later.s)
+            for t, key in zip(later.s.t[taught].tolist(), keys, strict=True):
                 heapq.heappush(self.retry_at.setdefault(key, []), t)
             self.next_retry = min(self.next_retry, float(later.s.t[0]))
+
+
+def _teachers(s: Columns) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Of tries' columns (``Tries.s``): those that teach a bot, and whom, as ``(botnet,
+    bot)``."""
+    taught = np.flatnonzero(s.botnet >= 0)
+    return taught, list(zip(s.botnet[taught].tolist(), s.bot[taught].tolist(), strict=True))
 
 
 def _read(columns: Columns, index: np.ndarray | slice) -> Columns:
