@@ -27,6 +27,7 @@ from netsim.scenario.schema import MailServerConfig
 from netsim.world.credentials import CredentialPool, check_capture_process, seed_compromised
 from netsim.world.flow import LegitFlow
 from netsim.world.heap import give_back
+from netsim.world.helper import Helper
 from netsim.world.policies import apply_policies
 from netsim.world.retrieval import Held, Retrievals
 from netsim.world.spam import SpammerServers, SpamSessions, build_botnets
@@ -59,8 +60,11 @@ class World:
     """Everything one run simulates. Built from a validated scenario; run with ``env.run``."""
 
     def __init__(self, scenario: Scenario, *, replication: int = 0,
-                 tracer: Tracer | None = None, env: CountingEnvironment | None = None):
+                 tracer: Tracer | None = None, env: CountingEnvironment | None = None,
+                 helper: Helper | None = None):
         self.scenario = scenario
+        # work done meanwhile on a second core (``netsim.world.helper``); ``close`` it
+        self.helper = helper if helper is not None else Helper()
         self.env = env if env is not None else CountingEnvironment()
         self.streams = Streams(scenario.seed, replication)
         self.ledger = Ledger()

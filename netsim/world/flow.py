@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -43,6 +44,7 @@ from netsim.world.credentials import auth_captured
 from netsim.world.custody import STEP_S, Custody, Deliveries
 from netsim.world.dialogue import Decided, FlowError, Part, ServerArrays, decide_parts
 from netsim.world.flow_queue import FlowQueues
+from netsim.world.helper import Helper
 from netsim.world.users import MailClients, UsersWorld, mua_helo
 from netsim.world.workload import (
     AUTH,
@@ -81,6 +83,8 @@ class FlowWorld(UsersWorld, Protocol):
     def retry_policy(self) -> RetryPolicy: ...
     @property
     def listing(self) -> Listing | None: ...
+    @property
+    def helper(self) -> Helper: ...
 
     def next_ids(self, n: int) -> np.ndarray: ...
 
@@ -121,6 +125,7 @@ class LegitFlow:
         self.owners: list[Columns] = []
         self.step_index = 0
         self._batch: list[Batched] = []
+        self._ahead: tuple[float, Future[list[Batch]]] | None = None   # the next batch
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -250,9 +255,16 @@ class LegitFlow:
     def _drawn(self, start: float) -> list[Batched]:
         """Every ISP's messages of the batch from ``start`` (those with any), one row a
         message in creation order, and their recipients' columns (a message's ``count`` of
-        them from row ``first``)."""
-        parts = [self._recipients(isp, workload.batch(start, start + BATCH_S))
-                 for isp, workload in enumerate(self.world.workloads)]
+        them from row ``first``). The next batch is drawn meanwhile by the helper thread
+        (each workload draws from a stream of its own, which nothing else reads)."""
+        ahead = self._ahead
+        batches = (ahead[1].result() if ahead is not None and ahead[0] == start
+                   else _batches(self.world.workloads, start))
+        following = start + BATCH_S
+        self._ahead = (None if following >= self.end else
+                       (following, self.world.helper.submit(_batches, self.world.workloads,
+                                                            following)))
+        parts = [self._recipients(isp, batch) for isp, batch in enumerate(batches)]
         return [p for p in parts if len(p[0]["t"])]
 
     def _recipients(self, isp: int, batch: Batch,
@@ -457,3 +469,8 @@ class LegitFlow:
             "qsrv": work.isp, "from_srv": work.isp, "from_user": work.user,
             "kind": np.full(len(work), LEGIT), "origin": work.isp}), at, junk,
             self.step_index)
+
+
+def _batches(workloads: list[Workload], start: float) -> list[Batch]:
+    """Every workload's batch of messages from ``start``."""
+    return [workload.batch(start, start + BATCH_S) for workload in workloads]

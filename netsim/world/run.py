@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from netsim.mail.ledger import ConservationError
 from netsim.scenario import Scenario
 from netsim.world import report
 from netsim.world.build import World
+from netsim.world.helper import Helper
 from netsim.world.sinks import ParquetRows, Sample, Sinks
 
 
@@ -44,7 +46,7 @@ class RunResult:
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
              records: str = "full", setup: Callable[[World], None] | None = None,
-             recipients_file: Path | None = None) -> RunResult:
+             recipients_file: Path | None = None, threaded: bool = True) -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
     of the result is empty and with ``"sample"`` it holds the recipients of every
@@ -54,6 +56,8 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     policies of one's own (``netsim.mail.policy``), say. With ``recipients_file`` (at
     ``full``) every row is written there as it comes to rest, in row groups, and the
     result's table is empty: a run then holds its rows in flight only, whatever its size.
+    A run hands some work to a second thread (``netsim.world.helper``); with
+    ``threaded=False`` it does that work itself, with the same results.
 
     With a ``tracer`` the run stops as soon as the traced journey is over
     (:meth:`Tracer.over`), or at the scenario's end: the results then cover the simulated
@@ -62,7 +66,8 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         # a trace follows its messages through the engines (docs/fidelity.md)
         scenario = scenario.model_copy(update={"fidelity": "session"})
     started = time.perf_counter()
-    world = World(scenario, replication=replication, tracer=tracer)
+    world = World(scenario, replication=replication, tracer=tracer,
+                  helper=Helper(threaded))
     summary = report.Summary()
     rows: Sample | ParquetRows | None = None
     if records == "sample":
@@ -72,11 +77,17 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
             raise ValueError("a file of every recipient is written at records full")
         rows = ParquetRows(recipients_file)
     streaming = records != "full" or rows is not None
+    sinks = Sinks(summary, rows, world.helper)
     if streaming:   # rows are counted, and freed, as they come to rest
-        world.ledger.sink = Sinks(summary, rows)
+        world.ledger.sink = sinks
+    # the world just built lives as long as the run: the collector need not walk it at each
+    # full collection (unless the caller froze objects of its own, which are left so)
+    frozen = gc.get_freeze_count() == 0
     try:
         if setup is not None:
             setup(world)
+        if frozen:
+            gc.freeze()
         if tracer is None:
             world.env.run(until=scenario.duration_s)
         else:
@@ -85,7 +96,11 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         world.ledger.check_conservation(world.held_rows())
         if streaming:
             world.ledger.retire(everything=True)
+            sinks.wait()
     finally:   # the file is complete only if the run is: the caller keeps it or not
+        if frozen:
+            gc.unfreeze()
+        world.helper.close()
         if isinstance(rows, ParquetRows):
             rows.close()
     wall = time.perf_counter() - started

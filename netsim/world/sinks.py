@@ -3,6 +3,8 @@ summary, a sample of whole messages, a Parquet file of every row."""
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pyarrow.parquet as pq
 from netsim.mail import Ledger
 from netsim.mail.ledger import table_of
 from netsim.world import report
+from netsim.world.helper import Helper
 
 SAMPLE_EVERY = 100   # ``sample`` keeps the recipients of every 100th message
 ROW_GROUP = 1 << 18  # rows of recipients.parquet written at a time (a few tens of MB)
@@ -88,13 +91,34 @@ def _table(parts: list[dict[str, np.ndarray]], words: dict[str, list[str]],
 
 class Sinks:
     """What a streaming ledger hands its rows at rest to: the summary, and a sample or a
-    file of every row."""
+    file of every row. With a ``helper`` they are counted and kept on its thread, in the
+    order handed on, at most ``AHEAD`` hand-overs behind (their rows are held till then):
+    ``wait`` for them before reading the summary or the rows."""
 
-    def __init__(self, summary: report.Summary, rows: Sample | ParquetRows | None):
+    AHEAD = 2
+
+    def __init__(self, summary: report.Summary, rows: Sample | ParquetRows | None,
+                 helper: Helper | None = None):
         self.summary, self.rows = summary, rows
+        self.helper = helper
+        self._pending: deque[Future[None]] = deque()
 
     def __call__(self, rows: np.ndarray, columns: dict[str, np.ndarray],
                  words: dict[str, list[str]]) -> None:
+        if self.helper is None:
+            self._take(rows, columns, words)
+            return
+        while len(self._pending) >= self.AHEAD:
+            self._pending.popleft().result()
+        self._pending.append(self.helper.submit(self._take, rows, columns, words))
+
+    def wait(self) -> None:
+        """Once every row handed on is counted and kept (raises what counting raised)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _take(self, rows: np.ndarray, columns: dict[str, np.ndarray],
+              words: dict[str, list[str]]) -> None:
         self.summary.add(report.ArrayColumns(columns, words))
         if self.rows is not None:
             self.rows.add(rows, columns, words)
