@@ -3,11 +3,14 @@ limits, each driven through isp-b's real mail server."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netsim.mail import Kind, Mail, MailServer, SenderType
 from netsim.mail.defences import (
@@ -295,6 +298,32 @@ def test_rate_limit_in_a_full_submission_session(world: World, server: MailServe
     rcpts = [LOCAL1, LOCAL2, "user3@isp-b.example"]
     codes = _codes(_send(world, _hotel(world), rcpts, port=587, credentials=login))
     assert codes == {LOCAL1: 250, LOCAL2: 250, "user3@isp-b.example": 451}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), accounts=st.sampled_from([1, 3, 200, 5000]),
+       n=st.integers(0, 3000), capacity=st.sampled_from([1.0, 10.0, 250.0]))
+def test_a_rate_limit_answers_many_asks_as_it_answers_them_one_at_a_time(seed, accounts, n,
+                                                                         capacity):
+    """Asks in arrays (each account's k-th asks taken together while they are many, the
+    rest in turn) get the answers, the buckets and the count of asks out of order that
+    the same asks get one at a time, in their order: repeated accounts, instants a little
+    out of order, buckets that empty and refill."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, accounts, size=n)
+    # each account asks some four times as fast as its bucket refills
+    at = np.cumsum(rng.exponential(3600 / capacity / accounts / 4, size=n))
+    at[rng.random(n) < 0.05] -= 30.0   # a few asked after later ones were taken
+    many, one = RateLimit(capacity), RateLimit(capacity)
+    answers = many.refuses_rcpt(SimpleNamespace(user=users, at=at))
+    alone = [one.refuses_rcpt(SimpleNamespace(user=int(u), at=float(t)))
+             for u, t in zip(users.tolist(), at.tolist(), strict=True)]
+    assert answers.tolist() == alone
+    assert many.out_of_order == one.out_of_order
+    assert np.array_equal(np.asarray(many._tokens), np.asarray(one._tokens))
+    assert np.array_equal(np.asarray(many._last), np.asarray(one._last), equal_nan=True)
+    if n > 2 * accounts * capacity:
+        assert 0 < sum(alone) < n   # buckets emptied, and not every ask refused
 
 
 def test_keyed_draws_are_the_same_one_at_a_time_and_in_arrays():

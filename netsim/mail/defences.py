@@ -65,6 +65,11 @@ def coverage_by_subnet(plan: AddressPlan, coverage: Mapping[NetKind, float]) -> 
     return table
 
 
+# the asks of a round (each account's k-th) taken as arrays from this many; fewer one at a
+# time (an array round costs some tens of microseconds, an ask alone under one)
+ROUND_AT_ONCE = 64
+
+
 def _many(ask: Ask) -> bool:
     """Whether ``ask`` holds many asks (arrays) rather than one."""
     return isinstance(ask.at, np.ndarray)
@@ -314,36 +319,81 @@ class RateLimit(Policy):
 
     def refuses_rcpt(self, ask: Ask) -> Any:
         if not _many(ask):
-            return self._empty([ask.user], [ask.at])[0]
-        return np.array(self._empty(ask.user.tolist(), ask.at.tolist()), dtype=bool)
+            self._grow(ask.user + 1)
+            return self._take_one(ask.user, ask.at)
+        return self._empty(ask.user, ask.at)
 
-    def _empty(self, users: list[int], instants: list[float]) -> list[bool]:
+    def _empty(self, users: np.ndarray, instants: np.ndarray) -> np.ndarray:
         """Take a token of each account's bucket at its instant, in the order given (time
-        order); True where the bucket is empty (451)."""
+        order); True where the bucket is empty (451). Accounts' buckets are independent:
+        the k-th asks of every account are taken together, as arrays, while there are
+        many of them; the rest one at a time, in the order given."""
+        empty = np.empty(len(users), dtype=bool)
+        if not len(users):
+            return empty
+        self._grow(int(users.max()) + 1)
+        order = np.argsort(users, kind="stable")   # each account's asks, in order
+        ranked = users[order]
+        new = np.empty(len(users), dtype=bool)
+        new[:1] = True
+        np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        rank = np.arange(len(users)) - starts[np.cumsum(new) - 1]
+        by_rank = order[np.argsort(rank, kind="stable")]
+        ends = np.cumsum(np.bincount(rank))
+        done = 0
+        for end in ends.tolist():
+            if end - done < ROUND_AT_ONCE:
+                break
+            asks = by_rank[done:end]
+            empty[asks] = self._take(users[asks], instants[asks])
+            done = end
+        rest = np.sort(by_rank[done:])   # back in the order given
+        for i, user, now in zip(rest.tolist(), users[rest].tolist(), instants[rest].tolist(),
+                                strict=True):
+            empty[i] = self._take_one(user, now)
+        return empty
+
+    def _take(self, users: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """A token from each of these distinct accounts' buckets (``_take_one`` as arrays)."""
         capacity = self.recipients_per_hour
-        tokens_of, last_of = self._tokens, self._last
-        highest = max(users) + 1
-        if highest > len(last_of):
-            tokens_of.extend(array("d", [capacity]) * (highest - len(tokens_of)))
-            last_of.extend(array("d", [math.nan]) * (highest - len(last_of)))
-        out = []
-        for user, now in zip(users, instants, strict=True):
-            tokens, last = tokens_of[user], last_of[user]
-            if last != last:   # NaN: a full bucket, as of now
-                last = now
-            elif now < last:   # an ask earlier than one already taken (fidelity flow)
-                self.out_of_order += 1
-                now = last
-            # Multiply before dividing: 360 s at 10/h refills exactly one token.
-            tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
-            last_of[user] = now
-            if tokens < 1.0:
-                tokens_of[user] = tokens
-                out.append(True)
-            else:
-                tokens_of[user] = tokens - 1.0
-                out.append(False)
-        return out
+        # views of the buckets (dropped on return: the arrays can grow again)
+        tokens_of, last_of = np.frombuffer(self._tokens), np.frombuffer(self._last)
+        tokens, last = tokens_of[users], last_of[users]
+        never = np.isnan(last)
+        last[never] = now[never]
+        early = now < last
+        self.out_of_order += int(early.sum())
+        now = np.where(early, last, now)
+        tokens = np.minimum(capacity, tokens + (now - last) * capacity / 3600.0)
+        last_of[users] = now
+        empty = tokens < 1.0
+        tokens_of[users] = np.where(empty, tokens, tokens - 1.0)
+        return empty
+
+    def _take_one(self, user: int, now: float) -> bool:
+        tokens, last = self._tokens[user], self._last[user]
+        if last != last:   # NaN: a full bucket, as of now
+            last = now
+        elif now < last:   # an ask earlier than one already taken (fidelity flow)
+            self.out_of_order += 1
+            now = last
+        # Multiply before dividing: 360 s at 10/h refills exactly one token.
+        capacity = self.recipients_per_hour
+        tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+        self._last[user] = now
+        if tokens < 1.0:
+            self._tokens[user] = tokens
+            return True
+        self._tokens[user] = tokens - 1.0
+        return False
+
+    def _grow(self, accounts: int) -> None:
+        """Buckets up to account ``accounts - 1``."""
+        more = accounts - len(self._last)
+        if more > 0:
+            self._tokens.extend(array("d", [self.recipients_per_hour]) * more)
+            self._last.extend(array("d", [math.nan]) * more)
 
 
 class MailboxQuota(Policy):
