@@ -22,6 +22,9 @@ class Deliveries(Protocol):
     def due(self, now: float) -> None:
         """Retrieve what every check begun before ``now`` collected."""
 
+    def collect(self) -> None:
+        """Record the retrievals ``due`` timed."""
+
 
 class Custody:
     """The flow path's custody of recipients until their outcomes are final: a step after

@@ -154,6 +154,8 @@ class LegitFlow:
             self.queues.step(k - 1)
             if k % CHECKS_EVERY == 0:   # retrievals whose deliveries are all in
                 self.retrievals.due(self.env.now)
+            elif k % CHECKS_EVERY == 1:   # ... timed meanwhile on the helper thread
+                self.retrievals.collect()
 
     def _shared_accounts(self) -> np.ndarray:
         """Per server: whether a stateful policy may see both users' and spammers' sessions

@@ -1,11 +1,13 @@
 """A run's helper thread: work whose answer the run needs only later, done meanwhile.
 
 numpy releases the GIL in its loops, so on a machine with a second core a thread can draw
-the next batch of users' messages (``LegitFlow``) and count the rows at rest into the
-summary (``Sinks``) while the run goes on. What is handed over is computed from state the
-run does not touch until it takes the answer (a workload's own stream and arrays, rows
-already handed on), and the helper runs its work in the order it was handed: the run's
-results are the same with the helper as without it (``tests/test_helper.py``).
+the next batch of users' messages (``LegitFlow``), time the first retrievals of settled
+checks (``Retrievals``) and count the rows at rest into the summary (``Sinks``) while the
+run goes on. What is handed over is computed from state the run does not touch until it
+takes the answer (a workload's own stream and arrays, the deliveries filed, the servers'
+settings, rows already handed on), the run takes each answer at a fixed point of its own,
+and the helper runs its work in the order it was handed: the run's results are the same
+with the helper as without it (``tests/test_helper.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ The check is made from home (a roaming user's check from a visited network diffe
 latency only). A delivery is recorded at most a few minutes after its instant (the engines
 record theirs a dialogue ahead; the flow path's queues a minute behind, a bounce a minute
 more), so the checks that began more than :data:`SETTLED_S` ago have all their deliveries:
-their retrievals are computed whole, as at the end of the run, and their deliveries let go.
+their retrievals are computed whole, as at the end of the run, and their deliveries let go
+(timed on the run's helper thread, ``netsim.world.helper``, and recorded a minute later).
 A delivery that came later than that for a check already computed would be computed apart;
 ``late`` counts them (none is expected).
 """
@@ -25,6 +26,8 @@ A delivery that came later than that for a check already computed would be compu
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -45,6 +48,7 @@ from netsim.mail.session import (
 from netsim.net import Network, Subnet
 from netsim.scenario import Scenario
 from netsim.world.columns import Columns
+from netsim.world.helper import Helper
 from netsim.world.workload import Workload, check_number, next_check
 
 SETTLED_S = 1800.0   # a check's deliveries are all in this long after it began
@@ -66,6 +70,8 @@ class RetrievalWorld(Protocol):
     def network(self) -> Network: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def helper(self) -> Helper: ...
 
     def dynamic_pool(self, isp: int) -> Subnet: ...
 
@@ -85,6 +91,20 @@ class Held:
 
     def summary(self) -> dict[str, int]:
         return {"messages": self.messages, "bytes": self.bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """The first retrievals of one server's deliveries, to be recorded: the ledger rows and
+    their instants, the octets left in maildrops (IMAP's, and POP3's not retrieved by the
+    end) and the sessions."""
+
+    isp: int
+    rows: np.ndarray
+    retrieved: np.ndarray
+    imap_sizes: np.ndarray
+    pop3_sizes: np.ndarray
+    sessions: int
 
 
 class Retrievals:
@@ -108,6 +128,7 @@ class Retrievals:
             ("isp", "h"), ("user", "i"), ("row", "q"), ("at", "d"), ("size", "i"))}
         # by FILED_S window of their check: parts of the deliveries filed, in filing order
         self._filed: dict[int, list[dict[str, np.ndarray]]] = {}
+        self._timing: list[Future[list[Timed]]] = []   # on the helper, since ``due``
         # what the maildrops hold at the end, by the protocol of their users' clients
         self.held = {"pop3": Held(), "imap": Held()}
         # the servers whose quota reads their mailboxes (none in most worlds: no work then)
@@ -151,17 +172,31 @@ class Retrievals:
         self.late += int((check < self._computed).sum())
         self._computed = cutoff
         begun = check < cutoff
-        self._retrieve_all({name: values[begun] for name, values in c.items()
-                            if name != "check"})
+        # timed on the helper thread; recorded at the next minute's end (``collect``)
+        self._timing.append(self.world.helper.submit(
+            self._time_all, {name: values[begun] for name, values in c.items()
+                             if name != "check"}))
         if not begun.all():   # the window the cutoff falls in: the rest waits
             self._filed[windows[-1]] = [{name: values[~begun] for name, values in c.items()}]
 
+    def collect(self) -> None:
+        """Record the first retrievals timed since the last ``due``: in the ledger, the
+        maildrops and the servers' counts. Called at a fixed point of the run (the minute
+        after ``due``), so that the rows come to rest at the same instant however long
+        the helper took."""
+        for timing in self._timing:
+            for timed in timing.result():
+                self._record(timed)
+        self._timing = []
+
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
+        self.collect()
         self._file()
         parts = [part for w in sorted(self._filed) for part in self._filed[w]]
         if parts:
-            self._retrieve_all(Columns.join(Columns(part) for part in parts).data)
+            for timed in self._time_all(Columns.join(Columns(part) for part in parts).data):
+                self._record(timed)
         self._filed = {}
 
     def _file(self) -> None:
@@ -189,18 +224,29 @@ class Retrievals:
         return next_check(self._phase[self._first[c["isp"]] + c["user"]], self.interval,
                           c["at"])
 
-    def _retrieve_all(self, c: dict[str, np.ndarray]) -> None:
-        """The first retrievals of these deliveries, server by server."""
+    def _time_all(self, c: dict[str, np.ndarray]) -> list[Timed]:
+        """The first retrievals of these deliveries, server by server. Reads only what a run
+        does not change (the servers' settings, the users' check phases, the latencies)
+        and writes nothing: it runs on the helper thread."""
         order = np.argsort(c["isp"], kind="stable")
         starts = np.searchsorted(c["isp"][order], np.arange(len(self.world.servers) + 1))
+        timed = []
         for isp, server in enumerate(self.world.servers):
             pick = order[starts[isp]:starts[isp + 1]]
             if len(pick):
-                self._retrieve(isp, server, c["user"][pick].astype(np.int64), c["row"][pick],
-                               c["at"][pick], c["size"][pick].astype(np.float64))
+                timed.append(self._time(isp, server, c["user"][pick].astype(np.int64),
+                                        c["row"][pick], c["at"][pick],
+                                        c["size"][pick].astype(np.float64)))
+        return timed
 
-    def _retrieve(self, isp: int, server: MailServer, users: np.ndarray, rows: np.ndarray,
-                  at: np.ndarray, size: np.ndarray) -> None:
+    def _record(self, timed: Timed) -> None:
+        self.world.ledger.retrieved_rows(timed.rows, timed.retrieved)
+        self.held["imap"].add(timed.imap_sizes)
+        self.held["pop3"].add(timed.pop3_sizes)
+        self.world.servers[timed.isp].stats_sessions += timed.sessions
+
+    def _time(self, isp: int, server: MailServer, users: np.ndarray, rows: np.ndarray,
+              at: np.ndarray, size: np.ndarray) -> Timed:
         world = self.world
         end = world.scenario.duration_s
         interval = self.interval
@@ -225,8 +271,7 @@ class Retrievals:
         opened = check + 2 * one_way
         keep = opened < end
         # POP3 deletes what it retrieves; IMAP leaves it on the server
-        self.held["imap"].add(size[by_imap])
-        self.held["pop3"].add(size[~by_imap & ~keep])
+        imap_sizes, pop3_sizes = size[by_imap], size[~by_imap & ~keep]
         users, rows, at, size, opened, by_imap, number = (
             users[keep], rows[keep], at[keep], size[keep], opened[keep], by_imap[keep],
             number[keep].astype(np.int64))
@@ -254,6 +299,5 @@ class Retrievals:
                           proc)
         retrieved = np.where(by_imap, retrieval(fetch, one_way, proc, before + data),
                              retrieval(retr, one_way, proc, data))
-        world.ledger.retrieved_rows(rows, retrieved)
-        server.stats_sessions += len(starts)
+        return Timed(isp, rows, retrieved, imap_sizes, pop3_sizes, len(starts))
 
