@@ -12,7 +12,7 @@ import pytest
 from netsim.scenario import Scenario
 from netsim.verify.worlds import random_world
 from netsim.world import report
-from netsim.world.helper import Helper
+from netsim.world.helper import Helper, helper_pays
 from netsim.world.run import simulate
 from netsim.world.sinks import Sinks
 from tests.test_streaming import Cuts, _comparable
@@ -33,7 +33,7 @@ def test_a_run_with_its_helper_thread_has_the_results_of_one_without(seed, recor
     data["fidelity"] = "flow"
     scenario = Scenario.model_validate(data)
     before = _helpers_alive()
-    threaded = simulate(scenario, records=records, setup=Cuts(40))
+    threaded = simulate(scenario, records=records, setup=Cuts(40), threaded=True)
     assert _helpers_alive() == before
     alone = simulate(scenario, records=records, setup=Cuts(40), threaded=False)
     assert threaded.summary["sim"]["recipients"] > 0
@@ -98,3 +98,10 @@ def test_an_error_counting_rows_on_the_helper_is_raised_by_the_run():
     with pytest.raises(KeyError):
         sinks.wait()
     helper.close()
+
+
+def test_the_helper_thread_is_used_by_default_only_for_worlds_large_enough():
+    assert helper_pays(17_600_000, 86_400)        # national: some 12,000 recipients a minute
+    assert not helper_pays(1_760_000, 86_400)     # medium
+    assert not helper_pays(50_000, 3_600)
+    assert not helper_pays(0, 0)

@@ -332,6 +332,11 @@ class RateLimit(Policy):
         if not len(users):
             return empty
         self._grow(int(users.max()) + 1)
+        if len(users) < ROUND_AT_ONCE:   # no round can be taken as arrays
+            for i, (user, now) in enumerate(zip(users.tolist(), instants.tolist(),
+                                                strict=True)):
+                empty[i] = self._take_one(user, now)
+            return empty
         order = np.argsort(users, kind="stable")   # each account's asks, in order
         ranked = users[order]
         new = np.empty(len(users), dtype=bool)

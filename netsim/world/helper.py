@@ -18,6 +18,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# A world's expected recipients a simulated minute from which its run uses the helper
+# thread (and freezes its world for the collector). Measured (BENCHMARKS.md, "A second
+# thread"): national's day, 12,000 a minute, −2 to −7 %; japan's a third; the studies'
+# worlds, tens a minute, 10–30 % slower with it (each hand-over waits for the GIL). The
+# crossover between is not measured: this bound is assumed.
+PAYS_FROM = 5_000
+
+
+def helper_pays(recipients: float, duration_s: float) -> bool:
+    """Whether a run of ``recipients`` expected in ``duration_s`` gains by the helper."""
+    return duration_s > 0 and recipients / (duration_s / 60) >= PAYS_FROM
+
 
 class Helper:
     """One background thread (started at the first work handed to it), or none: with

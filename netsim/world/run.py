@@ -19,7 +19,8 @@ from netsim.mail.ledger import ConservationError
 from netsim.scenario import Scenario
 from netsim.world import report
 from netsim.world.build import World
-from netsim.world.helper import Helper
+from netsim.world.estimate import estimate
+from netsim.world.helper import Helper, helper_pays
 from netsim.world.sinks import ParquetRows, Sample, Sinks
 
 
@@ -46,7 +47,7 @@ class RunResult:
 
 def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None = None,
              records: str = "full", setup: Callable[[World], None] | None = None,
-             recipients_file: Path | None = None, threaded: bool = True) -> RunResult:
+             recipients_file: Path | None = None, threaded: bool | None = None) -> RunResult:
     """Run a scenario to its end and return its results; raises ConservationError if a
     recipient was lost or counted twice. With ``records="summary"`` the recipient table
     of the result is empty and with ``"sample"`` it holds the recipients of every
@@ -56,8 +57,8 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     policies of one's own (``netsim.mail.policy``), say. With ``recipients_file`` (at
     ``full``) every row is written there as it comes to rest, in row groups, and the
     result's table is empty: a run then holds its rows in flight only, whatever its size.
-    A run hands some work to a second thread (``netsim.world.helper``); with
-    ``threaded=False`` it does that work itself, with the same results.
+    A large run hands some work to a second thread (``netsim.world.helper``; by default
+    where ``helper_pays``); ``threaded`` True or False says whether, with the same results.
 
     With a ``tracer`` the run stops as soon as the traced journey is over
     (:meth:`Tracer.over`), or at the scenario's end: the results then cover the simulated
@@ -66,8 +67,9 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
         # a trace follows its messages through the engines (docs/fidelity.md)
         scenario = scenario.model_copy(update={"fidelity": "session"})
     started = time.perf_counter()
+    large = helper_pays(estimate(scenario).recipients, scenario.duration_s)
     world = World(scenario, replication=replication, tracer=tracer,
-                  helper=Helper(threaded))
+                  helper=Helper(large if threaded is None else threaded))
     summary = report.Summary()
     rows: Sample | ParquetRows | None = None
     if records == "sample":
@@ -80,13 +82,16 @@ def simulate(scenario: Scenario, *, replication: int = 0, tracer: Tracer | None 
     sinks = Sinks(summary, rows, world.helper)
     if streaming:   # rows are counted, and freed, as they come to rest
         world.ledger.sink = sinks
-    # the world just built lives as long as the run: the collector need not walk it at each
-    # full collection (unless the caller froze objects of its own, which are left so)
-    frozen = gc.get_freeze_count() == 0
+    # a large world just built lives as long as the run: the collector need not walk it at
+    # each full collection (unless the caller froze objects of its own, which are left so).
+    # What is garbage already is collected first: frozen, an earlier run's world would
+    # outlive every run after it in the process.
+    frozen = large and gc.get_freeze_count() == 0
     try:
         if setup is not None:
             setup(world)
         if frozen:
+            gc.collect()
             gc.freeze()
         if tracer is None:
             world.env.run(until=scenario.duration_s)
