@@ -18,7 +18,8 @@ latency only). A delivery is recorded at most a few minutes after its instant (t
 record theirs a dialogue ahead; the flow path's queues a minute behind, a bounce a minute
 more), so the checks that began more than :data:`SETTLED_S` ago have all their deliveries:
 their retrievals are computed whole, as at the end of the run, and their deliveries let go
-(timed on the run's helper thread, ``netsim.world.helper``, and recorded a minute later).
+(timed on the run's helper thread where it has one, ``netsim.world.helper``, and recorded
+a minute later).
 A delivery that came later than that for a check already computed would be computed apart;
 ``late`` counts them (none is expected).
 """
