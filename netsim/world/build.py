@@ -63,8 +63,9 @@ class World:
                  tracer: Tracer | None = None, env: CountingEnvironment | None = None,
                  helper: Helper | None = None):
         self.scenario = scenario
-        # work done meanwhile on a second core (``netsim.world.helper``); ``close`` it
-        self.helper = helper if helper is not None else Helper()
+        # work done meanwhile on a second core (``netsim.world.helper``: ``simulate`` gives
+        # a large world one, and closes it); by default done in place
+        self.helper = helper if helper is not None else Helper(threaded=False)
         self.env = env if env is not None else CountingEnvironment()
         self.streams = Streams(scenario.seed, replication)
         self.ledger = Ledger()
