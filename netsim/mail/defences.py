@@ -332,28 +332,24 @@ class RateLimit(Policy):
         if not len(users):
             return empty
         self._grow(int(users.max()) + 1)
-        if len(users) < ROUND_AT_ONCE:   # no round can be taken as arrays
-            for i, (user, now) in enumerate(zip(users.tolist(), instants.tolist(),
-                                                strict=True)):
-                empty[i] = self._take_one(user, now)
-            return empty
-        order = np.argsort(users, kind="stable")   # each account's asks, in order
-        ranked = users[order]
-        new = np.empty(len(users), dtype=bool)
-        new[:1] = True
-        np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        rank = np.arange(len(users)) - starts[np.cumsum(new) - 1]
-        by_rank = order[np.argsort(rank, kind="stable")]
-        ends = np.cumsum(np.bincount(rank))
-        done = 0
-        for end in ends.tolist():
-            if end - done < ROUND_AT_ONCE:
-                break
-            asks = by_rank[done:end]
-            empty[asks] = self._take(users[asks], instants[asks])
-            done = end
-        rest = np.sort(by_rank[done:])   # back in the order given
+        rest = np.arange(len(users))
+        if len(users) >= ROUND_AT_ONCE:   # else no round can be taken as arrays
+            order = np.argsort(users, kind="stable")   # each account's asks, in order
+            ranked = users[order]
+            new = np.empty(len(users), dtype=bool)
+            new[:1] = True
+            np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
+            starts = np.flatnonzero(new)
+            rank = np.arange(len(users)) - starts[np.cumsum(new) - 1]
+            by_rank = order[np.argsort(rank, kind="stable")]
+            done = 0
+            for end in np.cumsum(np.bincount(rank)).tolist():
+                if end - done < ROUND_AT_ONCE:
+                    break
+                asks = by_rank[done:end]
+                empty[asks] = self._take(users[asks], instants[asks])
+                done = end
+            rest = np.sort(by_rank[done:])   # back in the order given
         for i, user, now in zip(rest.tolist(), users[rest].tolist(), instants[rest].tolist(),
                                 strict=True):
             empty[i] = self._take_one(user, now)
@@ -370,7 +366,7 @@ class RateLimit(Policy):
         early = now < last
         self.out_of_order += int(early.sum())
         now = np.where(early, last, now)
-        tokens = np.minimum(capacity, tokens + (now - last) * capacity / 3600.0)
+        tokens = np.minimum(capacity, _refilled(tokens, now - last, capacity))
         last_of[users] = now
         empty = tokens < 1.0
         tokens_of[users] = np.where(empty, tokens, tokens - 1.0)
@@ -383,9 +379,8 @@ class RateLimit(Policy):
         elif now < last:   # an ask earlier than one already taken (fidelity flow)
             self.out_of_order += 1
             now = last
-        # Multiply before dividing: 360 s at 10/h refills exactly one token.
         capacity = self.recipients_per_hour
-        tokens = min(capacity, tokens + (now - last) * capacity / 3600.0)
+        tokens = min(capacity, _refilled(tokens, now - last, capacity))
         self._last[user] = now
         if tokens < 1.0:
             self._tokens[user] = tokens
@@ -399,6 +394,12 @@ class RateLimit(Policy):
         if more > 0:
             self._tokens.extend(array("d", [self.recipients_per_hour]) * more)
             self._last.extend(array("d", [math.nan]) * more)
+
+
+def _refilled(tokens: Any, elapsed: Any, per_hour: float) -> Any:
+    """A bucket's tokens after ``elapsed`` seconds at ``per_hour`` (uncapped; one bucket or
+    arrays of them). Multiply before dividing: 360 s at 10/h refills exactly one token."""
+    return tokens + elapsed * per_hour / 3600.0
 
 
 class MailboxQuota(Policy):

@@ -91,23 +91,20 @@ def _table(parts: list[dict[str, np.ndarray]], words: dict[str, list[str]],
 
 class Sinks:
     """What a streaming ledger hands its rows at rest to: the summary, and a sample or a
-    file of every row. With a ``helper`` they are counted and kept on its thread, in the
-    order handed on, at most ``AHEAD`` hand-overs behind (their rows are held till then):
-    ``wait`` for them before reading the summary or the rows."""
+    file of every row, counted and kept by the run's ``helper`` (on its thread, if it has
+    one), in the order handed on, at most ``AHEAD`` hand-overs behind (their rows are held
+    till then): ``wait`` for them before reading the summary or the rows."""
 
     AHEAD = 2
 
     def __init__(self, summary: report.Summary, rows: Sample | ParquetRows | None,
-                 helper: Helper | None = None):
+                 helper: Helper):
         self.summary, self.rows = summary, rows
         self.helper = helper
         self._pending: deque[Future[None]] = deque()
 
     def __call__(self, rows: np.ndarray, columns: dict[str, np.ndarray],
                  words: dict[str, list[str]]) -> None:
-        if self.helper is None:
-            self._take(rows, columns, words)
-            return
         while len(self._pending) >= self.AHEAD:
             self._pending.popleft().result()
         self._pending.append(self.helper.submit(self._take, rows, columns, words))
