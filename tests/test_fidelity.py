@@ -275,6 +275,32 @@ def test_two_keys_are_ordered_as_numpy_lexsort_orders_them_packed_or_not():
         assert lexical_order(first, then).tolist() == np.lexsort((then, first)).tolist()
 
 
+def test_the_isps_batches_joined_put_every_message_in_creation_order_with_its_recipients():
+    """A batch of every ISP's new messages, joined once: the messages in creation order,
+    ties by ISP and then as drawn; each message's recipients, in their order, from its
+    ``first`` row (what a minute's slice of the batch reads)."""
+    from netsim.world.flow import _in_creation_order
+
+    rng = np.random.default_rng(3)
+    parts, expected = [], []
+    for isp in range(4):
+        n = int(rng.integers(0, 30))
+        t = np.sort(rng.integers(0, 8, n).astype(float))   # ties within and across ISPs
+        count = rng.integers(1, 4, n)
+        rcpt = np.arange(int(count.sum())) + 1000 * isp
+        parts.append(({"t": t, "isp": np.full(n, isp), "count": count}, {"rcpt": rcpt}))
+        starts = np.cumsum(count) - count
+        expected += [(t[i], isp, i, rcpt[starts[i]:starts[i] + count[i]].tolist())
+                     for i in range(n)]
+    expected.sort(key=lambda e: e[:3])
+    messages, recipients = _in_creation_order(parts)
+    first = messages["first"]
+    assert len(first) == len(expected) + 1 and first[-1] == len(recipients["rcpt"])
+    for j, (t, isp, _, rcpts) in enumerate(expected):
+        assert (messages["t"][j], messages["isp"][j]) == (t, isp)
+        assert recipients["rcpt"][first[j]:first[j + 1]].tolist() == rcpts
+
+
 def test_addresses_of_many_asks_are_read_at_once_with_or_without_a_maker_of_many():
     """What greylisting reads of many asks: every entry's address, in the entries' order,
     the same whether the texts are made one at a time or many at once."""

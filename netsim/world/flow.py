@@ -65,8 +65,8 @@ if TYPE_CHECKING:
 
 LEGIT = KINDS.index(Kind.LEGIT)
 CHECKS_EVERY = 10   # minutes between computing the retrievals of settled checks
-# a batch of one ISP's users' new messages, in creation order: their columns and their
-# recipients' (``LegitFlow._drawn``)
+# a batch of users' new messages, in creation order: their columns and their recipients'
+# (``LegitFlow._drawn``)
 Batched = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
@@ -124,7 +124,7 @@ class LegitFlow:
         # submissions to accounts whose password spammers hold, for spam's dialogue
         self.owners: list[Columns] = []
         self.step_index = 0
-        self._batch: list[Batched] = []
+        self._batch: Batched | None = None
         self._ahead: tuple[float, Future[list[Batch]]] | None = None   # the next batch
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
@@ -216,35 +216,25 @@ class LegitFlow:
     def _created(self, start: float, end: float) -> list[Columns]:
         """The recipients of the messages created in ``[start, end)``, ledger rows opened."""
         if start == math.floor(start / BATCH_S) * BATCH_S:
+            self._batch = None   # (not held while the next is made)
             self._batch = self._drawn(start)
-        # each ISP's messages of these instants, and their recipients (one ISP's are in
-        # creation order); joined a minute at a time, not a batch (a country's batch holds
-        # millions of messages)
-        bounds = [np.searchsorted(m["t"], [start, min(end, self.end)]).tolist()
-                  for m, _ in self._batch]
-        now_isps = [(m, r, a, b) for (m, r), (a, b) in zip(self._batch, bounds, strict=True)
-                    if a < b]
-        if not now_isps:
+        assert self._batch is not None, "a batch is drawn at its first minute"
+        messages, recipients = self._batch
+        a, b = np.searchsorted(messages["t"], [start, min(end, self.end)]).tolist()
+        if end >= self.end:   # the run's last minute: the batch is not held to its end
+            self._batch = None
+        if a == b:
             return []
-        joined = {name: np.concatenate([m[name][a:b] for m, _, a, b in now_isps])
-                  for name in now_isps[0][0] if name != "first"}
-        spans = [(int(m["first"][a]), int(m["first"][b - 1] + m["count"][b - 1]))
-                 for m, _, a, b in now_isps]
-        rjoined = {name: np.concatenate([r[name][lo:hi] for (_, r, _, _), (lo, hi)
-                                         in zip(now_isps, spans, strict=True)])
-                   for name in now_isps[0][1]}
-        # the messages in creation order (ties: by ISP, then as drawn), each one's
-        # recipients in order
-        order = np.argsort(joined["t"], kind="stable")
-        n = len(order)
-        whole = joined.pop("count")
-        count = whole[order]
-        msg = np.repeat(np.arange(n), count)
-        each, rows = order[msg], group_rows(whole, order)
-        now = {name: values[each] for name, values in joined.items()}
-        now.update({name: values[rows] for name, values in rjoined.items()})
+        first = messages["first"]
+        count = messages["count"][a:b]
+        msg = np.repeat(np.arange(b - a), count)
+        now = {name: values[a:b][msg] for name, values in messages.items()
+               if name not in ("first", "count")}
+        lo, hi = int(first[a]), int(first[b])
+        # (copies: what a minute hands on may be held for hours, the batch not with it)
+        now.update({name: values[lo:hi].copy() for name, values in recipients.items()})
         ledger = self.ledger
-        ids = self.world.next_ids(n)[msg]
+        ids = self.world.next_ids(b - a)[msg]
         row0 = ledger.add_rows(
             Kind.LEGIT, message_id=ids, rcpt_index=now["rcpt_index"], sender=now["sender"],
             origin_isp=self.isp_code[now["isp"]], origin_network=now["network"],
@@ -254,11 +244,12 @@ class LegitFlow:
             del now[name]   # the ledger has them; "mid" names the message now
         return [Columns({**now, "row": row0 + np.arange(len(msg)), "mid": ids})]
 
-    def _drawn(self, start: float) -> list[Batched]:
-        """Every ISP's messages of the batch from ``start`` (those with any), one row a
-        message in creation order, and their recipients' columns (a message's ``count`` of
-        them from row ``first``). The next batch is drawn meanwhile by the helper thread
-        (each workload draws from a stream of its own, which nothing else reads)."""
+    def _drawn(self, start: float) -> Batched:
+        """Every ISP's messages of the batch from ``start``, one row a message in creation
+        order (ties: by ISP, then as drawn), and their recipients' columns, each message's
+        ``count`` of them in its order from row ``first`` (``n + 1`` offsets). The next
+        batch is drawn meanwhile by the helper thread (each workload draws from a stream of
+        its own, which nothing else reads)."""
         ahead = self._ahead
         batches = (ahead[1].result() if ahead is not None and ahead[0] == start
                    else _batches(self.world.workloads, start))
@@ -267,12 +258,13 @@ class LegitFlow:
                        (following, self.world.helper.submit(_batches, self.world.workloads,
                                                             following)))
         parts = [self._recipients(isp, batch) for isp, batch in enumerate(batches)]
-        return [p for p in parts if len(p[0]["t"])]
+        del batches
+        return _in_creation_order(parts)
 
     def _recipients(self, isp: int, batch: Batch,
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """A batch of one ISP's workload: one row a message with what every step needs, and
-        one a recipient."""
+        """A batch of one ISP's workload: one row a message with what every step needs (its
+        ``count`` of recipients), and one a recipient, a message's in a run."""
         world, code = self.world, self.ledger.code
         n = len(batch)
         nets = [world.dynamic_pool(isp), *self.visited]
@@ -295,7 +287,7 @@ class LegitFlow:
             "size": batch.size, "key": batch.key, "capture": capture, "draw": batch.capture,
             "sender": sender,
             "network": np.array([code("origin_network", net.name) for net in nets])[net_of],
-            "path": self.path_code[path], "first": batch.first[:n], "count": count}
+            "path": self.path_code[path], "count": count}
         m = int(batch.first[n])
         typo = batch.typo
         recipients = {
@@ -476,3 +468,28 @@ class LegitFlow:
 def _batches(workloads: list[Workload], start: float) -> list[Batch]:
     """Every workload's batch of messages from ``start``."""
     return [workload.batch(start, start + BATCH_S) for workload in workloads]
+
+
+def _in_creation_order(parts: list[Batched]) -> Batched:
+    """The ISPs' batches (each in creation order) as one, in creation order: ties by ISP,
+    then as drawn (a stable sort of the batches joined in ISP order); each message's
+    recipients in its order, from row ``first``. Joined once a batch, so that a minute
+    is one slice of it; each column of the parts is let go once joined (a country's batch
+    is not held twice)."""
+    if not parts:
+        return {"t": np.zeros(0), "first": np.zeros(1, dtype=np.int64)}, {}
+
+    def joined(name: str, side: int) -> np.ndarray:
+        return np.concatenate([part[side].pop(name) for part in parts])
+
+    t = joined("t", 0)
+    order = np.argsort(t, kind="stable")
+    whole = joined("count", 0)
+    rows = group_rows(whole, order)
+    messages = {"t": t[order], "count": whole[order]}
+    del t
+    messages.update({name: joined(name, 0)[order] for name in list(parts[0][0])})
+    first = messages["first"] = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(messages["count"], out=first[1:])
+    recipients = {name: joined(name, 1)[rows] for name in list(parts[0][1])}
+    return messages, recipients
