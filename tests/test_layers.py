@@ -28,7 +28,7 @@ from tests.conftest import tiny_scenario
 
 ROOT = Path(netsim.__file__).parent
 CHAIN = ("protocols", "net", "mail", "world", "experiments", "cli")
-SHARED = ("draws", "errors", "lazy")   # leaf modules any layer may use
+SHARED = ("draws", "errors", "lazy", "runs")   # leaf modules any layer may use
 
 
 def _module(path: Path) -> str:

@@ -49,6 +49,7 @@ from netsim.protocols.replies import (
     S552_MAILBOX_FULL,
     S554_BLOCKLISTED,
 )
+from netsim.runs import runs
 
 __all__ = [
     "Blocklist", "ContentFilter", "Greylisting", "Listing", "RateLimit",
@@ -335,12 +336,7 @@ class RateLimit(Policy):
         rest = np.arange(len(users))
         if len(users) >= ROUND_AT_ONCE:   # else no round can be taken as arrays
             order = np.argsort(users, kind="stable")   # each account's asks, in order
-            ranked = users[order]
-            new = np.empty(len(users), dtype=bool)
-            new[:1] = True
-            np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
-            starts = np.flatnonzero(new)
-            rank = np.arange(len(users)) - starts[np.cumsum(new) - 1]
+            rank = runs(users[order])[2]
             by_rank = order[np.argsort(rank, kind="stable")]
             done = 0
             for end in np.cumsum(np.bincount(rank)).tolist():

@@ -52,6 +52,7 @@ from netsim.protocols.replies import (
     S554_BLOCKLISTED,
     S554_RELAY_DENIED,
 )
+from netsim.runs import changes
 
 __all__ = [
     "JUNK",
@@ -246,7 +247,7 @@ def judge_many(panel: Panel, owner: np.ndarray, asks: Asks) -> np.ndarray:
         # the asks server by server, each server's in time order (a stable sort keeps it)
         rows = picked[np.argsort(owner[picked], kind="stable")]
         mine = owner[rows]
-        starts = np.flatnonzero(np.diff(mine, prepend=-1)).tolist()
+        starts = np.flatnonzero(changes(mine)).tolist()
         for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
             part = rows[start:stop]
             refused[part] = np.asarray(verdict(policies[int(mine[start])], asks.take(part)),

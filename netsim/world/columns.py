@@ -77,15 +77,6 @@ class Columns:
                         for k in parts[0]._base})
 
 
-def changes(keys: np.ndarray) -> np.ndarray:
-    """For sorted keys: where a key differs from the one before (the first always)
-    (``np.r_`` costs some ten microseconds a call: this runs for every step)."""
-    out = np.empty(len(keys), dtype=bool)
-    out[:1] = True
-    np.not_equal(keys[1:], keys[:-1], out=out[1:])
-    return out
-
-
 def repeated(group: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Where a key repeats one earlier in its group (the first occurrence is not repeated):
     a stable sort puts each one's first occurrence first."""
@@ -94,15 +85,6 @@ def repeated(group: np.ndarray, key: np.ndarray) -> np.ndarray:
     again = np.zeros(len(key), dtype=bool)
     again[order[1:]] = (key[1:] == key[:-1]) & (group[1:] == group[:-1])
     return again
-
-
-def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For sorted keys: where each run of equal keys starts, the run of each entry, and each
-    entry's place within its run."""
-    new = changes(keys)
-    starts = np.flatnonzero(new)
-    run = np.cumsum(new) - 1
-    return starts, run, np.arange(len(keys)) - starts[run]
 
 
 def group_rows(count: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -38,7 +38,8 @@ from netsim.mail.ledger import KINDS
 from netsim.mail.policy import STEPS
 from netsim.mail.session import COMMANDS_BEFORE_LOGIN, pop3_login
 from netsim.net import Resolver
-from netsim.world.columns import Columns, changes, group_rows, runs
+from netsim.runs import changes, runs
+from netsim.world.columns import Columns, group_rows
 from netsim.world.connections import Connections
 from netsim.world.credentials import auth_captured
 from netsim.world.custody import STEP_S, Custody, Deliveries

@@ -24,7 +24,8 @@ from netsim.mail.outbox import leaves_origin
 from netsim.mail.queue import EXPIRED, NXDOMAIN, RetryPolicy
 from netsim.mail.server import BOUNCE_SIZE, MailServer
 from netsim.net import AddressPlan, Resolver
-from netsim.world.columns import Columns, changes, runs
+from netsim.runs import changes, runs
+from netsim.world.columns import Columns
 from netsim.world.connections import Connections
 from netsim.world.custody import Custody
 from netsim.world.dialogue import Dialogue, ServerArrays

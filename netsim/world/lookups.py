@@ -18,7 +18,7 @@ from netsim.draws import attempt_key
 from netsim.mail.accounts import mistyped
 from netsim.mail.server import MailServer
 from netsim.net import RCode, Resolver
-from netsim.world.columns import changes
+from netsim.runs import changes
 
 # how a query, or a route, ended, as the arrays code it
 ROUTED, NO_DOMAIN, NO_ANSWER = 0, 1, 2
