@@ -20,9 +20,10 @@ T = TypeVar("T")
 
 # A world's expected recipients a simulated minute from which its run uses the helper
 # thread (and freezes its world for the collector). Measured (BENCHMARKS.md, "A second
-# thread"): national's day, 12,000 a minute, −2 to −7 %; japan's a third; the studies'
-# worlds, tens a minute, 10–30 % slower with it (each hand-over waits for the GIL). The
-# crossover between is not measured: this bound is assumed.
+# thread" and "Users' messages joined once a batch"): the benchmark world's day with and
+# without it at 1,200 a minute (medium) +13 to +18 % wall, 3,100 +0 to +6 %, 6,100 −7 to
+# +5 %, 12,200 (national) −15 to +8 % (median −6.5 %); japan's a third; the studies'
+# worlds, tens a minute, 10–30 % slower (each hand-over waits for the GIL).
 PAYS_FROM = 5_000
 
 
