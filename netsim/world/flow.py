@@ -126,7 +126,7 @@ class LegitFlow:
         self.owners: list[Columns] = []
         self.step_index = 0
         self._batch: Batched | None = None
-        self._ahead: tuple[float, Future[list[Batch]]] | None = None   # the next batch
+        self._ahead: Future[list[Batch]] | None = None   # the next batch, on the helper
         self.clients = [MailClients(world, i, w) for i, w in enumerate(world.workloads)]
         # the queues of open relays and providers are the flow path's; home MTAs keep
         # theirs on the engine path
@@ -251,13 +251,12 @@ class LegitFlow:
         ``count`` of them in its order from row ``first`` (``n + 1`` offsets). The next
         batch is drawn meanwhile by the helper thread (each workload draws from a stream of
         its own, which nothing else reads)."""
-        ahead = self._ahead
-        batches = (ahead[1].result() if ahead is not None and ahead[0] == start
+        # (batches are drawn in turn: the one handed over last is the one from ``start``)
+        batches = (self._ahead.result() if self._ahead is not None
                    else _batches(self.world.workloads, start))
         following = start + BATCH_S
         self._ahead = (None if following >= self.end else
-                       (following, self.world.helper.submit(_batches, self.world.workloads,
-                                                            following)))
+                       self.world.helper.submit(_batches, self.world.workloads, following))
         parts = [self._recipients(isp, batch) for isp, batch in enumerate(batches)]
         del batches
         return _in_creation_order(parts)
@@ -477,8 +476,6 @@ def _in_creation_order(parts: list[Batched]) -> Batched:
     recipients in its order, from row ``first``. Joined once a batch, so that a minute
     is one slice of it; each column of the parts is let go once joined (a country's batch
     is not held twice)."""
-    if not parts:
-        return {"t": np.zeros(0), "first": np.zeros(1, dtype=np.int64)}, {}
 
     def joined(name: str, side: int) -> np.ndarray:
         return np.concatenate([part[side].pop(name) for part in parts])

@@ -192,13 +192,13 @@ class Retrievals:
 
     def finish(self) -> None:
         """Record every first retrieval that starts before the run's end."""
-        self.collect()
         self._file()
         parts = [part for w in sorted(self._filed) for part in self._filed[w]]
-        if parts:
-            for timed in self._time_all(Columns.join(Columns(part) for part in parts).data):
-                self._record(timed)
+        if parts:   # after those ``due`` timed before (``collect`` records them in turn)
+            self._timing.append(self.world.helper.submit(
+                self._time_all, Columns.join(Columns(part) for part in parts).data))
         self._filed = {}
+        self.collect()
 
     def _file(self) -> None:
         """File the deliveries appended since the last filing by their check's window, each
